@@ -1,0 +1,35 @@
+// Every setting a sweep file may hold: dotted key, type, default and range check, in one table.
+// Parsing, --set, grid keys, did-you-mean and defaults all read this table.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace sweep::launcher {
+
+enum class ValueKind { Int, Float, Bool, String, StringList };
+
+struct KeySpec {
+  std::string key;  // "section.name" or a top-level "name"
+  ValueKind kind;
+  nlohmann::json default_value;
+  // Empty when the value is fine; otherwise what is wrong and what is allowed.
+  std::function<std::string(const nlohmann::json&)> check;
+  std::string help;
+};
+
+const std::vector<KeySpec>& config_schema();
+const KeySpec* find_key(const std::string& key);
+// The closest known key (edit distance), for "did you mean ...?".
+std::optional<std::string> closest_key(const std::string& key);
+// Sections that may appear in a sweep file ("data", "sae", ...), grid included.
+bool is_section(const std::string& name);
+// A resolved configuration holding every key at its default.
+nlohmann::json default_config();
+const char* kind_name(ValueKind kind);
+
+}  // namespace sweep::launcher

@@ -1,0 +1,64 @@
+// Entry point of the `sweep` command: parses the command line (CLI11) and dispatches to
+// running a sweep, exporting the synthetic data, listing the settings or the BLAS check.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "launcher/config_schema.h"
+#include "launcher/data_export.h"
+#include "launcher/doctor.h"
+#include "launcher/run_sweep.h"
+
+namespace {
+
+int print_keys() {
+  for (const auto& spec : sweep::launcher::config_schema()) {
+    std::printf("%-36s %-10s %s\n", spec.key.c_str(), spec.default_value.dump().c_str(), spec.help.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
+  CLI::App app{"sweep: train grids of sparse autoencoders and aggregate them into one report"};
+  app.require_subcommand(0, 1);
+
+  sweep::launcher::SweepOptions run;
+  std::string out;
+  app.add_option("file", run.file, "sweep file (TOML)")->check(CLI::ExistingFile);
+  app.add_option("--out", out, "output directory (default: runs/<name>)");
+  app.add_option("--set", run.overrides, "override a setting: key=value (grid.<key>=[...] for a grid axis)");
+
+  auto* data = app.add_subcommand("data", "data tools");
+  data->require_subcommand(1);
+  auto* export_cmd = data->add_subcommand("export", "write the synthetic data set as .safetensors");
+  sweep::launcher::ExportOptions exp;
+  int64_t tokens = 0;
+  export_cmd->add_option("file", exp.file, "sweep file (TOML)")->required()->check(CLI::ExistingFile);
+  export_cmd->add_option("--out", exp.out, "output .safetensors file")->required();
+  export_cmd->add_option("--tokens", tokens, "rows to write (default: data.eval_tokens)");
+  export_cmd->add_option("--set", exp.overrides, "override a setting: key=value");
+
+  auto* keys = app.add_subcommand("keys", "list every sweep-file setting with its default");
+  auto* doctor = app.add_subcommand("doctor", "check that LibTorch runs on an optimised BLAS");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : sweep::launcher::kExitInvalidInput;
+  }
+  if (*export_cmd) {
+    if (tokens > 0) exp.tokens = tokens;
+    return sweep::launcher::export_synthetic_data(exp);
+  }
+  if (*keys) return print_keys();
+  if (*doctor) return sweep::launcher::run_doctor();
+  if (run.file.empty()) {
+    std::printf("%s", app.help().c_str());
+    return sweep::launcher::kExitInvalidInput;
+  }
+  if (!out.empty()) run.out = out;
+  return sweep::launcher::run_sweep(run);
+}

@@ -1,0 +1,33 @@
+// Reads a sweep file (TOML) and --set overrides into a base configuration and grid axes,
+// validating every key, type and range; errors name file:line (or the --set) and the key.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace sweep::launcher {
+
+struct GridAxis {
+  std::string key;
+  std::vector<nlohmann::json> values;
+  std::string where;  // "file:line" or "--set ..."
+};
+
+struct SweepSpec {
+  std::filesystem::path file;
+  std::string name;
+  nlohmann::json base;                        // every key, dotted, defaults filled in
+  std::map<std::string, std::string> where;   // key -> where it was set (absent: default)
+  std::vector<GridAxis> grid;
+  bool include_baseline = true;
+  std::string text;                           // the sweep file as read
+};
+
+// overrides: "key=value" strings; "grid.<key>=[...]" sets a grid axis.
+SweepSpec load_sweep(const std::filesystem::path& file, const std::vector<std::string>& overrides = {});
+
+}  // namespace sweep::launcher

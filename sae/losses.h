@@ -1,0 +1,30 @@
+// Loss terms of the SAE objective other than the absorption penalty: reconstruction,
+// L1 sparsity (relu), the JumpReLU L0 target and the TopK auxiliary dead-latent loss.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "sae/batch_context.h"
+#include "sae/sae_config.h"
+#include "sae/sae_model.h"
+
+namespace sweep::sae {
+
+// mse: mean_b ||x - x_hat||^2 ; l2norm: mean_b ||x - x_hat||_2.
+torch::Tensor reconstruction_loss(const torch::Tensor& x, const torch::Tensor& x_hat,
+                                  ReconLoss kind, const BatchContext& batch);
+
+// mean_b ||f||_1 (unweighted).
+torch::Tensor l1_loss(const torch::Tensor& f, const BatchContext& batch);
+
+// sparsity_penalty * (L0 / target_l0 - 1)^2 with L0 = mean_b sum_i H(pre - theta).
+// Its value is the global one; its gradient, averaged over shards, is the global gradient.
+torch::Tensor jumprelu_l0_loss(const Sae& sae, const torch::Tensor& pre, const BatchContext& batch);
+
+// TopK auxiliary loss: the top-k_aux pre-activations of dead latents reconstruct the detached
+// residual e = x - x_hat; ||e - e_hat||^2 / ||e - mean(e)||^2 over the global batch.
+// Zero (with no gradient path) when no latent is dead.
+torch::Tensor topk_aux_loss(const Sae& sae, const torch::Tensor& pre, const torch::Tensor& residual,
+                            const torch::Tensor& dead_mask, const BatchContext& batch);
+
+}  // namespace sweep::sae

@@ -1,0 +1,47 @@
+// Plain settings for one SAE: architecture, loss and absorption-regulariser knobs.
+// Filled by the launcher from the sweep file; the maths in sae/ only reads them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace sweep::sae {
+
+enum class Arch { ReLU, TopK, JumpReLU };
+enum class ReconLoss { MSE, L2Norm };
+enum class RatioKind { Lift, Conditional };
+
+struct SaeConfig {
+  Arch arch = Arch::ReLU;
+  int64_t d_in = 0;
+  int64_t d_sae = 512;
+  // topk
+  int64_t k = 32;
+  int64_t k_aux = 0;  // 0: d_in / 2
+  double aux_weight = 1.0 / 32.0;
+  int64_t dead_after_tokens = 1000000;
+  // jumprelu
+  double bandwidth = 0.001;
+  double target_l0 = 32.0;
+  double sparsity_penalty = 1.0;
+  double init_threshold = 0.001;
+};
+
+struct LossConfig {
+  ReconLoss recon = ReconLoss::MSE;
+  double l1_penalty = 0.04;  // relu only
+};
+
+struct AbsorptionConfig {
+  bool enabled = false;
+  double penalty = 0.1;                // lambda
+  double activation_threshold = 0.001;
+  double dot_threshold = 0.8;          // tau
+  double ratio_threshold = 5.0;        // rho
+  RatioKind ratio = RatioKind::Lift;
+  double ema_decay = 0.99;             // beta
+};
+
+const char* arch_name(Arch arch);
+
+}  // namespace sweep::sae

@@ -1,0 +1,74 @@
+// SAE parameters, initialisation and forward pass for the relu, topk and jumprelu architectures,
+// plus the decoder unit-norm constraint applied around each optimiser step.
+#include "sae/sae_model.h"
+
+#include "sae/jumprelu.h"
+
+namespace sweep::sae {
+
+const char* arch_name(Arch arch) {
+  switch (arch) {
+    case Arch::ReLU: return "relu";
+    case Arch::TopK: return "topk";
+    case Arch::JumpReLU: return "jumprelu";
+  }
+  return "?";
+}
+
+Sae::Sae(const SaeConfig& cfg, uint64_t seed) : cfg_(cfg) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  // Decoder rows: random unit directions; encoder starts as the decoder's transpose.
+  auto dec = at::randn({cfg.d_sae, cfg.d_in}, gen, torch::kFloat);
+  dec = dec / dec.norm(2, 1, true);
+  W_dec = register_parameter("W_dec", dec);
+  W_enc = register_parameter("W_enc", dec.t().contiguous().clone());
+  b_enc = register_parameter("b_enc", torch::zeros({cfg.d_sae}));
+  b_dec = register_parameter("b_dec", torch::zeros({cfg.d_in}));
+  if (cfg.arch == Arch::JumpReLU) {
+    log_threshold = register_parameter(
+        "log_threshold", torch::full({cfg.d_sae}, std::log(cfg.init_threshold)));
+  }
+}
+
+torch::Tensor Sae::threshold() const { return log_threshold.exp(); }
+
+torch::Tensor Sae::activate(const torch::Tensor& pre) const {
+  switch (cfg_.arch) {
+    case Arch::ReLU: return torch::relu(pre);
+    case Arch::TopK: {
+      auto top = torch::relu(pre).topk(cfg_.k, /*dim=*/1);
+      return torch::zeros_like(pre).scatter(1, std::get<1>(top), std::get<0>(top));
+    }
+    case Arch::JumpReLU: return jumprelu(pre, threshold(), cfg_.bandwidth);
+  }
+  return pre;
+}
+
+torch::Tensor Sae::encode(const torch::Tensor& x) const {
+  return activate(torch::addmm(b_enc, x - b_dec, W_enc));
+}
+
+torch::Tensor Sae::decode(const torch::Tensor& f) const { return torch::addmm(b_dec, f, W_dec); }
+
+Forward Sae::forward(const torch::Tensor& x) const {
+  Forward out;
+  out.pre = torch::addmm(b_enc, x - b_dec, W_enc);
+  out.f = activate(out.pre);
+  out.x_hat = decode(out.f);
+  return out;
+}
+
+void remove_parallel_decoder_grad(Sae& sae) {
+  torch::NoGradGuard no_grad;
+  auto& grad = sae.W_dec.mutable_grad();
+  if (!grad.defined()) return;
+  auto unit = sae.W_dec / sae.W_dec.norm(2, 1, true);
+  grad.sub_((grad * unit).sum(1, true) * unit);
+}
+
+void normalize_decoder(Sae& sae) {
+  torch::NoGradGuard no_grad;
+  sae.W_dec.div_(sae.W_dec.norm(2, 1, true));
+}
+
+}  // namespace sweep::sae

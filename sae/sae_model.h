@@ -1,0 +1,46 @@
+// The SAE module: parameters, encoder activation per architecture, and decoder.
+// f = act(W_enc^T-layout (x - b_dec) + b_enc), x_hat = f W_dec + b_dec (SAELens layout).
+#pragma once
+
+#include <torch/torch.h>
+
+#include "sae/sae_config.h"
+
+namespace sweep::sae {
+
+struct Forward {
+  torch::Tensor pre;    // [B, d_sae] pre-activations
+  torch::Tensor f;      // [B, d_sae] latent activations (>= 0)
+  torch::Tensor x_hat;  // [B, d_in]
+};
+
+class Sae : public torch::nn::Module {
+ public:
+  // Deterministic in seed: every rank that builds Sae(cfg, seed) holds identical parameters.
+  Sae(const SaeConfig& cfg, uint64_t seed);
+
+  Forward forward(const torch::Tensor& x) const;
+  torch::Tensor encode(const torch::Tensor& x) const;
+  torch::Tensor decode(const torch::Tensor& f) const;
+  // Per-latent firing threshold (jumprelu only): exp(log_threshold).
+  torch::Tensor threshold() const;
+
+  const SaeConfig& config() const { return cfg_; }
+
+  torch::Tensor W_enc;          // [d_in, d_sae]
+  torch::Tensor W_dec;          // [d_sae, d_in], rows are unit-norm decoder directions
+  torch::Tensor b_enc;          // [d_sae]
+  torch::Tensor b_dec;          // [d_in]
+  torch::Tensor log_threshold;  // [d_sae], jumprelu only (undefined otherwise)
+
+ private:
+  torch::Tensor activate(const torch::Tensor& pre) const;
+  SaeConfig cfg_;
+};
+
+// Decoder unit-norm constraint: drop the gradient component along each decoder row
+// (before the optimiser step), then renormalise the rows (after it).
+void remove_parallel_decoder_grad(Sae& sae);
+void normalize_decoder(Sae& sae);
+
+}  // namespace sweep::sae

@@ -1,0 +1,110 @@
+// Dataset implementations: synthetic (held-out rows first, then an endless training stream)
+// and files (seeded permutation; its tail held out, the rest reshuffled every epoch).
+#include "sharding/dataset.h"
+
+#include <mutex>
+
+#include "sharding/data_error.h"
+#include "sharding/file_source.h"
+
+namespace sweep::sharding {
+
+std::pair<int64_t, int64_t> shard_range(int64_t batch_size, int rank, int ranks) {
+  int64_t per_rank = batch_size / ranks;
+  return {rank * per_rank, (rank + 1) * per_rank};
+}
+
+namespace {
+
+class SyntheticDataset : public Dataset {
+ public:
+  SyntheticDataset(const DataConfig& cfg) : eval_tokens_(cfg.eval_tokens), source_(with_seed(cfg)) {}
+
+  int64_t d_in() const override { return source_.d_in(); }
+  int64_t eval_size() const override { return eval_tokens_; }
+  const SyntheticSource* synthetic() const override { return &source_; }
+
+  Rows train_shard(int64_t step, int64_t batch_size, int rank, int ranks) const override {
+    auto [begin, end] = shard_range(batch_size, rank, ranks);
+    return to_rows(source_.rows(eval_tokens_ + step * batch_size + begin, end - begin));
+  }
+  Rows eval_rows(int64_t first, int64_t count) const override { return to_rows(source_.rows(first, count)); }
+
+ private:
+  static SyntheticConfig with_seed(const DataConfig& cfg) {
+    auto s = cfg.synthetic;
+    s.seed = cfg.seed;
+    return s;
+  }
+  static Rows to_rows(SyntheticRows r) { return {std::move(r.activations), std::move(r.feature_acts)}; }
+
+  int64_t eval_tokens_;
+  SyntheticSource source_;
+};
+
+class FileDataset : public Dataset {
+ public:
+  FileDataset(const DataConfig& cfg) : source_(cfg.paths, cfg.tensor), seed_(cfg.seed) {
+    int64_t n = source_.num_rows();
+    if (cfg.eval_tokens >= n) {
+      throw DataError("data.eval_tokens = " + std::to_string(cfg.eval_tokens) + " but the activation files hold only " +
+                      std::to_string(n) + " rows\nHINT: lower data.eval_tokens or add more shards to data.paths");
+    }
+    auto order = permutation(n, seed_);
+    train_rows_ = order.narrow(0, 0, n - cfg.eval_tokens).contiguous();
+    eval_rows_ = order.narrow(0, n - cfg.eval_tokens, cfg.eval_tokens);
+  }
+
+  int64_t d_in() const override { return source_.d_in(); }
+  int64_t eval_size() const override { return eval_rows_.size(0); }
+
+  Rows train_shard(int64_t step, int64_t batch_size, int rank, int ranks) const override {
+    auto [begin, end] = shard_range(batch_size, rank, ranks);
+    int64_t n_train = train_rows_.size(0);
+    std::vector<int64_t> indices;
+    indices.reserve(end - begin);
+    const int64_t* train = train_rows_.data_ptr<int64_t>();
+    for (int64_t pos = step * batch_size + begin; pos < step * batch_size + end; ++pos) {
+      const int64_t* order = epoch_order(pos / n_train).data_ptr<int64_t>();
+      indices.push_back(train[order[pos % n_train]]);
+    }
+    return {source_.rows(indices), {}};
+  }
+
+  Rows eval_rows(int64_t first, int64_t count) const override {
+    auto slice = eval_rows_.narrow(0, first, count).contiguous();
+    std::vector<int64_t> indices(slice.data_ptr<int64_t>(), slice.data_ptr<int64_t>() + count);
+    return {source_.rows(indices), {}};
+  }
+
+ private:
+  static torch::Tensor permutation(int64_t n, uint64_t seed) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    return torch::randperm(n, gen, torch::kLong);
+  }
+  // The training order of one epoch, cached (a batch touches at most two epochs at a time).
+  const torch::Tensor& epoch_order(int64_t epoch) const {
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    if (cached_epoch_ != epoch) {
+      cached_order_ = permutation(train_rows_.size(0), seed_ + 1000003ULL * static_cast<uint64_t>(epoch + 1));
+      cached_epoch_ = epoch;
+    }
+    return cached_order_;
+  }
+
+  FileActivationSource source_;
+  uint64_t seed_;
+  torch::Tensor train_rows_, eval_rows_;
+  mutable std::mutex cache_mutex_;
+  mutable int64_t cached_epoch_ = -1;
+  mutable torch::Tensor cached_order_;
+};
+
+}  // namespace
+
+std::unique_ptr<Dataset> open_dataset(const DataConfig& cfg) {
+  if (cfg.source == DataConfig::Source::Synthetic) return std::make_unique<SyntheticDataset>(cfg);
+  return std::make_unique<FileDataset>(cfg);
+}
+
+}  // namespace sweep::sharding

@@ -1,0 +1,50 @@
+// A training/held-out view over an activation source. The training shard of a rank is a pure
+// function of (global step, rank, ranks): the step is the whole resume cursor.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "sharding/synthetic.h"
+
+namespace sweep::sharding {
+
+struct Rows {
+  torch::Tensor activations;   // [n, d_in] float32
+  torch::Tensor feature_acts;  // [n, n_features] true activations; undefined without ground truth
+};
+
+// Where data comes from, as the launcher resolved it from the sweep file.
+struct DataConfig {
+  enum class Source { Synthetic, Files } source = Source::Synthetic;
+  int64_t eval_tokens = 65536;
+  uint64_t seed = 0;
+  SyntheticConfig synthetic;
+  std::vector<std::string> paths;  // globs
+  std::string tensor = "activations";
+};
+
+class Dataset {
+ public:
+  virtual ~Dataset() = default;
+  virtual int64_t d_in() const = 0;
+  // Rows of the global batch of `step` that belong to `rank` of `ranks` (contiguous slice).
+  virtual Rows train_shard(int64_t step, int64_t batch_size, int rank, int ranks) const = 0;
+  // Held-out rows [first, first + count).
+  virtual Rows eval_rows(int64_t first, int64_t count) const = 0;
+  virtual int64_t eval_size() const = 0;
+  // Ground truth (synthetic only).
+  virtual const SyntheticSource* synthetic() const { return nullptr; }
+};
+
+// Opens (and, for files, validates every shard of) the configured source.
+std::unique_ptr<Dataset> open_dataset(const DataConfig& cfg);
+
+// The slice [begin, end) of a batch of `batch_size` rows that rank `rank` of `ranks` owns.
+std::pair<int64_t, int64_t> shard_range(int64_t batch_size, int rank, int ranks);
+
+}  // namespace sweep::sharding

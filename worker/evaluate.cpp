@@ -1,0 +1,42 @@
+// Streams the held-out rows in chunks, each split over the group, accumulating metric sums.
+#include "worker/evaluate.h"
+
+#include <optional>
+
+#include "sae/ground_truth.h"
+#include "sae/metrics.h"
+
+namespace sweep::worker {
+
+Evaluation evaluate(const sae::Sae& sae, const sharding::Dataset& data, Communicator& comm,
+                    int64_t eval_batch_size, torch::Device device) {
+  torch::NoGradGuard no_grad;
+  const auto& cfg = sae.config();
+  sae::ReconstructionMetrics recon(cfg.d_in, cfg.d_sae);
+  std::optional<sae::GroundTruthMetrics> truth;
+  if (const auto* synthetic = data.synthetic()) {
+    truth.emplace(sae::GroundTruth{synthetic->directions(), synthetic->parents()}, sae.W_dec);
+  }
+  int64_t total = data.eval_size();
+  for (int64_t chunk = 0; chunk < total; chunk += eval_batch_size) {
+    int64_t len = std::min(eval_batch_size, total - chunk);
+    int64_t begin = chunk + len * comm.rank() / comm.size();
+    int64_t end = chunk + len * (comm.rank() + 1) / comm.size();
+    if (end <= begin) continue;
+    auto rows = data.eval_rows(begin, end - begin);
+    auto fwd = sae.forward(rows.activations.to(device));
+    recon.add(rows.activations, fwd);
+    if (truth) truth->add(rows.feature_acts, fwd.f);
+  }
+  comm.all_reduce_sum(recon.sums());
+  Evaluation out;
+  out.metrics = recon.result();
+  out.firing_frequency = recon.firing_frequency();
+  if (truth) {
+    comm.all_reduce_sum(truth->sums());
+    for (const auto& [name, value] : truth->result()) out.metrics[name] = value;
+  }
+  return out;
+}
+
+}  // namespace sweep::worker

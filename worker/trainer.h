@@ -1,0 +1,63 @@
+// One job's training state and its training step on this rank's shard of the global batch.
+// All cross-rank reductions go through the Communicator, so any group size gives the same step.
+#pragma once
+
+#include <memory>
+
+#include <torch/torch.h>
+
+#include "sae/absorption.h"
+#include "sae/batch_context.h"
+#include "sae/sae_model.h"
+#include "worker/communicator.h"
+#include "worker/job_config.h"
+
+namespace sweep::worker {
+
+// Everything needed to continue training exactly: the resume issue saves and restores this.
+// (Data order and initialisation are pure functions of the seeds and `step`.)
+struct TrainingState {
+  std::shared_ptr<sae::Sae> model;
+  std::unique_ptr<torch::optim::Adam> optimizer;
+  sae::AbsorptionStats absorption;   // undefined tensors when the regulariser is off
+  torch::Tensor tokens_since_fired;  // [d_sae] float64, for dead-latent detection
+  int64_t step = 0;
+};
+
+// Loss terms and activity of one step, averaged over the global batch where noted.
+struct StepStats {
+  double loss = 0, recon = 0, sparse = 0, aux = 0;  // this shard (see reduce_step_stats)
+  double l0 = 0;                                    // this shard
+  double absorb_loss = 0;                           // global (same on every rank)
+  int64_t flagged_pairs = 0;                        // global
+  double lr = 0;
+};
+
+class Trainer {
+ public:
+  Trainer(const JobConfig& cfg, Communicator& comm, torch::Device device);
+
+  // b_dec <- mean of the first global batch (every rank passes its shard of it).
+  void initialize_decoder_bias(const torch::Tensor& first_shard);
+  StepStats step(const torch::Tensor& shard);
+
+  TrainingState& state() { return state_; }
+  const sae::Sae& model() const { return *state_.model; }
+  torch::Device device() const { return device_; }
+  double learning_rate(int64_t step) const;
+
+ private:
+  sae::BatchContext batch_context();
+  torch::Tensor sparsity_loss(const sae::Forward& fwd, const sae::BatchContext& batch);
+  void average_gradients();
+
+  const JobConfig& cfg_;
+  Communicator& comm_;
+  torch::Device device_;
+  TrainingState state_;
+};
+
+// Averages the per-shard figures of a step over the group (call on logging steps only).
+StepStats reduce_step_stats(const StepStats& local, Communicator& comm);
+
+}  // namespace sweep::worker
