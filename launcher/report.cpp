@@ -72,7 +72,8 @@ json build_report(const std::string& sweep_name, const std::vector<json>& result
   json counts = {{"total", results.size()}, {"done", 0}, {"failed", 0}, {"other", 0}};
   json never_fired = json::array();
   for (const auto& r : results) {
-    for (const auto& [k, v] : r.value("params", json::object()).items()) {
+    const json params = r.value("params", json::object());
+    for (const auto& [k, v] : params.items()) {
       if (std::find(report["swept_keys"].begin(), report["swept_keys"].end(), k) == report["swept_keys"].end()) {
         report["swept_keys"].push_back(k);
       }

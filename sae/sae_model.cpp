@@ -20,8 +20,8 @@ Sae::Sae(const SaeConfig& cfg, uint64_t seed) : cfg_(cfg) {
   // Decoder rows: random unit directions; encoder starts as the decoder's transpose.
   auto dec = at::randn({cfg.d_sae, cfg.d_in}, gen, torch::kFloat);
   dec = dec / dec.norm(2, 1, true);
+  W_enc = register_parameter("W_enc", dec.t().contiguous());
   W_dec = register_parameter("W_dec", dec);
-  W_enc = register_parameter("W_enc", dec.t().contiguous().clone());
   b_enc = register_parameter("b_enc", torch::zeros({cfg.d_sae}));
   b_dec = register_parameter("b_dec", torch::zeros({cfg.d_in}));
   if (cfg.arch == Arch::JumpReLU) {

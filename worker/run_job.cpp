@@ -48,6 +48,13 @@ nlohmann::json base_result(const JobConfig& cfg) {
   return {{"id", cfg.id}, {"params", cfg.params}, {"config", cfg.resolved}};
 }
 
+nlohmann::json failed_result(const JobConfig& cfg, const std::string& error) {
+  auto result = base_result(cfg);
+  result["status"] = "failed";
+  result["error"] = error;
+  return result;
+}
+
 nlohmann::json train_and_evaluate(const JobConfig& job, Communicator& comm, const std::filesystem::path& job_dir) {
   const bool leader = comm.is_leader();
   auto device = pick_device(job.train.device);
@@ -112,12 +119,12 @@ JobOutcome run_job(const JobConfig& cfg, Communicator& comm, const std::filesyst
   try {
     outcome.result = train_and_evaluate(cfg, comm, job_dir);
     outcome.ok = true;
+  } catch (const c10::Error& e) {
+    outcome.result = failed_result(cfg, e.what_without_backtrace());
   } catch (const std::exception& e) {
-    outcome.result = base_result(cfg);
-    outcome.result["status"] = "failed";
-    outcome.result["error"] = e.what();
-    if (comm.is_leader()) spdlog::error("[job {}] failed: {}", cfg.id, e.what());
+    outcome.result = failed_result(cfg, e.what());
   }
+  if (!outcome.ok && comm.is_leader()) spdlog::error("[job {}] failed: {}", cfg.id, outcome.result["error"].get<std::string>());
   if (comm.is_leader()) write_json_atomic(job_dir / "result.json", outcome.result);
   return outcome;
 }
