@@ -3,12 +3,15 @@
 #include "launcher/config_schema.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <iterator>
 #include <sstream>
 
 namespace sweep::launcher {
 namespace {
 
 using nlohmann::json;
+const char* const kSections[] = {"data", "sae", "train", "absorption", "grid"};
 using Check = std::function<std::string(const json&)>;
 
 std::string fmt(double v) {
@@ -69,6 +72,7 @@ std::vector<KeySpec> build_schema() {
       {"data.p_max", K::Float, 0.25, half_open(0, 1), "synthetic: firing probability of the most frequent root"},
       {"data.p_min", K::Float, 0.02, half_open(0, 1), "synthetic: firing probability of the rarest root"},
       {"data.child_prob", K::Float, 0.6, half_open(0, 1), "synthetic: P(child fires | parent fires)"},
+      {"data.child_cosine", K::Float, 0.5, open_range(-1, 1), "synthetic: cosine between a child's direction and its parent's"},
       {"data.magnitude_mean", K::Float, 1.0, above(0), "synthetic: mean feature magnitude"},
       {"data.magnitude_std", K::Float, 0.15, at_least(0), "synthetic: magnitude spread"},
       {"data.noise_std", K::Float, 0.0, at_least(0), "synthetic: Gaussian noise per dimension"},
@@ -137,21 +141,31 @@ const KeySpec* find_key(const std::string& key) {
 
 std::optional<std::string> closest_key(const std::string& key) {
   std::optional<std::string> best;
-  size_t best_distance = std::max<size_t>(3, key.size() / 3) + 1;
+  size_t best_distance = SIZE_MAX;
   for (const auto& spec : config_schema()) {
-    // Compare both the full key and the part after the section, so "dot_treshold" finds it too.
+    // Compare both the full key and the part after the section, so "dot_treshold" finds it too;
+    // a candidate counts only when the edits are few for its length.
     auto leaf = spec.key.substr(spec.key.find('.') + 1);
-    size_t d = std::min(edit_distance(key, spec.key), edit_distance(key, leaf));
-    if (d < best_distance) {
-      best_distance = d;
-      best = spec.key;
+    for (const auto& candidate : {spec.key, leaf}) {
+      size_t d = edit_distance(key, candidate);
+      if (d <= std::max<size_t>(1, candidate.size() / 3) && d < best_distance) {
+        best_distance = d;
+        best = spec.key;
+      }
     }
   }
   return best;
 }
 
+std::optional<std::string> closest_section(const std::string& name) {
+  for (const char* section : kSections) {
+    if (edit_distance(name, section) <= 2) return std::string(section);
+  }
+  return std::nullopt;
+}
+
 bool is_section(const std::string& name) {
-  return name == "data" || name == "sae" || name == "train" || name == "absorption" || name == "grid";
+  return std::find(std::begin(kSections), std::end(kSections), name) != std::end(kSections);
 }
 
 json default_config() {

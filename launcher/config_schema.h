@@ -26,6 +26,8 @@ const std::vector<KeySpec>& config_schema();
 const KeySpec* find_key(const std::string& key);
 // The closest known key (edit distance), for "did you mean ...?".
 std::optional<std::string> closest_key(const std::string& key);
+// The closest section name, for a misspelt [section].
+std::optional<std::string> closest_section(const std::string& name);
 // Sections that may appear in a sweep file ("data", "sae", ...), grid included.
 bool is_section(const std::string& name);
 // A resolved configuration holding every key at its default.

@@ -31,6 +31,7 @@ sharding::DataConfig to_data_config(const json& c) {
   s.p_max = c["data.p_max"];
   s.p_min = c["data.p_min"];
   s.child_prob = c["data.child_prob"];
+  s.child_cosine = c["data.child_cosine"];
   s.magnitude_mean = c["data.magnitude_mean"];
   s.magnitude_std = c["data.magnitude_std"];
   s.noise_std = c["data.noise_std"];

@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
   int64_t tokens = 0;
   export_cmd->add_option("file", exp.file, "sweep file (TOML)")->required()->check(CLI::ExistingFile);
   export_cmd->add_option("--out", exp.out, "output .safetensors file")->required();
-  export_cmd->add_option("--tokens", tokens, "rows to write (default: data.eval_tokens)");
+  auto* tokens_option = export_cmd->add_option("--tokens", tokens, "rows to write (default: data.eval_tokens)");
   export_cmd->add_option("--set", exp.overrides, "override a setting: key=value");
 
   auto* keys = app.add_subcommand("keys", "list every sweep-file setting with its default");
@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : sweep::launcher::kExitInvalidInput;
   }
   if (*export_cmd) {
-    if (tokens > 0) exp.tokens = tokens;
+    if (tokens_option->count() > 0) exp.tokens = tokens;
     return sweep::launcher::export_synthetic_data(exp);
   }
   if (*keys) return print_keys();

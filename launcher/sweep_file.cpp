@@ -2,6 +2,7 @@
 // dotted keys ("absorption.ratio_threshold" = [...]) and nested tables alike.
 #include "launcher/sweep_file.h"
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -29,6 +30,12 @@ std::string unknown_key_message(const std::string& key, const std::string& what)
   return msg + " (`sweep keys` lists every setting)";
 }
 
+std::string unknown_section_message(const std::string& name) {
+  std::string msg = "section [" + name + "] is not a sweep-file section";
+  if (auto guess = closest_section(name)) msg += "; did you mean [" + *guess + "]?";
+  return msg + " (sections: data, sae, train, absorption, grid)";
+}
+
 std::string toml_type_name(const toml::node& node) {
   std::ostringstream s;
   s << node.type();
@@ -46,10 +53,13 @@ json to_value(const toml::node& node, const KeySpec& spec, const std::string& wh
       if (!node.is_integer()) wrong_type();
       value = *node.value<int64_t>();
       break;
-    case ValueKind::Float:
+    case ValueKind::Float: {
       if (!node.is_number()) wrong_type();
-      value = *node.value<double>();
+      double v = node.is_integer() ? static_cast<double>(node.as_integer()->get()) : node.as_floating_point()->get();
+      if (!std::isfinite(v)) fail(where, spec.key + ": expected a finite number, got " + std::to_string(v));
+      value = v;
       break;
+    }
     case ValueKind::Bool:
       if (!node.is_boolean()) wrong_type();
       value = *node.value<bool>();
@@ -82,7 +92,7 @@ class SweepReader {
     for (const auto& [k, node] : root) {
       std::string key(k.str());
       if (node.is_table()) {
-        if (!is_section(key)) fail(where_in(spec_.file, node), unknown_key_message(key, "section"));
+        if (!is_section(key)) fail(where_in(spec_.file, node), unknown_section_message(key));
         if (key == "grid") {
           read_grid(*node.as_table(), "");
         } else {
@@ -159,6 +169,9 @@ void apply_override(SweepReader& reader, const std::string& text) {
   } catch (const toml::parse_error&) {
     parsed = toml::table{{"value", raw}};
   }
+  // A string setting takes the text as written (--set name=2024 names the sweep "2024").
+  const auto* spec = find_key(key);
+  if (spec && spec->kind == ValueKind::String && !parsed.get("value")->is_string()) parsed = toml::table{{"value", raw}};
   const toml::node& node = *parsed.get("value");
   if (key.rfind("grid.", 0) == 0) {
     reader.set_grid_axis(key.substr(5), node, where);

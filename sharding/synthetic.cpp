@@ -42,7 +42,16 @@ SyntheticSource::SyntheticSource(const SyntheticConfig& cfg) : cfg_(cfg) {
   auto dirs = torch::empty({n_features(), cfg.d_in}, torch::kFloat);
   auto* d = dirs.data_ptr<float>();
   for (int64_t i = 0; i < dirs.numel(); ++i) d[i] = static_cast<float>(rng.normal());
-  directions_ = dirs / dirs.norm(2, 1, true);
+  dirs = dirs / dirs.norm(2, 1, true);
+  // Children lean towards their parent: exactly child_cosine with it (parents are built first).
+  double c = cfg.child_cosine;
+  for (int64_t i = 0; i < n_features(); ++i) {
+    if (parents_[i] < 0 || c == 0.0) continue;
+    auto parent = dirs[parents_[i]];
+    auto orthogonal = dirs[i] - (dirs[i] * parent).sum() * parent;
+    dirs[i].copy_(c * parent + std::sqrt(1.0 - c * c) * orthogonal / orthogonal.norm());
+  }
+  directions_ = dirs.contiguous();
 }
 
 std::vector<double> SyntheticSource::firing_probability() const {
@@ -87,15 +96,25 @@ void SyntheticSource::sample_row(int64_t row, float* acts) const {
 
 SyntheticRows SyntheticSource::rows(int64_t first, int64_t count) const {
   SyntheticRows out;
-  out.feature_acts = torch::zeros({count, n_features()}, torch::kFloat);
+  const int64_t n = n_features(), d = cfg_.d_in;
+  out.feature_acts = torch::zeros({count, n}, torch::kFloat);
+  out.activations = torch::zeros({count, d}, torch::kFloat);
   auto* acts = out.feature_acts.data_ptr<float>();
-  for (int64_t r = 0; r < count; ++r) sample_row(first + r, acts + r * n_features());
-  out.activations = out.feature_acts.mm(directions_);
-  if (cfg_.noise_std > 0) {
-    auto* x = out.activations.data_ptr<float>();
-    for (int64_t r = 0; r < count; ++r) {
+  auto* x = out.activations.data_ptr<float>();
+  const float* dirs = directions_.data_ptr<float>();
+  for (int64_t r = 0; r < count; ++r) {
+    float* a = acts + r * n;
+    float* xr = x + r * d;
+    sample_row(first + r, a);
+    // Each row is summed on its own in feature order (no batched matmul, whose rounding depends
+    // on the batch shape), so a row's bits never depend on which batch or rank produced it.
+    for (int64_t i = 0; i < n; ++i) {
+      if (a[i] == 0.0f) continue;
+      for (int64_t j = 0; j < d; ++j) xr[j] += a[i] * dirs[i * d + j];
+    }
+    if (cfg_.noise_std > 0) {
       CounterRng noise(cfg_.seed, kRowStream + 1, static_cast<uint64_t>(first + r));
-      for (int64_t j = 0; j < cfg_.d_in; ++j) x[r * cfg_.d_in + j] += static_cast<float>(cfg_.noise_std * noise.normal());
+      for (int64_t j = 0; j < d; ++j) xr[j] += static_cast<float>(cfg_.noise_std * noise.normal());
     }
   }
   return out;

@@ -18,6 +18,7 @@ struct SyntheticConfig {
   double p_max = 0.25;              // firing probability of the most frequent root
   double p_min = 0.02;              // ... and of the rarest (Zipf-like in between)
   double child_prob = 0.6;          // P(a child fires | parent fires): of any child if exclusive, else of each
+  double child_cosine = 0.0;        // cosine between a child's direction and its parent's
   double magnitude_mean = 1.0;      // folded normal |N(mean, std)|
   double magnitude_std = 0.15;
   double noise_std = 0.0;           // isotropic Gaussian noise per dimension

@@ -1,0 +1,104 @@
+// Evaluation metrics on cases with known answers: perfect reconstruction, explained variance
+// about the mean, sparsity figures, and ground-truth metrics for a true-feature SAE and for a
+// hand-made absorbing latent.
+#include <gtest/gtest.h>
+
+#include "sae/ground_truth.h"
+#include "sae/metrics.h"
+#include "sharding/synthetic.h"
+
+using namespace sweep::sae;
+
+TEST(ReconstructionMetrics, PerfectReconstruction) {
+  auto x = torch::randn({50, 4});
+  Forward fwd{torch::Tensor(), torch::relu(torch::randn({50, 6})), x.clone()};
+  ReconstructionMetrics m(4, 6);
+  m.add(x, fwd);
+  auto r = m.result();
+  EXPECT_NEAR(r["mse"], 0.0, 1e-12);
+  EXPECT_NEAR(r["explained_variance"], 1.0, 1e-9);
+  EXPECT_NEAR(r["cossim"], 1.0, 1e-6);
+  EXPECT_NEAR(r["l2_ratio"], 1.0, 1e-6);
+  EXPECT_EQ(r["eval_tokens"], 50);
+}
+
+TEST(ReconstructionMetrics, ExplainedVarianceIsAboutTheMeanNotZero) {
+  // Data far from the origin; predicting its mean explains nothing (variance about zero would say ~1).
+  torch::manual_seed(1);
+  auto x = torch::randn({200, 3}) * 0.1 + 10.0;
+  auto mean = x.mean(0, true).expand_as(x).clone();
+  Forward fwd{torch::Tensor(), torch::zeros({200, 2}), mean};
+  ReconstructionMetrics m(3, 2);
+  m.add(x.narrow(0, 0, 120), {fwd.pre, fwd.f.narrow(0, 0, 120), mean.narrow(0, 0, 120)});
+  m.add(x.narrow(0, 120, 80), {fwd.pre, fwd.f.narrow(0, 120, 80), mean.narrow(0, 120, 80)});
+  EXPECT_NEAR(m.result()["explained_variance"], 0.0, 1e-6);
+  double mse = (x.to(torch::kDouble) - mean.to(torch::kDouble)).pow(2).sum().item<double>() / (200 * 3);
+  EXPECT_NEAR(m.result()["mse"], mse, 1e-12);
+}
+
+TEST(ReconstructionMetrics, SparsityFigures) {
+  // 10 tokens, 4 latents: latent 0 fires on every token (dense), 1 on one token, 2 and 3 never.
+  auto f = torch::zeros({10, 4});
+  f.select(1, 0).fill_(2.0);
+  f[3][1] = 1.0;
+  auto x = torch::randn({10, 3});
+  ReconstructionMetrics m(3, 4);
+  m.add(x, {torch::Tensor(), f, x});
+  auto r = m.result();
+  EXPECT_NEAR(r["l0"], 1.1, 1e-12);
+  EXPECT_NEAR(r["l1"], 2.1, 1e-12);
+  EXPECT_NEAR(r["dead_fraction"], 0.5, 1e-12);
+  EXPECT_NEAR(r["dense_fraction"], 0.25, 1e-12);
+}
+
+TEST(GroundTruthMetrics, TrueFeatureSaeScoresPerfectly) {
+  sweep::sharding::SyntheticConfig cfg;
+  cfg.d_in = 1024;  // near-orthogonal directions (crosstalk std ~0.03)
+  cfg.child_cosine = 0.0;
+  sweep::sharding::SyntheticSource source(cfg);
+  auto dirs = source.directions();
+  // Latents = true directions (shuffled) plus spare ones; the encoder reads each direction out,
+  // with a bias that removes the small interference between directions.
+  auto perm = torch::randperm(source.n_features());
+  auto W_dec = torch::cat({dirs.index_select(0, perm), torch::randn({16, cfg.d_in})});
+  auto rows = source.rows(0, 20000);
+  auto pre = rows.activations.mm(W_dec.t()) - 0.5;
+  pre.narrow(1, source.n_features(), 16).fill_(-1.0);
+  GroundTruthMetrics m({dirs, source.parents()}, W_dec);
+  m.add(rows.feature_acts, torch::relu(pre));
+  auto r = m.result();
+  EXPECT_NEAR(r["gt_mcc"], 1.0, 1e-5);
+  EXPECT_NEAR(r["gt_mmcs"], 1.0, 1e-5);
+  EXPECT_GT(r["gt_f1"], 0.99);
+  EXPECT_LT(r["gt_absorption"], 0.01);
+  EXPECT_GT(r["gt_absorption_parents"], 0);
+}
+
+TEST(GroundTruthMetrics, AbsorbedParentLatentIsMeasured) {
+  // Two features in 2-D: 0 is the parent of 1. Latents are the true directions.
+  auto dirs = torch::eye(2);
+  GroundTruthMetrics m({dirs, {-1, 0}}, torch::eye(2));
+  // 30 tokens with the parent alone (its latent fires), 40 with parent and child (its latent
+  // fires on only 10 of them: absorbed 75% of the time).
+  auto acts = torch::zeros({70, 2});
+  acts.narrow(0, 0, 70).select(1, 0).fill_(1.0);
+  acts.narrow(0, 30, 40).select(1, 1).fill_(1.0);
+  auto f = acts.clone();
+  f.narrow(0, 40, 30).select(1, 0).fill_(0.0);
+  m.add(acts, f);
+  auto r = m.result();
+  EXPECT_NEAR(r["gt_absorption"], 0.75, 1e-12);
+  EXPECT_EQ(r["gt_absorption_parents"], 1);
+  EXPECT_NEAR(r["gt_mcc"], 1.0, 1e-12);
+  // Parent F1: TP 40, FN 30, FP 0 -> 80 / 110; child: perfect.
+  EXPECT_NEAR(r["gt_f1"], (80.0 / 110.0 + 1.0) / 2.0, 1e-12);
+}
+
+TEST(GroundTruthMetrics, TooFewSamplesGiveNoAbsorptionFigure) {
+  GroundTruthMetrics m({torch::eye(2), {-1, 0}}, torch::eye(2));
+  auto acts = torch::zeros({10, 2});
+  acts.select(1, 0).fill_(1.0);
+  m.add(acts, acts);
+  EXPECT_TRUE(std::isnan(m.result()["gt_absorption"]));
+  EXPECT_EQ(m.result()["gt_absorption_parents"], 0);
+}

@@ -1,0 +1,166 @@
+// Loss terms and the three architectures against values computed by hand on tiny tensors,
+// plus the JumpReLU straight-through gradients and the decoder unit-norm constraint.
+#include <gtest/gtest.h>
+
+#include "sae/batch_context.h"
+#include "sae/jumprelu.h"
+#include "sae/losses.h"
+#include "sae/sae_model.h"
+
+using namespace sweep::sae;
+
+namespace {
+
+// A 2-in, 3-latent SAE with hand-set weights.
+Sae tiny_sae(Arch arch, int64_t k = 1) {
+  SaeConfig cfg;
+  cfg.arch = arch;
+  cfg.d_in = 2;
+  cfg.d_sae = 3;
+  cfg.k = k;
+  cfg.k_aux = 1;
+  cfg.init_threshold = 0.5;
+  cfg.bandwidth = 0.2;
+  cfg.target_l0 = 2.0;
+  cfg.sparsity_penalty = 1.0;
+  Sae sae(cfg, 0);
+  torch::NoGradGuard no_grad;
+  sae.W_enc.copy_(torch::tensor({{1.0f, 0.0f, 1.0f}, {0.0f, 1.0f, -1.0f}}));
+  sae.W_dec.copy_(torch::tensor({{1.0f, 0.0f}, {0.0f, 1.0f}, {0.6f, 0.8f}}));
+  sae.b_enc.copy_(torch::tensor({0.0f, -0.5f, 0.0f}));
+  sae.b_dec.copy_(torch::tensor({0.5f, 0.0f}));
+  return sae;
+}
+
+torch::Tensor x_batch() { return torch::tensor({{1.5f, 2.0f}, {0.5f, 0.2f}}); }
+BatchContext whole_batch() {
+  BatchContext b;
+  b.global_rows = 2;
+  return b;
+}
+
+double value(const torch::Tensor& t) { return t.item<double>(); }
+
+}  // namespace
+
+TEST(SaeForward, ReluMatchesHandComputation) {
+  auto sae = tiny_sae(Arch::ReLU);
+  auto out = sae.forward(x_batch());
+  // pre = (x - b_dec) W_enc + b_enc: (1, 2) -> (1, 1.5, -1); (0, 0.2) -> (0, -0.3, -0.2).
+  EXPECT_TRUE(torch::allclose(out.pre, torch::tensor({{1.0f, 1.5f, -1.0f}, {0.0f, -0.3f, -0.2f}})));
+  EXPECT_TRUE(torch::allclose(out.f, torch::tensor({{1.0f, 1.5f, 0.0f}, {0.0f, 0.0f, 0.0f}})));
+  EXPECT_TRUE(torch::allclose(out.x_hat, torch::tensor({{1.5f, 1.5f}, {0.5f, 0.0f}})));
+}
+
+TEST(SaeForward, TopKKeepsTheKLargest) {
+  auto out = tiny_sae(Arch::TopK, 1).forward(x_batch());
+  EXPECT_TRUE(torch::allclose(out.f, torch::tensor({{0.0f, 1.5f, 0.0f}, {0.0f, 0.0f, 0.0f}})));
+  auto out2 = tiny_sae(Arch::TopK, 2).forward(x_batch());
+  EXPECT_TRUE(torch::allclose(out2.f, torch::tensor({{1.0f, 1.5f, 0.0f}, {0.0f, 0.0f, 0.0f}})));
+}
+
+TEST(SaeForward, JumpReluZeroesBelowThreshold) {
+  auto sae = tiny_sae(Arch::JumpReLU);  // theta = 0.5
+  auto out = sae.forward(torch::tensor({{0.9f, 0.9f}}));
+  // pre = (0.4, 0.4, -0.5): all below theta = 0.5.
+  EXPECT_TRUE(torch::allclose(out.f, torch::zeros({1, 3})));
+  auto out2 = sae.forward(x_batch());
+  EXPECT_TRUE(torch::allclose(out2.f, torch::tensor({{1.0f, 1.5f, 0.0f}, {0.0f, 0.0f, 0.0f}})));
+}
+
+TEST(JumpRelu, StraightThroughGradients) {
+  // bw = 0.2: z = 0.55 lies inside the kernel around theta = 0.5, z = 1.0 and z = 0.3 do not.
+  auto z = torch::tensor({{0.55f, 1.0f, 0.3f}}).requires_grad_(true);
+  auto theta = torch::full({3}, 0.5f).requires_grad_(true);
+  auto y = jumprelu(z, theta, 0.2).sum();
+  EXPECT_NEAR(value(y), 1.55, 1e-6);
+  y.backward();
+  EXPECT_TRUE(torch::allclose(z.grad(), torch::tensor({{1.0f, 1.0f, 0.0f}})));
+  EXPECT_TRUE(torch::allclose(theta.grad(), torch::tensor({-2.5f, 0.0f, 0.0f})));  // -(theta / bw)
+
+  auto z2 = torch::tensor({{0.55f, 1.0f, 0.3f}}).requires_grad_(true);
+  auto theta2 = torch::full({3}, 0.5f).requires_grad_(true);
+  auto l0 = heaviside_step(z2, theta2, 0.2).sum();
+  EXPECT_NEAR(value(l0), 2.0, 1e-6);
+  l0.backward();
+  EXPECT_TRUE(torch::allclose(z2.grad(), torch::zeros({1, 3})));
+  EXPECT_TRUE(torch::allclose(theta2.grad(), torch::tensor({-5.0f, 0.0f, 0.0f})));  // -(1 / bw)
+}
+
+TEST(Losses, ReconstructionAndL1) {
+  auto sae = tiny_sae(Arch::ReLU);
+  auto out = sae.forward(x_batch());
+  // Residuals (0, 0.5) and (0, 0.2).
+  EXPECT_NEAR(value(reconstruction_loss(x_batch(), out.x_hat, ReconLoss::MSE, whole_batch())), (0.25 + 0.04) / 2, 1e-6);
+  EXPECT_NEAR(value(reconstruction_loss(x_batch(), out.x_hat, ReconLoss::L2Norm, whole_batch())), (0.5 + 0.2) / 2, 1e-6);
+  EXPECT_NEAR(value(l1_loss(out.f, whole_batch())), (2.5 + 0.0) / 2, 1e-6);
+}
+
+TEST(Losses, ShardSharesAverageToTheGlobalLoss) {
+  auto x = torch::randn({8, 2});
+  auto x_hat = torch::randn({8, 2});
+  double global = value(reconstruction_loss(x, x_hat, ReconLoss::L2Norm, [] {
+    BatchContext b;
+    b.global_rows = 8;
+    return b;
+  }()));
+  BatchContext shard;
+  shard.global_rows = 8;
+  shard.num_shards = 4;
+  double mean_of_shares = 0;
+  for (int r = 0; r < 4; ++r) {
+    mean_of_shares += value(reconstruction_loss(x.narrow(0, 2 * r, 2), x_hat.narrow(0, 2 * r, 2), ReconLoss::L2Norm, shard)) / 4;
+  }
+  EXPECT_NEAR(mean_of_shares, global, 1e-5);
+}
+
+TEST(Losses, JumpReluL0Target) {
+  auto sae = tiny_sae(Arch::JumpReLU);
+  auto out = sae.forward(x_batch());
+  // L0 = mean(2, 0) = 1, target 2: (1/2 - 1)^2 = 0.25.
+  auto loss = jumprelu_l0_loss(sae, out.pre, whole_batch());
+  EXPECT_NEAR(value(loss), 0.25, 1e-6);
+  loss.backward();
+  // None of the pre-activations (1, 1.5, -1, 0, -0.3, -0.2) lies within bw/2 = 0.1 of theta = 0.5,
+  // so the straight-through gradient is zero here.
+  EXPECT_TRUE(torch::allclose(sae.log_threshold.grad(), torch::zeros({3})));
+}
+
+TEST(Losses, TopKAuxiliaryLoss) {
+  auto sae = tiny_sae(Arch::TopK, 2);
+  auto out = sae.forward(x_batch());
+  auto residual = x_batch() - out.x_hat;  // (0, 0.5), (0, 0.2)
+  auto dead = torch::tensor({true, false, false});
+  // k_aux = 1 dead latent (0): f_aux = (1, 0, 0), (0, 0, 0) -> e_hat = (1, 0), (0, 0).
+  // ||e - e_hat||^2 = 1.25 + 0.04 = 1.29; mean(e) = (0, 0.35): sum ||e - mean||^2 = 0.045.
+  auto loss = topk_aux_loss(sae, out.pre, residual, dead, whole_batch());
+  EXPECT_NEAR(value(loss), 1.29 / 0.045, 1e-3);
+  auto none_dead = topk_aux_loss(sae, out.pre, residual, torch::zeros({3}, torch::kBool), whole_batch());
+  EXPECT_EQ(value(none_dead), 0.0);
+}
+
+TEST(SaeInit, DeterministicUnitDecoderTiedEncoder) {
+  SaeConfig cfg;
+  cfg.d_in = 8;
+  cfg.d_sae = 16;
+  Sae a(cfg, 7), b(cfg, 7), c(cfg, 8);
+  EXPECT_TRUE(torch::equal(a.W_dec, b.W_dec));
+  EXPECT_FALSE(torch::equal(a.W_dec, c.W_dec));
+  EXPECT_TRUE(torch::allclose(a.W_dec.norm(2, 1), torch::ones({16}), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(a.W_enc, a.W_dec.t()));
+}
+
+TEST(DecoderConstraint, ParallelGradientRemovedAndRowsRenormalised) {
+  auto sae = tiny_sae(Arch::ReLU);
+  auto parallel = sae.W_dec.detach() * 3.0;
+  auto orthogonal = torch::tensor({{0.0f, 1.0f}, {1.0f, 0.0f}, {-0.8f, 0.6f}});
+  sae.W_dec.mutable_grad() = parallel + orthogonal;
+  remove_parallel_decoder_grad(sae);
+  EXPECT_TRUE(torch::allclose(sae.W_dec.grad(), orthogonal, 1e-5, 1e-5));
+  {
+    torch::NoGradGuard no_grad;
+    sae.W_dec.mul_(torch::tensor({{2.0f}, {0.5f}, {3.0f}}));
+  }
+  normalize_decoder(sae);
+  EXPECT_TRUE(torch::allclose(sae.W_dec.norm(2, 1), torch::ones({3}), 1e-6, 1e-6));
+}
