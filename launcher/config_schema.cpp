@@ -72,7 +72,7 @@ std::vector<KeySpec> build_schema() {
       {"data.p_max", K::Float, 0.25, half_open(0, 1), "synthetic: firing probability of the most frequent root"},
       {"data.p_min", K::Float, 0.02, half_open(0, 1), "synthetic: firing probability of the rarest root"},
       {"data.child_prob", K::Float, 0.6, half_open(0, 1), "synthetic: P(child fires | parent fires)"},
-      {"data.child_cosine", K::Float, 0.5, open_range(-1, 1), "synthetic: cosine between a child's direction and its parent's"},
+      {"data.child_cosine", K::Float, 0.0, open_range(-1, 1), "synthetic: cosine between a child's direction and its parent's"},
       {"data.magnitude_mean", K::Float, 1.0, above(0), "synthetic: mean feature magnitude"},
       {"data.magnitude_std", K::Float, 0.15, at_least(0), "synthetic: magnitude spread"},
       {"data.noise_std", K::Float, 0.0, at_least(0), "synthetic: Gaussian noise per dimension"},

@@ -19,7 +19,7 @@ namespace sweep::launcher {
 namespace {
 
 // Opens every distinct data source once, so a bad shard stops the sweep before any training.
-void check_data(const std::vector<PlannedJob>& jobs) {
+void check_data(const SweepSpec& spec, const std::vector<PlannedJob>& jobs) {
   std::set<std::string> checked;
   for (const auto& job : jobs) {
     const auto& c = job.resolved;
@@ -29,7 +29,8 @@ void check_data(const std::vector<PlannedJob>& jobs) {
     try {
       sharding::open_dataset(to_data_config(c));
     } catch (const sharding::DataError& e) {
-      throw ConfigError(std::string("data: ") + e.what());
+      auto where = spec.where.count("data.paths") ? spec.where.at("data.paths") : spec.file.filename().string();
+      throw ConfigError(where + ": data.paths = " + c["data.paths"].dump() + ": " + e.what());
     }
   }
 }
@@ -51,7 +52,7 @@ int run_sweep(const SweepOptions& options) {
   try {
     spec = load_sweep(options.file, options.overrides);
     jobs = expand_grid(spec);
-    check_data(jobs);
+    check_data(spec, jobs);
   } catch (const ConfigError& e) {
     spdlog::error("{}", e.what());
     return kExitInvalidInput;
