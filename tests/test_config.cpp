@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <ostream>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -247,6 +249,9 @@ struct RangeCase {
   std::string section, line, key, value_dump, problem;
 };
 
+// ctest shows the case instead of the parameter's bytes.
+void PrintTo(const RangeCase& c, std::ostream* os) { *os << c.section << ": " << c.line; }
+
 class ConfigRange : public Config, public ::testing::WithParamInterface<RangeCase> {};
 
 TEST_P(ConfigRange, OutOfRangeValueNamesLineKeyAndAllowedRange) {
@@ -271,7 +276,13 @@ INSTANTIATE_TEST_SUITE_P(
                                 "must be one of \"relu\", \"topk\", \"jumprelu\""},
                       RangeCase{"data", "source = \"http\"", "data.source", "\"http\"",
                                 "must be one of \"synthetic\", \"files\""}),
-    [](const ::testing::TestParamInfo<RangeCase>& info) { return "Case" + std::to_string(info.index); });
+    [](const ::testing::TestParamInfo<RangeCase>& info) {
+      std::string name = info.param.key + "_" + std::to_string(info.index);
+      for (auto& ch : name) {
+        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+      }
+      return name;
+    });
 
 TEST_F(Config, RangeBoundariesThatAreAllowed) {
   auto spec = load(
