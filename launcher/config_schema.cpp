@@ -96,6 +96,7 @@ std::vector<KeySpec> build_schema() {
       {"train.recon_loss", K::String, "mse", one_of({"mse", "l2norm"}), "mse: mean ||x-x_hat||^2; l2norm: mean ||x-x_hat||"},
       {"train.log_every", K::Int, 50, at_least(1), "steps between metrics.jsonl lines"},
       {"train.eval_batch_size", K::Int, 4096, at_least(1), "rows per evaluation chunk"},
+      {"train.ranks_per_job", K::Int, 1, at_least(1), "ranks that train one job together (data parallel)"},
       {"train.device", K::String, "auto", one_of({"auto", "cpu", "cuda"}), "torch device"},
 
       {"absorption.enabled", K::Bool, true, none(), "add the absorption penalty"},

@@ -47,6 +47,11 @@ void validate_job(const SweepSpec& spec, const PlannedJob& job) {
   if (c["sae.arch"] == "topk" && c["sae.k"].get<int64_t>() > c["sae.d_sae"].get<int64_t>()) {
     fail("sae.k", "larger than sae.d_sae = " + c["sae.d_sae"].dump() + "; choose k <= d_sae");
   }
+  int64_t ranks = c["train.ranks_per_job"];
+  if (c["train.batch_size"].get<int64_t>() % ranks != 0) {
+    fail("train.batch_size", "not divisible by train.ranks_per_job = " + std::to_string(ranks) +
+                                 ": each rank of a job takes an equal slice of the global batch");
+  }
   if (c["data.source"] == "files" && c["data.paths"].empty()) {
     fail("data.paths", "data.source = \"files\" needs at least one glob of .safetensors/.npy shards");
   }
@@ -109,8 +114,11 @@ PlannedJob make_job(const SweepSpec& spec, const json& params) {
 }  // namespace
 
 std::string job_id(const json& resolved) {
+  // Settings that do not change what a job computes: renaming the sweep or regrouping its
+  // ranks keeps every job's id (and so its results and checkpoints).
   auto canonical = resolved;
   canonical.erase("name");
+  canonical.erase("train.ranks_per_job");
   uint64_t hash = 1469598103934665603ULL;  // FNV-1a 64
   for (unsigned char ch : canonical.dump()) {
     hash ^= ch;
@@ -143,6 +151,12 @@ std::vector<PlannedJob> expand_grid(const SweepSpec& spec) {
   }
   for (const auto& params : product(spec.grid, all)) {
     add(make_job(spec, params));
+  }
+  for (const auto& axis : spec.grid) {
+    if (axis.key == "train.ranks_per_job") {
+      throw ConfigError(axis.where + ": train.ranks_per_job cannot be a grid axis: every group of ranks must have the "
+                                     "same size; set it once in [train]");
+    }
   }
   for (const auto& job : jobs) validate_job(spec, job);
   return jobs;

@@ -86,6 +86,7 @@ worker::JobConfig to_job_config(const PlannedJob& job) {
   t.log_every = c["train.log_every"];
   t.eval_batch_size = c["train.eval_batch_size"];
   t.device = c["train.device"];
+  // train.ranks_per_job is the launcher's business: it decides the group a job runs on.
   return cfg;
 }
 

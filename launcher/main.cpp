@@ -60,5 +60,7 @@ int main(int argc, char** argv) {
     return sweep::launcher::kExitInvalidInput;
   }
   if (!out.empty()) run.out = out;
-  return sweep::launcher::run_sweep(run);
+  sweep::launcher::MpiSession mpi(&argc, &argv);
+  spdlog::set_pattern(fmt::format("[%H:%M:%S] [rank {}] %^%l%$ %v", mpi.world_rank));
+  return sweep::launcher::run_sweep(run, mpi);
 }

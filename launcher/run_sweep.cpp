@@ -1,18 +1,21 @@
-// The single-process sweep: checks the sweep file, the grid and the data before any training,
-// writes the plan, runs each job through the worker and aggregates the report.
+// The sweep driver: checks the sweep file, the grid and the data before any training, writes
+// the plan, runs jobs on groups of ranks with dynamic scheduling, and aggregates the report.
 #include "launcher/run_sweep.h"
 
+#include <algorithm>
 #include <set>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
 #include "launcher/config_error.h"
 #include "launcher/grid.h"
+#include "launcher/job_counter.h"
 #include "launcher/job_settings.h"
 #include "launcher/report.h"
 #include "sharding/data_error.h"
-#include "worker/communicator.h"
 #include "worker/job_files.h"
+#include "worker/mpi_communicator.h"
 #include "worker/run_job.h"
 
 namespace sweep::launcher {
@@ -35,6 +38,19 @@ void check_data(const SweepSpec& spec, const std::vector<PlannedJob>& jobs) {
   }
 }
 
+void check_world(const SweepSpec& spec, int world_size) {
+  int64_t g = spec.base["train.ranks_per_job"];
+  if (world_size % g == 0) return;
+  std::string fits;
+  for (int d = 1; d <= world_size; ++d) {
+    if (world_size % d == 0) fits += (fits.empty() ? "" : ", ") + std::to_string(d);
+  }
+  auto it = spec.where.find("train.ranks_per_job");
+  throw ConfigError((it != spec.where.end() ? it->second : spec.file.filename().string()) + ": train.ranks_per_job = " +
+                    std::to_string(g) + " does not divide the " + std::to_string(world_size) +
+                    " ranks started; with this many ranks use one of: " + fits);
+}
+
 nlohmann::json plan_json(const SweepSpec& spec, const std::vector<PlannedJob>& jobs) {
   nlohmann::json plan = {{"sweep", spec.name}, {"jobs", nlohmann::json::array()}};
   for (size_t i = 0; i < jobs.size(); ++i) {
@@ -44,41 +60,89 @@ nlohmann::json plan_json(const SweepSpec& spec, const std::vector<PlannedJob>& j
   return plan;
 }
 
-}  // namespace
+// LibTorch threads per rank: the machine's cores shared by the ranks on it.
+void share_cores(const MpiSession& mpi) {
+  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(std::max(1, cores / mpi.local_size));
+}
 
-int run_sweep(const SweepOptions& options) {
-  SweepSpec spec;
-  std::vector<PlannedJob> jobs;
-  try {
-    spec = load_sweep(options.file, options.overrides);
-    jobs = expand_grid(spec);
-    check_data(spec, jobs);
-  } catch (const ConfigError& e) {
-    spdlog::error("{}", e.what());
-    return kExitInvalidInput;
-  }
-  auto out = options.out.value_or(std::filesystem::path("runs") / spec.name);
-  std::filesystem::create_directories(out / "jobs");
-  worker::write_file_atomic(out / "sweep.toml", spec.text);
-  worker::write_json_atomic(out / "plan.json", plan_json(spec, jobs));
-  spdlog::info("sweep {}: {} jobs, output in {}", spec.name, jobs.size(), out.string());
-
-  worker::LocalCommunicator comm;
+// Results as the group leaders wrote them; a job with no result.json is reported as missing.
+std::vector<nlohmann::json> collect_results(const std::filesystem::path& out, const std::vector<PlannedJob>& jobs) {
   std::vector<nlohmann::json> results;
-  bool any_failed = false;
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    spdlog::info("job {}/{} {} {}", i + 1, jobs.size(), jobs[i].id, jobs[i].params.dump());
-    auto outcome = worker::run_job(to_job_config(jobs[i]), comm, out / "jobs" / jobs[i].id);
-    any_failed |= !outcome.ok;
-    results.push_back(outcome.result);
+  for (const auto& job : jobs) {
+    auto file = out / "jobs" / job.id / "result.json";
+    if (std::filesystem::exists(file)) {
+      results.push_back(worker::read_json(file));
+    } else {
+      results.push_back({{"id", job.id}, {"params", job.params}, {"config", job.resolved}, {"status", "missing"},
+                         {"error", "no result.json: the job did not run to its end"}});
+    }
   }
-  auto report = build_report(spec.name, results);
+  return results;
+}
+
+int write_sweep_report(const SweepSpec& spec, const std::filesystem::path& out, const std::vector<PlannedJob>& jobs) {
+  auto report = build_report(spec.name, collect_results(out, jobs));
   write_report(out, report);
   spdlog::info("report: {}", (out / "report.md").string());
   for (const auto& id : report["penalty_never_fired"]) {
     spdlog::warn("the absorption penalty NEVER FIRED in job {}: see report.md", id.get<std::string>());
   }
-  return any_failed ? kExitJobFailed : kExitOk;
+  return report["counts"]["done"] == report["counts"]["total"] ? kExitOk : kExitJobFailed;
+}
+
+}  // namespace
+
+int run_sweep(const SweepOptions& options, const MpiSession& mpi) {
+  const bool root = mpi.world_rank == 0;
+  SweepSpec spec;
+  std::vector<PlannedJob> jobs;
+  try {  // every rank validates the same input and so reaches the same verdict
+    spec = load_sweep(options.file, options.overrides);
+    jobs = expand_grid(spec);
+    check_world(spec, mpi.world_size);
+    if (root) check_data(spec, jobs);
+  } catch (const ConfigError& e) {
+    if (root) spdlog::error("{}", e.what());
+    return kExitInvalidInput;
+  }
+  auto out = options.out.value_or(std::filesystem::path("runs") / spec.name);
+  if (root) {
+    std::filesystem::create_directories(out / "jobs");
+    worker::write_file_atomic(out / "sweep.toml", spec.text);
+    worker::write_json_atomic(out / "plan.json", plan_json(spec, jobs));
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  share_cores(mpi);
+
+  const int group_size = spec.base["train.ranks_per_job"].get<int>();
+  MPI_Comm group_comm;
+  MPI_Comm_split(MPI_COMM_WORLD, mpi.world_rank / group_size, mpi.world_rank, &group_comm);
+  {
+    worker::MpiCommunicator group(group_comm);
+    MPI_Comm_free(&group_comm);
+    if (root) {
+      spdlog::info("sweep {}: {} jobs on {} group(s) of {} rank(s), output in {}", spec.name, jobs.size(),
+                   mpi.world_size / group_size, group_size, out.string());
+    }
+    int gpu_index = torch::cuda::is_available() ? mpi.local_rank % static_cast<int>(torch::cuda::device_count()) : 0;
+    JobCounter counter(MPI_COMM_WORLD);
+    while (true) {
+      auto index = torch::zeros({1}, torch::kLong);
+      if (group.is_leader()) index[0] = counter.next();
+      group.broadcast(index, 0);
+      int64_t i = index[0].item<int64_t>();
+      if (i >= static_cast<int64_t>(jobs.size())) break;
+      if (group.is_leader()) spdlog::info("job {}/{} {} {}", i + 1, jobs.size(), jobs[i].id, jobs[i].params.dump());
+      auto cfg = to_job_config(jobs[i]);
+      cfg.train.gpu_index = gpu_index;
+      worker::run_job(cfg, group, out / "jobs" / jobs[i].id);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+  }
+  int code = root ? write_sweep_report(spec, out, jobs) : 0;
+  MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  return code;
 }
 
 }  // namespace sweep::launcher

@@ -1,11 +1,14 @@
-// Runs a whole sweep in this process: validate everything first, then every job in plan order,
-// then the report. Returns the process exit code (0 all done, 2 invalid input, 3 a job failed).
+// Runs a sweep on every rank of the MPI world (one process works too): validate everything
+// first, split the world into groups of train.ranks_per_job ranks, let each group take jobs
+// until none are left, then world rank 0 writes the report.
 #pragma once
 
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "launcher/mpi_session.h"
 
 namespace sweep::launcher {
 
@@ -17,6 +20,7 @@ struct SweepOptions {
 
 enum ExitCode { kExitOk = 0, kExitInvalidInput = 2, kExitJobFailed = 3 };
 
-int run_sweep(const SweepOptions& options);
+// Collective over MPI_COMM_WORLD. Returns the process exit code (the same on every rank).
+int run_sweep(const SweepOptions& options, const MpiSession& mpi);
 
 }  // namespace sweep::launcher

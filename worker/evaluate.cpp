@@ -5,6 +5,7 @@
 
 #include "sae/ground_truth.h"
 #include "sae/metrics.h"
+#include "worker/group_failure.h"
 
 namespace sweep::worker {
 
@@ -22,8 +23,8 @@ Evaluation evaluate(const sae::Sae& sae, const sharding::Dataset& data, Communic
     int64_t len = std::min(eval_batch_size, total - chunk);
     int64_t begin = chunk + len * comm.rank() / comm.size();
     int64_t end = chunk + len * (comm.rank() + 1) / comm.size();
+    auto rows = agree_on(comm, [&] { return end > begin ? data.eval_rows(begin, end - begin) : sharding::Rows{}; });
     if (end <= begin) continue;
-    auto rows = data.eval_rows(begin, end - begin);
     auto fwd = sae.forward(rows.activations.to(device));
     recon.add(rows.activations, fwd);
     if (truth) truth->add(rows.feature_acts, fwd.f);

@@ -20,6 +20,7 @@ struct TrainConfig {
   int64_t log_every = 50;
   int64_t eval_batch_size = 4096;
   std::string device = "auto";  // auto | cpu | cuda
+  int gpu_index = 0;             // which GPU of the machine (set per rank by the launcher)
 };
 
 struct JobConfig {

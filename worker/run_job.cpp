@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "worker/evaluate.h"
+#include "worker/group_failure.h"
 #include "worker/job_files.h"
 #include "worker/trainer.h"
 
@@ -57,13 +58,14 @@ nlohmann::json failed_result(const JobConfig& cfg, const std::string& error) {
 
 nlohmann::json train_and_evaluate(const JobConfig& job, Communicator& comm, const std::filesystem::path& job_dir) {
   const bool leader = comm.is_leader();
-  auto device = pick_device(job.train.device);
-  auto data = sharding::open_dataset(job.data);
+  auto device = pick_device(job.train.device, job.train.gpu_index);
+  auto data = agree_on(comm, [&] { return sharding::open_dataset(job.data); });
   JobConfig cfg = job;
   cfg.sae.d_in = data->d_in();  // the data decides the width (activation files carry their own)
   Trainer trainer(cfg, comm, device);
   const auto& train = cfg.train;
-  trainer.initialize_decoder_bias(data->train_shard(0, train.batch_size, comm.rank(), comm.size()).activations);
+  trainer.initialize_decoder_bias(
+      agree_on(comm, [&] { return data->train_shard(0, train.batch_size, comm.rank(), comm.size()); }).activations);
 
   std::unique_ptr<MetricsLog> log;
   if (leader) log = std::make_unique<MetricsLog>(job_dir / "metrics.jsonl");
@@ -72,7 +74,7 @@ nlohmann::json train_and_evaluate(const JobConfig& job, Communicator& comm, cons
   auto start = Clock::now();
   while (trainer.state().step < train.steps) {
     int64_t step = trainer.state().step;
-    auto shard = data->train_shard(step, train.batch_size, comm.rank(), comm.size());
+    auto shard = agree_on(comm, [&] { return data->train_shard(step, train.batch_size, comm.rank(), comm.size()); });
     auto stats = trainer.step(shard.activations);
     activity.add(stats);
     bool log_now = (step + 1) % train.log_every == 0 || step + 1 == train.steps;
@@ -108,8 +110,10 @@ nlohmann::json train_and_evaluate(const JobConfig& job, Communicator& comm, cons
 
 }  // namespace
 
-torch::Device pick_device(const std::string& setting) {
-  if (setting == "cuda" || (setting == "auto" && torch::cuda::is_available())) return torch::Device(torch::kCUDA);
+torch::Device pick_device(const std::string& setting, int gpu_index) {
+  if (setting == "cuda" || (setting == "auto" && torch::cuda::is_available())) {
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(gpu_index));
+  }
   return torch::Device(torch::kCPU);
 }
 

@@ -18,7 +18,7 @@ struct JobOutcome {
 };
 
 // Chooses the torch device for train.device ("auto" picks CUDA when available).
-torch::Device pick_device(const std::string& setting);
+torch::Device pick_device(const std::string& setting, int gpu_index);
 
 JobOutcome run_job(const JobConfig& cfg, Communicator& comm, const std::filesystem::path& job_dir);
 

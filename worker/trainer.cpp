@@ -106,7 +106,8 @@ StepStats Trainer::step(const torch::Tensor& shard_in) {
     stats.flagged_pairs = penalty.flagged_pairs;
   }
 
-  stats.loss = total.item<double>();
+  // The group's loss: every rank sees the same value, so all of them stop together on NaN.
+  stats.loss = (batch.global_sum(total.detach()) / static_cast<double>(comm_.size())).item<double>();
   if (!std::isfinite(stats.loss)) {
     throw std::runtime_error("loss is " + std::to_string(stats.loss) + " at step " + std::to_string(state_.step) +
                              " (lr " + std::to_string(stats.lr) + "): training diverged; lower train.lr");
@@ -131,15 +132,14 @@ StepStats Trainer::step(const torch::Tensor& shard_in) {
 
 StepStats reduce_step_stats(const StepStats& local, Communicator& comm) {
   if (comm.size() == 1) return local;
-  auto t = torch::tensor({local.loss, local.recon, local.sparse, local.aux, local.l0}, torch::kDouble);
+  auto t = torch::tensor({local.recon, local.sparse, local.aux, local.l0}, torch::kDouble);
   comm.all_reduce_sum(t);
   t.div_(comm.size());
   StepStats out = local;
-  out.loss = t[0].item<double>();
-  out.recon = t[1].item<double>();
-  out.sparse = t[2].item<double>();
-  out.aux = t[3].item<double>();
-  out.l0 = t[4].item<double>();
+  out.recon = t[0].item<double>();
+  out.sparse = t[1].item<double>();
+  out.aux = t[2].item<double>();
+  out.l0 = t[3].item<double>();
   return out;
 }
 

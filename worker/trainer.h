@@ -26,7 +26,8 @@ struct TrainingState {
 
 // Loss terms and activity of one step, averaged over the global batch where noted.
 struct StepStats {
-  double loss = 0, recon = 0, sparse = 0, aux = 0;  // this shard (see reduce_step_stats)
+  double loss = 0;                                  // the group's (same on every rank)
+  double recon = 0, sparse = 0, aux = 0;            // this shard (see reduce_step_stats)
   double l0 = 0;                                    // this shard
   double absorb_loss = 0;                           // global (same on every rank)
   int64_t flagged_pairs = 0;                        // global

@@ -1,0 +1,30 @@
+// Passive-target one-sided atomics: MPI_Fetch_and_op(+1) on an int64 that lives on rank 0.
+#include "launcher/job_counter.h"
+
+namespace sweep::launcher {
+
+JobCounter::JobCounter(MPI_Comm world) {
+  int rank = 0;
+  MPI_Comm_rank(world, &rank);
+  MPI_Aint bytes = rank == 0 ? sizeof(int64_t) : 0;
+  MPI_Win_allocate(bytes, sizeof(int64_t), MPI_INFO_NULL, world, &value_, &window_);
+  if (rank == 0) {
+    MPI_Win_lock(MPI_LOCK_EXCLUSIVE, 0, 0, window_);
+    *value_ = 0;
+    MPI_Win_unlock(0, window_);
+  }
+  MPI_Barrier(world);
+}
+
+JobCounter::~JobCounter() { MPI_Win_free(&window_); }
+
+int64_t JobCounter::next() {
+  const int64_t one = 1;
+  int64_t taken = 0;
+  MPI_Win_lock(MPI_LOCK_SHARED, 0, 0, window_);
+  MPI_Fetch_and_op(&one, &taken, MPI_INT64_T, 0, 0, MPI_SUM, window_);
+  MPI_Win_unlock(0, window_);
+  return taken;
+}
+
+}  // namespace sweep::launcher
