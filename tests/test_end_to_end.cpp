@@ -21,46 +21,18 @@
 
 #include "sharding/safetensors.h"
 #include "test_paths.h"
+#include "tests/process_support.h"
 #include "tests/saelens_format_check.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 using sweep::testing::saelens_problems;
+using namespace sweep::testing;
 
 namespace {
 
 // ----------------------------------------------------------------------------------------------
 // Helpers
-
-// One temporary directory per test process, removed at exit unless SWEEP_KEEP_TEST_OUTPUT is set.
-const fs::path& scratch() {
-  static const fs::path dir = [] {
-    auto d = fs::temp_directory_path() / ("sweep_test_end_to_end_" + std::to_string(::getpid()));
-    fs::remove_all(d);
-    fs::create_directories(d);
-    std::atexit([] {
-      if (!std::getenv("SWEEP_KEEP_TEST_OUTPUT")) {
-        std::error_code ec;
-        fs::remove_all(fs::temp_directory_path() / ("sweep_test_end_to_end_" + std::to_string(::getpid())), ec);
-      }
-    });
-    return d;
-  }();
-  return dir;
-}
-
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string read_text(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 std::vector<std::string> read_lines(const fs::path& file) {
   std::ifstream in(file);
@@ -71,28 +43,11 @@ std::vector<std::string> read_lines(const fs::path& file) {
   return lines;
 }
 
-json read_json(const fs::path& file) {
-  std::ifstream in(file);
-  if (!in) throw std::runtime_error("cannot read " + file.string());
-  return json::parse(in);
-}
-
-struct RunResult {
-  int exit_code = -1;
-  std::string log;  // stdout and stderr together
-};
-
-// Runs the built `sweep` with `args` (each quoted for the shell); returns its exit status.
+// Runs the built `sweep` with `args`; returns its exit status and output.
 RunResult run_sweep_binary(const std::vector<std::string>& args, const std::string& log_name) {
-  std::string command = quote(SWEEP_BINARY);
-  for (const auto& a : args) command += " " + quote(a);
-  const fs::path log = scratch() / (log_name + ".log");
-  command += " > " + quote(log.string()) + " 2>&1";
-  int status = std::system(command.c_str());
-  RunResult r;
-  r.exit_code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.log = read_text(log);
-  return r;
+  std::vector<std::string> command = {SWEEP_BINARY};
+  command.insert(command.end(), args.begin(), args.end());
+  return run_command(command, log_name);
 }
 
 // Runs quick.toml with `overrides` into scratch()/name; the result is cached per name, so the
