@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "sharding/dataset.h"
+#include "worker/cpu_threads.h"
 #include "worker/mpi_communicator.h"
 #include "worker/timing_communicator.h"
 #include "worker/trainer.h"
@@ -41,19 +42,8 @@ Timing time_steps(worker::JobConfig cfg, bool absorption, int steps, worker::Com
   return {step_s / steps, comm.seconds / steps, comm.bytes_reduced / steps};
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  CLI::App app{"sweep_bench: time one job's training step"};
-  int64_t d_in = 256, d_sae = 2048, batch = 1024;
-  int steps = 10;
-  app.add_option("--d-in", d_in);
-  app.add_option("--d-sae", d_sae);
-  app.add_option("--batch", batch);
-  app.add_option("--steps", steps);
-  CLI11_PARSE(app, argc, argv);
-
+// Times the step of one job on all ranks (the communicator must be gone before MPI_Finalize).
+void run(int64_t d_in, int64_t d_sae, int64_t batch, int steps) {
   worker::MpiCommunicator group(MPI_COMM_WORLD);
   int local_size = 1;
   {
@@ -62,7 +52,8 @@ int main(int argc, char** argv) {
     MPI_Comm_size(local, &local_size);
     MPI_Comm_free(&local);
   }
-  torch::set_num_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local_size));
+  int threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local_size);
+  worker::use_cpu_threads(threads);
 
   worker::JobConfig cfg;
   cfg.data.synthetic.d_in = d_in;
@@ -75,8 +66,7 @@ int main(int argc, char** argv) {
   auto with = time_steps(cfg, true, steps, group);
   auto without = time_steps(cfg, false, steps, group);
   if (group.rank() == 0) {
-    std::printf("ranks %d (threads/rank %d)  d_in %lld  d_sae %lld  batch %lld  steps %d\n", group.size(),
-                torch::get_num_threads(), static_cast<long long>(d_in), static_cast<long long>(d_sae),
+    std::printf("ranks %d (CPU threads/rank %d)  d_in %lld  d_sae %lld  batch %lld  steps %d\n", group.size(), threads, static_cast<long long>(d_in), static_cast<long long>(d_sae),
                 static_cast<long long>(batch), steps);
     std::printf("  step %.1f ms   tokens/s %.0f\n", 1e3 * with.step_s, batch / with.step_s);
     std::printf("  absorption regulariser share %.1f%% (step without it %.1f ms)\n",
@@ -84,6 +74,21 @@ int main(int argc, char** argv) {
     std::printf("  communication share %.1f%% (%.2f ms/step), all-reduced %.2f MiB/step\n",
                 100.0 * with.comm_s / with.step_s, 1e3 * with.comm_s, with.bytes / (1024.0 * 1024.0));
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  CLI::App app{"sweep_bench: time one job's training step"};
+  int64_t d_in = 256, d_sae = 2048, batch = 1024;
+  int steps = 10;
+  app.add_option("--d-in", d_in);
+  app.add_option("--d-sae", d_sae);
+  app.add_option("--batch", batch);
+  app.add_option("--steps", steps);
+  CLI11_PARSE(app, argc, argv);
+  run(d_in, d_sae, batch, steps);
   MPI_Finalize();
   return 0;
 }

@@ -14,6 +14,7 @@
 #include "launcher/job_settings.h"
 #include "launcher/report.h"
 #include "sharding/data_error.h"
+#include "worker/cpu_threads.h"
 #include "worker/job_files.h"
 #include "worker/mpi_communicator.h"
 #include "worker/run_job.h"
@@ -60,10 +61,12 @@ nlohmann::json plan_json(const SweepSpec& spec, const std::vector<PlannedJob>& j
   return plan;
 }
 
-// LibTorch threads per rank: the machine's cores shared by the ranks on it.
+// CPU threads per rank: the machine's cores shared by the ranks on it.
 void share_cores(const MpiSession& mpi) {
   int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  torch::set_num_threads(std::max(1, cores / mpi.local_size));
+  int threads = std::max(1, cores / mpi.local_size);
+  const char* how = worker::use_cpu_threads(threads);
+  if (mpi.world_rank == 0) spdlog::info("{} CPU thread(s) per rank ({})", threads, how);
 }
 
 // Results as the group leaders wrote them; a job with no result.json is reported as missing.

@@ -15,7 +15,7 @@ class TimingCommunicator final : public Communicator {
   int rank() const override { return inner_.rank(); }
   int size() const override { return inner_.size(); }
   void all_reduce_sum(torch::Tensor& t) override {
-    bytes_reduced += static_cast<double>(t.numel() * t.element_size());
+    if (size() > 1) bytes_reduced += static_cast<double>(t.numel() * t.element_size());
     timed([&] { inner_.all_reduce_sum(t); });
   }
   void broadcast(torch::Tensor& t, int root) override { timed([&] { inner_.broadcast(t, root); }); }
