@@ -2,6 +2,7 @@
 // renders it as a Markdown table for people.
 #include "launcher/report.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -154,7 +155,9 @@ std::string render_markdown(const json& report) {
     if (job["status"] != "failed") continue;
     if (!any_failed) md << "\n## Failed jobs\n\n";
     any_failed = true;
-    md << "- " << job["id"].get<std::string>() << " " << job["params"].dump() << ": " << job.value("error", "") << "\n";
+    std::string error = job.value("error", "");
+    std::replace(error.begin(), error.end(), '\n', ' ');  // one list item per job
+    md << "- " << job["id"].get<std::string>() << " " << job["params"].dump() << ": " << error << "\n";
   }
   return md.str();
 }
