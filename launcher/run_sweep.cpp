@@ -104,7 +104,7 @@ int run_sweep(const SweepOptions& options, const MpiSession& mpi) {
     spec = load_sweep(options.file, options.overrides);
     jobs = expand_grid(spec);
     check_world(spec, mpi.world_size);
-    if (root) check_data(spec, jobs);
+    check_data(spec, jobs);  // on every rank too: all must reach the same verdict
   } catch (const ConfigError& e) {
     if (root) spdlog::error("{}", e.what());
     return kExitInvalidInput;

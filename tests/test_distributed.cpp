@@ -19,7 +19,7 @@ std::string quick_toml() { return std::string(SWEEP_SOURCE_DIR) + "/sweeps/quick
 
 // `sweep quick.toml` with extra args, alone (ranks = 0) or under mpirun -n ranks.
 RunResult run_quick(int ranks, const std::string& name, const std::vector<std::string>& extra) {
-  std::vector<std::string> command = ranks > 0 ? mpirun(ranks) : std::vector<std::string>{};
+  std::vector<std::string> command = ranks > 0 ? mpirun(ranks, 300) : std::vector<std::string>{};
   command.insert(command.end(), {SWEEP_BINARY, quick_toml(), "--out", (scratch() / name).string()});
   command.insert(command.end(), extra.begin(), extra.end());
   return run_command(command, name);
@@ -117,4 +117,10 @@ TEST(Distributed, WorldSizeNotDivisibleByRanksPerJobIsRefused) {
   EXPECT_NE(r.log.find("train.ranks_per_job = 2 does not divide the 3 ranks started"), std::string::npos) << r.log;
   EXPECT_NE(r.log.find("use one of: 1, 3"), std::string::npos) << r.log;
   EXPECT_FALSE(fs::exists(scratch() / "bad_world"));
+}
+
+TEST(Distributed, BadDataIsRefusedOnEveryRankWithoutAHang) {
+  auto r = run_quick(2, "bad_data", {"--set", "data.source=files", "--set", "data.paths=[\"no/such/*.npy\"]"});
+  EXPECT_EQ(r.exit_code, 2) << r.log;  // 124: the time limit hit a rank left waiting
+  EXPECT_NE(r.log.find("glob pattern matches no file"), std::string::npos) << r.log;
 }
