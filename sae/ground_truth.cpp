@@ -19,6 +19,7 @@ GroundTruthMetrics::GroundTruthMetrics(const GroundTruth& truth, const torch::Te
   auto dec = W_dec.to(torch::kCPU, torch::kDouble);
   auto cos = (dirs / dirs.norm(2, 1, true)).mm((dec / dec.norm(2, 1, true)).t());
   matched_ = max_weight_matching(cos.abs());
+  matched_index_ = torch::tensor(matched_, torch::kLong);
   matched_cos_ = torch::zeros({n_features_}, torch::kDouble);
   for (int64_t i = 0; i < n_features_; ++i) {
     if (matched_[i] >= 0) matched_cos_[i] = cos[i][matched_[i]].abs();
@@ -35,9 +36,8 @@ GroundTruthMetrics::GroundTruthMetrics(const GroundTruth& truth, const torch::Te
 void GroundTruthMetrics::add(const torch::Tensor& feature_acts, const torch::Tensor& f) {
   torch::NoGradGuard no_grad;
   auto truth = (feature_acts.to(torch::kCPU) > 0);
-  auto latents = torch::tensor(matched_, torch::kLong);
-  auto is_matched = latents >= 0;
-  auto fired = f.to(torch::kCPU).index_select(1, latents.clamp_min(0)) > 0;
+  auto is_matched = matched_index_ >= 0;
+  auto fired = f.to(torch::kCPU).index_select(1, matched_index_.clamp_min(0)) > 0;
   fired = fired.logical_and(is_matched.unsqueeze(0));
   auto child_active = truth.to(torch::kFloat).mm(child_of_) > 0;
   auto missed = fired.logical_not();
@@ -63,8 +63,7 @@ std::map<std::string, double> GroundTruthMetrics::result() const {
   auto seen = denom > 0;
   auto f1 = (2 * tp / denom.clamp_min(1)).masked_select(seen);
   // Absorption: parents with a matched latent and enough samples in both cases.
-  auto matched = torch::tensor(matched_, torch::kLong) >= 0;
-  auto qualifies = has_children_.logical_and(matched)
+  auto qualifies = has_children_.logical_and(matched_index_ >= 0)
                        .logical_and(c[kWithChild] >= kMinSamplesPerCase)
                        .logical_and(c[kAlone] >= kMinSamplesPerCase);
   auto miss_child = c[kMissWithChild] / c[kWithChild].clamp_min(1);

@@ -34,6 +34,7 @@ class GroundTruthMetrics {
  private:
   int64_t n_features_;
   std::vector<int64_t> matched_;  // latent per true feature, -1 if none
+  torch::Tensor matched_index_;   // the same as a tensor
   torch::Tensor matched_cos_;     // [n_features] |cos| of the matched pair (0 if none)
   torch::Tensor best_cos_;        // [n_features] max cos to any latent
   torch::Tensor child_of_;        // [n_features, n_features], 1 where row is a child of column

@@ -46,7 +46,9 @@ TEST(GroupFailure, EveryRankThrowsTheFailingRanksMessage) {
     FAIL() << "rank " << comm.rank() << " did not throw";
   } catch (const GroupFailure& e) {
     EXPECT_NE(std::string(e.what()).find("bad row 7 in shard-3.npy"), std::string::npos) << e.what();
-    if (comm.rank() != 1) EXPECT_NE(std::string(e.what()).find("rank 1 of this job failed"), std::string::npos);
+    if (comm.rank() != 1) {
+      EXPECT_NE(std::string(e.what()).find("rank 1 of this job failed"), std::string::npos);
+    }
   }
   comm.barrier();
 }

@@ -112,10 +112,9 @@ StepStats Trainer::step(const torch::Tensor& shard_in) {
     throw std::runtime_error("loss is " + std::to_string(stats.loss) + " at step " + std::to_string(state_.step) +
                              " (lr " + std::to_string(stats.lr) + "): training diverged; lower train.lr");
   }
-  stats.recon = recon.item<double>();
-  stats.sparse = sparse.item<double>();
-  stats.aux = aux.item<double>();
-  stats.l0 = (fwd.f > 0).sum(1).to(torch::kDouble).mean().item<double>();
+  // L0 of the global batch follows from the firing counts already summed over the group.
+  auto l0 = counts.fired().sum() / static_cast<double>(cfg_.train.batch_size);
+  stats.terms = torch::stack({recon.detach(), sparse.detach(), aux.detach(), l0.to(recon.options())});
 
   state_.optimizer->zero_grad();
   total.backward();
@@ -131,8 +130,7 @@ StepStats Trainer::step(const torch::Tensor& shard_in) {
 }
 
 StepStats reduce_step_stats(const StepStats& local, Communicator& comm) {
-  if (comm.size() == 1) return local;
-  auto t = torch::tensor({local.recon, local.sparse, local.aux, local.l0}, torch::kDouble);
+  auto t = local.terms.to(torch::kCPU, torch::kDouble).clone();
   comm.all_reduce_sum(t);
   t.div_(comm.size());
   StepStats out = local;

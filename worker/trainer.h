@@ -24,13 +24,14 @@ struct TrainingState {
   int64_t step = 0;
 };
 
-// Loss terms and activity of one step, averaged over the global batch where noted.
+// Loss terms and activity of one step. The per-term figures stay on the device until a
+// logging step asks for them (reduce_step_stats), so ordinary steps read back only the loss.
 struct StepStats {
-  double loss = 0;                                  // the group's (same on every rank)
-  double recon = 0, sparse = 0, aux = 0;            // this shard (see reduce_step_stats)
-  double l0 = 0;                                    // this shard
-  double absorb_loss = 0;                           // global (same on every rank)
-  int64_t flagged_pairs = 0;                        // global
+  double loss = 0;             // the group's (same on every rank)
+  torch::Tensor terms;         // [recon, sparse, aux] of this shard and the group's L0, detached
+  double recon = 0, sparse = 0, aux = 0, l0 = 0;  // filled by reduce_step_stats
+  double absorb_loss = 0;      // global (same on every rank)
+  int64_t flagged_pairs = 0;   // global
   double lr = 0;
 };
 
@@ -58,7 +59,7 @@ class Trainer {
   TrainingState state_;
 };
 
-// Averages the per-shard figures of a step over the group (call on logging steps only).
+// Reads the step's terms back, averaged over the group (collective; call on logging steps only).
 StepStats reduce_step_stats(const StepStats& local, Communicator& comm);
 
 }  // namespace sweep::worker
