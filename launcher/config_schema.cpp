@@ -5,13 +5,14 @@
 #include <algorithm>
 #include <cstdint>
 #include <iterator>
+#include <regex>
 #include <sstream>
 
 namespace sweep::launcher {
 namespace {
 
 using nlohmann::json;
-const char* const kSections[] = {"data", "sae", "train", "absorption", "grid"};
+const char* const kSections[] = {"data", "sae", "train", "absorption", "grid", "slurm"};
 using Check = std::function<std::string(const json&)>;
 
 std::string fmt(double v) {
@@ -39,6 +40,12 @@ Check half_open(double lo, double hi) {  // (lo, hi]
     return x > lo && x <= hi ? "" : "must be in (" + fmt(lo) + ", " + fmt(hi) + "]";
   };
 }
+Check closed_range(double lo, double hi) {
+  return [lo, hi](const json& v) {
+    double x = v.get<double>();
+    return x >= lo && x <= hi ? "" : "must be in [" + fmt(lo) + ", " + fmt(hi) + "]";
+  };
+}
 Check one_of(std::vector<std::string> allowed) {
   return [allowed](const json& v) {
     auto s = v.get<std::string>();
@@ -46,6 +53,31 @@ Check one_of(std::vector<std::string> allowed) {
     std::string list;
     for (const auto& a : allowed) list += (list.empty() ? "\"" : ", \"") + a + "\"";
     return "must be one of " + list;
+  };
+}
+Check slurm_time() {
+  return [](const json& v) {
+    auto s = v.get<std::string>();
+    return s.empty() || slurm_time_seconds(s) ? "" : "must be HH:MM:SS or D-HH:MM:SS (minutes and seconds below 60)";
+  };
+}
+// A word that goes into an #SBATCH line as it is: a partition or account name (lists with commas).
+Check slurm_word() {
+  return [](const json& v) {
+    return std::regex_match(v.get<std::string>(), std::regex("[A-Za-z0-9_.,+-]*"))
+               ? ""
+               : "may hold only letters, digits and _ . , + -";
+  };
+}
+Check sbatch_options() {
+  return [](const json& v) {
+    for (const auto& item : v) {
+      auto s = item.get<std::string>();
+      if (s.rfind("-", 0) != 0 || s.find('\n') != std::string::npos) {
+        return "each item must be one sbatch option on one line, starting with '-' (got " + item.dump() + ")";
+      }
+    }
+    return std::string();
   };
 }
 
@@ -106,6 +138,17 @@ std::vector<KeySpec> build_schema() {
       {"absorption.ratio_threshold", K::Float, 5.0, above(0), "rho: co-activation ratio above which a pair is flagged"},
       {"absorption.ratio", K::String, "lift", one_of({"lift", "conditional"}), "lift: Q/(P_i P_j); conditional: Q/P_j"},
       {"absorption.ema_decay", K::Float, 0.99, open_range(0, 1), "beta of the firing EMAs"},
+
+      {"slurm.nodes", K::Int, 1, at_least(1), "sweep submit: nodes per Slurm job"},
+      {"slurm.ntasks_per_node", K::Int, 1, at_least(1), "sweep submit: ranks per node (one per GPU on a GPU node)"},
+      {"slurm.gpus_per_task", K::Int, 0, at_least(0), "sweep submit: GPUs per rank (0: ask for none)"},
+      {"slurm.time", K::String, "", slurm_time(), "sweep submit: time limit HH:MM:SS or D-HH:MM:SS (empty: the partition's)"},
+      {"slurm.partition", K::String, "", slurm_word(), "sweep submit: partition (empty: the cluster's default)"},
+      {"slurm.account", K::String, "", slurm_word(), "sweep submit: account to charge (empty: your default)"},
+      {"slurm.array", K::Int, 0, at_least(0), "sweep submit: K > 0 submits a job array of K tasks sharing the sweep"},
+      {"slurm.max_requeues", K::Int, 10, at_least(0), "sweep submit: times an unfinished sweep requeues itself"},
+      {"slurm.signal_lead", K::Int, 120, closed_range(1, 65535), "sweep submit: seconds before the time limit at which the sweep checkpoints"},
+      {"slurm.sbatch_args", K::StringList, json::array(), sbatch_options(), "sweep submit: extra sbatch options, one #SBATCH line each"},
 
       {"grid.include_baseline", K::Bool, true, none(), "add a job with absorption.enabled = false per grid point of the other keys"},
   };
@@ -169,12 +212,23 @@ bool is_section(const std::string& name) {
   return std::find(std::begin(kSections), std::end(kSections), name) != std::end(kSections);
 }
 
+bool is_job_setting(const std::string& key) { return key.rfind("grid.", 0) != 0 && key.rfind("slurm.", 0) != 0; }
+
 json default_config() {
   json out = json::object();
   for (const auto& spec : config_schema()) {
-    if (spec.key.rfind("grid.", 0) != 0) out[spec.key] = spec.default_value;
+    if (is_job_setting(spec.key)) out[spec.key] = spec.default_value;
   }
   return out;
+}
+
+std::optional<int64_t> slurm_time_seconds(const std::string& text) {
+  std::smatch m;
+  if (!std::regex_match(text, m, std::regex(R"((?:(\d+)-)?(\d{1,2}):(\d{2}):(\d{2}))"))) return std::nullopt;
+  int64_t days = m[1].matched ? std::stoll(m[1]) : 0, hours = std::stoll(m[2]), minutes = std::stoll(m[3]),
+          seconds = std::stoll(m[4]);
+  if (minutes >= 60 || seconds >= 60) return std::nullopt;
+  return ((days * 24 + hours) * 60 + minutes) * 60 + seconds;
 }
 
 const char* kind_name(ValueKind kind) {

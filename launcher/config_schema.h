@@ -2,6 +2,7 @@
 // Parsing, --set, grid keys, did-you-mean and defaults all read this table.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -30,8 +31,12 @@ std::optional<std::string> closest_key(const std::string& key);
 std::optional<std::string> closest_section(const std::string& name);
 // Sections that may appear in a sweep file ("data", "sae", ...), grid included.
 bool is_section(const std::string& name);
-// A resolved configuration holding every key at its default.
+// Keys that shape a job (not grid.* nor the slurm.* settings of `sweep submit`).
+bool is_job_setting(const std::string& key);
+// A resolved configuration holding every job setting at its default.
 nlohmann::json default_config();
+// Seconds in a Slurm time limit "HH:MM:SS" or "D-HH:MM:SS"; nullopt when malformed.
+std::optional<int64_t> slurm_time_seconds(const std::string& text);
 const char* kind_name(ValueKind kind);
 
 }  // namespace sweep::launcher

@@ -1,5 +1,5 @@
-// Entry point of the `sweep` command: parses the command line (CLI11) and dispatches to
-// running a sweep, exporting the synthetic data, listing the settings or the BLAS check.
+// Entry point of the `sweep` command: parses the command line (CLI11) and dispatches to running
+// a sweep, submitting it to Slurm, exporting the synthetic data, listing the settings or the BLAS check.
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
@@ -7,6 +7,7 @@
 #include "launcher/data_export.h"
 #include "launcher/doctor.h"
 #include "launcher/run_sweep.h"
+#include "launcher/slurm_submit.h"
 
 namespace {
 
@@ -42,6 +43,9 @@ int main(int argc, char** argv) {
 
   auto* keys = app.add_subcommand("keys", "list every sweep-file setting with its default");
   auto* doctor = app.add_subcommand("doctor", "check that LibTorch runs on an optimised BLAS");
+  auto* submit = app.add_subcommand("submit", "submit the sweep to Slurm as a batch job that requeues itself until done");
+  sweep::launcher::SubmitOptions submission;
+  sweep::launcher::add_submit_options(*submit, submission);
 
   try {
     app.parse(argc, argv);
@@ -55,6 +59,7 @@ int main(int argc, char** argv) {
   }
   if (*keys) return print_keys();
   if (*doctor) return sweep::launcher::run_doctor();
+  if (*submit) return sweep::launcher::submit_sweep(submission);
   if (run.file.empty()) {
     std::printf("%s", app.help().c_str());
     return sweep::launcher::kExitInvalidInput;

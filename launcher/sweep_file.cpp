@@ -33,7 +33,7 @@ std::string unknown_key_message(const std::string& key, const std::string& what)
 std::string unknown_section_message(const std::string& name) {
   std::string msg = "section [" + name + "] is not a sweep-file section";
   if (auto guess = closest_section(name)) msg += "; did you mean [" + *guess + "]?";
-  return msg + " (sections: data, sae, train, absorption, grid)";
+  return msg + " (sections: data, sae, train, absorption, grid, slurm)";
 }
 
 std::string toml_type_name(const toml::node& node) {
@@ -107,7 +107,7 @@ class SweepReader {
   void set_value(const std::string& key, const toml::node& node, const std::string& where) {
     const auto* spec = find_key(key);
     if (!spec || key.rfind("grid.", 0) == 0) fail(where, unknown_key_message(key, "key"));
-    spec_.base[key] = to_value(node, *spec, where);
+    (is_job_setting(key) ? spec_.base : spec_.slurm)[key] = to_value(node, *spec, where);
     spec_.where[key] = where;
   }
 
@@ -119,6 +119,9 @@ class SweepReader {
     }
     const auto* spec = find_key(key);
     if (!spec || key.rfind("grid.", 0) == 0 || key == "name") fail(where, unknown_key_message(key, "grid key"));
+    if (!is_job_setting(key)) {
+      fail(where, key + " cannot be a grid axis: Slurm settings apply to the whole sweep; set it in [slurm]");
+    }
     if (!node.is_array()) fail(where, "grid \"" + key + "\": expected a list of values, got " + toml_type_name(node));
     const auto& items = *node.as_array();
     if (items.empty()) fail(where, "grid \"" + key + "\" is an empty list: give at least one value or remove the key");

@@ -20,7 +20,8 @@ struct GridAxis {
 struct SweepSpec {
   std::filesystem::path file;
   std::string name;
-  nlohmann::json base;                        // every key, dotted, defaults filled in
+  nlohmann::json base;                        // every job setting, dotted, defaults filled in
+  nlohmann::json slurm = nlohmann::json::object();  // slurm.* keys set (for `sweep submit`; no job sees them)
   std::map<std::string, std::string> where;   // key -> where it was set (absent: default)
   std::vector<GridAxis> grid;
   bool include_baseline = true;

@@ -24,25 +24,14 @@
 #include "launcher/grid.h"
 #include "launcher/sweep_file.h"
 #include "test_paths.h"
+#include "tests/config_error_check.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace sweep::launcher;
+using sweep::testing::expect_config_error;
 
 namespace {
-
-// Runs `action`, expecting a ConfigError whose message contains every one of `parts`.
-void expect_config_error(const std::function<void()>& action, std::initializer_list<std::string> parts) {
-  try {
-    action();
-    ADD_FAILURE() << "expected a ConfigError";
-  } catch (const ConfigError& e) {
-    const std::string message = e.what();
-    for (const std::string& part : parts) {
-      EXPECT_NE(message.find(part), std::string::npos) << "missing \"" << part << "\" in: " << message;
-    }
-  }
-}
 
 std::vector<std::string> ids_of(const std::vector<PlannedJob>& jobs) {
   std::vector<std::string> ids;
@@ -674,6 +663,47 @@ TEST_F(Config, GridAxesRecordTheirLines) {
   for (const auto& axis : spec.grid) where[axis.key] = axis.where;
   EXPECT_EQ(where.at("train.lr"), "sweep.toml:2");
   EXPECT_EQ(where.at("absorption.ratio_threshold"), "sweep.toml:4");
+}
+
+// ---------------------------------------------------------------------------------------------
+// [slurm]: settings of `sweep submit`, checked like any key but never part of a job
+
+TEST_F(Config, SlurmSectionIsReadButStaysOutOfJobs) {
+  const std::string grid = "[grid]\n\"absorption.ratio_threshold\" = [5, 10]\n";
+  auto spec = load("[slurm]\nnodes = 2\ntime = \"01:30:00\"\nsbatch_args = [\"--exclusive\"]\n" + grid);
+  EXPECT_EQ(spec.slurm, json({{"slurm.nodes", 2}, {"slurm.time", "01:30:00"}, {"slurm.sbatch_args", {"--exclusive"}}}));
+  EXPECT_EQ(spec.where.at("slurm.time"), "sweep.toml:3");
+  auto jobs = expand_grid(spec);
+  for (const auto& job : jobs) {
+    for (const auto& [key, value] : job.resolved.items()) EXPECT_EQ(key.rfind("slurm.", 0), std::string::npos) << key;
+  }
+  // Slurm settings, from the file or --set, do not change any job id.
+  EXPECT_EQ(ids_of(jobs), ids_of(plan(grid)));
+  EXPECT_EQ(ids_of(plan(grid, {"slurm.ntasks_per_node=8", "slurm.partition=gpu"})), ids_of(plan(grid)));
+}
+
+TEST_F(Config, SlurmValuesAreCheckedWithTheKeyNamed) {
+  expect_load_error("[slurm]\nsignal_lead = 0\n", {"bad.toml:2:", "slurm.signal_lead = 0", "must be in [1, 65535]"});
+  expect_load_error("[slurm]\ntime = \"90\"\n", {"bad.toml:2:", "slurm.time = \"90\"", "HH:MM:SS"});
+  expect_load_error("[slurm]\ntime = \"01:60:00\"\n", {"bad.toml:2:", "slurm.time", "below 60"});
+  expect_load_error("[slurm]\npartition = \"gpu; rm\"\n", {"bad.toml:2:", "slurm.partition", "only letters"});
+  expect_load_error("[slurm]\nsbatch_args = [\"exclusive\"]\n", {"bad.toml:2:", "slurm.sbatch_args", "starting with '-'"});
+  expect_load_error("[slurm]\nntasks_per_node = 0\n", {"bad.toml:2:", "slurm.ntasks_per_node = 0", "must be >= 1"});
+  expect_load_error("[slurm]\nntask_per_node = 8\n", {"bad.toml:2:", "did you mean \"slurm.ntasks_per_node\"?"});
+  expect_load_error("", {"--set slurm.nodes=0:", "slurm.nodes = 0"}, {"slurm.nodes=0"});
+}
+
+TEST_F(Config, SlurmKeyIsNoGridAxis) {
+  expect_load_error("[grid]\n\"slurm.nodes\" = [1, 2]\n",
+                    {"bad.toml:2:", "slurm.nodes cannot be a grid axis", "set it in [slurm]"});
+}
+
+TEST_F(Config, SlurmTimeInSeconds) {
+  EXPECT_EQ(slurm_time_seconds("00:02:00"), 120);
+  EXPECT_EQ(slurm_time_seconds("1-02:03:04"), ((24 + 2) * 60 + 3) * 60 + 4);
+  EXPECT_EQ(slurm_time_seconds("100:00:00"), std::nullopt);
+  EXPECT_EQ(slurm_time_seconds("00:00:60"), std::nullopt);
+  EXPECT_EQ(slurm_time_seconds("2:00"), std::nullopt);
 }
 
 // ---------------------------------------------------------------------------------------------
