@@ -109,11 +109,17 @@ start() {
   require_tools
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
+  if [ ${#dir} -gt 80 ]; then  # munge's socket path must fit a sockaddr_un (108 bytes)
+    echo "cluster.sh: DIR is too long for munge's socket path (at most 80 characters): $dir" >&2
+    exit 1
+  fi
+  stop "$dir"  # daemons a killed earlier run left behind
   mkdir -p "$dir/munge" "$dir/state" "$dir/spool" "$dir/log" "$dir/run"
   chmod 755 "$dir/munge"
   rm -f "$dir/munge/munge.key"
   mungekey --create --keyfile="$dir/munge/munge.key"
   write_config "$dir"
+  # --force: munged otherwise refuses a socket or key below a directory others may write to.
   launch "$dir" munged munged --foreground --force --socket="$dir/munge/munge.socket" \
     --key-file="$dir/munge/munge.key" --pid-file="$dir/run/munged.pid" --seed-file="$dir/munge/munged.seed" \
     --log-file="$dir/log/munged.log"
@@ -121,6 +127,7 @@ start() {
     [ -S "$dir/munge/munge.socket" ] && break
     sleep 0.1
   done
+  # -c -i: start afresh, without the jobs of an earlier run.
   launch "$dir" slurmctld slurmctld -D -c -i -f "$dir/slurm.conf"
   launch "$dir" slurmd slurmd -D -f "$dir/slurm.conf"
   if ! wait_until_idle "$dir"; then
