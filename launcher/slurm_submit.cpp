@@ -39,11 +39,11 @@ const std::pair<const char*, const char*> kFlags[] = {
     {"--signal-lead", "slurm.signal_lead"},     {"--sbatch-arg", "slurm.sbatch_args"},
 };
 
-// The log path goes into an #SBATCH line unquoted, and Slurm expands % in it.
+// The log path goes into an #SBATCH line unquoted (Slurm expands % in it) and into a double-quoted echo.
 void check_out(const fs::path& out) {
-  if (out.string().find_first_of(" \t\n\"'%\\") != std::string::npos) {
+  if (out.string().find_first_of(" \t\n\"'%\\$`") != std::string::npos) {
     throw ConfigError("output directory \"" + out.string() +
-                      "\": Slurm's #SBATCH --output line cannot hold white space, quotes, % or \\; choose "
+                      "\": Slurm's #SBATCH --output line cannot hold white space, quotes, %, $, ` or \\; choose "
                       "another directory with --out");
   }
 }
@@ -123,7 +123,7 @@ void add_submit_options(CLI::App& submit, SubmitOptions& options) {
     auto store = [&options, flag = std::string(flag), key = std::string(key)](json value) {
       options.slurm.push_back({flag, key, std::move(value)});
     };
-    std::string help = spec->help.substr(spec->help.find(": ") + 2) + " (" + key + ")";
+    std::string help = spec->help.substr(spec->help.find(": ") + 2) + " [" + key + "]";
     switch (spec->kind) {
       case ValueKind::Int: submit.add_option_function<int64_t>(flag, store, help); break;
       case ValueKind::StringList:

@@ -161,19 +161,23 @@ cancel_jobs() {
 }
 
 stop() {
-  local dir=$1 name pid
+  local dir=$1 name pid alive pids=()
   [ -d "$dir" ] || return 0
   dir=$(cd "$dir" && pwd)
   cancel_jobs "$dir"
-  for name in slurmd slurmctld munged; do
-    pid=$(running_pid "$dir" "$name") || continue
-    kill -TERM "$pid" 2> /dev/null || true
-    for _ in $(seq 50); do
-      kill -0 "$pid" 2> /dev/null || break
+  for name in "${daemons[@]}"; do
+    pid=$(running_pid "$dir" "$name") && pids+=("$pid")
+  done
+  if [ ${#pids[@]} -gt 0 ]; then
+    kill -TERM "${pids[@]}" 2> /dev/null || true
+    for _ in $(seq 50); do  # 5 s to shut down, then killed
+      alive=0
+      for pid in "${pids[@]}"; do kill -0 "$pid" 2> /dev/null && alive=1; done
+      [ $alive = 0 ] && break
       sleep 0.1
     done
-    kill -KILL "$pid" 2> /dev/null || true
-  done
+    kill -KILL "${pids[@]}" 2> /dev/null || true
+  fi
   rm -f "$dir"/run/*.pid-recorded
 }
 
@@ -181,7 +185,7 @@ run() {
   local dir=$1
   shift
   [ $# -gt 0 ] || usage
-  trap 'stop "$dir"' EXIT
+  trap "stop $(printf %q "$dir")" EXIT
   trap 'exit 143' TERM
   trap 'exit 130' INT
   start "$dir"
