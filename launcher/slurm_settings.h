@@ -12,16 +12,17 @@
 
 namespace sweep::launcher {
 
+// Defaults live in the schema (config_schema.cpp); resolve_slurm_settings fills every field.
 struct SlurmSettings {
-  int64_t nodes = 1;
-  int64_t ntasks_per_node = 1;
-  int64_t gpus_per_task = 0;
-  std::string time;  // empty: the partition's limit
-  std::string partition;
-  std::string account;
-  int64_t array = 0;  // 0: a single job
-  int64_t max_requeues = 0;
-  int64_t signal_lead = 0;
+  int64_t nodes{};
+  int64_t ntasks_per_node{};
+  int64_t gpus_per_task{};  // 0: no GPU request
+  std::string time;         // empty: the partition's limit
+  std::string partition;    // empty: the cluster's default
+  std::string account;      // empty: the user's default
+  int64_t array{};          // 0: a single job
+  int64_t max_requeues{};
+  int64_t signal_lead{};    // seconds
   std::vector<std::string> sbatch_args;
 };
 
