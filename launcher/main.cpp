@@ -1,5 +1,5 @@
-// Entry point of the `sweep` command: parses the command line (CLI11) and dispatches to
-// running a sweep, exporting the synthetic data, listing the settings or the BLAS check.
+// Entry point of the `sweep` command: parses the command line (CLI11) and dispatches to running
+// a sweep, its status, exporting the synthetic data, listing the settings or the BLAS check.
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
@@ -7,6 +7,7 @@
 #include "launcher/data_export.h"
 #include "launcher/doctor.h"
 #include "launcher/run_sweep.h"
+#include "launcher/sweep_status.h"
 
 namespace {
 
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   app.add_option("file", run.file, "sweep file (TOML)")->check(CLI::ExistingFile);
   app.add_option("--out", out, "output directory (default: runs/<name>)");
   app.add_option("--set", run.overrides, "override a setting: key=value (grid.<key>=[...] for a grid axis)");
+  app.add_flag("--fresh", run.fresh, "start over: an existing output directory is kept under a new name");
 
   auto* data = app.add_subcommand("data", "data tools");
   data->require_subcommand(1);
@@ -42,6 +44,9 @@ int main(int argc, char** argv) {
 
   auto* keys = app.add_subcommand("keys", "list every sweep-file setting with its default");
   auto* doctor = app.add_subcommand("doctor", "check that LibTorch runs on an optimised BLAS");
+  auto* status = app.add_subcommand("status", "show the state of every job of a sweep (running or stopped)");
+  std::string status_out;
+  status->add_option("out", status_out, "the sweep's output directory")->required();
 
   try {
     app.parse(argc, argv);
@@ -55,6 +60,7 @@ int main(int argc, char** argv) {
   }
   if (*keys) return print_keys();
   if (*doctor) return sweep::launcher::run_doctor();
+  if (*status) return sweep::launcher::print_status(status_out);
   if (run.file.empty()) {
     std::printf("%s", app.help().c_str());
     return sweep::launcher::kExitInvalidInput;

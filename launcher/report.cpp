@@ -89,7 +89,8 @@ json build_report(const std::string& sweep_name, const std::vector<json>& result
   for (const auto& r : results) {
     json job = {{"id", r["id"]}, {"status", r.value("status", "unknown")}, {"params", r.value("params", json::object())},
                 {"baseline", !penalty_enabled(r)}, {"metrics", r.value("metrics", json::object())},
-                {"train", r.value("train", json::object())}, {"config", r["config"]}};
+                {"train", r.value("train", json::object())}, {"config", r["config"]},
+                {"attempts", r.value("attempts", 1)}};
     if (r.contains("error")) job["error"] = r["error"];
     // The baseline of a penalised job: the unpenalised job with the same non-absorption params.
     if (penalty_enabled(r)) {
@@ -135,7 +136,9 @@ std::string render_markdown(const json& report) {
   for (const auto& job : report["jobs"]) {
     md << "| " << job["id"].get<std::string>() << (job["baseline"].get<bool>() ? " (baseline)" : "") << " |";
     for (const auto& key : report["swept_keys"]) md << " " << param_cell(job["params"], key) << " |";
-    md << " " << job["status"].get<std::string>() << " |";
+    int attempts = job.value("attempts", 1);
+    md << " " << job["status"].get<std::string>() << (attempts > 1 ? " (" + std::to_string(attempts) + " attempts)" : "")
+       << " |";
     const json* base = job.contains("baseline_id") ? &by_id[job["baseline_id"].get<std::string>()]["metrics"] : nullptr;
     for (const auto& col : kColumns) {
       const auto& m = job["metrics"];

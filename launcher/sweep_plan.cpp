@@ -1,0 +1,115 @@
+// Matching a sweep file's jobs against an existing plan by job id, and explaining a mismatch in
+// terms of the keys the user changed: settings first, then grid axes.
+#include "launcher/sweep_plan.h"
+
+#include <map>
+#include <set>
+
+#include "launcher/config_error.h"
+#include "launcher/config_schema.h"
+
+namespace sweep::launcher {
+namespace {
+
+using nlohmann::json;
+
+// The settings that decide what jobs compute (grid axes apart).
+json result_settings(const SweepSpec& spec) {
+  json out = json::object();
+  for (const auto& [key, value] : spec.base.items()) {
+    const auto* key_spec = find_key(key);
+    if (key_spec && key_spec->affects_results) out[key] = value;
+  }
+  return out;
+}
+
+json grid_json(const SweepSpec& spec) {
+  json grid = json::object();
+  for (const auto& axis : spec.grid) grid[axis.key] = axis.values;
+  grid["include_baseline"] = spec.include_baseline;
+  return grid;
+}
+
+std::string where_set(const SweepSpec& spec, const std::string& key) {
+  auto it = spec.where.find(key);
+  return it == spec.where.end() ? " (now the default)" : " (" + it->second + ")";
+}
+
+// One line per key whose value differs between the old plan and the sweep now.
+std::vector<std::string> changed_keys(const json& old_plan, const SweepSpec& spec) {
+  std::vector<std::string> lines;
+  const json old_settings = old_plan.value("settings", json::object()), now_settings = result_settings(spec);
+  std::set<std::string> keys;
+  for (const auto& [k, v] : old_settings.items()) keys.insert(k);
+  for (const auto& [k, v] : now_settings.items()) keys.insert(k);
+  for (const auto& key : keys) {
+    auto before = old_settings.value(key, json()), now = now_settings.value(key, json());
+    if (before != now) lines.push_back(key + ": " + before.dump() + " -> " + now.dump() + where_set(spec, key));
+  }
+  const json old_grid = old_plan.value("grid", json::object()), now_grid = grid_json(spec);
+  std::set<std::string> axes;
+  for (const auto& [k, v] : old_grid.items()) axes.insert(k);
+  for (const auto& [k, v] : now_grid.items()) axes.insert(k);
+  for (const auto& axis : axes) {
+    auto before = old_grid.value(axis, json()), now = now_grid.value(axis, json());
+    if (before != now) lines.push_back("grid." + axis + ": " + before.dump() + " -> " + now.dump());
+  }
+  return lines;
+}
+
+}  // namespace
+
+json plan_json(const SweepSpec& spec, const std::vector<PlannedJob>& jobs) {
+  json plan = {{"sweep", spec.name},
+               {"settings", result_settings(spec)},
+               {"grid", grid_json(spec)},
+               {"jobs", json::array()}};
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    plan["jobs"].push_back({{"index", i}, {"id", jobs[i].id}, {"params", jobs[i].params},
+                            {"baseline", jobs[i].baseline}, {"config", jobs[i].resolved}});
+  }
+  return plan;
+}
+
+std::vector<PlannedJob> jobs_from_plan(const json& plan) {
+  std::vector<PlannedJob> jobs;
+  for (const auto& j : plan.at("jobs")) {
+    jobs.push_back({j.at("id").get<std::string>(), j.at("params"), j.at("config"), j.at("baseline").get<bool>()});
+  }
+  return jobs;
+}
+
+std::vector<PlannedJob> extend_plan(const json& old_plan, const std::filesystem::path& plan_file, const SweepSpec& spec,
+                                    const std::vector<PlannedJob>& jobs) {
+  std::map<std::string, const PlannedJob*> now;
+  for (const auto& job : jobs) now[job.id] = &job;
+  std::vector<PlannedJob> ordered;
+  std::set<std::string> kept;
+  std::vector<std::string> dropped;
+  for (const auto& old_job : old_plan.at("jobs")) {
+    std::string id = old_job.at("id");
+    auto it = now.find(id);
+    if (it == now.end()) {
+      dropped.push_back(id + " " + old_job.at("params").dump());
+      continue;
+    }
+    ordered.push_back(*it->second);  // the new resolved config: runtime settings may have changed
+    kept.insert(id);
+  }
+  if (!dropped.empty()) {
+    std::string message = plan_file.string() + ": the sweep file no longer matches " + std::to_string(dropped.size()) +
+                          " job(s) of this output directory's plan, so their results would not belong to it.";
+    auto lines = changed_keys(old_plan, spec);
+    message += lines.empty() ? "\n  jobs no longer in the sweep:" : "\n  changed:";
+    for (const auto& line : lines.empty() ? dropped : lines) message += "\n    " + line;
+    message += "\n  Undo the change, write to another --out, or re-run with --fresh (the old directory is kept under a new "
+               "name).";
+    throw ConfigError(message);
+  }
+  for (const auto& job : jobs) {
+    if (!kept.count(job.id)) ordered.push_back(job);
+  }
+  return ordered;
+}
+
+}  // namespace sweep::launcher
