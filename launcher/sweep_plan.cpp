@@ -2,6 +2,7 @@
 // terms of the keys the user changed: settings first, then grid axes.
 #include "launcher/sweep_plan.h"
 
+#include <functional>
 #include <map>
 #include <set>
 
@@ -35,25 +36,25 @@ std::string where_set(const SweepSpec& spec, const std::string& key) {
   return it == spec.where.end() ? " (now the default)" : " (" + it->second + ")";
 }
 
-// One line per key whose value differs between the old plan and the sweep now.
+// One line per key of either object whose value differs: "<prefix><key>: old -> new<suffix>".
+void add_differences(const json& before, const json& now, const std::string& prefix,
+                     const std::function<std::string(const std::string&)>& suffix, std::vector<std::string>& lines) {
+  std::set<std::string> keys;
+  for (const auto& [k, v] : before.items()) keys.insert(k);
+  for (const auto& [k, v] : now.items()) keys.insert(k);
+  for (const auto& key : keys) {
+    auto a = before.value(key, json()), b = now.value(key, json());
+    if (a != b) lines.push_back(prefix + key + ": " + a.dump() + " -> " + b.dump() + suffix(key));
+  }
+}
+
+// The settings, then the grid axes, that differ between the old plan and the sweep now.
 std::vector<std::string> changed_keys(const json& old_plan, const SweepSpec& spec) {
   std::vector<std::string> lines;
-  const json old_settings = old_plan.value("settings", json::object()), now_settings = result_settings(spec);
-  std::set<std::string> keys;
-  for (const auto& [k, v] : old_settings.items()) keys.insert(k);
-  for (const auto& [k, v] : now_settings.items()) keys.insert(k);
-  for (const auto& key : keys) {
-    auto before = old_settings.value(key, json()), now = now_settings.value(key, json());
-    if (before != now) lines.push_back(key + ": " + before.dump() + " -> " + now.dump() + where_set(spec, key));
-  }
-  const json old_grid = old_plan.value("grid", json::object()), now_grid = grid_json(spec);
-  std::set<std::string> axes;
-  for (const auto& [k, v] : old_grid.items()) axes.insert(k);
-  for (const auto& [k, v] : now_grid.items()) axes.insert(k);
-  for (const auto& axis : axes) {
-    auto before = old_grid.value(axis, json()), now = now_grid.value(axis, json());
-    if (before != now) lines.push_back("grid." + axis + ": " + before.dump() + " -> " + now.dump());
-  }
+  add_differences(old_plan.value("settings", json::object()), result_settings(spec), "",
+                  [&](const std::string& key) { return where_set(spec, key); }, lines);
+  add_differences(old_plan.value("grid", json::object()), grid_json(spec), "grid.",
+                  [](const std::string&) { return std::string(); }, lines);
   return lines;
 }
 
