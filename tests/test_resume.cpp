@@ -232,3 +232,24 @@ TEST(Resume, AnOutputDirectoryThatCannotBeWrittenIsRefusedBeforeTraining) {
   EXPECT_EQ(r.exit_code, 2) << r.log;
   EXPECT_NE(r.log.find("/dev/null/sweep: the output directory cannot be written"), std::string::npos) << r.log;
 }
+
+TEST(Resume, AFailedWriteDuringAJobFailsThatJobOnly) {
+  // Job ids are a function of the config: learn them from a first run, then block one job's
+  // checkpoint directory with a plain file in a second output directory.
+  std::vector<std::string> args = {std::string(SWEEP_SOURCE_DIR) + "/sweeps/quick.toml", "--set",
+                                   "grid.include_baseline=false", "--set", "train.checkpoint_every=50"};
+  auto first = scratch() / "write-ids";
+  ASSERT_EQ(run_command(sweep_command(0, first, args), "write-1").exit_code, 0);
+  auto plan = read_json(first / "plan.json");
+  ASSERT_EQ(plan["jobs"].size(), 2u);
+  std::string blocked = plan["jobs"][0]["id"];
+  auto out = scratch() / "write-fails";
+  fs::create_directories(out / "jobs" / blocked);
+  std::ofstream(out / "jobs" / blocked / "checkpoints") << "not a directory";
+  auto r = run_command(sweep_command(0, out, args), "write-2");
+  EXPECT_EQ(r.exit_code, 3) << r.log;
+  auto state = state_of(out, blocked);
+  EXPECT_EQ(state["state"], "failed");
+  EXPECT_NE(state["reason"].get<std::string>().find("checkpoints"), std::string::npos) << state.dump();
+  EXPECT_EQ(state_of(out, plan["jobs"][1]["id"])["state"], "done");
+}
