@@ -110,6 +110,7 @@ std::vector<KeySpec> build_schema() {
       {"absorption.ema_decay", K::Float, 0.99, open_range(0, 1), "beta of the firing EMAs"},
 
       {"run.max_attempts", K::Int, 2, at_least(1), "failed attempts after which a job stays failed (a resume retries it until then)", false},
+      {"run.progress_seconds", K::Float, 10.0, above(0), "seconds between a running job's progress lines (without a terminal)", false},
       {"run.heartbeat_seconds", K::Float, 10.0, above(0), "seconds between a running job's heartbeats in its state.json", false},
       {"run.stale_after_seconds", K::Float, 300.0, above(0), "a running job whose heartbeat is older than this counts as interrupted", false},
 

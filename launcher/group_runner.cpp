@@ -94,20 +94,49 @@ void record_outcome(const GroupRun& run, size_t index, const worker::JobOutcome&
   release_claim(dir, run.me);
 }
 
-// Leader: writes the step and a fresh heartbeat into state.json every run.heartbeat_seconds.
+// World rank 0: jobs done out of all (from their state files) and a rough ETA for the sweep.
+void log_sweep_progress(const GroupRun& run) {
+  size_t done = 0, running = 0;
+  for (const auto& job : *run.jobs) {
+    auto phase = read_job_state(run.out / "jobs" / job.id).phase;
+    done += phase == JobPhase::Done || phase == JobPhase::Failed;
+    running += phase == JobPhase::Running;
+  }
+  double elapsed = now_seconds() - run.started;
+  auto eta = done > 0 ? format_duration(elapsed * static_cast<double>(run.jobs->size() - done) / static_cast<double>(done))
+                      : std::string("?");
+  run.display->end_line();
+  spdlog::info("sweep: {}/{} jobs finished, {} running, {} elapsed, ETA {}", done, run.jobs->size(), running,
+               format_duration(elapsed), eta);
+}
+
+// Leader: after every step, the progress display, a fresh heartbeat in state.json every
+// run.heartbeat_seconds, and (world rank 0) the sweep's progress every few progress intervals.
 worker::JobControl job_control(const GroupRun& run, size_t index) {
   worker::JobControl control;
   control.stop_requested = stop_requested;
   if (!run.group->is_leader()) return control;
+  const auto& job = (*run.jobs)[index];
   auto dir = job_dir(run, index);
-  double every = (*run.jobs)[index].resolved["run.heartbeat_seconds"];
-  auto last = std::make_shared<double>(now_seconds());
-  control.heartbeat = [dir, every, last](int64_t steps_done) {
-    if (now_seconds() - *last < every) return;
-    auto state = read_job_state(dir);
-    state.step = steps_done;
-    state.heartbeat = *last = now_seconds();
-    write_job_state(dir, state);
+  double heartbeat_every = job.resolved["run.heartbeat_seconds"];
+  double sweep_every = 5.0 * job.resolved["run.progress_seconds"].get<double>();
+  auto label = job.id + " " + params_text(job.params);
+  auto last_heartbeat = std::make_shared<double>(now_seconds());
+  auto last_sweep_line = std::make_shared<double>(now_seconds());
+  control.on_step = [run, dir, label, heartbeat_every, sweep_every, last_heartbeat,
+                     last_sweep_line](const worker::JobProgress& progress) {
+    run.display->update(label, progress);
+    double now = now_seconds();
+    if (now - *last_heartbeat >= heartbeat_every) {
+      auto state = read_job_state(dir);
+      state.step = progress.step;
+      state.heartbeat = *last_heartbeat = now;
+      write_job_state(dir, state);
+    }
+    if (run.world_rank == 0 && now - *last_sweep_line >= sweep_every) {
+      *last_sweep_line = now;
+      log_sweep_progress(run);
+    }
   };
   return control;
 }
@@ -127,7 +156,10 @@ void run_group(const GroupRun& run) {
     auto cfg = to_job_config((*run.jobs)[i]);
     cfg.train.gpu_index = run.gpu_index;
     auto outcome = worker::run_job(cfg, *run.group, job_dir(run, i), job_control(run, i));
-    if (run.group->is_leader()) record_outcome(run, i, outcome);
+    if (!run.group->is_leader()) continue;
+    run.display->end_line();
+    record_outcome(run, i, outcome);
+    if (run.world_rank == 0) log_sweep_progress(run);
   }
 }
 

@@ -8,6 +8,7 @@
 #include "launcher/grid.h"
 #include "launcher/job_claim.h"
 #include "launcher/job_counter.h"
+#include "launcher/progress_display.h"
 #include "worker/communicator.h"
 
 namespace sweep::launcher {
@@ -20,6 +21,8 @@ struct GroupRun {
   ClaimOwner me;
   int world_rank = 0;
   int gpu_index = 0;
+  ProgressDisplay* display = nullptr;  // the group leader's
+  double started = 0;                  // when the sweep started (seconds since the epoch)
 };
 
 // Collective over the group. Returns when no job is left for it or a stop was requested.

@@ -14,6 +14,7 @@
 #include "launcher/job_settings.h"
 #include "launcher/job_state.h"
 #include "launcher/output_check.h"
+#include "launcher/progress_display.h"
 #include "launcher/report.h"
 #include "launcher/stop_signals.h"
 #include "launcher/sweep_plan.h"
@@ -203,7 +204,8 @@ int run_sweep(const SweepOptions& options, const MpiSession& mpi) {
                    mpi.world_size / group_size, group_size, out.string());
     }
     JobCounter counter(MPI_COMM_WORLD);
-    GroupRun run{out, &jobs, &group, &counter, this_process(), mpi.world_rank, 0};
+    ProgressDisplay display(progress_bar_fits(mpi.world_size), spec.base["run.progress_seconds"].get<double>());
+    GroupRun run{out, &jobs, &group, &counter, this_process(), mpi.world_rank, 0, &display, now_seconds()};
     if (torch::cuda::is_available()) run.gpu_index = mpi.local_rank % static_cast<int>(torch::cuda::device_count());
     run_group(run);
     MPI_Barrier(MPI_COMM_WORLD);

@@ -10,18 +10,11 @@
 
 #include "launcher/config_error.h"
 #include "launcher/job_state.h"
+#include "launcher/progress_display.h"
 #include "worker/job_files.h"
 
 namespace sweep::launcher {
 namespace {
-
-std::string params_text(const nlohmann::json& params) {
-  std::string text;
-  for (const auto& [key, value] : params.items()) {
-    text += (text.empty() ? "" : " ") + key + "=" + (value.is_string() ? value.get<std::string>() : value.dump());
-  }
-  return text.empty() ? "-" : text;
-}
 
 std::string age_text(double heartbeat) {
   if (heartbeat <= 0) return "-";

@@ -117,13 +117,10 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
     if (log_now) last = reduce_step_stats(stats, comm);
     if (!leader) continue;
     try {
-      if (log_now) {
-        log->append(step_line(step + 1, last));
-        spdlog::info("[job {}] step {}/{} loss {:.4g} recon {:.4g} l0 {:.1f} flagged pairs {} ({:.1f} ms/step)", cfg.id,
-                     step + 1, train.steps, last.loss, last.recon, last.l0, last.flagged_pairs,
-                     1000.0 * seconds_since(start) / static_cast<double>(step + 1 - first_step));
-      }
-      control.heartbeat(step + 1);
+      if (log_now) log->append(step_line(step + 1, last));
+      double rate = static_cast<double>(step + 1 - first_step) / std::max(seconds_since(start), 1e-9);
+      control.on_step({step + 1, train.steps, rate * static_cast<double>(train.batch_size),
+                       static_cast<double>(train.steps - step - 1) / rate, last.loss, last.l0, last.flagged_pairs});
     } catch (const std::exception& e) {
       leader_error = e.what();
     }
