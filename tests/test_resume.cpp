@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 
+#include "sharding/safetensors.h"
 #include "test_paths.h"
 #include "tests/process_support.h"
 
@@ -252,4 +253,38 @@ TEST(Resume, AFailedWriteDuringAJobFailsThatJobOnly) {
   EXPECT_EQ(state["state"], "failed");
   EXPECT_NE(state["reason"].get<std::string>().find("checkpoints"), std::string::npos) << state.dump();
   EXPECT_EQ(state_of(out, plan["jobs"][1]["id"])["state"], "done");
+}
+
+TEST(Resume, ASecondCtrlCStopsAtOnceAndTheSweepStillResumes) {
+  auto out = scratch() / "ctrl-c";
+  BackgroundRun run(sweep_command(0, out, one_job(50)), "ctrl-c-1");
+  ASSERT_TRUE(run.wait_until(
+      [&] { return fs::exists(out / "plan.json") && state_of(out, first_job_id(out)).value("step", 0) >= kSteps / 3; },
+      120))
+      << run.log();
+  run.signal_descendants("sweep", SIGINT);
+  run.signal_descendants("sweep", SIGINT);
+  EXPECT_EQ(run.wait(60), 130) << run.log();
+  auto resumed = run_command(sweep_command(0, out, one_job(50)), "ctrl-c-2");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.log;
+  expect_same_results(reference(0), out, first_job_id(out));
+}
+
+TEST(Resume, AJobStoppedOnOneRankContinuesOnTwoWithinRounding) {
+  auto out = scratch() / "regroup";
+  ASSERT_EQ(interrupt_at(0, out, one_job(50), kSteps / 3, SIGTERM, "regroup-1"), 75);
+  auto id = first_job_id(out);
+  auto resumed = run_command(sweep_command(2, out, one_job(50, {"--set", "train.ranks_per_job=2"})), "regroup-2");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.log;
+  EXPECT_EQ(read_json(out / "jobs" / id / "result.json")["train"]["ranks"], 2);
+  auto a = sweep::sharding::read_safetensors(reference(0) / "jobs" / id / "sae" / "sae_weights.safetensors");
+  auto b = sweep::sharding::read_safetensors(out / "jobs" / id / "sae" / "sae_weights.safetensors");
+  for (const auto& [name, t] : a) {
+    double scale = std::max(1e-12, t.abs().max().item<double>());
+    EXPECT_LT((t - b.at(name)).abs().max().item<double>() / scale, 1e-4) << name;
+  }
+  auto ma = read_json(reference(0) / "jobs" / id / "result.json")["metrics"];
+  auto mb = read_json(out / "jobs" / id / "result.json")["metrics"];
+  EXPECT_NEAR(ma["explained_variance"].get<double>(), mb["explained_variance"].get<double>(), 1e-4);
+  EXPECT_NEAR(ma["l0"].get<double>(), mb["l0"].get<double>(), 1e-2);
 }
