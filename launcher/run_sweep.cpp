@@ -21,7 +21,8 @@
 #include "sharding/data_error.h"
 #include "worker/cpu_threads.h"
 #include "worker/job_files.h"
-#include "worker/mpi_communicator.h"
+#include "worker/group_communicator.h"
+#include "worker/run_job.h"
 
 namespace sweep::launcher {
 namespace {
@@ -197,16 +198,18 @@ int run_sweep(const SweepOptions& options, const MpiSession& mpi) {
   MPI_Comm group_comm;
   MPI_Comm_split(MPI_COMM_WORLD, mpi.world_rank / group_size, mpi.world_rank, &group_comm);
   {
-    worker::MpiCommunicator group(group_comm);
+    int gpu_index = torch::cuda::is_available() ? mpi.local_rank % static_cast<int>(torch::cuda::device_count()) : 0;
+    auto device = worker::pick_device(spec.base["train.device"], gpu_index);
+    auto group = worker::make_group_communicator(group_comm, device);
     MPI_Comm_free(&group_comm);
     if (root) {
-      spdlog::info("sweep {}: {} jobs on {} group(s) of {} rank(s), output in {}", spec.name, jobs.size(),
-                   mpi.world_size / group_size, group_size, out.string());
+      spdlog::info("sweep {}: {} jobs on {} group(s) of {} rank(s) ({}, collectives over {}), output in {}", spec.name,
+                   jobs.size(), mpi.world_size / group_size, group_size, device.str(), worker::group_backend(device),
+                   out.string());
     }
     JobCounter counter(MPI_COMM_WORLD);
     ProgressDisplay display(progress_bar_fits(mpi.world_size), spec.base["run.progress_seconds"].get<double>());
-    GroupRun run{out, &jobs, &group, &counter, this_process(), mpi.world_rank, 0, &display, now_seconds()};
-    if (torch::cuda::is_available()) run.gpu_index = mpi.local_rank % static_cast<int>(torch::cuda::device_count());
+    GroupRun run{out, &jobs, group.get(), &counter, this_process(), mpi.world_rank, gpu_index, &display, now_seconds()};
     run_group(run);
     MPI_Barrier(MPI_COMM_WORLD);
   }
