@@ -221,6 +221,31 @@ TEST(JobClaim, ManyProcessesRacingForOneJobGiveItToExactlyOne) {
   EXPECT_EQ(winners, 1);
 }
 
+TEST(AtomicWrite, ProcessesWritingOneFileAtOnceNeverFailNorLeaveHalfAFile) {
+  // Slurm array tasks sharing an output directory all write plan.json and sweep.toml at start.
+  auto file = fresh_dir("atomic") / "plan.json";
+  std::vector<pid_t> children;
+  for (int i = 0; i < 6; ++i) {
+    pid_t child = ::fork();
+    if (child == 0) {
+      try {
+        for (int n = 0; n < 40; ++n) worker::write_json_atomic(file, {{"writer", i}, {"padding", std::string(20000, 'x')}});
+      } catch (const std::exception&) {
+        ::_exit(1);
+      }
+      ::_exit(0);
+    }
+    children.push_back(child);
+  }
+  for (pid_t child : children) {
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "a writer failed";
+  }
+  auto written = worker::read_json(file);
+  EXPECT_EQ(written["padding"].get<std::string>().size(), 20000u);
+}
+
 namespace {
 
 launcher::SweepSpec spec_with(int64_t steps, const std::vector<json>& rhos) {

@@ -14,7 +14,7 @@ namespace sweep::worker {
 
 void write_file_atomic(const std::filesystem::path& file, const std::string& contents) {
   auto tmp = file;
-  tmp += ".tmp";
+  tmp += ".tmp." + std::to_string(::getpid());  // one per writer: several processes may share a sweep
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) throw std::runtime_error("cannot write " + tmp.string() + ": " + std::strerror(errno));
   const char* data = contents.data();
