@@ -1,11 +1,13 @@
 // Entry point of the `sweep` command: parses the command line (CLI11) and dispatches to
-// running a sweep, exporting the synthetic data, listing the settings or the BLAS check.
+// running a sweep, exporting the synthetic data, listing the settings, the BLAS check or
+// rewriting a sweep's report.
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
 #include "launcher/config_schema.h"
 #include "launcher/data_export.h"
 #include "launcher/doctor.h"
+#include "launcher/report_files.h"
 #include "launcher/run_sweep.h"
 
 namespace {
@@ -42,6 +44,9 @@ int main(int argc, char** argv) {
 
   auto* keys = app.add_subcommand("keys", "list every sweep-file setting with its default");
   auto* doctor = app.add_subcommand("doctor", "check that LibTorch runs on an optimised BLAS");
+  auto* report = app.add_subcommand("report", "rewrite report.json, report.md and report.html of a sweep's output");
+  std::string report_dir;
+  report->add_option("out", report_dir, "the sweep's output directory (runs/<name> or its --out)")->required();
 
   try {
     app.parse(argc, argv);
@@ -55,6 +60,7 @@ int main(int argc, char** argv) {
   }
   if (*keys) return print_keys();
   if (*doctor) return sweep::launcher::run_doctor();
+  if (*report) return sweep::launcher::report_command(report_dir);
   if (run.file.empty()) {
     std::printf("%s", app.help().c_str());
     return sweep::launcher::kExitInvalidInput;

@@ -12,7 +12,7 @@
 #include "launcher/grid.h"
 #include "launcher/job_counter.h"
 #include "launcher/job_settings.h"
-#include "launcher/report.h"
+#include "launcher/report_files.h"
 #include "sharding/data_error.h"
 #include "worker/cpu_threads.h"
 #include "worker/job_files.h"
@@ -69,25 +69,9 @@ void share_cores(const MpiSession& mpi) {
   if (mpi.world_rank == 0) spdlog::info("{} CPU thread(s) per rank ({})", threads, how);
 }
 
-// Results as the group leaders wrote them; a job with no result.json is reported as missing.
-std::vector<nlohmann::json> collect_results(const std::filesystem::path& out, const std::vector<PlannedJob>& jobs) {
-  std::vector<nlohmann::json> results;
-  for (const auto& job : jobs) {
-    auto file = out / "jobs" / job.id / "result.json";
-    if (std::filesystem::exists(file)) {
-      results.push_back(worker::read_json(file));
-    } else {
-      results.push_back({{"id", job.id}, {"params", job.params}, {"config", job.resolved}, {"status", "missing"},
-                         {"error", "no result.json: the job did not run to its end"}});
-    }
-  }
-  return results;
-}
-
-int write_sweep_report(const SweepSpec& spec, const std::filesystem::path& out, const std::vector<PlannedJob>& jobs) {
-  auto report = build_report(spec.name, collect_results(out, jobs));
-  write_report(out, report);
-  spdlog::info("report: {}", (out / "report.md").string());
+int write_sweep_report(const std::filesystem::path& out) {
+  auto report = rebuild_report(out);  // from the files the group leaders wrote, as `sweep report` does
+  spdlog::info("report: {}", (out / "report.html").string());
   for (const auto& id : report["penalty_never_fired"]) {
     spdlog::warn("the absorption penalty NEVER FIRED in job {}: see report.md", id.get<std::string>());
   }
@@ -143,7 +127,7 @@ int run_sweep(const SweepOptions& options, const MpiSession& mpi) {
     }
     MPI_Barrier(MPI_COMM_WORLD);
   }
-  int code = root ? write_sweep_report(spec, out, jobs) : 0;
+  int code = root ? write_sweep_report(out) : 0;
   MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
   return code;
 }
