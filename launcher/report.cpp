@@ -33,7 +33,8 @@ bool finite(const json& value) { return value.is_number() && std::isfinite(value
 json differences(const json& metrics, const json& base) {
   json delta = json::object();
   for (const auto& [key, value] : metrics.items()) {
-    if (finite(value) && base.contains(key) && finite(base[key])) delta[key] = value.get<double>() - base[key].get<double>();
+    if (finite(value) && base.contains(key) && finite(base[key]))
+      delta[key] = value.get<double>() - base[key].get<double>();
   }
   return delta;
 }
@@ -74,7 +75,10 @@ json summarize(const json& jobs) {
     if (train.contains("device")) devices.insert(train["device"].get<std::string>());
     if (train.contains("ranks")) ranks.insert(train["ranks"].get<int64_t>());
   }
-  return {{"train_seconds", seconds}, {"tokens", tokens}, {"attempts", attempts}, {"devices", devices},
+  return {{"train_seconds", seconds},
+          {"tokens", tokens},
+          {"attempts", attempts},
+          {"devices", devices},
           {"ranks_per_job", ranks}};
 }
 
@@ -95,10 +99,15 @@ json build_report(const std::string& sweep_name, const std::vector<JobRecord>& r
     count = count.get<int>() + 1;
   }
   for (const auto& [r, curve] : records) {
-    json job = {{"id", r["id"]}, {"status", r.value("status", "unknown")}, {"params", r.value("params", json::object())},
-                {"baseline", !penalty_enabled(r)}, {"metrics", r.value("metrics", json::object())},
-                {"train", r.value("train", json::object())}, {"attempts", r.value("attempts", 1)},
-                {"config", r["config"]}, {"curve", curve}};
+    json job = {{"id", r["id"]},
+                {"status", r.value("status", "unknown")},
+                {"params", r.value("params", json::object())},
+                {"baseline", !penalty_enabled(r)},
+                {"metrics", r.value("metrics", json::object())},
+                {"train", r.value("train", json::object())},
+                {"attempts", r.value("attempts", 1)},
+                {"config", r["config"]},
+                {"curve", curve}};
     if (r.contains("error")) job["error"] = r["error"];
     // The baseline of a penalised job: the unpenalised job with the same non-absorption params.
     if (penalty_enabled(r)) {

@@ -57,7 +57,8 @@ SweepOutput read_sweep_output(const fs::path& out) {
   const fs::path plan_file = out / "plan.json";
   if (!fs::is_directory(out)) throw std::runtime_error(out.string() + ": no such directory");
   if (!fs::exists(plan_file)) {
-    throw std::runtime_error(out.string() + ": not a sweep output directory (it has no plan.json); give the "
+    throw std::runtime_error(out.string() +
+                             ": not a sweep output directory (it has no plan.json); give the "
                              "directory a sweep wrote, such as runs/<name> or its --out");
   }
   const json plan = read_json_file(plan_file);
@@ -71,7 +72,10 @@ SweepOutput read_sweep_output(const fs::path& out) {
     if (fs::exists(dir / "result.json")) {
       record.result = read_json_file(dir / "result.json");
     } else {
-      record.result = {{"id", job["id"]}, {"params", job["params"]}, {"config", job["config"]}, {"status", "missing"},
+      record.result = {{"id", job["id"]},
+                       {"params", job["params"]},
+                       {"config", job["config"]},
+                       {"status", "missing"},
                        {"error", "no result.json: the job did not run to its end"}};
     }
     record.curve = read_curve(dir / "metrics.jsonl");

@@ -18,7 +18,9 @@ std::string format_signed(const char* format, double value) {
   return (value >= 0 ? "+" : "") + format_number(format, value);
 }
 
-std::string param_value(const nlohmann::json& value) { return value.is_string() ? value.get<std::string>() : value.dump(); }
+std::string param_value(const nlohmann::json& value) {
+  return value.is_string() ? value.get<std::string>() : value.dump();
+}
 
 std::string job_label(const nlohmann::json& job) {
   std::string label = job["baseline"].get<bool>() ? "baseline" : "";

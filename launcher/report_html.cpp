@@ -23,11 +23,20 @@ std::string escape(std::string_view text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -55,9 +64,12 @@ std::string inline_js(std::string_view js) {
 
 const char* verdict_class(Verdict::Kind kind) {
   switch (kind) {
-    case Verdict::Kind::Warning: return "warning";
-    case Verdict::Kind::Failure: return "failure";
-    case Verdict::Kind::Finding: break;
+    case Verdict::Kind::Warning:
+      return "warning";
+    case Verdict::Kind::Failure:
+      return "failure";
+    case Verdict::Kind::Finding:
+      break;
   }
   return "finding";
 }
@@ -73,8 +85,8 @@ void write_summary(std::ostream& html, const nlohmann::json& report) {
 void write_verdicts(std::ostream& html, const nlohmann::json& report) {
   html << "<h2>Verdicts</h2>\n<ul class=\"verdicts\">\n";
   for (const auto& v : verdict_sentences(report)) {
-    html << "<li class=\"" << verdict_class(v.kind) << "\">"
-         << (v.kind == Verdict::Kind::Warning ? "WARNING: " : "") << escape(v.text) << "</li>\n";
+    html << "<li class=\"" << verdict_class(v.kind) << "\">" << (v.kind == Verdict::Kind::Warning ? "WARNING: " : "")
+         << escape(v.text) << "</li>\n";
   }
   html << "</ul>\n";
 }
@@ -105,10 +117,9 @@ void write_table(std::ostream& html, const nlohmann::json& report) {
 void write_plots(std::ostream& html, const nlohmann::json& plots) {
   html << "<h2>Plots</h2>\n<div class=\"plots\">\n";
   for (const auto& plot : plots) {
-    html << "<figure><div class=\"plot\" id=\"" << escape(plot["id"].get<std::string>()) << "\" data-title=\""
-         << escape(plot["title"].get<std::string>()) << "\"></div><figcaption><strong>"
-         << escape(plot["title"].get<std::string>()) << ".</strong> " << escape(plot["caption"].get<std::string>())
-         << "</figcaption></figure>\n";
+    html << "<figure><div class=\"plot\" id=\"" << escape(plot["id"].get<std::string>())
+         << "\"></div><figcaption><strong>" << escape(plot["title"].get<std::string>()) << ".</strong> "
+         << escape(plot["caption"].get<std::string>()) << "</figcaption></figure>\n";
   }
   html << "</div>\n";
 }
@@ -126,7 +137,8 @@ std::string render_html(const nlohmann::json& report) {
   html << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
        << "<meta http-equiv=\"Content-Security-Policy\" content=\"" << kContentSecurityPolicy << "\">\n"
        << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-       << "<title>Sweep " << escape(name) << "</title>\n<style>\n" << assets::page_style() << "</style>\n</head>\n<body>\n"
+       << "<title>Sweep " << escape(name) << "</title>\n<style>\n"
+       << assets::page_style() << "</style>\n</head>\n<body>\n"
        << "<h1>Sweep <code>" << escape(name) << "</code></h1>\n";
   write_summary(html, report);
   write_verdicts(html, report);

@@ -54,7 +54,8 @@ std::string render_markdown(const nlohmann::json& report) {
   md << "\n";
   for (const auto& row : table.rows) {
     md << "|";
-    for (const auto& cell : row) md << " " << escape_cell(cell.text + (cell.delta.empty() ? "" : " " + cell.delta)) << " |";
+    for (const auto& cell : row)
+      md << " " << escape_cell(cell.text + (cell.delta.empty() ? "" : " " + cell.delta)) << " |";
     md << "\n";
   }
   md << "\n" << job_table_notes() << "\n";

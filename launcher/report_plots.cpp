@@ -40,31 +40,45 @@ class Plots {
     for (const auto& job : report_["jobs"]) {
       const auto& m = job["metrics"];
       if (job["status"] != "done" || !finite(m, "l0") || !finite(m, "explained_variance")) continue;
-      rows.push_back({{"job", job["id"]}, {"params", job_label(job)}, {"l0", m["l0"]},
-                      {"explained_variance", m["explained_variance"]}, {"pareto", job.value("pareto", false)},
+      rows.push_back({{"job", job["id"]},
+                      {"params", job_label(job)},
+                      {"l0", m["l0"]},
+                      {"explained_variance", m["explained_variance"]},
+                      {"pareto", job.value("pareto", false)},
                       {"role", job["baseline"].get<bool>() ? "baseline" : "penalised"}});
     }
     if (rows.empty()) return nullptr;
-    json x = {{"field", "l0"}, {"type", "quantitative"}, {"title", "L0 (active latents per token)"},
+    json x = {{"field", "l0"},
+              {"type", "quantitative"},
+              {"title", "L0 (active latents per token)"},
               {"scale", {{"zero", false}}}};
-    json y = {{"field", "explained_variance"}, {"type", "quantitative"}, {"title", "explained variance"},
+    json y = {{"field", "explained_variance"},
+              {"type", "quantitative"},
+              {"title", "explained variance"},
               {"scale", {{"zero", false}}}};
     json front = {{"filter", "datum.pareto"}};
-    json spec = {
-        {"width", 460}, {"height", 320}, {"data", {{"values", rows}}},
-        {"layer",
-         {{{"transform", {front}}, {"mark", {{"type", "line"}, {"color", "#888"}, {"strokeDash", {5, 3}}}},
-           {"encoding", {{"x", x}, {"y", y}, {"order", {{"field", "l0"}, {"type", "quantitative"}}}}}},
-          {{"transform", {front}}, {"mark", {{"type", "point"}, {"size", 260}, {"color", "#222"}}},
-           {"encoding", {{"x", x}, {"y", y}}}},
-          {{"mark", {{"type", "point"}, {"filled", true}, {"size", 90}}},
-           {"encoding",
-            {{"x", x}, {"y", y}, {"color", colour()}, {"shape", {{"field", "role"}, {"type", "nominal"}, {"title", "job"}}},
-             {"tooltip", tooltip({"job", "params", "l0", "explained_variance", "pareto"})}}}}}}};
+    json spec = {{"width", 460},
+                 {"height", 320},
+                 {"data", {{"values", rows}}},
+                 {"layer",
+                  {{{"transform", {front}},
+                    {"mark", {{"type", "line"}, {"color", "#888"}, {"strokeDash", {5, 3}}}},
+                    {"encoding", {{"x", x}, {"y", y}, {"order", {{"field", "l0"}, {"type", "quantitative"}}}}}},
+                   {{"transform", {front}},
+                    {"mark", {{"type", "point"}, {"size", 260}, {"color", "#222"}}},
+                    {"encoding", {{"x", x}, {"y", y}}}},
+                   {{"mark", {{"type", "point"}, {"filled", true}, {"size", 90}}},
+                    {"encoding",
+                     {{"x", x},
+                      {"y", y},
+                      {"color", colour()},
+                      {"shape", {{"field", "role"}, {"type", "nominal"}, {"title", "job"}}},
+                      {"tooltip", tooltip({"job", "params", "l0", "explained_variance", "pareto"})}}}}}}};
     return {{"id", "plot-pareto"},
             {"title", "L0 against explained variance"},
-            {"caption", "Every finished job. Circled points joined by the dashed line form the Pareto front: no other "
-                        "job has both a lower L0 and a higher explained variance."},
+            {"caption",
+             "Every finished job. Circled points joined by the dashed line form the Pareto front: no other "
+             "job has both a lower L0 and a higher explained variance."},
             {"spec", spec}};
   }
 
@@ -80,7 +94,8 @@ class Plots {
       }
       if (!job["params"].contains(key)) continue;
       numeric = numeric && job["params"][key].is_number();
-      points.push_back({{"job", job["id"]}, {"params", job_label(job)}, {"x", job["params"][key]}, {"value", m[metric]}});
+      points.push_back(
+          {{"job", job["id"]}, {"params", job_label(job)}, {"x", job["params"][key]}, {"value", m[metric]}});
     }
     if (points.empty()) return nullptr;
     json y = {{"field", "value"}, {"type", "quantitative"}, {"title", metric}, {"scale", {{"zero", false}}}};
@@ -88,7 +103,9 @@ class Plots {
                     {"mark", {{"type", "point"}, {"filled", true}, {"size", 90}}},
                     {"encoding",
                      {{"x", {{"field", "x"}, {"type", numeric ? "quantitative" : "nominal"}, {"title", key}}},
-                      {"y", y}, {"color", colour()}, {"tooltip", tooltip({"job", "params", "x", "value"})}}}}};
+                      {"y", y},
+                      {"color", colour()},
+                      {"tooltip", tooltip({"job", "params", "x", "value"})}}}}};
     if (!baselines.empty()) {
       layers.push_back({{"data", {{"values", baselines}}},
                         {"mark", {{"type", "rule"}, {"color", "#555"}, {"strokeDash", {6, 4}}}},
@@ -96,8 +113,9 @@ class Plots {
     }
     return {{"id", "plot-metric-" + std::to_string(index)},
             {"title", metric + " against " + key},
-            {"caption", "Finished jobs that set " + key + "; the dashed line is the baseline (absorption.enabled = "
-                        "false) with the same other settings."},
+            {"caption", "Finished jobs that set " + key +
+                            "; the dashed line is the baseline (absorption.enabled = "
+                            "false) with the same other settings."},
             {"spec", {{"width", 300}, {"height", 220}, {"layer", layers}}}};
   }
 
@@ -123,26 +141,26 @@ class Plots {
       for (const auto& field : flatten) row[field] = job["curve"][field];
       rows.push_back(row);
     }
-    json spec = {
-        {"data", {{"values", rows}}},
-        {"transform", {{{"flatten", flatten}}, {{"fold", series}, {"as", {"series", "value"}}}}},
-        {"facet", {{"field", "series"}, {"type", "nominal"}, {"sort", series}, {"title", nullptr}}},
-        {"columns", 3},
-        {"resolve", {{"scale", {{"y", "independent"}}}}},
-        {"spec",
-         {{"width", 250},
-          {"height", 150},
-          {"mark", {{"type", "line"}}},
-          {"encoding",
-           {{"x", {{"field", "step"}, {"type", "quantitative"}}},
-            {"y", {{"field", "value"}, {"type", "quantitative"}, {"title", nullptr}}},
-            {"color", colour()},
-            {"detail", {{"field", "job"}, {"type", "nominal"}}},
-            {"tooltip", tooltip({"job", "params", "series", "step", "value"})}}}}}};
+    json spec = {{"data", {{"values", rows}}},
+                 {"transform", {{{"flatten", flatten}}, {{"fold", series}, {"as", {"series", "value"}}}}},
+                 {"facet", {{"field", "series"}, {"type", "nominal"}, {"sort", series}, {"title", nullptr}}},
+                 {"columns", 3},
+                 {"resolve", {{"scale", {{"y", "independent"}}}}},
+                 {"spec",
+                  {{"width", 250},
+                   {"height", 150},
+                   {"mark", {{"type", "line"}}},
+                   {"encoding",
+                    {{"x", {{"field", "step"}, {"type", "quantitative"}}},
+                     {"y", {{"field", "value"}, {"type", "quantitative"}, {"title", nullptr}}},
+                     {"color", colour()},
+                     {"detail", {{"field", "job"}, {"type", "nominal"}}},
+                     {"tooltip", tooltip({"job", "params", "series", "step", "value"})}}}}}};
     return {{"id", "plot-curves"},
             {"title", "Training curves"},
-            {"caption", "From each job's metrics.jsonl, at every logging step: the loss and its terms (recon, sparse, "
-                        "aux, absorb), L0 and the number of latent pairs the penalty flagged."},
+            {"caption",
+             "From each job's metrics.jsonl, at every logging step: the loss and its terms (recon, sparse, "
+             "aux, absorb), L0 and the number of latent pairs the penalty flagged."},
             {"spec", spec}};
   }
 

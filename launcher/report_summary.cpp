@@ -18,9 +18,10 @@ std::string joined(const nlohmann::json& values) {
 std::vector<std::pair<std::string, std::string>> summary_items(const nlohmann::json& report) {
   const auto& c = report["counts"];
   const auto& s = report["summary"];
-  std::vector<std::pair<std::string, std::string>> items = {
-      {"jobs", c["total"].dump()}, {"done", c["done"].dump()}, {"failed", c["failed"].dump()},
-      {"preempted", c["preempted"].dump()}};
+  std::vector<std::pair<std::string, std::string>> items = {{"jobs", c["total"].dump()},
+                                                            {"done", c["done"].dump()},
+                                                            {"failed", c["failed"].dump()},
+                                                            {"preempted", c["preempted"].dump()}};
   if (c["other"].get<int>() > 0) items.emplace_back("not finished otherwise", c["other"].dump());
   items.emplace_back("training time (sum over jobs)", format_number("%.1f", s["train_seconds"]) + " s");
   items.emplace_back("attempts", s["attempts"].dump());

@@ -17,9 +17,12 @@ struct Column {
 };
 
 const Column kColumns[] = {
-    {"explained_variance", "EV", "%.4f", true},   {"mse", "MSE", "%.3g", false},
-    {"l0", "L0", "%.2f", true},                   {"dead_fraction", "dead", "%.3f", false},
-    {"gt_mcc", "gt_mcc", "%.3f", true},           {"gt_f1", "gt_f1", "%.3f", false},
+    {"explained_variance", "EV", "%.4f", true},
+    {"mse", "MSE", "%.3g", false},
+    {"l0", "L0", "%.2f", true},
+    {"dead_fraction", "dead", "%.3f", false},
+    {"gt_mcc", "gt_mcc", "%.3f", true},
+    {"gt_f1", "gt_f1", "%.3f", false},
     {"gt_absorption", "gt_absorption", "%.3f", true},
     {"absorb_pairs_mean", "pairs/step", "%.2f", false},
     {"absorb_active_fraction", "steps fired", "%.3f", false},
@@ -33,7 +36,9 @@ std::optional<double> number_of(const json& value) {
 using Kind = TableCell::Kind;
 
 TableCell text_cell(std::string text) { return {Kind::Text, std::move(text), "", std::nullopt}; }
-TableCell number_cell(std::string text, const json& value) { return {Kind::Number, std::move(text), "", number_of(value)}; }
+TableCell number_cell(std::string text, const json& value) {
+  return {Kind::Number, std::move(text), "", number_of(value)};
+}
 
 TableCell metric_cell(const json& job, const Column& col) {
   const json& m = job["metrics"];
@@ -59,17 +64,21 @@ JobTable job_table(const json& report) {
     row.push_back(text_cell(job["id"].get<std::string>() + (job["baseline"].get<bool>() ? " (baseline)" : "")));
     for (const auto& key : report["swept_keys"]) {
       const json& params = job["params"];
-      if (!params.contains(key)) row.push_back(number_cell("-", json()));
-      else if (params[key].is_number()) row.push_back(number_cell(param_value(params[key]), params[key]));
-      else row.push_back(text_cell(param_value(params[key])));
+      if (!params.contains(key))
+        row.push_back(number_cell("-", json()));
+      else if (params[key].is_number())
+        row.push_back(number_cell(param_value(params[key]), params[key]));
+      else
+        row.push_back(text_cell(param_value(params[key])));
     }
     row.push_back(text_cell(job["status"].get<std::string>()));
     row.push_back(number_cell(job["attempts"].dump(), job["attempts"]));
     for (const auto& col : kColumns) row.push_back(metric_cell(job, col));
     json seconds = job["train"].value("seconds", json());
     row.push_back(number_cell(format_number("%.1f", seconds), seconds));
-    row.push_back({Kind::Prose, job["status"] == "done" ? "" : one_line(job.value("error", job["status"].get<std::string>())),
-                   "", std::nullopt});
+    row.push_back({Kind::Prose,
+                   job["status"] == "done" ? "" : one_line(job.value("error", job["status"].get<std::string>())), "",
+                   std::nullopt});
     table.rows.push_back(std::move(row));
   }
   return table;

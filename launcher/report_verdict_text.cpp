@@ -63,7 +63,8 @@ class Sentences {
     out.push_back({Kind::Finding,
                    "Within noise means every compared metric differs from the baseline's by at most the spread "
                    "(max - min) over the baseline's seed replicas where the sweep has them, else by a fixed "
-                   "tolerance: " + fixed + "."});
+                   "tolerance: " +
+                       fixed + "."});
   }
 
   void best(std::vector<Verdict>& out) const {
@@ -89,8 +90,8 @@ class Sentences {
       const json& j = *by_id_.at(f["id"].get<std::string>());
       out.push_back({Kind::Failure, f["id"].get<std::string>() + " " + j["params"].dump() + ": " +
                                         f["status"].get<std::string>() +
-                                        (attempts > 1 ? " after " + std::to_string(attempts) + " attempts" : "") + ": " +
-                                        one_line(f["reason"])});
+                                        (attempts > 1 ? " after " + std::to_string(attempts) + " attempts" : "") +
+                                        ": " + one_line(f["reason"])});
     }
   }
 

@@ -52,7 +52,8 @@ const Objective kObjectives[] = {
 };
 
 std::string rule(const Objective& o) {
-  if (o.near == Near::Ev) return fmt::format("{} with explained variance at most {:g} below its baseline's", o.what, kEvSlack);
+  if (o.near == Near::Ev)
+    return fmt::format("{} with explained variance at most {:g} below its baseline's", o.what, kEvSlack);
   return fmt::format("{} with L0 within {:g}% of its baseline's", o.what, 100 * kL0Slack);
 }
 
@@ -88,11 +89,13 @@ class Verdicts {
   json tolerances(const json& base) const {
     std::vector<const json*> replicas;
     for (const auto& other : jobs_) {
-      if (done(other) && other["baseline"].get<bool>() && without_seeds(other["params"]) == without_seeds(base["params"])) {
+      if (done(other) && other["baseline"].get<bool>() &&
+          without_seeds(other["params"]) == without_seeds(base["params"])) {
         replicas.push_back(&other);
       }
     }
-    json out = {{"from", replicas.size() >= 2 ? "seed replicas" : "fixed"}, {"replicas", json::array()},
+    json out = {{"from", replicas.size() >= 2 ? "seed replicas" : "fixed"},
+                {"replicas", json::array()},
                 {"metrics", json::object()}};
     for (const auto* r : replicas) out["replicas"].push_back((*r)["id"]);
     for (const auto& t : kFixedTolerances) {
@@ -132,8 +135,8 @@ class Verdicts {
       if (diff.empty()) continue;
       out["compared"] = out["compared"].get<int>() + 1;
       if (!equal) continue;
-      out["jobs"].push_back({{"id", job["id"]}, {"baseline_id", (*base)["id"]}, {"differences", diff},
-                             {"tolerance", tol}});
+      out["jobs"].push_back(
+          {{"id", job["id"]}, {"baseline_id", (*base)["id"]}, {"differences", diff}, {"tolerance", tol}});
     }
     return out;
   }
@@ -151,7 +154,8 @@ class Verdicts {
   json best() const {
     json out = json::array();
     for (const auto& o : kObjectives) {
-      bool measured = std::any_of(jobs_.begin(), jobs_.end(), [&](const json& j) { return done(j) && metric(j, o.metric); });
+      bool measured =
+          std::any_of(jobs_.begin(), jobs_.end(), [&](const json& j) { return done(j) && metric(j, o.metric); });
       if (!measured) continue;
       json entry = {{"objective", o.name}, {"metric", o.metric}, {"rule", rule(o)}, {"id", nullptr}, {"candidates", 0}};
       std::optional<double> best_value;
@@ -176,7 +180,9 @@ class Verdicts {
     json out = json::array();
     for (const auto& job : jobs_) {
       if (done(job)) continue;
-      out.push_back({{"id", job["id"]}, {"status", job["status"]}, {"attempts", job["attempts"]},
+      out.push_back({{"id", job["id"]},
+                     {"status", job["status"]},
+                     {"attempts", job["attempts"]},
                      {"reason", job.value("error", job["status"].get<std::string>())}});
     }
     return out;

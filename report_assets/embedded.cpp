@@ -4,11 +4,11 @@
 
 #include <cstddef>
 
-#define SWEEP_EMBEDDED(name)                                                                   \
-  extern "C" const char sweep_asset_##name##_begin[];                                          \
-  extern "C" const char sweep_asset_##name##_end[];                                            \
-  std::string_view name() {                                                                    \
-    return {sweep_asset_##name##_begin,                                                        \
+#define SWEEP_EMBEDDED(name)                                                                  \
+  extern "C" const char sweep_asset_##name##_begin[];                                         \
+  extern "C" const char sweep_asset_##name##_end[];                                           \
+  std::string_view name() {                                                                   \
+    return {sweep_asset_##name##_begin,                                                       \
             static_cast<std::size_t>(sweep_asset_##name##_end - sweep_asset_##name##_begin)}; \
   }
 

@@ -15,13 +15,20 @@ CraftedJob done_job(std::string id, json params, json metrics) {
 
 CraftedJob unfinished_job(std::string id, json params, std::string status, std::string error, int attempts,
                           int logged_steps) {
-  return {std::move(id), std::move(params), std::move(status), json::object(), std::move(error), attempts, logged_steps};
+  return {std::move(id),    std::move(params), std::move(status), json::object(),
+          std::move(error), attempts,          logged_steps};
 }
 
 json crafted_metrics(double explained_variance, double l0, double gt_mcc, double gt_absorption, double fired) {
-  return {{"explained_variance", explained_variance}, {"mse", (1 - explained_variance) * 0.5}, {"l0", l0},
-          {"dead_fraction", 0.02}, {"gt_mcc", gt_mcc}, {"gt_f1", gt_mcc - 0.05}, {"gt_absorption", gt_absorption},
-          {"absorb_pairs_mean", fired > 0 ? 4.0 * fired : 0.0}, {"absorb_active_fraction", fired},
+  return {{"explained_variance", explained_variance},
+          {"mse", (1 - explained_variance) * 0.5},
+          {"l0", l0},
+          {"dead_fraction", 0.02},
+          {"gt_mcc", gt_mcc},
+          {"gt_f1", gt_mcc - 0.05},
+          {"gt_absorption", gt_absorption},
+          {"absorb_pairs_mean", fired > 0 ? 4.0 * fired : 0.0},
+          {"absorb_active_fraction", fired},
           {"absorb_loss_mean", fired > 0 ? 0.01 : 0.0}};
 }
 
@@ -32,8 +39,11 @@ void write_crafted_sweep(const fs::path& out, const std::string& name, const std
     const CraftedJob& job = jobs[i];
     json config = {{"absorption.enabled", job.params.value("absorption.enabled", true)}, {"train.steps", 200}};
     for (const auto& [key, value] : job.params.items()) config[key] = value;
-    plan["jobs"].push_back({{"index", i}, {"id", job.id}, {"params", job.params},
-                            {"baseline", !config["absorption.enabled"].get<bool>()}, {"config", config}});
+    plan["jobs"].push_back({{"index", i},
+                            {"id", job.id},
+                            {"params", job.params},
+                            {"baseline", !config["absorption.enabled"].get<bool>()},
+                            {"config", config}});
     const fs::path dir = out / "jobs" / job.id;
     fs::create_directories(dir);
     if (job.status == "missing") continue;
@@ -41,8 +51,11 @@ void write_crafted_sweep(const fs::path& out, const std::string& name, const std
     json result = {{"id", job.id}, {"params", job.params}, {"config", config}, {"status", job.status}};
     if (job.status == "done") {
       result["metrics"] = job.metrics;
-      result["train"] = {{"steps", 200}, {"tokens", 51200.0}, {"seconds", 2.5 + static_cast<double>(i)},
-                         {"ranks", 1}, {"device", "cpu"}};
+      result["train"] = {{"steps", 200},
+                         {"tokens", 51200.0},
+                         {"seconds", 2.5 + static_cast<double>(i)},
+                         {"ranks", 1},
+                         {"device", "cpu"}};
     } else {
       result["error"] = job.error;
     }
@@ -54,9 +67,15 @@ void write_crafted_sweep(const fs::path& out, const std::string& name, const std
     const double fired = job.metrics.value("absorb_active_fraction", 0.0);
     for (int s = 1; s <= job.logged_steps; ++s) {
       const double decay = 1.0 / s;
-      log << json({{"step", 25 * s}, {"loss", 0.2 + decay}, {"recon", 0.1 + 0.8 * decay}, {"sparse", 0.1 + 0.2 * decay},
-                   {"aux", 0.0}, {"absorb", fired * 0.01 * decay}, {"l0", l0 + 30 * decay},
-                   {"flagged_pairs", fired > 0 ? s % 3 : 0}, {"lr", 1e-3}})
+      log << json({{"step", 25 * s},
+                   {"loss", 0.2 + decay},
+                   {"recon", 0.1 + 0.8 * decay},
+                   {"sparse", 0.1 + 0.2 * decay},
+                   {"aux", 0.0},
+                   {"absorb", fired * 0.01 * decay},
+                   {"l0", l0 + 30 * decay},
+                   {"flagged_pairs", fired > 0 ? s % 3 : 0},
+                   {"lr", 1e-3}})
                  .dump()
           << "\n";
     }

@@ -13,12 +13,12 @@ namespace sweep::testing {
 
 struct CraftedJob {
   std::string id;
-  nlohmann::json params;         // the grid point; a baseline has "absorption.enabled": false
-  std::string status = "done";   // "done", "failed", "preempted"; "missing" writes no result.json
+  nlohmann::json params;        // the grid point; a baseline has "absorption.enabled": false
+  std::string status = "done";  // "done", "failed", "preempted"; "missing" writes no result.json
   nlohmann::json metrics = nlohmann::json::object();
-  std::string error;             // for jobs that did not finish
-  int attempts = 0;              // written to result.json when > 0
-  int logged_steps = 8;          // lines of metrics.jsonl
+  std::string error;     // for jobs that did not finish
+  int attempts = 0;      // written to result.json when > 0
+  int logged_steps = 8;  // lines of metrics.jsonl
 };
 
 CraftedJob done_job(std::string id, nlohmann::json params, nlohmann::json metrics);
@@ -27,6 +27,7 @@ CraftedJob unfinished_job(std::string id, nlohmann::json params, std::string sta
 
 // Held-out metrics as a job writes them; `fired` is the share of steps the penalty fired on.
 nlohmann::json crafted_metrics(double explained_variance, double l0, double gt_mcc, double gt_absorption, double fired);
-void write_crafted_sweep(const std::filesystem::path& out, const std::string& name, const std::vector<CraftedJob>& jobs);
+void write_crafted_sweep(const std::filesystem::path& out, const std::string& name,
+                         const std::vector<CraftedJob>& jobs);
 
 }  // namespace sweep::testing

@@ -38,11 +38,11 @@ json open_in_chromium(const fs::path& out, const std::string& name) {
   const fs::path artifacts = fs::path(SWEEP_BUILD_DIR) / "test_artifacts";
   fs::create_directories(artifacts);
   const fs::path seen_file = scratch() / (name + "_seen.json");
-  auto run = run_command({"env", "NODE_PATH=" + modules.string(), node.string(),
-                          std::string(SWEEP_SOURCE_DIR) + "/tests/report_in_browser.js", chromium.string(),
-                          (out / "report.html").string(), (artifacts / ("report_" + name + ".png")).string(),
-                          seen_file.string()},
-                         name + "_browser");
+  auto run = run_command(
+      {"env", "NODE_PATH=" + modules.string(), node.string(),
+       std::string(SWEEP_SOURCE_DIR) + "/tests/report_in_browser.js", chromium.string(), (out / "report.html").string(),
+       (artifacts / ("report_" + name + ".png")).string(), seen_file.string()},
+      name + "_browser");
   if (run.exit_code != 0 || !fs::exists(seen_file)) {
     ADD_FAILURE() << "report_in_browser.js failed:\n" << run.log;
     return nullptr;
@@ -98,7 +98,8 @@ void expect_renders_offline(const json& seen, const json& report) {
     std::vector<double> values;
     bool gap = false;
     for (const auto& v : seen["sorted"][way]) {
-      if (v.is_null()) gap = true;
+      if (v.is_null())
+        gap = true;
       else {
         EXPECT_FALSE(gap) << way << ": a job without EV sorted before one with it";
         values.push_back(v.get<double>());
@@ -117,7 +118,8 @@ TEST(ReportInBrowser, CraftedSweepWithUnfinishedJobsRendersOffline) {
        done_job("r2", {{"absorption.ratio_threshold", 2.0}}, crafted_metrics(0.895, 9.6, 0.85, 0.05, 0.9)),
        done_job("r5", {{"absorption.ratio_threshold", 5.0}}, crafted_metrics(0.9004, 10.05, 0.802, 0.203, 0.4)),
        done_job("r20", {{"absorption.ratio_threshold", 20.0}}, crafted_metrics(0.90, 10.0, 0.80, 0.20, 0.0)),
-       unfinished_job("r1", {{"absorption.ratio_threshold", 1.0}}, "failed", "loss diverged </script> at step 12", 2, 1),
+       unfinished_job("r1", {{"absorption.ratio_threshold", 1.0}}, "failed", "loss diverged </script> at step 12", 2,
+                      1),
        unfinished_job("r3", {{"absorption.ratio_threshold", 3.0}}, "preempted", "preempted", 3, 4)});
   auto run = run_command({SWEEP_BINARY, "report", out.string()}, "crafted_browser_report");
   ASSERT_EQ(run.exit_code, 0) << run.log;
@@ -127,7 +129,8 @@ TEST(ReportInBrowser, CraftedSweepWithUnfinishedJobsRendersOffline) {
   bool warned = false, failure_listed = false;
   for (const auto& v : seen["verdicts"]) {
     warned = warned || v.get<std::string>().find("NEVER FIRED in job r20") != std::string::npos;
-    failure_listed = failure_listed || v.get<std::string>().find("loss diverged </script> at step 12") != std::string::npos;
+    failure_listed =
+        failure_listed || v.get<std::string>().find("loss diverged </script> at step 12") != std::string::npos;
   }
   EXPECT_TRUE(warned) << seen["verdicts"].dump(1);
   EXPECT_TRUE(failure_listed) << "the failure reason, markup and all, shows as text: " << seen["verdicts"].dump(1);

@@ -176,8 +176,10 @@ TEST(SeedReplicaVerdicts, ToleranceIsTheSpreadOfTheBaselinesReplicas) {
   const fs::path out = scratch() / "replicas";
   auto params = [](int seed, bool penalised) {
     json p = {{"seed", seed}};
-    if (penalised) p["absorption.ratio_threshold"] = 5.0;
-    else p["absorption.enabled"] = false;
+    if (penalised)
+      p["absorption.ratio_threshold"] = 5.0;
+    else
+      p["absorption.enabled"] = false;
     return p;
   };
   write_crafted_sweep(out, "replicas",
