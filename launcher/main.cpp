@@ -1,11 +1,12 @@
 // Entry point of the `sweep` command: parses the command line (CLI11) and dispatches to running
-// a sweep, its status, exporting the synthetic data, listing the settings or the BLAS check.
+// a sweep, its status or report, exporting the synthetic data, listing the settings or the BLAS check.
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
 #include "launcher/config_schema.h"
 #include "launcher/data_export.h"
 #include "launcher/doctor.h"
+#include "launcher/report_files.h"
 #include "launcher/run_sweep.h"
 #include "launcher/sweep_status.h"
 
@@ -47,6 +48,9 @@ int main(int argc, char** argv) {
   auto* status = app.add_subcommand("status", "show the state of every job of a sweep (running or stopped)");
   std::string status_out;
   status->add_option("out", status_out, "the sweep's output directory")->required();
+  auto* report = app.add_subcommand("report", "rewrite report.json, report.md and report.html of a sweep's output");
+  std::string report_dir;
+  report->add_option("out", report_dir, "the sweep's output directory (runs/<name> or its --out)")->required();
 
   try {
     app.parse(argc, argv);
@@ -61,6 +65,7 @@ int main(int argc, char** argv) {
   if (*keys) return print_keys();
   if (*doctor) return sweep::launcher::run_doctor();
   if (*status) return sweep::launcher::print_status(status_out);
+  if (*report) return sweep::launcher::report_command(report_dir);
   if (run.file.empty()) {
     std::printf("%s", app.help().c_str());
     return sweep::launcher::kExitInvalidInput;

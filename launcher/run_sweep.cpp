@@ -15,7 +15,7 @@
 #include "launcher/job_state.h"
 #include "launcher/output_check.h"
 #include "launcher/progress_display.h"
-#include "launcher/report.h"
+#include "launcher/report_files.h"
 #include "launcher/stop_signals.h"
 #include "launcher/sweep_plan.h"
 #include "sharding/data_error.h"
@@ -115,21 +115,6 @@ void prepare_output(const SweepOptions& options, const SweepSpec& spec, const st
   check_free_space(out, bytes_needed(to_run, d_in, groups), static_cast<double>(fs::space(out).available));
 }
 
-// Results as the group leaders wrote them, with the attempts from each job's state.
-std::vector<nlohmann::json> collect_results(const fs::path& out, const std::vector<PlannedJob>& jobs) {
-  std::vector<nlohmann::json> results;
-  for (const auto& job : jobs) {
-    auto dir = out / "jobs" / job.id;
-    auto state = read_job_state(dir);
-    nlohmann::json result = {{"id", job.id}, {"params", job.params}, {"config", job.resolved},
-                             {"status", phase_name(state.phase)}, {"error", "the job did not run to its end"}};
-    if (fs::exists(dir / "result.json")) result = worker::read_json(dir / "result.json");
-    result["attempts"] = state.attempts;
-    results.push_back(result);
-  }
-  return results;
-}
-
 // Every job done or failed (nothing pending, running elsewhere, or preempted).
 bool sweep_finished(const fs::path& out, const std::vector<PlannedJob>& jobs) {
   for (const auto& job : jobs) {
@@ -139,10 +124,9 @@ bool sweep_finished(const fs::path& out, const std::vector<PlannedJob>& jobs) {
   return true;
 }
 
-int write_sweep_report(const SweepSpec& spec, const fs::path& out, const std::vector<PlannedJob>& jobs) {
-  auto report = build_report(spec.name, collect_results(out, jobs));
-  write_report(out, report);
-  spdlog::info("report: {}", (out / "report.md").string());
+int write_sweep_report(const fs::path& out) {
+  auto report = rebuild_report(out);  // from the files the group leaders wrote, as `sweep report` does
+  spdlog::info("report: {}", (out / "report.html").string());
   for (const auto& id : report["penalty_never_fired"]) {
     spdlog::warn("the absorption penalty NEVER FIRED in job {}: see report.md", id.get<std::string>());
   }
@@ -150,8 +134,8 @@ int write_sweep_report(const SweepSpec& spec, const fs::path& out, const std::ve
 }
 
 // World rank 0, after every group stopped: the report when the sweep is finished.
-int conclude(const SweepSpec& spec, const fs::path& out, const std::vector<PlannedJob>& jobs, bool stopped) {
-  if (sweep_finished(out, jobs)) return write_sweep_report(spec, out, jobs);
+int conclude(const fs::path& out, const std::vector<PlannedJob>& jobs, bool stopped) {
+  if (sweep_finished(out, jobs)) return write_sweep_report(out);
   if (stopped) {
     spdlog::warn("sweep stopped before its end; re-run the same command to continue (`sweep status {}` shows where "
                  "each job is)",
@@ -215,7 +199,7 @@ int run_sweep(const SweepOptions& options, const MpiSession& mpi) {
   }
   int stopped_here = stop_requested() ? 1 : 0, stopped = 0;
   MPI_Allreduce(&stopped_here, &stopped, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  if (root) code = conclude(spec, out, jobs, stopped != 0);
+  if (root) code = conclude(out, jobs, stopped != 0);
   MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
   return code;
 }

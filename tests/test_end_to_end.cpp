@@ -276,6 +276,7 @@ TEST(EndToEnd, QuickSweepReportsEveryJobOfThePlan) {
   ASSERT_TRUE(fs::exists(out / "plan.json"));
   ASSERT_TRUE(fs::exists(out / "report.json"));
   ASSERT_TRUE(fs::exists(out / "report.md"));
+  EXPECT_TRUE(fs::exists(out / "report.html"));
   EXPECT_TRUE(fs::exists(out / "sweep.toml"));
   const json plan = read_json(out / "plan.json");
   const json report = read_json(out / "report.json");
