@@ -12,7 +12,7 @@ namespace sweep::launcher {
 namespace {
 
 using nlohmann::json;
-const char* const kSections[] = {"data", "sae", "train", "absorption", "grid", "slurm"};
+const char* const kSections[] = {"data", "sae", "train", "absorption", "run", "grid", "slurm"};
 using Check = std::function<std::string(const json&)>;
 
 std::string fmt(double v) {
@@ -84,7 +84,7 @@ Check sbatch_options() {
 std::vector<KeySpec> build_schema() {
   using K = ValueKind;
   return {
-      {"name", K::String, "", none(), "sweep name; output goes to runs/<name> (default: the file's stem)"},
+      {"name", K::String, "", none(), "sweep name; output goes to runs/<name> (default: the file's stem)", false},
       {"seed", K::Int, 42, at_least(0), "seed of the SAE initialisation"},
 
       {"data.source", K::String, "synthetic", one_of({"synthetic", "files"}), "activation source"},
@@ -128,7 +128,9 @@ std::vector<KeySpec> build_schema() {
       {"train.recon_loss", K::String, "mse", one_of({"mse", "l2norm"}), "mse: mean ||x-x_hat||^2; l2norm: mean ||x-x_hat||"},
       {"train.log_every", K::Int, 50, at_least(1), "steps between metrics.jsonl lines"},
       {"train.eval_batch_size", K::Int, 4096, at_least(1), "rows per evaluation chunk"},
-      {"train.ranks_per_job", K::Int, 1, at_least(1), "ranks that train one job together (data parallel)"},
+      {"train.ranks_per_job", K::Int, 1, at_least(1), "ranks that train one job together (data parallel)", false},
+      {"train.checkpoint_every", K::Int, 0, at_least(0), "steps between checkpoints (0: every train.checkpoint_minutes)", false},
+      {"train.checkpoint_minutes", K::Float, 5.0, above(0), "minutes of training between checkpoints when checkpoint_every = 0", false},
       {"train.device", K::String, "auto", one_of({"auto", "cpu", "cuda"}), "torch device"},
 
       {"absorption.enabled", K::Bool, true, none(), "add the absorption penalty"},
@@ -149,6 +151,10 @@ std::vector<KeySpec> build_schema() {
       {"slurm.max_requeues", K::Int, 10, at_least(0), "sweep submit: times an unfinished sweep requeues itself"},
       {"slurm.signal_lead", K::Int, 120, closed_range(1, 65535), "sweep submit: seconds before the time limit at which the sweep checkpoints"},
       {"slurm.sbatch_args", K::StringList, json::array(), sbatch_options(), "sweep submit: extra sbatch options, one #SBATCH line each"},
+      {"run.max_attempts", K::Int, 2, at_least(1), "failed attempts after which a job stays failed (a resume retries it until then)", false},
+      {"run.progress_seconds", K::Float, 10.0, above(0), "seconds between a running job's progress lines (without a terminal)", false},
+      {"run.heartbeat_seconds", K::Float, 10.0, above(0), "seconds between a running job's heartbeats in its state.json", false},
+      {"run.stale_after_seconds", K::Float, 300.0, above(0), "a running job whose heartbeat is older than this counts as interrupted", false},
 
       {"grid.include_baseline", K::Bool, true, none(), "add a job with absorption.enabled = false per grid point of the other keys"},
   };

@@ -21,6 +21,9 @@ struct KeySpec {
   // Empty when the value is fine; otherwise what is wrong and what is allowed.
   std::function<std::string(const nlohmann::json&)> check;
   std::string help;
+  // False for settings that change how a job runs but not what it computes (ranks, checkpoints,
+  // retries): they are left out of job ids and may change when a sweep is resumed.
+  bool affects_results = true;
 };
 
 const std::vector<KeySpec>& config_schema();

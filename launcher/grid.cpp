@@ -9,6 +9,7 @@
 #include <set>
 
 #include "launcher/config_error.h"
+#include "launcher/config_schema.h"
 
 namespace sweep::launcher {
 namespace {
@@ -114,11 +115,12 @@ PlannedJob make_job(const SweepSpec& spec, const json& params) {
 }  // namespace
 
 std::string job_id(const json& resolved) {
-  // Settings that do not change what a job computes: renaming the sweep or regrouping its
-  // ranks keeps every job's id (and so its results and checkpoints).
+  // Settings that do not change what a job computes (the sweep's name, its ranks, checkpoint
+  // and retry settings) stay out of the id, so changing them keeps results and checkpoints.
   auto canonical = resolved;
-  canonical.erase("name");
-  canonical.erase("train.ranks_per_job");
+  for (const auto& spec : config_schema()) {
+    if (!spec.affects_results) canonical.erase(spec.key);
+  }
   uint64_t hash = 1469598103934665603ULL;  // FNV-1a 64
   for (unsigned char ch : canonical.dump()) {
     hash ^= ch;
@@ -156,6 +158,10 @@ std::vector<PlannedJob> expand_grid(const SweepSpec& spec) {
     if (axis.key == "train.ranks_per_job") {
       throw ConfigError(axis.where + ": train.ranks_per_job cannot be a grid axis: every group of ranks must have the "
                                      "same size; set it once in [train]");
+    }
+    if (!find_key(axis.key)->affects_results) {
+      throw ConfigError(axis.where + ": " + axis.key + " cannot be a grid axis: it changes how jobs run, not what they "
+                                     "compute; set it once in its section");
     }
   }
   for (const auto& job : jobs) validate_job(spec, job);

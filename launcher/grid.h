@@ -21,7 +21,7 @@ struct PlannedJob {
 // Throws ConfigError for a grid point that is invalid or whose penalty can never fire.
 std::vector<PlannedJob> expand_grid(const SweepSpec& spec);
 
-// Stable id: a hash of the resolved configuration (sweep name and ranks_per_job excluded).
+// Stable id: a hash of the resolved settings that affect results (see KeySpec::affects_results).
 std::string job_id(const nlohmann::json& resolved);
 
 // Bytes the absorption regulariser's dense d_sae x d_sae matrices take during a step.

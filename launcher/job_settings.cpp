@@ -86,6 +86,8 @@ worker::JobConfig to_job_config(const PlannedJob& job) {
   t.log_every = c["train.log_every"];
   t.eval_batch_size = c["train.eval_batch_size"];
   t.device = c["train.device"];
+  t.checkpoint_every = c["train.checkpoint_every"];
+  t.checkpoint_seconds = 60.0 * c["train.checkpoint_minutes"].get<double>();
   // train.ranks_per_job is the launcher's business: it decides the group a job runs on.
   return cfg;
 }

@@ -1,13 +1,16 @@
 // Entry point of the `sweep` command: parses the command line (CLI11) and dispatches to running
-// a sweep, submitting it to Slurm, exporting the synthetic data, listing the settings or the BLAS check.
+// a sweep, its status or report, submitting it to Slurm, exporting the synthetic data, listing the
+// settings or the BLAS check.
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
 #include "launcher/config_schema.h"
 #include "launcher/data_export.h"
 #include "launcher/doctor.h"
+#include "launcher/report_files.h"
 #include "launcher/run_sweep.h"
 #include "launcher/slurm_submit.h"
+#include "launcher/sweep_status.h"
 
 namespace {
 
@@ -30,6 +33,7 @@ int main(int argc, char** argv) {
   app.add_option("file", run.file, "sweep file (TOML)")->check(CLI::ExistingFile);
   app.add_option("--out", out, "output directory (default: runs/<name>)");
   app.add_option("--set", run.overrides, "override a setting: key=value (grid.<key>=[...] for a grid axis)");
+  app.add_flag("--fresh", run.fresh, "start over: an existing output directory is kept under a new name");
 
   auto* data = app.add_subcommand("data", "data tools");
   data->require_subcommand(1);
@@ -46,6 +50,12 @@ int main(int argc, char** argv) {
   auto* submit = app.add_subcommand("submit", "submit the sweep to Slurm as a batch job that requeues itself until done");
   sweep::launcher::SubmitOptions submission;
   sweep::launcher::add_submit_options(*submit, submission);
+  auto* status = app.add_subcommand("status", "show the state of every job of a sweep (running or stopped)");
+  std::string status_out;
+  status->add_option("out", status_out, "the sweep's output directory")->required();
+  auto* report = app.add_subcommand("report", "rewrite report.json, report.md and report.html of a sweep's output");
+  std::string report_dir;
+  report->add_option("out", report_dir, "the sweep's output directory (runs/<name> or its --out)")->required();
 
   try {
     app.parse(argc, argv);
@@ -60,6 +70,8 @@ int main(int argc, char** argv) {
   if (*keys) return print_keys();
   if (*doctor) return sweep::launcher::run_doctor();
   if (*submit) return sweep::launcher::submit_sweep(submission);
+  if (*status) return sweep::launcher::print_status(status_out);
+  if (*report) return sweep::launcher::report_command(report_dir);
   if (run.file.empty()) {
     std::printf("%s", app.help().c_str());
     return sweep::launcher::kExitInvalidInput;

@@ -1,5 +1,5 @@
-// The sweep report: report.json (every job with params, status and metrics) and report.md
-// (one table, differences to the baseline, a loud line for every penalty that never fired).
+// The sweep report: report.json (every job with its params, status, metrics, difference to its
+// baseline and training curve, plus the verdicts), rendered as report.md and report.html.
 #pragma once
 
 #include <filesystem>
@@ -10,9 +10,16 @@
 
 namespace sweep::launcher {
 
-// results: the result.json objects of every job, in plan order.
-nlohmann::json build_report(const std::string& sweep_name, const std::vector<nlohmann::json>& results);
-std::string render_markdown(const nlohmann::json& report);
+// One job as the report reads it: its result.json and its training curve from metrics.jsonl,
+// as columns ({"step": [...], "loss": [...], ...}; empty when the job logged nothing).
+struct JobRecord {
+  nlohmann::json result;
+  nlohmann::json curve = nlohmann::json::object();
+};
+
+// jobs: every job of the plan, in plan order.
+nlohmann::json build_report(const std::string& sweep_name, const std::vector<JobRecord>& jobs);
+// Writes report.json, report.md and report.html into out_dir.
 void write_report(const std::filesystem::path& out_dir, const nlohmann::json& report);
 
 }  // namespace sweep::launcher

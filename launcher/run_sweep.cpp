@@ -1,42 +1,56 @@
-// The sweep driver: checks the sweep file, the grid and the data before any training, writes
-// the plan, runs jobs on groups of ranks with dynamic scheduling, and aggregates the report.
+// The sweep driver: checks the sweep file, the grid, the data and the output directory before any
+// training, writes or extends the plan, runs jobs on groups of ranks, and writes the report.
 #include "launcher/run_sweep.h"
 
 #include <algorithm>
-#include <set>
+#include <map>
 #include <thread>
 
 #include <spdlog/spdlog.h>
 
 #include "launcher/config_error.h"
 #include "launcher/grid.h"
-#include "launcher/job_counter.h"
+#include "launcher/group_runner.h"
 #include "launcher/job_settings.h"
-#include "launcher/report.h"
+#include "launcher/job_state.h"
+#include "launcher/output_check.h"
+#include "launcher/progress_display.h"
+#include "launcher/report_files.h"
+#include "launcher/stop_signals.h"
+#include "launcher/sweep_plan.h"
 #include "sharding/data_error.h"
 #include "worker/cpu_threads.h"
 #include "worker/job_files.h"
-#include "worker/mpi_communicator.h"
+#include "worker/group_communicator.h"
 #include "worker/run_job.h"
 
 namespace sweep::launcher {
 namespace {
 
+namespace fs = std::filesystem;
+
 // Opens every distinct data source once, so a bad shard stops the sweep before any training.
-void check_data(const SweepSpec& spec, const std::vector<PlannedJob>& jobs) {
-  std::set<std::string> checked;
+// Returns the activation width of every job's data, by job id.
+std::map<std::string, int64_t> check_data(const SweepSpec& spec, const std::vector<PlannedJob>& jobs) {
+  std::map<std::string, int64_t> width_of_source, width;
   for (const auto& job : jobs) {
     const auto& c = job.resolved;
-    if (c["data.source"] != "files") continue;
-    auto key = c["data.paths"].dump() + c["data.tensor"].dump() + c["data.eval_tokens"].dump();
-    if (!checked.insert(key).second) continue;
-    try {
-      sharding::open_dataset(to_data_config(c));
-    } catch (const sharding::DataError& e) {
-      auto where = spec.where.count("data.paths") ? spec.where.at("data.paths") : spec.file.filename().string();
-      throw ConfigError(where + ": data.paths = " + c["data.paths"].dump() + ": " + e.what());
+    if (c["data.source"] != "files") {
+      width[job.id] = c["data.d_in"];
+      continue;
     }
+    auto key = c["data.paths"].dump() + c["data.tensor"].dump() + c["data.eval_tokens"].dump();
+    if (!width_of_source.count(key)) {
+      try {
+        width_of_source[key] = sharding::open_dataset(to_data_config(c))->d_in();
+      } catch (const sharding::DataError& e) {
+        auto where = spec.where.count("data.paths") ? spec.where.at("data.paths") : spec.file.filename().string();
+        throw ConfigError(where + ": data.paths = " + c["data.paths"].dump() + ": " + e.what());
+      }
+    }
+    width[job.id] = width_of_source[key];
   }
+  return width;
 }
 
 void check_world(const SweepSpec& spec, int world_size) {
@@ -52,15 +66,6 @@ void check_world(const SweepSpec& spec, int world_size) {
                     " ranks started; with this many ranks use one of: " + fits);
 }
 
-nlohmann::json plan_json(const SweepSpec& spec, const std::vector<PlannedJob>& jobs) {
-  nlohmann::json plan = {{"sweep", spec.name}, {"jobs", nlohmann::json::array()}};
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    plan["jobs"].push_back({{"index", i}, {"id", jobs[i].id}, {"params", jobs[i].params},
-                            {"baseline", jobs[i].baseline}, {"config", jobs[i].resolved}});
-  }
-  return plan;
-}
-
 // CPU threads per rank: the machine's cores shared by the ranks on it.
 void share_cores(const MpiSession& mpi) {
   int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -69,29 +74,76 @@ void share_cores(const MpiSession& mpi) {
   if (mpi.world_rank == 0) spdlog::info("{} CPU thread(s) per rank ({})", threads, how);
 }
 
-// Results as the group leaders wrote them; a job with no result.json is reported as missing.
-std::vector<nlohmann::json> collect_results(const std::filesystem::path& out, const std::vector<PlannedJob>& jobs) {
-  std::vector<nlohmann::json> results;
-  for (const auto& job : jobs) {
-    auto file = out / "jobs" / job.id / "result.json";
-    if (std::filesystem::exists(file)) {
-      results.push_back(worker::read_json(file));
-    } else {
-      results.push_back({{"id", job.id}, {"params", job.params}, {"config", job.resolved}, {"status", "missing"},
-                         {"error", "no result.json: the job did not run to its end"}});
-    }
+// --fresh: the old directory moves aside (never deleted) to <out>.old-<n>.
+void move_aside(const fs::path& out) {
+  for (int n = 1;; ++n) {
+    fs::path aside = out.string() + ".old-" + std::to_string(n);
+    if (fs::exists(aside)) continue;
+    fs::rename(out, aside);
+    spdlog::warn("--fresh: the previous {} is kept as {}", out.string(), aside.string());
+    return;
   }
-  return results;
 }
 
-int write_sweep_report(const SweepSpec& spec, const std::filesystem::path& out, const std::vector<PlannedJob>& jobs) {
-  auto report = build_report(spec.name, collect_results(out, jobs));
-  write_report(out, report);
-  spdlog::info("report: {}", (out / "report.md").string());
+// World rank 0, before any training: the plan (new, or the existing one extended), a copy of the
+// sweep file, and room on disk for what the jobs still to run will write.
+void prepare_output(const SweepOptions& options, const SweepSpec& spec, const std::vector<PlannedJob>& jobs,
+                    const std::map<std::string, int64_t>& widths, const fs::path& out, int groups) {
+  if (options.fresh && fs::exists(out)) move_aside(out);
+  check_writable(out);
+  auto plan_file = out / "plan.json";
+  std::vector<PlannedJob> ordered = jobs;
+  if (fs::exists(plan_file)) {
+    auto old_plan = worker::read_json(plan_file);
+    ordered = extend_plan(old_plan, plan_file, spec, jobs);
+    size_t added = ordered.size() - old_plan["jobs"].size();
+    if (added > 0) spdlog::info("{}: adding {} new job(s) to the existing plan", plan_file.string(), added);
+  }
+  worker::write_file_atomic(out / "sweep.toml", spec.text);
+  worker::write_json_atomic(plan_file, plan_json(spec, ordered));
+
+  std::vector<PlannedJob> to_run;
+  std::vector<int64_t> d_in;
+  for (const auto& job : ordered) {
+    if (read_job_state(out / "jobs" / job.id).phase == JobPhase::Done) continue;
+    to_run.push_back(job);
+    d_in.push_back(widths.at(job.id));
+  }
+  if (!to_run.empty() && to_run.size() < ordered.size()) {
+    spdlog::info("resuming: {} of {} jobs already done", ordered.size() - to_run.size(), ordered.size());
+  }
+  check_free_space(out, bytes_needed(to_run, d_in, groups), static_cast<double>(fs::space(out).available));
+}
+
+// Every job done or failed (nothing pending, running elsewhere, or preempted).
+bool sweep_finished(const fs::path& out, const std::vector<PlannedJob>& jobs) {
+  for (const auto& job : jobs) {
+    auto phase = read_job_state(out / "jobs" / job.id).phase;
+    if (phase != JobPhase::Done && phase != JobPhase::Failed) return false;
+  }
+  return true;
+}
+
+int write_sweep_report(const fs::path& out) {
+  auto report = rebuild_report(out);  // from the files the group leaders wrote, as `sweep report` does
+  spdlog::info("report: {}", (out / "report.html").string());
   for (const auto& id : report["penalty_never_fired"]) {
     spdlog::warn("the absorption penalty NEVER FIRED in job {}: see report.md", id.get<std::string>());
   }
   return report["counts"]["done"] == report["counts"]["total"] ? kExitOk : kExitJobFailed;
+}
+
+// World rank 0, after every group stopped: the report when the sweep is finished.
+int conclude(const fs::path& out, const std::vector<PlannedJob>& jobs, bool stopped) {
+  if (sweep_finished(out, jobs)) return write_sweep_report(out);
+  if (stopped) {
+    spdlog::warn("sweep stopped before its end; re-run the same command to continue (`sweep status {}` shows where "
+                 "each job is)",
+                 out.string());
+    return kExitPreempted;
+  }
+  spdlog::info("this process has no job left; jobs still running in other processes will write the report");
+  return kExitOk;
 }
 
 }  // namespace
@@ -100,50 +152,54 @@ int run_sweep(const SweepOptions& options, const MpiSession& mpi) {
   const bool root = mpi.world_rank == 0;
   SweepSpec spec;
   std::vector<PlannedJob> jobs;
+  std::map<std::string, int64_t> widths;
   try {  // every rank validates the same input and so reaches the same verdict
     spec = load_sweep(options.file, options.overrides);
     jobs = expand_grid(spec);
     check_world(spec, mpi.world_size);
-    check_data(spec, jobs);  // on every rank too: all must reach the same verdict
+    widths = check_data(spec, jobs);
   } catch (const ConfigError& e) {
     if (root) spdlog::error("{}", e.what());
     return kExitInvalidInput;
   }
-  auto out = options.out.value_or(std::filesystem::path("runs") / spec.name);
+  const int group_size = spec.base["train.ranks_per_job"].get<int>();
+  auto out = options.out.value_or(fs::path("runs") / spec.name);
+  int code = kExitOk;
   if (root) {
-    std::filesystem::create_directories(out / "jobs");
-    worker::write_file_atomic(out / "sweep.toml", spec.text);
-    worker::write_json_atomic(out / "plan.json", plan_json(spec, jobs));
+    try {
+      prepare_output(options, spec, jobs, widths, out, mpi.world_size / group_size);
+    } catch (const std::exception& e) {  // ConfigError, or a file system error naming its path
+      spdlog::error("{}", e.what());
+      code = kExitInvalidInput;
+    }
   }
-  MPI_Barrier(MPI_COMM_WORLD);
+  MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  if (code != kExitOk) return code;
+  jobs = jobs_from_plan(worker::read_json(out / "plan.json"));
+  install_stop_handlers();
   share_cores(mpi);
 
-  const int group_size = spec.base["train.ranks_per_job"].get<int>();
   MPI_Comm group_comm;
   MPI_Comm_split(MPI_COMM_WORLD, mpi.world_rank / group_size, mpi.world_rank, &group_comm);
   {
-    worker::MpiCommunicator group(group_comm);
+    int gpu_index = torch::cuda::is_available() ? mpi.local_rank % static_cast<int>(torch::cuda::device_count()) : 0;
+    auto device = worker::pick_device(spec.base["train.device"], gpu_index);
+    auto group = worker::make_group_communicator(group_comm, device);
     MPI_Comm_free(&group_comm);
     if (root) {
-      spdlog::info("sweep {}: {} jobs on {} group(s) of {} rank(s), output in {}", spec.name, jobs.size(),
-                   mpi.world_size / group_size, group_size, out.string());
+      spdlog::info("sweep {}: {} jobs on {} group(s) of {} rank(s) ({}, collectives over {}), output in {}", spec.name,
+                   jobs.size(), mpi.world_size / group_size, group_size, device.str(), worker::group_backend(device),
+                   out.string());
     }
-    int gpu_index = torch::cuda::is_available() ? mpi.local_rank % static_cast<int>(torch::cuda::device_count()) : 0;
     JobCounter counter(MPI_COMM_WORLD);
-    while (true) {
-      auto index = torch::zeros({1}, torch::kLong);
-      if (group.is_leader()) index[0] = counter.next();
-      group.broadcast(index, 0);
-      int64_t i = index[0].item<int64_t>();
-      if (i >= static_cast<int64_t>(jobs.size())) break;
-      if (group.is_leader()) spdlog::info("job {}/{} {} {}", i + 1, jobs.size(), jobs[i].id, jobs[i].params.dump());
-      auto cfg = to_job_config(jobs[i]);
-      cfg.train.gpu_index = gpu_index;
-      worker::run_job(cfg, group, out / "jobs" / jobs[i].id);
-    }
+    ProgressDisplay display(progress_bar_fits(mpi.world_size), spec.base["run.progress_seconds"].get<double>());
+    GroupRun run{out, &jobs, group.get(), &counter, this_process(), mpi.world_rank, gpu_index, &display, now_seconds()};
+    run_group(run);
     MPI_Barrier(MPI_COMM_WORLD);
   }
-  int code = root ? write_sweep_report(spec, out, jobs) : 0;
+  int stopped_here = stop_requested() ? 1 : 0, stopped = 0;
+  MPI_Allreduce(&stopped_here, &stopped, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  if (root) code = conclude(out, jobs, stopped != 0);
   MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
   return code;
 }

@@ -33,7 +33,7 @@ std::string unknown_key_message(const std::string& key, const std::string& what)
 std::string unknown_section_message(const std::string& name) {
   std::string msg = "section [" + name + "] is not a sweep-file section";
   if (auto guess = closest_section(name)) msg += "; did you mean [" + *guess + "]?";
-  return msg + " (sections: data, sae, train, absorption, grid, slurm)";
+  return msg + " (sections: data, sae, train, absorption, run, grid, slurm)";
 }
 
 std::string toml_type_name(const toml::node& node) {

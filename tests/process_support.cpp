@@ -1,11 +1,14 @@
 // Process helpers for the end-to-end and multi-process tests.
 #include "tests/process_support.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -58,6 +61,89 @@ RunResult run_command(const std::vector<std::string>& command, const std::string
   r.log = read_text(log);
   return r;
 }
+
+BackgroundRun::BackgroundRun(const std::vector<std::string>& command, const std::string& log_name)
+    : log_(scratch() / (log_name + ".log")) {
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::setpgid(0, 0);
+    int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    std::vector<char*> argv;
+    for (const auto& word : command) argv.push_back(const_cast<char*>(word.c_str()));
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::setpgid(pid_, pid_);
+}
+
+BackgroundRun::~BackgroundRun() {
+  if (finished_) return;
+  ::kill(-pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+}
+
+int BackgroundRun::signal_descendants(const std::string& name, int signal) const {
+  std::map<int, int> parent;
+  std::map<int, std::string> command;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    auto pid_text = entry.path().filename().string();
+    if (pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(entry.path() / "stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    auto close = line.rfind(')');  // "pid (comm) state ppid ..."
+    std::istringstream rest(line.substr(close + 2));
+    std::string state;
+    int ppid = 0;
+    rest >> state >> ppid;
+    int pid = std::stoi(pid_text);
+    parent[pid] = ppid;
+    command[pid] = line.substr(line.find('(') + 1, close - line.find('(') - 1);
+  }
+  int signalled = 0;
+  for (const auto& [pid, comm] : command) {
+    if (comm != name) continue;
+    for (int p = parent[pid]; p > 1; p = parent.count(p) ? parent[p] : 0) {
+      if (p == pid_) {
+        signalled += ::kill(pid, signal) == 0;
+        break;
+      }
+    }
+  }
+  return signalled;
+}
+
+bool BackgroundRun::wait_until(const std::function<bool()>& ready, double seconds) {
+  for (double waited = 0; waited < seconds; waited += 0.02) {
+    if (ready()) return true;
+    int status = 0;
+    if (!finished_ && ::waitpid(pid_, &status, WNOHANG) == pid_) {
+      finished_ = true;
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    if (finished_) return ready();
+    ::usleep(20000);
+  }
+  return false;
+}
+
+int BackgroundRun::wait(double seconds) {
+  for (double waited = 0; !finished_ && waited < seconds; waited += 0.02) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      finished_ = true;
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      break;
+    }
+    ::usleep(20000);
+  }
+  return finished_ ? exit_code_ : -1;
+}
+
+std::string BackgroundRun::log() const { return read_text(log_); }
 
 std::vector<std::string> mpirun(int ranks, int time_limit_seconds) {
   // As root OpenMPI needs --allow-run-as-root; more ranks than cores need --oversubscribe.

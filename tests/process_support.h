@@ -1,8 +1,9 @@
 // Helpers for tests that run programs: a per-process scratch directory, shell quoting, file
-// reading, and running a command (sweep, or sweep under mpirun) with its output captured.
+// reading, running a command (sweep, or sweep under mpirun) in the foreground or background.
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,30 @@ struct RunResult {
 
 // Runs `command` (each word quoted for the shell), output to scratch()/<log_name>.log.
 RunResult run_command(const std::vector<std::string>& command, const std::string& log_name);
+// A command started in the background (its own process group), output to scratch()/<log_name>.log.
+class BackgroundRun {
+ public:
+  BackgroundRun(const std::vector<std::string>& command, const std::string& log_name);
+  ~BackgroundRun();  // kills the whole process group if it is still running
+  BackgroundRun(const BackgroundRun&) = delete;
+  BackgroundRun& operator=(const BackgroundRun&) = delete;
+
+  // Sends `signal` to every descendant process named `name` (say, each rank under mpirun, which
+  // puts its ranks in process groups of their own); returns how many were signalled.
+  int signal_descendants(const std::string& name, int signal) const;
+  // Polls `ready` every 20 ms for up to `seconds`; false if it never held or the run ended first.
+  bool wait_until(const std::function<bool()>& ready, double seconds);
+  // The exit code (-1 when killed by a signal or still running after `seconds`).
+  int wait(double seconds);
+  std::string log() const;
+
+ private:
+  int pid_ = -1;
+  bool finished_ = false;
+  int exit_code_ = -1;
+  std::filesystem::path log_;
+};
+
 // The words that start `ranks` processes under mpirun, bounded by a time limit so a hang fails.
 std::vector<std::string> mpirun(int ranks, int time_limit_seconds = 600);
 

@@ -3,6 +3,9 @@
 // independent format checker, itself tested here on broken directories), a diverging grid
 // point, and `sweep data export`.
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <regex>
 #include <sys/wait.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -273,6 +276,7 @@ TEST(EndToEnd, QuickSweepReportsEveryJobOfThePlan) {
   ASSERT_TRUE(fs::exists(out / "plan.json"));
   ASSERT_TRUE(fs::exists(out / "report.json"));
   ASSERT_TRUE(fs::exists(out / "report.md"));
+  EXPECT_TRUE(fs::exists(out / "report.html"));
   EXPECT_TRUE(fs::exists(out / "sweep.toml"));
   const json plan = read_json(out / "plan.json");
   const json report = read_json(out / "report.json");
@@ -539,3 +543,25 @@ TEST(EndToEnd, DataExportWritesActivationsAndGroundTruth) {
 }
 
 }  // namespace
+
+// ----------------------------------------------------------------------------------------------
+// Progress while it runs: without a terminal, each job's leader logs progress lines at the set
+// interval (step/steps, percent, tokens/s, ETA, loss, L0, flagged pairs), rank 0 the sweep's.
+
+TEST(EndToEnd, RunningJobsLogProgressLinesAndTheSweepItsOwn) {
+  const auto& run = run_quick("progress", {"run.progress_seconds=0.01", "grid.include_baseline=false",
+                                           "grid.absorption.ratio_threshold=[2.0]", "train.steps=400"});
+  ASSERT_EQ(run.exit_code, 0) << run.log;
+  std::regex line(R"(\[job [0-9a-f]{12} absorption\.ratio_threshold=2\.0\] step (\d+)/400 \((\d+)%\) [0-9.e+]+ tok/s )"
+                  R"(ETA \d+:\d\d loss [0-9.e+-]+ L0 [0-9.]+ flagged pairs \d+)");
+  std::vector<int> steps;
+  for (auto it = std::sregex_iterator(run.log.begin(), run.log.end(), line); it != std::sregex_iterator(); ++it) {
+    steps.push_back(std::stoi((*it)[1]));
+    EXPECT_NEAR(std::stoi((*it)[2]), steps.back() / 4.0, 0.51) << "percent of 400 steps";
+  }
+  ASSERT_GE(steps.size(), 2u) << "progress lines at a steady interval, not just one:\n" << run.log;
+  EXPECT_LT(steps.size(), 400u) << "not one line per step";
+  EXPECT_EQ(steps.back(), 400);
+  EXPECT_TRUE(std::is_sorted(steps.begin(), steps.end()));
+  EXPECT_NE(run.log.find("sweep: 1/1 jobs finished"), std::string::npos) << run.log;
+}

@@ -21,6 +21,8 @@ struct TrainConfig {
   int64_t eval_batch_size = 4096;
   std::string device = "auto";  // auto | cpu | cuda
   int gpu_index = 0;             // which GPU of the machine (set per rank by the launcher)
+  int64_t checkpoint_every = 0;       // steps between checkpoints; 0: every checkpoint_seconds
+  double checkpoint_seconds = 300.0;  // of training, when checkpoint_every is 0
 };
 
 struct JobConfig {

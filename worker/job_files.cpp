@@ -14,7 +14,7 @@ namespace sweep::worker {
 
 void write_file_atomic(const std::filesystem::path& file, const std::string& contents) {
   auto tmp = file;
-  tmp += ".tmp";
+  tmp += ".tmp." + std::to_string(::getpid());  // one per writer: several processes may share a sweep
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) throw std::runtime_error("cannot write " + tmp.string() + ": " + std::strerror(errno));
   const char* data = contents.data();
@@ -51,10 +51,23 @@ void write_saelens(const std::filesystem::path& dir, const sae::SaeLensExport& e
   sharding::write_safetensors(dir / "sparsity.safetensors", exported.sparsity);
 }
 
-MetricsLog::MetricsLog(const std::filesystem::path& file) : out_(file, std::ios::trunc) {
+MetricsLog::MetricsLog(const std::filesystem::path& file, uint64_t keep_bytes) : file_(file), bytes_(keep_bytes) {
+  if (keep_bytes > 0) {
+    if (!std::filesystem::exists(file) || std::filesystem::file_size(file) < keep_bytes) {
+      throw std::runtime_error(file.string() + " is shorter than its checkpoint says (" + std::to_string(keep_bytes) +
+                               " bytes): it was changed or truncated since");
+    }
+    std::filesystem::resize_file(file, keep_bytes);
+  }
+  out_.open(file, keep_bytes > 0 ? std::ios::app : std::ios::trunc);
   if (!out_) throw std::runtime_error("cannot write " + file.string());
 }
 
-void MetricsLog::append(const nlohmann::json& line) { out_ << line.dump() << "\n" << std::flush; }
+void MetricsLog::append(const nlohmann::json& line) {
+  auto text = line.dump() + "\n";
+  out_ << text << std::flush;
+  if (!out_) throw std::runtime_error("cannot write " + file_.string() + ": " + std::strerror(errno));
+  bytes_ += text.size();
+}
 
 }  // namespace sweep::worker

@@ -1,43 +1,29 @@
-// The training loop of one job, written to be read top to bottom: data, model, steps with
-// periodic logging, held-out evaluation, SAELens export and result.json.
+// The training loop of one job, written to be read top to bottom: data, model, resume from the
+// newest checkpoint, steps with logging and checkpoints, evaluation, SAELens export, result.json.
 #include "worker/run_job.h"
 
 #include <chrono>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
+#include "worker/checkpoint.h"
 #include "worker/evaluate.h"
 #include "worker/group_failure.h"
 #include "worker/job_files.h"
+#include "worker/penalty_activity.h"
+#include "worker/step_agreement.h"
 #include "worker/trainer.h"
 
 namespace sweep::worker {
 namespace {
 
+namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
-
-// Running totals of the penalty's activity over all steps.
-struct PenaltyActivity {
-  int64_t steps = 0, active_steps = 0;
-  double pairs = 0, loss = 0;
-
-  void add(const StepStats& s) {
-    ++steps;
-    active_steps += s.flagged_pairs > 0;
-    pairs += static_cast<double>(s.flagged_pairs);
-    loss += s.absorb_loss;
-  }
-  nlohmann::json summary() const {
-    double n = std::max<int64_t>(1, steps);
-    return {{"absorb_pairs_mean", pairs / n},
-            {"absorb_active_fraction", static_cast<double>(active_steps) / n},
-            {"absorb_loss_mean", loss / n}};
-  }
-};
 
 nlohmann::json step_line(int64_t step, const StepStats& s) {
   return {{"step", step},        {"loss", s.loss},          {"recon", s.recon},
@@ -56,7 +42,33 @@ nlohmann::json failed_result(const JobConfig& cfg, const std::string& error) {
   return result;
 }
 
-nlohmann::json train_and_evaluate(const JobConfig& job, Communicator& comm, const std::filesystem::path& job_dir) {
+bool checkpoint_due(const TrainConfig& train, int64_t step, double seconds_since_checkpoint) {
+  if (train.checkpoint_every > 0) return step % train.checkpoint_every == 0;
+  return seconds_since_checkpoint >= train.checkpoint_seconds;
+}
+
+// The leader restores the newest valid checkpoint and sends the state to the rest of the group.
+// Returns the loop's progress saved with it, or nullopt when the job starts fresh.
+std::optional<nlohmann::json> resume_from_checkpoint(TrainingState& state, Communicator& comm, const fs::path& job_dir) {
+  auto found = agree_on(comm, [&] {
+    return comm.is_leader() ? restore_newest_checkpoint(job_dir, state) : std::optional<Checkpoint>();
+  });
+  auto header = torch::tensor({static_cast<int64_t>(found.has_value()), state.step}, torch::kLong);
+  comm.broadcast(header, 0);
+  if (header[0].item<int64_t>() == 0) return std::nullopt;
+  if (comm.size() > 1) {
+    torch::NoGradGuard no_grad;
+    for (auto& named : training_state_tensors(state)) comm.broadcast(named.second, 0);
+    auto steps = adam_steps(state);
+    comm.broadcast(steps, 0);
+    set_adam_steps(state, steps);
+    state.step = header[1].item<int64_t>();
+  }
+  return found ? found->progress : nlohmann::json::object();
+}
+
+JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs::path& job_dir,
+                              const JobControl& control) {
   const bool leader = comm.is_leader();
   auto device = pick_device(job.train.device, job.train.gpu_index);
   auto data = agree_on(comm, [&] { return sharding::open_dataset(job.data); });
@@ -64,29 +76,57 @@ nlohmann::json train_and_evaluate(const JobConfig& job, Communicator& comm, cons
   cfg.sae.d_in = data->d_in();  // the data decides the width (activation files carry their own)
   Trainer trainer(cfg, comm, device);
   const auto& train = cfg.train;
-  trainer.initialize_decoder_bias(
-      agree_on(comm, [&] { return data->train_shard(0, train.batch_size, comm.rank(), comm.size()); }).activations);
+  auto resumed = resume_from_checkpoint(trainer.state(), comm, job_dir);
+  if (!resumed) {
+    trainer.initialize_decoder_bias(
+        agree_on(comm, [&] { return data->train_shard(0, train.batch_size, comm.rank(), comm.size()); }).activations);
+  }
+  const nlohmann::json saved = resumed.value_or(nlohmann::json::object());
+  const int64_t first_step = trainer.state().step;
+  if (resumed && leader) spdlog::info("[job {}] resuming from its checkpoint at step {}", cfg.id, first_step);
 
   std::unique_ptr<MetricsLog> log;
-  if (leader) log = std::make_unique<MetricsLog>(job_dir / "metrics.jsonl");
-  PenaltyActivity activity;
+  if (leader) log = std::make_unique<MetricsLog>(job_dir / "metrics.jsonl", saved.value("metrics_bytes", uint64_t{0}));
+  PenaltyActivity activity = saved.contains("activity") ? PenaltyActivity::from_totals(saved["activity"]) : PenaltyActivity{};
+  const double seconds_before = saved.value("train_seconds", 0.0);
+  auto start = Clock::now(), last_checkpoint = start;
+  auto progress = [&] {
+    return nlohmann::json{{"activity", activity.totals()},
+                          {"train_seconds", seconds_before + seconds_since(start)},
+                          {"metrics_bytes", log ? log->bytes() : 0}};
+  };
+
+  int64_t checkpointed = first_step;
+  std::optional<std::string> leader_error;  // the leader's file writes; shared at the next boundary
   StepStats last;
-  auto start = Clock::now();
   while (trainer.state().step < train.steps) {
     int64_t step = trainer.state().step;
+    bool due = leader && step > checkpointed && checkpoint_due(train, step, seconds_since(last_checkpoint));
+    auto decision = agree_at_step_boundary(comm, control.stop_requested(), due, leader_error);
+    if ((decision.checkpoint || decision.stop) && step > checkpointed) {
+      agree_on(comm, [&] { return leader ? save_checkpoint(job_dir, trainer.state(), progress()).step : step; });
+      checkpointed = step;
+      last_checkpoint = Clock::now();
+    }
+    if (decision.stop) return {JobStatus::Preempted, {{"step", step}}};
+
     auto shard = agree_on(comm, [&] { return data->train_shard(step, train.batch_size, comm.rank(), comm.size()); });
     auto stats = trainer.step(shard.activations);
     activity.add(stats);
     bool log_now = (step + 1) % train.log_every == 0 || step + 1 == train.steps;
-    if (!log_now) continue;
-    last = reduce_step_stats(stats, comm);
+    if (log_now) last = reduce_step_stats(stats, comm);
     if (!leader) continue;
-    log->append(step_line(step + 1, last));
-    spdlog::info("[job {}] step {}/{} loss {:.4g} recon {:.4g} l0 {:.1f} flagged pairs {} ({:.1f} ms/step)",
-                 cfg.id, step + 1, train.steps, last.loss, last.recon, last.l0, last.flagged_pairs,
-                 1000.0 * seconds_since(start) / static_cast<double>(step + 1));
+    try {
+      if (log_now) log->append(step_line(step + 1, last));
+      double rate = static_cast<double>(step + 1 - first_step) / std::max(seconds_since(start), 1e-9);
+      control.on_step({step + 1, train.steps, rate * static_cast<double>(train.batch_size),
+                       static_cast<double>(train.steps - step - 1) / rate, last.loss, last.l0, last.flagged_pairs});
+    } catch (const std::exception& e) {
+      leader_error = e.what();
+    }
   }
-  double train_seconds = seconds_since(start);
+  raise_if_any_failed(comm, leader_error);
+  double train_seconds = seconds_before + seconds_since(start);
 
   auto eval = evaluate(trainer.model(), *data, comm, train.eval_batch_size, device);
   nlohmann::json metrics(eval.metrics);
@@ -103,9 +143,10 @@ nlohmann::json train_and_evaluate(const JobConfig& job, Communicator& comm, cons
                      {"tokens_per_second", tokens / std::max(train_seconds, 1e-9)},
                      {"step_ms", 1000.0 * train_seconds / static_cast<double>(std::max<int64_t>(1, train.steps))},
                      {"final_loss", last.loss},
+                     {"resumed_from_step", first_step},
                      {"ranks", comm.size()},
                      {"device", device.str()}};
-  return result;
+  return {JobStatus::Done, result};
 }
 
 }  // namespace
@@ -117,19 +158,26 @@ torch::Device pick_device(const std::string& setting, int gpu_index) {
   return torch::Device(torch::kCPU);
 }
 
-JobOutcome run_job(const JobConfig& cfg, Communicator& comm, const std::filesystem::path& job_dir) {
+JobOutcome run_job(const JobConfig& cfg, Communicator& comm, const std::filesystem::path& job_dir,
+                   const JobControl& control) {
   JobOutcome outcome;
-  if (comm.is_leader()) std::filesystem::create_directories(job_dir);
   try {
-    outcome.result = train_and_evaluate(cfg, comm, job_dir);
-    outcome.ok = true;
+    if (comm.is_leader()) std::filesystem::create_directories(job_dir);
+    outcome = train_and_evaluate(cfg, comm, job_dir, control);
   } catch (const c10::Error& e) {
-    outcome.result = failed_result(cfg, e.what_without_backtrace());
+    outcome = {JobStatus::Failed, failed_result(cfg, e.what_without_backtrace())};
   } catch (const std::exception& e) {
-    outcome.result = failed_result(cfg, e.what());
+    outcome = {JobStatus::Failed, failed_result(cfg, e.what())};
   }
-  if (!outcome.ok && comm.is_leader()) spdlog::error("[job {}] failed: {}", cfg.id, outcome.result["error"].get<std::string>());
-  if (comm.is_leader()) write_json_atomic(job_dir / "result.json", outcome.result);
+  if (!comm.is_leader() || outcome.status == JobStatus::Preempted) return outcome;
+  if (outcome.status == JobStatus::Failed) spdlog::error("[job {}] failed: {}", cfg.id, outcome.result["error"].get<std::string>());
+  try {
+    write_json_atomic(job_dir / "result.json", outcome.result);
+    if (outcome.status == JobStatus::Done) remove_checkpoints(job_dir);  // the results replace them
+  } catch (const std::exception& e) {
+    outcome = {JobStatus::Failed, failed_result(cfg, e.what())};
+    spdlog::error("[job {}] failed: {}", cfg.id, e.what());
+  }
   return outcome;
 }
 

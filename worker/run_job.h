@@ -8,18 +8,17 @@
 #include <nlohmann/json.hpp>
 
 #include "worker/communicator.h"
+#include "worker/job_control.h"
 #include "worker/job_config.h"
 
 namespace sweep::worker {
 
-struct JobOutcome {
-  bool ok = false;
-  nlohmann::json result;  // what result.json holds
-};
-
 // Chooses the torch device for train.device ("auto" picks CUDA when available).
 torch::Device pick_device(const std::string& setting, int gpu_index);
 
-JobOutcome run_job(const JobConfig& cfg, Communicator& comm, const std::filesystem::path& job_dir);
+// Continues from the job's newest valid checkpoint when it has one. The group leader writes
+// result.json for a done or failed job; a preempted job leaves its checkpoint instead.
+JobOutcome run_job(const JobConfig& cfg, Communicator& comm, const std::filesystem::path& job_dir,
+                   const JobControl& control = {});
 
 }  // namespace sweep::worker

@@ -1,0 +1,53 @@
+// Output directory checks: a probe file written and removed, and an estimate of the bytes the
+// remaining jobs will write, compared with the free space of the file system.
+#include "launcher/output_check.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "launcher/config_error.h"
+#include "launcher/job_settings.h"
+#include "worker/checkpoint.h"
+#include "worker/job_files.h"
+
+namespace sweep::launcher {
+namespace {
+
+std::string gib(double bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / (1024.0 * 1024.0 * 1024.0));
+  return buf;
+}
+
+}  // namespace
+
+void check_writable(const std::filesystem::path& out) {
+  try {
+    std::filesystem::create_directories(out / "jobs");
+    auto probe = out / ".write-check";
+    worker::write_file_atomic(probe, "ok\n");
+    std::filesystem::remove(probe);
+  } catch (const std::exception& e) {
+    throw ConfigError(out.string() + ": the output directory cannot be written (" + e.what() +
+                      "); choose another with --out");
+  }
+}
+
+double bytes_needed(const std::vector<PlannedJob>& jobs_to_run, const std::vector<int64_t>& d_in, int groups) {
+  double exports = 0, largest_checkpoint = 0;
+  for (size_t i = 0; i < jobs_to_run.size(); ++i) {
+    auto cfg = to_job_config(jobs_to_run[i]);
+    exports += 4.0 * 2.0 * static_cast<double>(cfg.sae.d_sae) * static_cast<double>(d_in[i]);
+    largest_checkpoint = std::max(largest_checkpoint, worker::checkpoint_bytes(cfg, d_in[i]));
+  }
+  int running = std::min<int>(groups, static_cast<int>(jobs_to_run.size()));
+  return exports + 3.0 * running * largest_checkpoint;
+}
+
+void check_free_space(const std::filesystem::path& out, double needed, double free_bytes) {
+  if (free_bytes >= needed) return;
+  throw ConfigError(out.string() + ": the file system has " + gib(free_bytes) + " free but the sweep will write about " +
+                    gib(needed) + " (results and checkpoints); free space or choose another --out");
+}
+
+}  // namespace sweep::launcher

@@ -1,0 +1,290 @@
+// Stopping and resuming whole sweeps: SIGTERM (alone and under mpirun) and kill -9 mid-job, a
+// corrupted checkpoint, a changed sweep file, retries of failed jobs; results must not change.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+
+#include "sharding/safetensors.h"
+#include "test_paths.h"
+#include "tests/process_support.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace sweep::testing;
+
+namespace {
+
+constexpr int kSteps = 1200;
+
+// One job of quick.toml, long enough to be interrupted, checkpointing every `every` steps.
+std::vector<std::string> one_job(int checkpoint_every, const std::vector<std::string>& more = {}) {
+  std::vector<std::string> args = {std::string(SWEEP_SOURCE_DIR) + "/sweeps/quick.toml",
+                                   "--set", "grid.include_baseline=false",
+                                   "--set", "grid.absorption.ratio_threshold=[2.0]",
+                                   "--set", "train.steps=" + std::to_string(kSteps),
+                                   "--set", "train.log_every=10",
+                                   "--set", "train.checkpoint_every=" + std::to_string(checkpoint_every),
+                                   "--set", "run.heartbeat_seconds=0.05"};
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
+}
+
+std::vector<std::string> sweep_command(int ranks, const fs::path& out, const std::vector<std::string>& args) {
+  std::vector<std::string> command = ranks > 0 ? mpirun(ranks, 300) : std::vector<std::string>{"timeout", "300"};
+  command.push_back(SWEEP_BINARY);
+  command.insert(command.end(), args.begin(), args.end());
+  command.insert(command.end(), {"--out", out.string()});
+  return command;
+}
+
+std::string first_job_id(const fs::path& out) { return read_json(out / "plan.json")["jobs"][0]["id"]; }
+
+json state_of(const fs::path& out, const std::string& id) {
+  auto file = out / "jobs" / id / "state.json";
+  try {
+    return fs::exists(file) ? read_json(file) : json::object();
+  } catch (const std::exception&) {  // replaced while being read: try again later
+    return json::object();
+  }
+}
+
+// Runs the sweep in the background and sends `signal` to every sweep process (each rank, as
+// Slurm's scancel does; not to mpirun) once its job has done `at_step` steps.
+int interrupt_at(int ranks, const fs::path& out, const std::vector<std::string>& args, int at_step, int signal,
+                 const std::string& name) {
+  BackgroundRun run(sweep_command(ranks, out, args), name);
+  bool reached = run.wait_until(
+      [&] {
+        if (!fs::exists(out / "plan.json")) return false;
+        return state_of(out, first_job_id(out)).value("step", 0) >= at_step;
+      },
+      120);
+  EXPECT_TRUE(reached) << "the job never reached step " << at_step << ":\n" << run.log();
+  EXPECT_EQ(run.signal_descendants("sweep", signal), std::max(ranks, 1));
+  return run.wait(120);
+}
+
+// Everything a finished job computed: its SAE weights (bytes), metrics and metrics.jsonl.
+void expect_same_results(const fs::path& a, const fs::path& b, const std::string& id) {
+  auto job_a = a / "jobs" / id, job_b = b / "jobs" / id;
+  EXPECT_EQ(read_text(job_a / "sae" / "sae_weights.safetensors"), read_text(job_b / "sae" / "sae_weights.safetensors"))
+      << "final parameters differ";
+  EXPECT_EQ(read_json(job_a / "result.json")["metrics"], read_json(job_b / "result.json")["metrics"]);
+  EXPECT_EQ(read_text(job_a / "metrics.jsonl"), read_text(job_b / "metrics.jsonl"));
+}
+
+// The uninterrupted reference run (single process, or mpirun -n 2 with ranks_per_job = 2).
+const fs::path& reference(int ranks) {
+  static std::map<int, fs::path> done;
+  if (!done.count(ranks)) {
+    auto out = scratch() / ("reference" + std::to_string(ranks));
+    auto args = one_job(50, ranks > 0 ? std::vector<std::string>{"--set", "train.ranks_per_job=2"} : std::vector<std::string>{});
+    auto r = run_command(sweep_command(ranks, out, args), "reference" + std::to_string(ranks));
+    EXPECT_EQ(r.exit_code, 0) << r.log;
+    done[ranks] = out;
+  }
+  return done[ranks];
+}
+
+}  // namespace
+
+TEST(Resume, SigtermStopsAtACheckpointAndTheResumedJobIsBitIdentical) {
+  auto out = scratch() / "sigterm";
+  int code = interrupt_at(0, out, one_job(50), kSteps / 3, SIGTERM, "sigterm-1");
+  ASSERT_EQ(code, 75) << read_text(scratch() / "sigterm-1.log");
+  auto id = first_job_id(out);
+  auto state = state_of(out, id);
+  EXPECT_EQ(state["state"], "preempted");
+  int64_t stopped_at = state["step"];
+  EXPECT_GT(stopped_at, 0);
+  EXPECT_LT(stopped_at, kSteps);
+  EXPECT_TRUE(fs::exists(out / "jobs" / id / "checkpoints")) << "a stop must leave a checkpoint";
+  EXPECT_FALSE(fs::exists(out / "report.json")) << "an unfinished sweep has no report";
+
+  auto status = run_command({SWEEP_BINARY, "status", out.string()}, "sigterm-status");
+  EXPECT_EQ(status.exit_code, 0) << status.log;
+  EXPECT_NE(status.log.find("preempted"), std::string::npos) << status.log;
+  EXPECT_NE(status.log.find(std::to_string(stopped_at) + "/" + std::to_string(kSteps)), std::string::npos) << status.log;
+
+  auto resumed = run_command(sweep_command(0, out, one_job(50)), "sigterm-2");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.log;
+  EXPECT_NE(resumed.log.find("resuming from its checkpoint at step " + std::to_string(stopped_at)), std::string::npos)
+      << resumed.log;
+  auto result = read_json(out / "jobs" / id / "result.json");
+  EXPECT_EQ(result["train"]["resumed_from_step"], stopped_at);
+  EXPECT_EQ(state_of(out, id)["attempts"], 2);
+  EXPECT_EQ(read_json(out / "report.json")["jobs"][0]["attempts"], 2);
+  expect_same_results(reference(0), out, id);
+}
+
+TEST(Resume, SigtermUnderMpirunResumesBitIdentically) {
+  auto out = scratch() / "sigterm-mpi";
+  std::vector<std::string> two = {"--set", "train.ranks_per_job=2"};
+  int code = interrupt_at(2, out, one_job(50, two), kSteps / 3, SIGTERM, "sigterm-mpi-1");
+  ASSERT_EQ(code, 75) << read_text(scratch() / "sigterm-mpi-1.log");
+  auto id = first_job_id(out);
+  EXPECT_EQ(state_of(out, id)["state"], "preempted");
+  auto resumed = run_command(sweep_command(2, out, one_job(50, two)), "sigterm-mpi-2");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.log;
+  expect_same_results(reference(2), out, id);
+}
+
+TEST(Resume, KillNineLosesOnlyTheStepsSinceTheLastCheckpoint) {
+  // A checkpoint at every step: the kill is likely to land in the middle of one being written.
+  auto out = scratch() / "kill9";
+  int code = interrupt_at(0, out, one_job(1), kSteps / 2, SIGKILL, "kill9-1");
+  ASSERT_NE(code, 0) << "killed by a signal";
+  auto id = first_job_id(out);
+  EXPECT_EQ(state_of(out, id)["state"], "running") << "the state of a killed job says running";
+  // A crash leftover of a checkpoint being written must be ignored.
+  fs::create_directories(out / "jobs" / id / "checkpoints" / "step-99999999.tmp");
+  auto resumed = run_command(sweep_command(0, out, one_job(1)), "kill9-2");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.log;
+  EXPECT_NE(resumed.log.find("resuming from its checkpoint"), std::string::npos) << resumed.log;
+  expect_same_results(reference(0), out, id);
+}
+
+TEST(Resume, ACorruptNewestCheckpointFallsBackToThePreviousOne) {
+  auto out = scratch() / "corrupt";
+  ASSERT_EQ(interrupt_at(0, out, one_job(50), kSteps / 3, SIGTERM, "corrupt-1"), 75);
+  auto dir = out / "jobs" / first_job_id(out) / "checkpoints";
+  std::vector<fs::path> checkpoints;
+  for (const auto& entry : fs::directory_iterator(dir)) checkpoints.push_back(entry.path());
+  std::sort(checkpoints.begin(), checkpoints.end());
+  ASSERT_EQ(checkpoints.size(), 2u) << "the newest two checkpoints are kept";
+  {
+    std::fstream f(checkpoints.back() / "state.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(200);
+    f.write("garbage!", 8);
+  }
+  auto resumed = run_command(sweep_command(0, out, one_job(50)), "corrupt-2");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.log;
+  EXPECT_NE(resumed.log.find(checkpoints.back().string() + " is unusable"), std::string::npos) << resumed.log;
+  EXPECT_NE(resumed.log.find("resuming from its checkpoint at step " +
+                             std::to_string(std::stoll(checkpoints.front().filename().string().substr(5)))),
+            std::string::npos)
+      << resumed.log;
+  expect_same_results(reference(0), out, first_job_id(out));
+}
+
+TEST(Resume, AnAddedGridValueRunsOnlyTheNewJob) {
+  auto out = scratch() / "added";
+  std::vector<std::string> base = {std::string(SWEEP_SOURCE_DIR) + "/sweeps/quick.toml", "--set",
+                                   "grid.include_baseline=false"};
+  auto with = [&](const std::string& grid) {
+    auto args = base;
+    args.insert(args.end(), {"--set", "grid.absorption.ratio_threshold=" + grid});
+    return args;
+  };
+  ASSERT_EQ(run_command(sweep_command(0, out, with("[2.0]")), "added-1").exit_code, 0);
+  auto old_id = first_job_id(out);
+  auto old_result = read_text(out / "jobs" / old_id / "result.json");
+  auto r = run_command(sweep_command(0, out, with("[2.0, 5.0]")), "added-2");
+  ASSERT_EQ(r.exit_code, 0) << r.log;
+  auto plan = read_json(out / "plan.json");
+  ASSERT_EQ(plan["jobs"].size(), 2u);
+  EXPECT_EQ(plan["jobs"][0]["id"], old_id) << "existing jobs keep their place in the plan";
+  EXPECT_EQ(read_text(out / "jobs" / old_id / "result.json"), old_result) << "the finished job must not run again";
+  EXPECT_EQ(state_of(out, old_id)["attempts"], 1);
+  EXPECT_EQ(state_of(out, plan["jobs"][1]["id"])["state"], "done");
+  EXPECT_EQ(read_json(out / "report.json")["jobs"].size(), 2u);
+}
+
+TEST(Resume, AChangedStepCountIsRefusedUnlessFresh) {
+  auto out = scratch() / "changed";
+  std::vector<std::string> args = {std::string(SWEEP_SOURCE_DIR) + "/sweeps/quick.toml", "--set",
+                                   "grid.include_baseline=false", "--set", "grid.absorption.ratio_threshold=[2.0]"};
+  ASSERT_EQ(run_command(sweep_command(0, out, args), "changed-1").exit_code, 0);
+  auto changed = args;
+  changed.insert(changed.end(), {"--set", "train.steps=150"});
+  auto refused = run_command(sweep_command(0, out, changed), "changed-2");
+  EXPECT_EQ(refused.exit_code, 2) << refused.log;
+  EXPECT_NE(refused.log.find("train.steps: 200 -> 150"), std::string::npos) << refused.log;
+  EXPECT_NE(refused.log.find("--fresh"), std::string::npos) << refused.log;
+
+  changed.push_back("--fresh");
+  auto fresh = run_command(sweep_command(0, out, changed), "changed-3");
+  ASSERT_EQ(fresh.exit_code, 0) << fresh.log;
+  EXPECT_EQ(read_json(out.string() + ".old-1/plan.json")["settings"]["train.steps"], 200) << "the old run is kept";
+  EXPECT_EQ(read_json(out / "plan.json")["settings"]["train.steps"], 150);
+}
+
+TEST(Resume, AFailedJobIsRetriedUpToMaxAttempts) {
+  auto out = scratch() / "retry";
+  std::vector<std::string> args = {std::string(SWEEP_SOURCE_DIR) + "/sweeps/quick.toml", "--set",
+                                   "grid.include_baseline=false", "--set", "grid.absorption.ratio_threshold=[2.0]",
+                                   "--set", "data.magnitude_mean=1e30", "--set", "run.max_attempts=2"};
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    auto r = run_command(sweep_command(0, out, args), "retry-" + std::to_string(attempt));
+    EXPECT_EQ(r.exit_code, 3) << r.log;
+    auto state = state_of(out, first_job_id(out));
+    EXPECT_EQ(state["state"], "failed");
+    EXPECT_EQ(state["attempts"], std::min(attempt, 2)) << "attempt " << attempt;
+    EXPECT_NE(state["reason"].get<std::string>().find("diverged"), std::string::npos);
+  }
+}
+
+TEST(Resume, AnOutputDirectoryThatCannotBeWrittenIsRefusedBeforeTraining) {
+  auto r = run_command(sweep_command(0, "/dev/null/sweep", one_job(50)), "unwritable");
+  EXPECT_EQ(r.exit_code, 2) << r.log;
+  EXPECT_NE(r.log.find("/dev/null/sweep: the output directory cannot be written"), std::string::npos) << r.log;
+}
+
+TEST(Resume, AFailedWriteDuringAJobFailsThatJobOnly) {
+  // Job ids are a function of the config: learn them from a first run, then block one job's
+  // checkpoint directory with a plain file in a second output directory.
+  std::vector<std::string> args = {std::string(SWEEP_SOURCE_DIR) + "/sweeps/quick.toml", "--set",
+                                   "grid.include_baseline=false", "--set", "train.checkpoint_every=50"};
+  auto first = scratch() / "write-ids";
+  ASSERT_EQ(run_command(sweep_command(0, first, args), "write-1").exit_code, 0);
+  auto plan = read_json(first / "plan.json");
+  ASSERT_EQ(plan["jobs"].size(), 2u);
+  std::string blocked = plan["jobs"][0]["id"];
+  auto out = scratch() / "write-fails";
+  fs::create_directories(out / "jobs" / blocked);
+  std::ofstream(out / "jobs" / blocked / "checkpoints") << "not a directory";
+  auto r = run_command(sweep_command(0, out, args), "write-2");
+  EXPECT_EQ(r.exit_code, 3) << r.log;
+  auto state = state_of(out, blocked);
+  EXPECT_EQ(state["state"], "failed");
+  EXPECT_NE(state["reason"].get<std::string>().find("checkpoints"), std::string::npos) << state.dump();
+  EXPECT_EQ(state_of(out, plan["jobs"][1]["id"])["state"], "done");
+}
+
+TEST(Resume, ASecondCtrlCStopsAtOnceAndTheSweepStillResumes) {
+  auto out = scratch() / "ctrl-c";
+  BackgroundRun run(sweep_command(0, out, one_job(50)), "ctrl-c-1");
+  ASSERT_TRUE(run.wait_until(
+      [&] { return fs::exists(out / "plan.json") && state_of(out, first_job_id(out)).value("step", 0) >= kSteps / 3; },
+      120))
+      << run.log();
+  run.signal_descendants("sweep", SIGINT);
+  run.signal_descendants("sweep", SIGINT);
+  EXPECT_EQ(run.wait(60), 130) << run.log();
+  auto resumed = run_command(sweep_command(0, out, one_job(50)), "ctrl-c-2");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.log;
+  expect_same_results(reference(0), out, first_job_id(out));
+}
+
+TEST(Resume, AJobStoppedOnOneRankContinuesOnTwoWithinRounding) {
+  auto out = scratch() / "regroup";
+  ASSERT_EQ(interrupt_at(0, out, one_job(50), kSteps / 3, SIGTERM, "regroup-1"), 75);
+  auto id = first_job_id(out);
+  auto resumed = run_command(sweep_command(2, out, one_job(50, {"--set", "train.ranks_per_job=2"})), "regroup-2");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.log;
+  EXPECT_EQ(read_json(out / "jobs" / id / "result.json")["train"]["ranks"], 2);
+  auto a = sweep::sharding::read_safetensors(reference(0) / "jobs" / id / "sae" / "sae_weights.safetensors");
+  auto b = sweep::sharding::read_safetensors(out / "jobs" / id / "sae" / "sae_weights.safetensors");
+  for (const auto& [name, t] : a) {
+    double scale = std::max(1e-12, t.abs().max().item<double>());
+    EXPECT_LT((t - b.at(name)).abs().max().item<double>() / scale, 1e-4) << name;
+  }
+  auto ma = read_json(reference(0) / "jobs" / id / "result.json")["metrics"];
+  auto mb = read_json(out / "jobs" / id / "result.json")["metrics"];
+  EXPECT_NEAR(ma["explained_variance"].get<double>(), mb["explained_variance"].get<double>(), 1e-4);
+  EXPECT_NEAR(ma["l0"].get<double>(), mb["l0"].get<double>(), 1e-2);
+}
