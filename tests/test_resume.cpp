@@ -11,6 +11,7 @@
 #include "sharding/safetensors.h"
 #include "test_paths.h"
 #include "tests/process_support.h"
+#include "tests/sweep_outputs.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -41,16 +42,7 @@ std::vector<std::string> sweep_command(int ranks, const fs::path& out, const std
   return command;
 }
 
-std::string first_job_id(const fs::path& out) { return read_json(out / "plan.json")["jobs"][0]["id"]; }
-
-json state_of(const fs::path& out, const std::string& id) {
-  auto file = out / "jobs" / id / "state.json";
-  try {
-    return fs::exists(file) ? read_json(file) : json::object();
-  } catch (const std::exception&) {  // replaced while being read: try again later
-    return json::object();
-  }
-}
+std::string first_job_id(const fs::path& out) { return planned_job_ids(out).front(); }
 
 // Runs the sweep in the background and sends `signal` to every sweep process (each rank, as
 // Slurm's scancel does; not to mpirun) once its job has done `at_step` steps.
@@ -60,21 +52,12 @@ int interrupt_at(int ranks, const fs::path& out, const std::vector<std::string>&
   bool reached = run.wait_until(
       [&] {
         if (!fs::exists(out / "plan.json")) return false;
-        return state_of(out, first_job_id(out)).value("step", 0) >= at_step;
+        return job_state_of(out, first_job_id(out)).value("step", 0) >= at_step;
       },
       120);
   EXPECT_TRUE(reached) << "the job never reached step " << at_step << ":\n" << run.log();
   EXPECT_EQ(run.signal_descendants("sweep", signal), std::max(ranks, 1));
   return run.wait(120);
-}
-
-// Everything a finished job computed: its SAE weights (bytes), metrics and metrics.jsonl.
-void expect_same_results(const fs::path& a, const fs::path& b, const std::string& id) {
-  auto job_a = a / "jobs" / id, job_b = b / "jobs" / id;
-  EXPECT_EQ(read_text(job_a / "sae" / "sae_weights.safetensors"), read_text(job_b / "sae" / "sae_weights.safetensors"))
-      << "final parameters differ";
-  EXPECT_EQ(read_json(job_a / "result.json")["metrics"], read_json(job_b / "result.json")["metrics"]);
-  EXPECT_EQ(read_text(job_a / "metrics.jsonl"), read_text(job_b / "metrics.jsonl"));
 }
 
 // The uninterrupted reference run (single process, or mpirun -n 2 with ranks_per_job = 2).
@@ -97,7 +80,7 @@ TEST(Resume, SigtermStopsAtACheckpointAndTheResumedJobIsBitIdentical) {
   int code = interrupt_at(0, out, one_job(50), kSteps / 3, SIGTERM, "sigterm-1");
   ASSERT_EQ(code, 75) << read_text(scratch() / "sigterm-1.log");
   auto id = first_job_id(out);
-  auto state = state_of(out, id);
+  auto state = job_state_of(out, id);
   EXPECT_EQ(state["state"], "preempted");
   int64_t stopped_at = state["step"];
   EXPECT_GT(stopped_at, 0);
@@ -116,7 +99,7 @@ TEST(Resume, SigtermStopsAtACheckpointAndTheResumedJobIsBitIdentical) {
       << resumed.log;
   auto result = read_json(out / "jobs" / id / "result.json");
   EXPECT_EQ(result["train"]["resumed_from_step"], stopped_at);
-  EXPECT_EQ(state_of(out, id)["attempts"], 2);
+  EXPECT_EQ(job_state_of(out, id)["attempts"], 2);
   EXPECT_EQ(read_json(out / "report.json")["jobs"][0]["attempts"], 2);
   expect_same_results(reference(0), out, id);
 }
@@ -127,7 +110,7 @@ TEST(Resume, SigtermUnderMpirunResumesBitIdentically) {
   int code = interrupt_at(2, out, one_job(50, two), kSteps / 3, SIGTERM, "sigterm-mpi-1");
   ASSERT_EQ(code, 75) << read_text(scratch() / "sigterm-mpi-1.log");
   auto id = first_job_id(out);
-  EXPECT_EQ(state_of(out, id)["state"], "preempted");
+  EXPECT_EQ(job_state_of(out, id)["state"], "preempted");
   auto resumed = run_command(sweep_command(2, out, one_job(50, two)), "sigterm-mpi-2");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.log;
   expect_same_results(reference(2), out, id);
@@ -139,7 +122,7 @@ TEST(Resume, KillNineLosesOnlyTheStepsSinceTheLastCheckpoint) {
   int code = interrupt_at(0, out, one_job(1), kSteps / 2, SIGKILL, "kill9-1");
   ASSERT_NE(code, 0) << "killed by a signal";
   auto id = first_job_id(out);
-  EXPECT_EQ(state_of(out, id)["state"], "running") << "the state of a killed job says running";
+  EXPECT_EQ(job_state_of(out, id)["state"], "running") << "the state of a killed job says running";
   // A crash leftover of a checkpoint being written must be ignored.
   fs::create_directories(out / "jobs" / id / "checkpoints" / "step-99999999.tmp");
   auto resumed = run_command(sweep_command(0, out, one_job(1)), "kill9-2");
@@ -189,8 +172,8 @@ TEST(Resume, AnAddedGridValueRunsOnlyTheNewJob) {
   ASSERT_EQ(plan["jobs"].size(), 2u);
   EXPECT_EQ(plan["jobs"][0]["id"], old_id) << "existing jobs keep their place in the plan";
   EXPECT_EQ(read_text(out / "jobs" / old_id / "result.json"), old_result) << "the finished job must not run again";
-  EXPECT_EQ(state_of(out, old_id)["attempts"], 1);
-  EXPECT_EQ(state_of(out, plan["jobs"][1]["id"])["state"], "done");
+  EXPECT_EQ(job_state_of(out, old_id)["attempts"], 1);
+  EXPECT_EQ(job_state_of(out, plan["jobs"][1]["id"])["state"], "done");
   EXPECT_EQ(read_json(out / "report.json")["jobs"].size(), 2u);
 }
 
@@ -221,7 +204,7 @@ TEST(Resume, AFailedJobIsRetriedUpToMaxAttempts) {
   for (int attempt = 1; attempt <= 3; ++attempt) {
     auto r = run_command(sweep_command(0, out, args), "retry-" + std::to_string(attempt));
     EXPECT_EQ(r.exit_code, 3) << r.log;
-    auto state = state_of(out, first_job_id(out));
+    auto state = job_state_of(out, first_job_id(out));
     EXPECT_EQ(state["state"], "failed");
     EXPECT_EQ(state["attempts"], std::min(attempt, 2)) << "attempt " << attempt;
     EXPECT_NE(state["reason"].get<std::string>().find("diverged"), std::string::npos);
@@ -249,17 +232,17 @@ TEST(Resume, AFailedWriteDuringAJobFailsThatJobOnly) {
   std::ofstream(out / "jobs" / blocked / "checkpoints") << "not a directory";
   auto r = run_command(sweep_command(0, out, args), "write-2");
   EXPECT_EQ(r.exit_code, 3) << r.log;
-  auto state = state_of(out, blocked);
+  auto state = job_state_of(out, blocked);
   EXPECT_EQ(state["state"], "failed");
   EXPECT_NE(state["reason"].get<std::string>().find("checkpoints"), std::string::npos) << state.dump();
-  EXPECT_EQ(state_of(out, plan["jobs"][1]["id"])["state"], "done");
+  EXPECT_EQ(job_state_of(out, plan["jobs"][1]["id"])["state"], "done");
 }
 
 TEST(Resume, ASecondCtrlCStopsAtOnceAndTheSweepStillResumes) {
   auto out = scratch() / "ctrl-c";
   BackgroundRun run(sweep_command(0, out, one_job(50)), "ctrl-c-1");
   ASSERT_TRUE(run.wait_until(
-      [&] { return fs::exists(out / "plan.json") && state_of(out, first_job_id(out)).value("step", 0) >= kSteps / 3; },
+      [&] { return fs::exists(out / "plan.json") && job_state_of(out, first_job_id(out)).value("step", 0) >= kSteps / 3; },
       120))
       << run.log();
   run.signal_descendants("sweep", SIGINT);
