@@ -6,10 +6,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <thread>
 
 namespace fs = std::filesystem;
 
@@ -85,6 +88,28 @@ BackgroundRun::~BackgroundRun() {
   ::waitpid(pid_, nullptr, 0);
 }
 
+namespace {
+
+// Waits (at most 5 s) until `signal` is no longer pending for `pid`: two signals of one kind sent
+// to a process that has not run in between (a loaded machine) would otherwise merge into one.
+void wait_until_delivered(int pid, int signal) {
+  const uint64_t bit = uint64_t{1} << (signal - 1);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    bool pending = false, alive = false;
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("SigPnd:", 0) != 0 && line.rfind("ShdPnd:", 0) != 0) continue;
+      alive = true;
+      pending = pending || (std::stoull(line.substr(7), nullptr, 16) & bit) != 0;
+    }
+    if (!alive || !pending) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+}  // namespace
+
 int BackgroundRun::signal_descendants(const std::string& name, int signal) const {
   std::map<int, int> parent;
   std::map<int, std::string> command;
@@ -108,7 +133,10 @@ int BackgroundRun::signal_descendants(const std::string& name, int signal) const
     if (comm != name) continue;
     for (int p = parent[pid]; p > 1; p = parent.count(p) ? parent[p] : 0) {
       if (p == pid_) {
-        signalled += ::kill(pid, signal) == 0;
+        if (::kill(pid, signal) == 0) {
+          ++signalled;
+          wait_until_delivered(pid, signal);
+        }
         break;
       }
     }

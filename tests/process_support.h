@@ -33,7 +33,8 @@ class BackgroundRun {
   BackgroundRun& operator=(const BackgroundRun&) = delete;
 
   // Sends `signal` to every descendant process named `name` (say, each rank under mpirun, which
-  // puts its ranks in process groups of their own); returns how many were signalled.
+  // puts its ranks in process groups of their own) and waits until each has received it; returns
+  // how many were signalled.
   int signal_descendants(const std::string& name, int signal) const;
   // Polls `ready` every 20 ms for up to `seconds`; false if it never held or the run ended first.
   bool wait_until(const std::function<bool()>& ready, double seconds);
