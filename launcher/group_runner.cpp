@@ -130,6 +130,7 @@ worker::JobControl job_control(const GroupRun& run, size_t index) {
     if (now - *last_heartbeat >= heartbeat_every) {
       auto state = read_job_state(dir);
       state.step = progress.step;
+      state.progress = progress;
       state.heartbeat = *last_heartbeat = now;
       write_job_state(dir, state);
     }

@@ -27,6 +27,11 @@ nlohmann::json to_json(const JobState& s) {
     j["world_rank"] = s.world_rank;
     j["heartbeat"] = s.heartbeat;
   }
+  if (s.progress.tokens_per_second > 0) {
+    const auto& p = s.progress;
+    j["progress"] = {{"tokens_per_second", p.tokens_per_second}, {"eta_seconds", p.eta_seconds},
+                     {"loss", p.loss}, {"l0", p.l0}, {"flagged_pairs", p.flagged_pairs}};
+  }
   if (!s.reason.empty()) j["reason"] = s.reason;
   return j;
 }
@@ -51,6 +56,11 @@ JobState job_state_from_json(const nlohmann::json& j) {
   s.heartbeat = j.value("heartbeat", 0.0);
   s.step = j.value("step", int64_t{0});
   s.steps = j.value("steps", int64_t{0});
+  if (j.contains("progress")) {
+    const auto& p = j["progress"];
+    s.progress = {s.step, s.steps, p.value("tokens_per_second", 0.0), p.value("eta_seconds", 0.0),
+                  p.value("loss", 0.0), p.value("l0", 0.0), p.value("flagged_pairs", int64_t{0})};
+  }
   s.reason = j.value("reason", "");
   return s;
 }

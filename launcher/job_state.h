@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "worker/job_control.h"
+
 namespace sweep::launcher {
 
 enum class JobPhase { Pending, Running, Done, Failed, Preempted };
@@ -22,6 +24,7 @@ struct JobState {
   int world_rank = 0;
   double heartbeat = 0;  // seconds since the epoch
   int64_t step = 0, steps = 0;
+  worker::JobProgress progress;  // at the latest heartbeat: speed, ETA, loss, L0, flagged pairs
   std::string reason;    // why it failed
 };
 

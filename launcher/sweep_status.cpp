@@ -33,11 +33,13 @@ std::string render_status(const std::filesystem::path& out) {
   }
   auto plan = worker::read_json(plan_file);
   std::string text = fmt::format("sweep {} in {}\n", plan.value("sweep", "?"), out.string());
-  text += fmt::format("{:<13} {:<10} {:>15} {:>7} {:>12} {:>8}  {}\n", "job", "state", "step", "%", "heartbeat",
-                      "attempts", "params");
+  text += fmt::format("{:<13} {:<10} {:>15} {:>7} {:>9} {:>8} {:>9} {:>6} {:>6} {:>12} {:>8}  {}\n", "job", "state",
+                      "step", "%", "tok/s", "ETA", "loss", "L0", "pairs", "heartbeat", "attempts", "params");
   std::map<std::string, int> totals;
+  double steps_left = 0, steps_per_second = 0;  // over unfinished jobs; over running ones
   for (const auto& job : plan.at("jobs")) {
     auto dir = out / "jobs" / job.at("id").get<std::string>();
+    const auto& config = job.at("config");
     std::string phase;
     JobState state;
     try {
@@ -46,18 +48,37 @@ std::string render_status(const std::filesystem::path& out) {
     } catch (const std::exception& e) {
       phase = "unreadable";
     }
-    int64_t steps = state.steps > 0 ? state.steps : job.at("config").value("train.steps", int64_t{0});
+    const bool running = state.phase == JobPhase::Running;
+    if (running && now_seconds() - state.heartbeat > config.value("run.stale_after_seconds", 300.0)) {
+      phase = "stale";  // its process is gone: the next run of the sweep resumes it
+    }
+    int64_t steps = state.steps > 0 ? state.steps : config.value("train.steps", int64_t{0});
     double percent = steps > 0 ? 100.0 * static_cast<double>(state.step) / static_cast<double>(steps) : 0.0;
     ++totals[phase];
-    text += fmt::format("{:<13} {:<10} {:>15} {:>6.1f}% {:>12} {:>8}  {}\n", job.at("id").get<std::string>(), phase,
-                        fmt::format("{}/{}", state.step, steps), percent, age_text(state.heartbeat), state.attempts,
+    if (state.phase != JobPhase::Done && state.phase != JobPhase::Failed) {
+      steps_left += static_cast<double>(steps - state.step);
+    }
+    const auto& p = state.progress;
+    const bool measured = p.tokens_per_second > 0;
+    if (running && measured && phase != "stale") {
+      steps_per_second += p.tokens_per_second / config.value("train.batch_size", 1.0);
+    }
+    text += fmt::format("{:<13} {:<10} {:>15} {:>6.1f}% {:>9} {:>8} {:>9} {:>6} {:>6} {:>12} {:>8}  {}\n",
+                        job.at("id").get<std::string>(), phase, fmt::format("{}/{}", state.step, steps), percent,
+                        measured ? fmt::format("{:.3g}", p.tokens_per_second) : "-",
+                        running && measured ? format_duration(p.eta_seconds) : "-",
+                        measured ? fmt::format("{:.4g}", p.loss) : "-", measured ? fmt::format("{:.1f}", p.l0) : "-",
+                        measured ? std::to_string(p.flagged_pairs) : "-", age_text(state.heartbeat), state.attempts,
                         params_text(job.at("params")));
     if (!state.reason.empty()) text += fmt::format("{:<13} reason: {}\n", "", state.reason);
   }
   std::string summary;
   for (const auto& [phase, count] : totals) summary += fmt::format("{}{} {}", summary.empty() ? "" : ", ", count, phase);
-  text += fmt::format("{} jobs: {}\n", plan.at("jobs").size(), summary);
-  return text;
+  text += fmt::format("{} jobs: {}", plan.at("jobs").size(), summary);
+  if (steps_left > 0 && steps_per_second > 0) {
+    text += fmt::format("; ETA {} at the running jobs' speed", format_duration(steps_left / steps_per_second));
+  }
+  return text + "\n";
 }
 
 int print_status(const std::filesystem::path& out) {

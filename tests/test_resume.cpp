@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <regex>
 
 #include "sharding/safetensors.h"
 #include "test_paths.h"
@@ -74,6 +75,25 @@ const fs::path& reference(int ranks) {
 }
 
 }  // namespace
+
+TEST(Resume, StatusShowsARunningJobsSpeedEtaLossAndTheSweepsEta) {
+  auto out = scratch() / "status-running";
+  BackgroundRun run(sweep_command(0, out, one_job(50)), "status-running");
+  ASSERT_TRUE(run.wait_until(
+      [&] { return fs::exists(out / "plan.json") && job_state_of(out, first_job_id(out)).contains("progress"); }, 120))
+      << run.log();
+  auto status = run_command({SWEEP_BINARY, "status", out.string()}, "status-running-status");
+  EXPECT_EQ(status.exit_code, 0) << status.log;
+  // One row for the job: running, step/steps, then tok/s, ETA, loss, L0 and pairs as numbers.
+  std::regex row(first_job_id(out) + R"( +running +\d+/)" + std::to_string(kSteps) +
+                 R"( +[\d.]+% +[\d.e+]+ +[\d:]+ +[\d.e+-]+ +[\d.]+ +\d+ +\d+s ago +1 )");
+  EXPECT_TRUE(std::regex_search(status.log, row)) << status.log;
+  EXPECT_TRUE(std::regex_search(status.log, std::regex(R"(1 jobs: 1 running; ETA [\d:]+ at the running jobs' speed)")))
+      << status.log;
+  auto state = job_state_of(out, first_job_id(out));
+  EXPECT_GT(state["progress"]["tokens_per_second"].get<double>(), 0) << state.dump();
+  EXPECT_EQ(run.wait(120), 0) << run.log();
+}
 
 TEST(Resume, SigtermStopsAtACheckpointAndTheResumedJobIsBitIdentical) {
   auto out = scratch() / "sigterm";
