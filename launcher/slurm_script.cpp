@@ -34,7 +34,10 @@ std::string log_file_pattern(const std::filesystem::path& out, bool array) {
   return (out / "slurm" / (array ? "sweep-%A_%a.out" : "sweep-%j.out")).string();
 }
 
-std::string render_sbatch_script(const std::string& sweep_name, const SlurmSettings& s, const ScriptPaths& paths) {
+std::string render_sbatch_script(const std::string& sweep_name, const SlurmSettings& s, const ScriptPaths& paths,
+                                 const std::vector<std::string>& overrides) {
+  std::vector<std::string> quoted_overrides;
+  for (const auto& o : overrides) quoted_overrides.push_back(shell_quote(o));
   Values values = {
       {"job_name", {job_name(sweep_name)}},
       {"nodes", {std::to_string(s.nodes)}},
@@ -54,6 +57,7 @@ std::string render_sbatch_script(const std::string& sweep_name, const SlurmSetti
       {"max_requeues", {std::to_string(s.max_requeues)}},
       {"workdir", {shell_quote(paths.workdir.string())}},
       {"script", {shell_quote(paths.script.string())}},
+      {"override", quoted_overrides},
   };
   return render_template(sbatch_template(), values);
 }

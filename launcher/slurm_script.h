@@ -19,7 +19,9 @@ struct ScriptPaths {
   std::filesystem::path script;      // where the script is written
 };
 
-std::string render_sbatch_script(const std::string& sweep_name, const SlurmSettings& settings, const ScriptPaths& paths);
+// `overrides`: the --set key=value words every run of the sweep gets.
+std::string render_sbatch_script(const std::string& sweep_name, const SlurmSettings& settings, const ScriptPaths& paths,
+                                 const std::vector<std::string>& overrides = {});
 
 // Slurm's log file of the job (or array task): <out>/slurm/sweep-%j.out, with %A_%a for arrays.
 std::string log_file_pattern(const std::filesystem::path& out, bool array);

@@ -118,6 +118,9 @@ void add_submit_options(CLI::App& submit, SubmitOptions& options) {
   submit.add_option_function<std::string>("--out", [&options](const std::string& v) { options.out = v; },
                                           "output directory, shared by every task and requeue (default: runs/<name>)");
   submit.add_flag("--dry-run", options.dry_run, "print the batch script; write and submit nothing");
+  submit.add_option("--set", options.overrides,
+                    "override a setting: key=value (grid.<key>=[...] for a grid axis); every run of the batch job "
+                    "gets it too");
   for (const auto& [flag, key] : kFlags) {
     const KeySpec* spec = find_key(key);
     auto store = [&options, flag = std::string(flag), key = std::string(key)](json value) {
@@ -141,7 +144,7 @@ int submit_sweep(const SubmitOptions& options) {
   SlurmSettings settings;
   fs::path out;
   try {
-    spec = load_sweep(options.file);
+    spec = load_sweep(options.file, options.overrides);
     jobs = expand_grid(spec).size();
     settings = resolve_slurm_settings(spec, options.slurm);
     out = fs::absolute(options.out.value_or(fs::path("runs") / spec.name)).lexically_normal();
@@ -152,7 +155,7 @@ int submit_sweep(const SubmitOptions& options) {
   }
   ScriptPaths paths{fs::read_symlink("/proc/self/exe"), out / "slurm" / options.file.filename(), out,
                     fs::current_path(), out / "slurm" / "sweep.sbatch"};
-  std::string script = render_sbatch_script(spec.name, settings, paths);
+  std::string script = render_sbatch_script(spec.name, settings, paths, options.overrides);
   if (options.dry_run) {
     std::fputs(script.c_str(), stdout);
     return kExitOk;

@@ -18,6 +18,7 @@ struct SubmitOptions {
   std::filesystem::path file;
   std::optional<std::filesystem::path> out;  // default: runs/<name>
   std::vector<SlurmFlag> slurm;              // slurm.* values given on the command line
+  std::vector<std::string> overrides;        // --set key=value, passed on to every run of the sweep
   bool dry_run = false;
 };
 

@@ -80,9 +80,11 @@ fs::path sweep_file(const std::string& name, int steps, const std::string& ratio
   return file;
 }
 
-// `sweep submit FILE --out OUT`; returns the Slurm job id.
-std::string submit(const fs::path& file, const fs::path& out) {
-  auto submitted = run_command({SWEEP_BINARY, "submit", file.string(), "--out", out.string()}, "submit");
+// `sweep submit FILE --out OUT extra...`; returns the Slurm job id.
+std::string submit(const fs::path& file, const fs::path& out, const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> command = {SWEEP_BINARY, "submit", file.string(), "--out", out.string()};
+  command.insert(command.end(), extra.begin(), extra.end());
+  auto submitted = run_command(command, "submit");
   EXPECT_EQ(submitted.exit_code, 0) << submitted.log;
   std::smatch m;
   EXPECT_TRUE(std::regex_search(submitted.log, m, std::regex(R"(submitted Slurm job (\d+))"))) << submitted.log;
@@ -113,11 +115,11 @@ double seconds_since(Clock::time_point start) { return std::chrono::duration<dou
 
 TEST(SlurmCluster, SubmittedSweepRunsEveryJobOnceUnderSrun) {
   ASSERT_NE(std::getenv("SLURM_CONF"), nullptr) << "run this test through tests/slurm/cluster.sh run DIR ...";
-  // 2 ranks, so 2 groups share the 3 jobs.
+  // 2 ranks, so 2 groups share the 3 jobs; --set reaches the runs in the allocation.
   const fs::path file = sweep_file("srun", 200, "[2.0, 5.0]", "ntasks_per_node = 2\ntime = \"00:10:00\"\n");
   const fs::path out = scratch() / "srun";
   auto start = Clock::now();
-  const std::string id = submit(file, out);
+  const std::string id = submit(file, out, {"--set", "train.steps=150"});
   ASSERT_FALSE(id.empty());
   auto states = wait_for_end(id, 1, 90);
   std::printf("Slurm job %s: %s after %.1f s (submit to end)\n", id.c_str(), states.at(0).c_str(), seconds_since(start));
@@ -132,7 +134,10 @@ TEST(SlurmCluster, SubmittedSweepRunsEveryJobOnceUnderSrun) {
   ASSERT_EQ(report["jobs"].size(), ids.size());
   EXPECT_EQ(report["counts"]["done"], ids.size());
   auto starts = job_starts({log});
-  for (const auto& job : ids) EXPECT_EQ(starts[job], 1) << job << " must start exactly once\n" << log;
+  for (const auto& job : ids) {
+    EXPECT_EQ(starts[job], 1) << job << " must start exactly once\n" << log;
+    EXPECT_EQ(read_json(out / "jobs" / job / "result.json")["train"]["steps"], 150) << "--set train.steps=150";
+  }
 }
 
 TEST(SlurmCluster, PreemptedSweepCheckpointsRequeuesItselfAndEndsAsIfUninterrupted) {

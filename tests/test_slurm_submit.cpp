@@ -46,7 +46,7 @@ TEST(SlurmSubmit, DryRunPrintsTheScriptAndWritesNothing) {
 
 TEST(SlurmSubmit, SubmitsTheWrittenScriptAndPrintsTheJobId) {
   auto bin = fake_sbatch("ok", "echo 'sbatch: warning: something harmless' >&2; echo '4242;cluster'");
-  auto r = submit("ok", bin, {"--sbatch-arg=--exclusive", "--ntasks-per-node", "2"});
+  auto r = submit("ok", bin, {"--sbatch-arg=--exclusive", "--ntasks-per-node", "2", "--set", "sae.d_sae=32"});
   ASSERT_EQ(r.exit_code, 0) << r.log;
   EXPECT_NE(r.log.find("submitted Slurm job 4242: sweep quick, 3 jobs, 1 node(s) x 2 rank(s)"), std::string::npos)
       << r.log;
@@ -55,6 +55,8 @@ TEST(SlurmSubmit, SubmitsTheWrittenScriptAndPrintsTheJobId) {
   EXPECT_EQ(read_text(bin / "args"), "--parsable " + (slurm / "sweep.sbatch").string() + "\n");
   auto script = read_text(slurm / "sweep.sbatch");
   EXPECT_NE(script.find("#SBATCH --exclusive\n"), std::string::npos) << script;
+  EXPECT_NE(script.find("overrides+=(--set 'sae.d_sae=32')\n"), std::string::npos) << "--set reaches every run\n"
+                                                                                      << script;
   EXPECT_NE(script.find("#SBATCH --ntasks-per-node=2\n"), std::string::npos) << script;
   EXPECT_NE(script.find("sweep_file='" + (slurm / "quick.toml").string() + "'"), std::string::npos) << script;
   EXPECT_EQ(read_text(slurm / "quick.toml"), read_text(quick_toml()));
@@ -97,6 +99,11 @@ TEST(SlurmSubmit, InvalidInputExitsWithTwoBeforeAnything) {
   EXPECT_EQ(r.exit_code, 2) << r.log;
   EXPECT_NE(r.log.find("cannot hold white space"), std::string::npos) << r.log;
 
-  for (const char* out : {"bad_time", "bad_ranks", "with space"}) EXPECT_FALSE(fs::exists(scratch() / out)) << out;
+  r = submit("bad_set", bin, {"--set", "train.stepz=10"});
+  EXPECT_EQ(r.exit_code, 2) << r.log;
+  EXPECT_NE(r.log.find("train.stepz"), std::string::npos) << r.log;
+  EXPECT_NE(r.log.find("train.steps"), std::string::npos) << "did-you-mean\n" << r.log;
+
+  for (const char* out : {"bad_time", "bad_ranks", "with space", "bad_set"}) EXPECT_FALSE(fs::exists(scratch() / out)) << out;
   EXPECT_FALSE(fs::exists(bin / "args")) << "sbatch must not run on invalid input";
 }
