@@ -53,16 +53,26 @@ TEST(GroupFailure, EveryRankThrowsTheFailingRanksMessage) {
   comm.barrier();
 }
 
-TEST(DataParallel, ParametersStayBitIdenticalAcrossRanks) {
-  MpiCommunicator comm(MPI_COMM_WORLD);
+namespace {
+
+// A small job with the penalty on: 12 rows of width 8 per rank.
+JobConfig small_job(int ranks) {
   JobConfig cfg;
   cfg.sae.d_in = 8;
   cfg.sae.d_sae = 16;
   cfg.absorption.enabled = true;
   cfg.absorption.dot_threshold = 0.2;
-  cfg.train.batch_size = 12 * comm.size();
+  cfg.train.batch_size = 12 * ranks;
   cfg.train.warmup_steps = 2;
   cfg.train.lr = 1e-2;
+  return cfg;
+}
+
+}  // namespace
+
+TEST(DataParallel, ParametersStayBitIdenticalAcrossRanks) {
+  MpiCommunicator comm(MPI_COMM_WORLD);
+  JobConfig cfg = small_job(comm.size());
   Trainer trainer(cfg, comm, torch::kCPU);
   // Every rank gets different rows (seeded by rank).
   torch::manual_seed(100 + comm.rank());
@@ -78,6 +88,34 @@ TEST(DataParallel, ParametersStayBitIdenticalAcrossRanks) {
   comm.broadcast(P0, 0);
   EXPECT_TRUE(torch::equal(P, P0));
   EXPECT_GT(P.sum().item<double>(), 0.0);
+}
+
+// One rank's shard is unusable (the wrong width: its forward pass throws before any collective),
+// in its first step or in the middle of training: every rank throws that rank's error, none hangs.
+TEST(DataParallel, ARankFailingInTheMiddleOfAStepFailsItOnEveryRank) {
+  MpiCommunicator comm(MPI_COMM_WORLD);
+  for (int failing_step : {0, 3}) {
+    JobConfig cfg = small_job(comm.size());
+    Trainer trainer(cfg, comm, torch::kCPU);
+    torch::manual_seed(100 + comm.rank());
+    trainer.initialize_decoder_bias(torch::randn({12, 8}));
+    int failed_at = -1;
+    std::string message;
+    for (int step = 0; step < 5 && failed_at < 0; ++step) {
+      auto shard = torch::relu(torch::randn({12, 8}));
+      if (step == failing_step && comm.rank() == 1) shard = torch::randn({12, 5});
+      try {
+        trainer.step(shard);
+      } catch (const GroupFailure& e) {
+        failed_at = step;
+        message = e.what();
+      }
+    }
+    EXPECT_EQ(failed_at, failing_step) << "rank " << comm.rank();
+    if (comm.rank() != 1) EXPECT_NE(message.find("rank 1 of this job failed: "), std::string::npos) << message;
+    EXPECT_NE(message.find("5"), std::string::npos) << "the shape error itself: " << message;
+    comm.barrier();
+  }
 }
 
 int main(int argc, char** argv) {

@@ -98,11 +98,12 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
 
   int64_t checkpointed = first_step;
   std::optional<std::string> leader_error;  // the leader's file writes; shared at the next boundary
+  auto local_failure = [&] { return leader_error ? leader_error : trainer.failure(); };  // this rank's, if any
   StepStats last;
   while (trainer.state().step < train.steps) {
     int64_t step = trainer.state().step;
     bool due = leader && step > checkpointed && checkpoint_due(train, step, seconds_since(last_checkpoint));
-    auto decision = agree_at_step_boundary(comm, control.stop_requested(), due, leader_error);
+    auto decision = agree_at_step_boundary(comm, control.stop_requested(), due, local_failure());
     if ((decision.checkpoint || decision.stop) && step > checkpointed) {
       agree_on(comm, [&] { return leader ? save_checkpoint(job_dir, trainer.state(), progress()).step : step; });
       checkpointed = step;
@@ -125,7 +126,7 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
       leader_error = e.what();
     }
   }
-  raise_if_any_failed(comm, leader_error);
+  raise_if_any_failed(comm, local_failure());
   double train_seconds = seconds_before + seconds_since(start);
 
   auto eval = evaluate(trainer.model(), *data, comm, train.eval_batch_size, device);

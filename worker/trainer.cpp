@@ -6,11 +6,12 @@
 #include <stdexcept>
 
 #include "sae/losses.h"
+#include "worker/group_failure.h"
 
 namespace sweep::worker {
 
 Trainer::Trainer(const JobConfig& cfg, Communicator& comm, torch::Device device)
-    : cfg_(cfg), comm_(comm), device_(device) {
+    : cfg_(cfg), group_(comm), journal_(comm), comm_(journal_), device_(device) {
   state_.model = std::make_shared<sae::Sae>(cfg.sae, cfg.seed);
   state_.model->to(device_);
   double beta1 = cfg.sae.arch == sae::Arch::JumpReLU ? 0.0 : 0.9;
@@ -27,13 +28,13 @@ double Trainer::learning_rate(int64_t step) const {
   return cfg_.train.lr * std::min(1.0, static_cast<double>(step + 1) / static_cast<double>(cfg_.train.warmup_steps));
 }
 
-sae::BatchContext Trainer::batch_context() {
+sae::BatchContext Trainer::batch_context(Communicator& comm) {
   sae::BatchContext batch;
   batch.global_rows = cfg_.train.batch_size;
-  batch.num_shards = comm_.size();
-  batch.global_sum = [this](torch::Tensor t) {
+  batch.num_shards = comm.size();
+  batch.global_sum = [&comm](torch::Tensor t) {
     auto summed = t.detach().clone();
-    comm_.all_reduce_sum(summed);
+    comm.all_reduce_sum(summed);
     return summed;
   };
   return batch;
@@ -41,7 +42,7 @@ sae::BatchContext Trainer::batch_context() {
 
 void Trainer::initialize_decoder_bias(const torch::Tensor& first_shard) {
   torch::NoGradGuard no_grad;
-  auto batch = batch_context();
+  auto batch = batch_context(comm_);
   auto mean = batch.global_sum(first_shard.to(device_).sum(0)) / static_cast<double>(batch.global_rows);
   state_.model->b_dec.copy_(mean);
 }
@@ -55,14 +56,15 @@ torch::Tensor Trainer::sparsity_loss(const sae::Forward& fwd, const sae::BatchCo
   return torch::zeros({}, fwd.f.options());
 }
 
-void Trainer::average_gradients() {
-  if (comm_.size() == 1) return;
+torch::Tensor Trainer::average_gradients() {
+  if (comm_.size() == 1) return {};
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> grads;
   for (auto& p : state_.model->parameters()) {
     if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
     grads.push_back(p.grad().flatten());
   }
+  grads.push_back(torch::zeros({1}, grads.front().options()));  // the failure flag: NaN from a failed rank
   auto flat = torch::cat(grads);
   comm_.all_reduce_sum(flat);
   flat.div_(comm_.size());
@@ -71,15 +73,12 @@ void Trainer::average_gradients() {
     p.mutable_grad().copy_(flat.narrow(0, offset, p.numel()).view_as(p));
     offset += p.numel();
   }
+  return flat.narrow(0, offset, 1);
 }
 
-StepStats Trainer::step(const torch::Tensor& shard_in) {
+torch::Tensor Trainer::forward_backward(const torch::Tensor& x, Communicator& comm, bool rehearsal, StepStats& stats) {
   auto& model = *state_.model;
-  auto x = shard_in.to(device_);
-  auto batch = batch_context();
-  StepStats stats;
-  stats.lr = learning_rate(state_.step);
-
+  auto batch = batch_context(comm);
   auto fwd = model.forward(x);
   auto recon = sae::reconstruction_loss(x, fwd.x_hat, cfg_.loss.recon, batch);
   auto sparse = sparsity_loss(fwd, batch);
@@ -92,39 +91,86 @@ StepStats Trainer::step(const torch::Tensor& shard_in) {
 
   // Firing counts of the whole global batch: summed over shards, then the EMA applied once.
   auto counts = sae::count_firing(fwd.f, cfg_.absorption.enabled);
-  comm_.all_reduce_sum(counts.buffer);
-  {
+  comm.all_reduce_sum(counts.buffer);
+  if (!rehearsal) {
     torch::NoGradGuard no_grad;
     auto fired = counts.fired().to(torch::kDouble) > 0;
     state_.tokens_since_fired.add_(static_cast<double>(cfg_.train.batch_size)).masked_fill_(fired, 0.0);
   }
   if (cfg_.absorption.enabled) {
-    state_.absorption.update(counts, cfg_.train.batch_size);
+    if (!rehearsal) state_.absorption.update(counts, cfg_.train.batch_size);
     auto penalty = sae::absorption_penalty(model.W_dec, state_.absorption, cfg_.absorption);
     total = total + cfg_.absorption.penalty * penalty.loss;
     stats.absorb_loss = penalty.loss.item<double>();
     stats.flagged_pairs = penalty.flagged_pairs;
   }
-
-  // The group's loss: every rank sees the same value, so all of them stop together on NaN.
-  stats.loss = (batch.global_sum(total.detach()) / static_cast<double>(comm_.size())).item<double>();
-  if (!std::isfinite(stats.loss)) {
-    throw std::runtime_error("loss is " + std::to_string(stats.loss) + " at step " + std::to_string(state_.step) +
-                             " (lr " + std::to_string(stats.lr) + "): training diverged; lower train.lr");
-  }
+  auto loss_sum = batch.global_sum(total.detach());
   // L0 of the global batch follows from the firing counts already summed over the group.
   auto l0 = counts.fired().sum() / static_cast<double>(cfg_.train.batch_size);
   stats.terms = torch::stack({recon.detach(), sparse.detach(), aux.detach(), l0.to(recon.options())});
 
   state_.optimizer->zero_grad();
   total.backward();
-  average_gradients();
-  sae::remove_parallel_decoder_grad(model);
-  for (auto& group : state_.optimizer->param_groups()) {
-    static_cast<torch::optim::AdamOptions&>(group.options()).lr(stats.lr);
+  return loss_sum;
+}
+
+void Trainer::rehearse_step(const torch::Tensor& shard) {
+  agree_on(group_, [&] {
+    LocalCommunicator alone;
+    StepStats ignored;
+    forward_backward(shard.to(device_), alone, /*rehearsal=*/true, ignored);
+    for (auto& p : state_.model->parameters()) p.mutable_grad() = torch::Tensor();  // as before it
+    return 0;
+  });
+}
+
+StepStats Trainer::step(const torch::Tensor& shard) {
+  const bool grouped = comm_.size() > 1;
+  if (grouped && !journal_.knows_step()) rehearse_step(shard);
+  StepStats stats;
+  stats.lr = learning_rate(state_.step);
+
+  // Up to the gradients' all-reduce, a rank that fails joins the rest of the step's collectives
+  // with NaNs; the failure flag in the gradients' buffer then tells every rank.
+  torch::Tensor loss_sum, failure_flag;
+  std::optional<std::string> local_error;
+  journal_.start_step();
+  try {
+    loss_sum = forward_backward(shard.to(device_), comm_, /*rehearsal=*/false, stats);
+    failure_flag = average_gradients();
+  } catch (const std::exception& e) {
+    if (!grouped || !journal_.knows_step()) throw;
+    local_error = e.what();
+    journal_.join_rest_of_step();
   }
-  state_.optimizer->step();
-  sae::normalize_decoder(model);
+  journal_.finish_step();
+  torch::Tensor readback;  // one device read per step: the group's loss and, in a group, the flag
+  if (!local_error) {
+    auto loss = loss_sum.reshape({1}) / static_cast<double>(comm_.size());
+    readback = (grouped ? torch::cat({loss, failure_flag.to(loss.dtype())}) : loss).to(torch::kCPU, torch::kDouble);
+  }
+  if (local_error || (grouped && readback[1].item<double>() != 0.0)) {  // NaN != 0 too
+    raise_if_any_failed(group_, local_error);
+  }
+  stats.loss = readback[0].item<double>();
+  if (!std::isfinite(stats.loss)) {
+    throw GroupFailure("loss is " + std::to_string(stats.loss) + " at step " + std::to_string(state_.step) + " (lr " +
+                       std::to_string(stats.lr) + "): training diverged; lower train.lr");
+  }
+
+  // After the step's last collective: a failure here is this rank's alone; the caller reports it
+  // to the group at the next agreement (failure()), so the ranks still leave the job together.
+  try {
+    sae::remove_parallel_decoder_grad(*state_.model);
+    for (auto& group : state_.optimizer->param_groups()) {
+      static_cast<torch::optim::AdamOptions&>(group.options()).lr(stats.lr);
+    }
+    state_.optimizer->step();
+    sae::normalize_decoder(*state_.model);
+  } catch (const std::exception& e) {
+    if (!grouped) throw;
+    failure_ = e.what();
+  }
   ++state_.step;
   return stats;
 }

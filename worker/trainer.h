@@ -3,12 +3,15 @@
 #pragma once
 
 #include <memory>
+#include <optional>
+#include <string>
 
 #include <torch/torch.h>
 
 #include "sae/absorption.h"
 #include "sae/batch_context.h"
 #include "sae/sae_model.h"
+#include "worker/collective_journal.h"
 #include "worker/communicator.h"
 #include "worker/job_config.h"
 
@@ -41,7 +44,12 @@ class Trainer {
 
   // b_dec <- mean of the first global batch (every rank passes its shard of it).
   void initialize_decoder_bias(const torch::Tensor& first_shard);
+  // Collective. An error on one rank before the gradients are averaged (a bad shard, out of
+  // memory) throws GroupFailure on every rank of the group; later ones throw on that rank only.
   StepStats step(const torch::Tensor& shard);
+  // An error this rank met after the step's last collective (say, out of memory in the optimizer):
+  // the caller passes it to the group's next agreement.
+  const std::optional<std::string>& failure() const { return failure_; }
 
   TrainingState& state() { return state_; }
   const sae::Sae& model() const { return *state_.model; }
@@ -49,12 +57,22 @@ class Trainer {
   double learning_rate(int64_t step) const;
 
  private:
-  sae::BatchContext batch_context();
+  sae::BatchContext batch_context(Communicator& comm);
   torch::Tensor sparsity_loss(const sae::Forward& fwd, const sae::BatchContext& batch);
-  void average_gradients();
+  // Forward, losses and backward, with the collectives over `comm`; returns the group's loss sum
+  // (a tensor: read once, after the gradients). A rehearsal leaves the firing statistics alone.
+  torch::Tensor forward_backward(const torch::Tensor& x, Communicator& comm, bool rehearsal, StepStats& stats);
+  // Averages the gradients together with a failure flag (0 from every healthy rank); returns the flag's sum.
+  torch::Tensor average_gradients();
+  // Before this process's first step in a group: the step's local work once without collectives,
+  // agreed on, so that a rank short of memory fails the job on every rank instead of hanging them.
+  void rehearse_step(const torch::Tensor& x);
 
   const JobConfig& cfg_;
-  Communicator& comm_;
+  Communicator& group_;
+  CollectiveJournal journal_;
+  Communicator& comm_;  // the journal: the step's collectives go through it
+  std::optional<std::string> failure_;
   torch::Device device_;
   TrainingState state_;
 };
