@@ -24,7 +24,7 @@ class CollectiveJournal final : public Communicator {
   void barrier() override { group_.barrier(); }
 
   void start_step() { current_.clear(); }
-  void finish_step() { last_step_ = current_; }
+  void finish_step() { last_step_.swap(current_); }  // no copy per step; start_step clears the other
   // False until one step has finished in this process (its sequence is not known before).
   bool knows_step() const { return !last_step_.empty(); }
   // After a local failure: makes the all-reduces the others still expect in this step, with NaN
