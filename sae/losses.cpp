@@ -31,6 +31,11 @@ torch::Tensor jumprelu_l0_loss(const Sae& sae, const torch::Tensor& pre, const B
 torch::Tensor topk_aux_loss(const Sae& sae, const torch::Tensor& pre, const torch::Tensor& residual,
                             const torch::Tensor& dead_mask, const BatchContext& batch) {
   const auto& cfg = sae.config();
+  // Denominator over the global batch: sum_b ||e_b - mean(e)||^2, summed with or without dead
+  // latents (global_sum is called the same way on every batch).
+  auto e = residual.detach();
+  auto mean_e = batch.global_sum(e.sum(0)) / static_cast<double>(batch.global_rows);
+  auto denom = batch.global_sum((e - mean_e).pow(2).sum()).clamp_min(1e-12);
   int64_t n_dead = dead_mask.sum().item<int64_t>();
   if (n_dead == 0) return torch::zeros({}, pre.options());
   int64_t k_aux = std::min(cfg.k_aux > 0 ? cfg.k_aux : cfg.d_in / 2, n_dead);
@@ -38,10 +43,6 @@ torch::Tensor topk_aux_loss(const Sae& sae, const torch::Tensor& pre, const torc
   auto top = dead_pre.topk(k_aux, 1);
   auto f_aux = torch::zeros_like(pre).scatter(1, std::get<1>(top), std::get<0>(top));
   auto e_hat = f_aux.mm(sae.W_dec);
-  // Denominator over the global batch: sum_b ||e_b - mean(e)||^2.
-  auto e = residual.detach();
-  auto mean_e = batch.global_sum(e.sum(0)) / static_cast<double>(batch.global_rows);
-  auto denom = batch.global_sum((e - mean_e).pow(2).sum()).clamp_min(1e-12);
   return (e - e_hat).pow(2).sum() * static_cast<double>(batch.num_shards) / denom;
 }
 

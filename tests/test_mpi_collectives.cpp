@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include "tests/data_parallel_job.h"
 #include "worker/group_failure.h"
 #include "worker/mpi_communicator.h"
 #include "worker/trainer.h"
 
 using namespace sweep::worker;
+using sweep::test::small_job;
 
 TEST(MpiCommunicator, AllReduceSumsEveryDtype) {
   MpiCommunicator comm(MPI_COMM_WORLD);
@@ -53,41 +55,9 @@ TEST(GroupFailure, EveryRankThrowsTheFailingRanksMessage) {
   comm.barrier();
 }
 
-namespace {
-
-// A small job with the penalty on: 12 rows of width 8 per rank.
-JobConfig small_job(int ranks) {
-  JobConfig cfg;
-  cfg.sae.d_in = 8;
-  cfg.sae.d_sae = 16;
-  cfg.absorption.enabled = true;
-  cfg.absorption.dot_threshold = 0.2;
-  cfg.train.batch_size = 12 * ranks;
-  cfg.train.warmup_steps = 2;
-  cfg.train.lr = 1e-2;
-  return cfg;
-}
-
-}  // namespace
-
 TEST(DataParallel, ParametersStayBitIdenticalAcrossRanks) {
   MpiCommunicator comm(MPI_COMM_WORLD);
-  JobConfig cfg = small_job(comm.size());
-  Trainer trainer(cfg, comm, torch::kCPU);
-  // Every rank gets different rows (seeded by rank).
-  torch::manual_seed(100 + comm.rank());
-  trainer.initialize_decoder_bias(torch::randn({12, 8}));
-  for (int step = 0; step < 5; ++step) trainer.step(torch::relu(torch::randn({12, 8})));
-  for (auto& p : trainer.state().model->parameters()) {
-    auto mine = p.detach().clone();
-    auto leaders = mine.clone();
-    comm.broadcast(leaders, 0);
-    EXPECT_TRUE(torch::equal(mine, leaders)) << "rank " << comm.rank();
-  }
-  auto P = trainer.state().absorption.P.clone(), P0 = P.clone();
-  comm.broadcast(P0, 0);
-  EXPECT_TRUE(torch::equal(P, P0));
-  EXPECT_GT(P.sum().item<double>(), 0.0);
+  sweep::test::expect_training_keeps_ranks_identical(comm, torch::kCPU);
 }
 
 // One rank's shard is unusable (the wrong width: its forward pass throws before any collective),
@@ -112,25 +82,70 @@ TEST(DataParallel, ARankFailingInTheMiddleOfAStepFailsItOnEveryRank) {
       }
     }
     EXPECT_EQ(failed_at, failing_step) << "rank " << comm.rank();
-    if (comm.rank() != 1) EXPECT_NE(message.find("rank 1 of this job failed: "), std::string::npos) << message;
+    if (comm.rank() != 1) {
+      EXPECT_NE(message.find("rank 1 of this job failed: "), std::string::npos) << message;
+    }
     EXPECT_NE(message.find("5"), std::string::npos) << "the shape error itself: " << message;
     comm.barrier();
   }
 }
 
-int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  ::testing::InitGoogleTest(&argc, argv);
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  // Only rank 0 prints; every rank's failures still count through the exit code.
-  if (rank != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
+namespace {
+
+// Passes every call on to `group`, except on `failing_rank`, where the first all-reduce of a
+// tensor of `failing_numel` elements throws instead: one rank's collective failing mid-step.
+class FailsOnce final : public Communicator {
+ public:
+  FailsOnce(Communicator& group, int failing_rank) : group_(group), failing_rank_(failing_rank) {}
+  int rank() const override { return group_.rank(); }
+  int size() const override { return group_.size(); }
+  void all_reduce_sum(torch::Tensor& tensor) override {
+    if (rank() == failing_rank_ && tensor.numel() == failing_numel) {
+      failing_numel = -1;
+      throw std::runtime_error("injected failure in an all-reduce of " + std::to_string(tensor.numel()));
+    }
+    group_.all_reduce_sum(tensor);
   }
-  int failed = RUN_ALL_TESTS() != 0;
-  int any_failed = 0;
-  MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  MPI_Finalize();
-  return any_failed;
+  void broadcast(torch::Tensor& tensor, int root) override { group_.broadcast(tensor, root); }
+  void barrier() override { group_.barrier(); }
+
+  int64_t failing_numel = -1;
+
+ private:
+  Communicator& group_;
+  int failing_rank_;
+};
+
+}  // namespace
+
+// The rehearsal before the first step goes well, then rank 1 fails inside the first real step, at
+// its first collective or at the gradients': it joins the rest of the step as the rehearsal
+// recorded it, and every rank throws rank 1's error.
+TEST(DataParallel, ARankFailingInItsFirstRealStepFailsItOnEveryRank) {
+  MpiCommunicator comm(MPI_COMM_WORLD);
+  JobConfig cfg = small_job(comm.size());
+  const int64_t counts_numel = sweep::sae::count_firing(torch::zeros({1, cfg.sae.d_sae}), true).buffer.numel();
+  for (bool at_gradients : {false, true}) {
+    FailsOnce faulty(comm, 1);
+    Trainer trainer(cfg, faulty, torch::kCPU);
+    int64_t gradients_numel = 1;  // the failure flag
+    for (const auto& p : trainer.state().model->parameters()) gradients_numel += p.numel();
+    const int64_t failing_numel = at_gradients ? gradients_numel : counts_numel;
+    faulty.failing_numel = failing_numel;
+    torch::manual_seed(100 + comm.rank());
+    trainer.initialize_decoder_bias(torch::randn({12, 8}));
+    std::string message;
+    try {
+      trainer.step(torch::relu(torch::randn({12, 8})));
+    } catch (const GroupFailure& e) {
+      message = e.what();
+    }
+    EXPECT_NE(message.find("injected failure in an all-reduce of " + std::to_string(failing_numel)),
+              std::string::npos)
+        << "rank " << comm.rank() << (at_gradients ? ", at the gradients: " : ", at the counts: ") << message;
+    if (comm.rank() != 1) {
+      EXPECT_NE(message.find("rank 1 of this job failed: "), std::string::npos) << message;
+    }
+    comm.barrier();
+  }
 }

@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include "tests/data_parallel_job.h"
 #include "worker/nccl_communicator.h"
-#include "worker/trainer.h"
 
 using namespace sweep::worker;
 
@@ -47,32 +47,5 @@ TEST(Nccl, SumsAndBroadcastsCudaTensorsOfEveryDtype) {
 TEST(Nccl, DataParallelTrainingOnCudaKeepsParametersIdentical) {
   int gpu = local_gpu();
   NcclCommunicator comm(MPI_COMM_WORLD, gpu);
-  JobConfig cfg;
-  cfg.sae.d_in = 8;
-  cfg.sae.d_sae = 16;
-  cfg.absorption.enabled = true;
-  cfg.absorption.dot_threshold = 0.2;
-  cfg.train.batch_size = 12 * comm.size();
-  cfg.train.lr = 1e-2;
-  torch::Device device(torch::kCUDA, gpu);
-  Trainer trainer(cfg, comm, device);
-  torch::manual_seed(100 + comm.rank());
-  trainer.initialize_decoder_bias(torch::randn({12, 8}));
-  for (int step = 0; step < 5; ++step) trainer.step(torch::relu(torch::randn({12, 8})));
-  for (auto& p : trainer.state().model->parameters()) {
-    EXPECT_TRUE(p.is_cuda());
-    auto mine = p.detach().clone(), leaders = p.detach().clone();
-    comm.broadcast(leaders, 0);
-    EXPECT_TRUE(torch::equal(mine, leaders)) << "rank " << comm.rank();
-  }
-  EXPECT_GT(trainer.state().absorption.P.sum().item<double>(), 0.0);
-}
-
-int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  ::testing::InitGoogleTest(&argc, argv);
-  int failed = RUN_ALL_TESTS() != 0, any_failed = 0;
-  MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  MPI_Finalize();
-  return any_failed;
+  sweep::test::expect_training_keeps_ranks_identical(comm, torch::Device(torch::kCUDA, gpu));
 }

@@ -139,6 +139,25 @@ TEST(Losses, TopKAuxiliaryLoss) {
   EXPECT_EQ(value(none_dead), 0.0);
 }
 
+TEST(Losses, TopKAuxiliaryLossSumsOverShardsTheSameWayWithOrWithoutDeadLatents) {
+  auto sae = tiny_sae(Arch::TopK, 2);
+  auto out = sae.forward(x_batch());
+  auto residual = x_batch() - out.x_hat;
+  auto shapes_summed = [&](const torch::Tensor& dead) {
+    std::vector<std::vector<int64_t>> shapes;
+    auto batch = whole_batch();
+    batch.global_sum = [&shapes](torch::Tensor t) {
+      shapes.push_back(t.sizes().vec());
+      return t;
+    };
+    topk_aux_loss(sae, out.pre, residual, dead, batch);
+    return shapes;
+  };
+  auto with_dead = shapes_summed(torch::tensor({true, false, false}));
+  EXPECT_FALSE(with_dead.empty());
+  EXPECT_EQ(shapes_summed(torch::zeros({3}, torch::kBool)), with_dead);
+}
+
 TEST(SaeInit, DeterministicUnitDecoderTiedEncoder) {
   SaeConfig cfg;
   cfg.d_in = 8;

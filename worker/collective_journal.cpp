@@ -1,5 +1,5 @@
-// Records the shapes and types of a step's all-reduces and replays the remainder of a step with
-// poisoned buffers for a rank whose own part of the step failed.
+// Records the shapes and types of a step's all-reduces (made, or only rehearsed) and replays the
+// remainder of a step with poisoned buffers for a rank whose own part of the step failed.
 #include "worker/collective_journal.h"
 
 #include <limits>
@@ -7,8 +7,16 @@
 namespace sweep::worker {
 
 void CollectiveJournal::all_reduce_sum(torch::Tensor& tensor) {
-  group_.all_reduce_sum(tensor);
+  if (!rehearsing_) group_.all_reduce_sum(tensor);
   current_.push_back({tensor.sizes().vec(), tensor.scalar_type(), tensor.device()});
+}
+
+void CollectiveJournal::broadcast(torch::Tensor& tensor, int root) {
+  if (!rehearsing_) group_.broadcast(tensor, root);
+}
+
+void CollectiveJournal::barrier() {
+  if (!rehearsing_) group_.barrier();
 }
 
 void CollectiveJournal::join_rest_of_step() {

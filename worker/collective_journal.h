@@ -12,7 +12,7 @@ namespace sweep::worker {
 
 // A Communicator that passes every call on to `group` and records the all-reduces of the current
 // step. Every step makes the same sequence of collectives, so the last complete step's record
-// says what a step still has to make after any point of it.
+// (or the rehearsal's, before the first step) says what a step still has to make after any point.
 class CollectiveJournal final : public Communicator {
  public:
   explicit CollectiveJournal(Communicator& group) : group_(group) {}
@@ -20,12 +20,27 @@ class CollectiveJournal final : public Communicator {
   int rank() const override { return group_.rank(); }
   int size() const override { return group_.size(); }
   void all_reduce_sum(torch::Tensor& tensor) override;
-  void broadcast(torch::Tensor& tensor, int root) override { group_.broadcast(tensor, root); }
-  void barrier() override { group_.barrier(); }
+  void broadcast(torch::Tensor& tensor, int root) override;
+  void barrier() override;
 
   void start_step() { current_.clear(); }
   void finish_step() { last_step_.swap(current_); }  // no copy per step; start_step clears the other
-  // False until one step has finished in this process (its sequence is not known before).
+  // Runs a step's local work with the collectives recorded but not made (each leaves its tensor
+  // as it is), so that the step's sequence is known before the first real step.
+  template <typename Work>
+  void rehearse(Work local_work) {
+    start_step();
+    rehearsing_ = true;
+    try {
+      local_work();
+    } catch (...) {
+      rehearsing_ = false;
+      throw;
+    }
+    rehearsing_ = false;
+    finish_step();
+  }
+  // False until a step or a rehearsal has finished in this process.
   bool knows_step() const { return !last_step_.empty(); }
   // After a local failure: makes the all-reduces the others still expect in this step, with NaN
   // (floating point) or zero, so that they finish the step and see the failure in its results.
@@ -38,6 +53,7 @@ class CollectiveJournal final : public Communicator {
     torch::Device device;
   };
   Communicator& group_;
+  bool rehearsing_ = false;
   std::vector<Call> current_, last_step_;
 };
 

@@ -62,8 +62,15 @@ NcclCommunicator::~NcclCommunicator() {
   if (comm_ != nullptr) ncclCommDestroy(comm_);
 }
 
+void NcclCommunicator::abort_with(const std::string& why) {
+  ncclCommAbort(comm_);
+  comm_ = nullptr;
+  throw std::runtime_error("NCCL: " + why);
+}
+
 void NcclCommunicator::wait_for(const torch::Tensor& tensor) {
   cudaStream_t stream = current_stream(tensor);
+  const auto deadline = std::chrono::steady_clock::now() + kCollectiveTimeout;
   while (true) {
     cudaError_t state = cudaStreamQuery(stream);
     if (state == cudaSuccess) return;
@@ -71,38 +78,37 @@ void NcclCommunicator::wait_for(const torch::Tensor& tensor) {
     ncclResult_t async = ncclSuccess;
     check(ncclCommGetAsyncError(comm_, &async), "ncclCommGetAsyncError");
     if (async != ncclSuccess) {
-      ncclCommAbort(comm_);
-      comm_ = nullptr;
-      throw std::runtime_error(std::string("NCCL: ") + ncclGetErrorString(async) +
-                               " (a rank of this job died or lost its connection)");
+      abort_with(std::string(ncclGetErrorString(async)) + " (a rank of this job died or lost its connection)");
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      abort_with("a collective did not finish in " + std::to_string(kCollectiveTimeout.count()) +
+            " minutes (a rank of this job is stuck or died)");
     }
     std::this_thread::yield();
   }
 }
 
-void NcclCommunicator::all_reduce_sum(torch::Tensor& tensor) {
-  if (!tensor.is_cuda()) return host_.all_reduce_sum(tensor);
+void NcclCommunicator::run_on_gpu(torch::Tensor& tensor, const char* what, const Launch& launch) {
   if (size() == 1) return;
   if (comm_ == nullptr) throw std::runtime_error("NCCL communicator was aborted after an earlier error");
   c10::cuda::CUDAGuard guard(tensor.device());
   on_contiguous(tensor, [&](torch::Tensor& t) {
-    check(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t.scalar_type()), ncclSum,
-                        comm_, current_stream(t)),
-          "ncclAllReduce");
+    check(launch(t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t.scalar_type()), current_stream(t)), what);
     wait_for(t);
+  });
+}
+
+void NcclCommunicator::all_reduce_sum(torch::Tensor& tensor) {
+  if (!tensor.is_cuda()) return host_.all_reduce_sum(tensor);
+  run_on_gpu(tensor, "ncclAllReduce", [&](void* data, size_t count, ncclDataType_t type, cudaStream_t stream) {
+    return ncclAllReduce(data, data, count, type, ncclSum, comm_, stream);
   });
 }
 
 void NcclCommunicator::broadcast(torch::Tensor& tensor, int root) {
   if (!tensor.is_cuda()) return host_.broadcast(tensor, root);
-  if (size() == 1) return;
-  if (comm_ == nullptr) throw std::runtime_error("NCCL communicator was aborted after an earlier error");
-  c10::cuda::CUDAGuard guard(tensor.device());
-  on_contiguous(tensor, [&](torch::Tensor& t) {
-    check(ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t.scalar_type()), root,
-                        comm_, current_stream(t)),
-          "ncclBroadcast");
-    wait_for(t);
+  run_on_gpu(tensor, "ncclBroadcast", [&](void* data, size_t count, ncclDataType_t type, cudaStream_t stream) {
+    return ncclBroadcast(data, data, count, type, root, comm_, stream);
   });
 }
 

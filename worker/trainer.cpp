@@ -116,9 +116,11 @@ torch::Tensor Trainer::forward_backward(const torch::Tensor& x, Communicator& co
 
 void Trainer::rehearse_step(const torch::Tensor& shard) {
   agree_on(group_, [&] {
-    LocalCommunicator alone;
-    StepStats ignored;
-    forward_backward(shard.to(device_), alone, /*rehearsal=*/true, ignored);
+    journal_.rehearse([&] {
+      StepStats ignored;
+      forward_backward(shard.to(device_), comm_, /*rehearsal=*/true, ignored);
+      average_gradients();
+    });
     for (auto& p : state_.model->parameters()) p.mutable_grad() = torch::Tensor();  // as before it
     return 0;
   });
@@ -139,7 +141,7 @@ StepStats Trainer::step(const torch::Tensor& shard) {
     loss_sum = forward_backward(shard.to(device_), comm_, /*rehearsal=*/false, stats);
     failure_flag = average_gradients();
   } catch (const std::exception& e) {
-    if (!grouped || !journal_.knows_step()) throw;
+    if (!grouped) throw;
     local_error = e.what();
     journal_.join_rest_of_step();
   }

@@ -64,8 +64,9 @@ class Trainer {
   torch::Tensor forward_backward(const torch::Tensor& x, Communicator& comm, bool rehearsal, StepStats& stats);
   // Averages the gradients together with a failure flag (0 from every healthy rank); returns the flag's sum.
   torch::Tensor average_gradients();
-  // Before this process's first step in a group: the step's local work once without collectives,
-  // agreed on, so that a rank short of memory fails the job on every rank instead of hanging them.
+  // Before this process's first step in a group: the step's local work once, its collectives
+  // recorded but not made, agreed on. A rank short of memory fails the job on every rank instead
+  // of hanging them, and the record lets a rank that fails in the first real step join its rest.
   void rehearse_step(const torch::Tensor& x);
 
   const JobConfig& cfg_;
