@@ -53,6 +53,12 @@ std::map<std::string, int64_t> check_data(const SweepSpec& spec, const std::vect
   return width;
 }
 
+// Where a sweep-wide setting was made: its line in the file, its --set, or the file itself.
+std::string where_set(const SweepSpec& spec, const std::string& key) {
+  auto it = spec.where.find(key);
+  return it != spec.where.end() ? it->second : spec.file.filename().string();
+}
+
 void check_world(const SweepSpec& spec, int world_size) {
   int64_t g = spec.base["train.ranks_per_job"];
   if (world_size % g == 0) return;
@@ -60,10 +66,20 @@ void check_world(const SweepSpec& spec, int world_size) {
   for (int d = 1; d <= world_size; ++d) {
     if (world_size % d == 0) fits += (fits.empty() ? "" : ", ") + std::to_string(d);
   }
-  auto it = spec.where.find("train.ranks_per_job");
-  throw ConfigError((it != spec.where.end() ? it->second : spec.file.filename().string()) + ": train.ranks_per_job = " +
-                    std::to_string(g) + " does not divide the " + std::to_string(world_size) +
+  throw ConfigError(where_set(spec, "train.ranks_per_job") + ": train.ranks_per_job = " + std::to_string(g) +
+                    " does not divide the " + std::to_string(world_size) +
                     " ranks started; with this many ranks use one of: " + fits);
+}
+
+// train.device = "cuda" where this process sees no GPU: refused before any job, not failed in each.
+void check_device(const SweepSpec& spec) {
+  if (spec.base["train.device"] != "cuda" || torch::cuda::is_available()) return;
+  const std::string why = at::hasCUDA()
+                              ? "no CUDA device is visible to this process (see nvidia-smi and CUDA_VISIBLE_DEVICES)"
+                              : "this sweep binary is built against a CPU-only LibTorch (the README's \"Many "
+                                "processes and GPUs\" shows the GPU build)";
+  throw ConfigError(where_set(spec, "train.device") + ": train.device = \"cuda\": " + why +
+                    "; use \"auto\" or \"cpu\" to train on the CPU");
 }
 
 // CPU threads per rank: the machine's cores shared by the ranks on it.
@@ -157,6 +173,7 @@ int run_sweep(const SweepOptions& options, const MpiSession& mpi) {
     spec = load_sweep(options.file, options.overrides);
     jobs = expand_grid(spec);
     check_world(spec, mpi.world_size);
+    check_device(spec);
     widths = check_data(spec, jobs);
   } catch (const ConfigError& e) {
     if (root) spdlog::error("{}", e.what());

@@ -119,6 +119,15 @@ TEST(Distributed, WorldSizeNotDivisibleByRanksPerJobIsRefused) {
   EXPECT_FALSE(fs::exists(scratch() / "bad_world"));
 }
 
+TEST(Distributed, TrainDeviceCudaWithoutAGpuIsRefusedBeforeAnyJob) {
+  if (torch::cuda::is_available()) GTEST_SKIP() << "this machine has a GPU";
+  auto r = run_quick(2, "no_gpu", {"--set", "train.device=cuda"});
+  EXPECT_EQ(r.exit_code, 2) << r.log;
+  EXPECT_NE(r.log.find("--set train.device=cuda: train.device = \"cuda\": "), std::string::npos) << r.log;
+  EXPECT_NE(r.log.find("use \"auto\" or \"cpu\""), std::string::npos) << r.log;
+  EXPECT_FALSE(fs::exists(scratch() / "no_gpu"));
+}
+
 TEST(Distributed, BadDataIsRefusedOnEveryRankWithoutAHang) {
   auto r = run_quick(2, "bad_data", {"--set", "data.source=files", "--set", "data.paths=[\"no/such/*.npy\"]"});
   EXPECT_EQ(r.exit_code, 2) << r.log;  // 124: the time limit hit a rank left waiting
