@@ -94,25 +94,20 @@ namespace {
 
 // Passes every call on to `group`, except on `failing_rank`, where the first all-reduce of a
 // tensor of `failing_numel` elements throws instead: one rank's collective failing mid-step.
-class FailsOnce final : public Communicator {
+class FailsOnce final : public ForwardingCommunicator {
  public:
-  FailsOnce(Communicator& group, int failing_rank) : group_(group), failing_rank_(failing_rank) {}
-  int rank() const override { return group_.rank(); }
-  int size() const override { return group_.size(); }
+  FailsOnce(Communicator& group, int failing_rank) : ForwardingCommunicator(group), failing_rank_(failing_rank) {}
   void all_reduce_sum(torch::Tensor& tensor) override {
     if (rank() == failing_rank_ && tensor.numel() == failing_numel) {
       failing_numel = -1;
       throw std::runtime_error("injected failure in an all-reduce of " + std::to_string(tensor.numel()));
     }
-    group_.all_reduce_sum(tensor);
+    inner_.all_reduce_sum(tensor);
   }
-  void broadcast(torch::Tensor& tensor, int root) override { group_.broadcast(tensor, root); }
-  void barrier() override { group_.barrier(); }
 
   int64_t failing_numel = -1;
 
  private:
-  Communicator& group_;
   int failing_rank_;
 };
 

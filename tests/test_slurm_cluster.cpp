@@ -111,10 +111,17 @@ fs::path uninterrupted(const fs::path& file, const std::string& name) {
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
+// The cluster is the one tests/slurm/cluster.sh started; it sets SLURM_CONF.
+class SlurmCluster : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(std::getenv("SLURM_CONF"), nullptr) << "run this test through tests/slurm/cluster.sh run DIR ...";
+  }
+};
+
 }  // namespace
 
-TEST(SlurmCluster, SubmittedSweepRunsEveryJobOnceUnderSrun) {
-  ASSERT_NE(std::getenv("SLURM_CONF"), nullptr) << "run this test through tests/slurm/cluster.sh run DIR ...";
+TEST_F(SlurmCluster, SubmittedSweepRunsEveryJobOnceUnderSrun) {
   // 2 ranks, so 2 groups share the 3 jobs; --set reaches the runs in the allocation.
   const fs::path file = sweep_file("srun", 200, "[2.0, 5.0]", "ntasks_per_node = 2\ntime = \"00:10:00\"\n");
   const fs::path out = scratch() / "srun";
@@ -140,8 +147,7 @@ TEST(SlurmCluster, SubmittedSweepRunsEveryJobOnceUnderSrun) {
   }
 }
 
-TEST(SlurmCluster, PreemptedSweepCheckpointsRequeuesItselfAndEndsAsIfUninterrupted) {
-  ASSERT_NE(std::getenv("SLURM_CONF"), nullptr) << "run this test through tests/slurm/cluster.sh run DIR ...";
+TEST_F(SlurmCluster, PreemptedSweepCheckpointsRequeuesItselfAndEndsAsIfUninterrupted) {
   // One rank runs the baseline, then the penalised job; the warning signal lands in the second.
   const fs::path file = sweep_file("preempt", 2000, "[2.0]", "time = \"00:10:00\"\nmax_requeues = 2\n");
   const fs::path out = scratch() / "preempt";
@@ -189,8 +195,7 @@ TEST(SlurmCluster, PreemptedSweepCheckpointsRequeuesItselfAndEndsAsIfUninterrupt
   for (const auto& job : ids) expect_same_results(reference, out, job);
 }
 
-TEST(SlurmCluster, TwoArrayTasksShareOneSweepAndRunEveryJobExactlyOnce) {
-  ASSERT_NE(std::getenv("SLURM_CONF"), nullptr) << "run this test through tests/slurm/cluster.sh run DIR ...";
+TEST_F(SlurmCluster, TwoArrayTasksShareOneSweepAndRunEveryJobExactlyOnce) {
   // 2 tasks of one rank each, on the node's 2 cores at once, claiming the 4 jobs from one directory.
   const fs::path file = sweep_file("array", 1000, "[2.0, 3.0, 5.0]", "array = 2\ntime = \"00:10:00\"\n");
   const fs::path out = scratch() / "array";

@@ -7,16 +7,16 @@
 namespace sweep::worker {
 
 void CollectiveJournal::all_reduce_sum(torch::Tensor& tensor) {
-  if (!rehearsing_) group_.all_reduce_sum(tensor);
+  if (!rehearsing_) inner_.all_reduce_sum(tensor);
   current_.push_back({tensor.sizes().vec(), tensor.scalar_type(), tensor.device()});
 }
 
 void CollectiveJournal::broadcast(torch::Tensor& tensor, int root) {
-  if (!rehearsing_) group_.broadcast(tensor, root);
+  if (!rehearsing_) inner_.broadcast(tensor, root);
 }
 
 void CollectiveJournal::barrier() {
-  if (!rehearsing_) group_.barrier();
+  if (!rehearsing_) inner_.barrier();
 }
 
 void CollectiveJournal::join_rest_of_step() {

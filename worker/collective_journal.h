@@ -10,15 +10,13 @@
 
 namespace sweep::worker {
 
-// A Communicator that passes every call on to `group` and records the all-reduces of the current
+// A Communicator that passes every call on to its group and records the all-reduces of the current
 // step. Every step makes the same sequence of collectives, so the last complete step's record
 // (or the rehearsal's, before the first step) says what a step still has to make after any point.
-class CollectiveJournal final : public Communicator {
+class CollectiveJournal final : public ForwardingCommunicator {
  public:
-  explicit CollectiveJournal(Communicator& group) : group_(group) {}
+  using ForwardingCommunicator::ForwardingCommunicator;
 
-  int rank() const override { return group_.rank(); }
-  int size() const override { return group_.size(); }
   void all_reduce_sum(torch::Tensor& tensor) override;
   void broadcast(torch::Tensor& tensor, int root) override;
   void barrier() override;
@@ -52,7 +50,6 @@ class CollectiveJournal final : public Communicator {
     torch::ScalarType dtype;
     torch::Device device;
   };
-  Communicator& group_;
   bool rehearsing_ = false;
   std::vector<Call> current_, last_step_;
 };

@@ -19,6 +19,20 @@ class Communicator {
   bool is_leader() const { return rank() == 0; }
 };
 
+// A decorator's base: passes every call on to `inner`; a decorator overrides what it adds to.
+class ForwardingCommunicator : public Communicator {
+ public:
+  explicit ForwardingCommunicator(Communicator& inner) : inner_(inner) {}
+  int rank() const override { return inner_.rank(); }
+  int size() const override { return inner_.size(); }
+  void all_reduce_sum(torch::Tensor& tensor) override { inner_.all_reduce_sum(tensor); }
+  void broadcast(torch::Tensor& tensor, int root) override { inner_.broadcast(tensor, root); }
+  void barrier() override { inner_.barrier(); }
+
+ protected:
+  Communicator& inner_;
+};
+
 // A group of one: every collective is the identity.
 class LocalCommunicator final : public Communicator {
  public:

@@ -8,12 +8,10 @@
 
 namespace sweep::worker {
 
-class TimingCommunicator final : public Communicator {
+class TimingCommunicator final : public ForwardingCommunicator {
  public:
-  explicit TimingCommunicator(Communicator& inner) : inner_(inner) {}
+  using ForwardingCommunicator::ForwardingCommunicator;
 
-  int rank() const override { return inner_.rank(); }
-  int size() const override { return inner_.size(); }
   void all_reduce_sum(torch::Tensor& t) override {
     if (size() > 1) bytes_reduced += static_cast<double>(t.numel() * t.element_size());
     timed([&] { inner_.all_reduce_sum(t); });
@@ -31,7 +29,6 @@ class TimingCommunicator final : public Communicator {
     f();
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
-  Communicator& inner_;
 };
 
 }  // namespace sweep::worker

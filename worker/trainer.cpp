@@ -11,7 +11,7 @@
 namespace sweep::worker {
 
 Trainer::Trainer(const JobConfig& cfg, Communicator& comm, torch::Device device)
-    : cfg_(cfg), group_(comm), journal_(comm), comm_(journal_), device_(device) {
+    : cfg_(cfg), group_(comm), journal_(comm), device_(device) {
   state_.model = std::make_shared<sae::Sae>(cfg.sae, cfg.seed);
   state_.model->to(device_);
   double beta1 = cfg.sae.arch == sae::Arch::JumpReLU ? 0.0 : 0.9;
@@ -28,13 +28,13 @@ double Trainer::learning_rate(int64_t step) const {
   return cfg_.train.lr * std::min(1.0, static_cast<double>(step + 1) / static_cast<double>(cfg_.train.warmup_steps));
 }
 
-sae::BatchContext Trainer::batch_context(Communicator& comm) {
+sae::BatchContext Trainer::batch_context() {
   sae::BatchContext batch;
   batch.global_rows = cfg_.train.batch_size;
-  batch.num_shards = comm.size();
-  batch.global_sum = [&comm](torch::Tensor t) {
+  batch.num_shards = journal_.size();
+  batch.global_sum = [this](torch::Tensor t) {
     auto summed = t.detach().clone();
-    comm.all_reduce_sum(summed);
+    journal_.all_reduce_sum(summed);
     return summed;
   };
   return batch;
@@ -42,7 +42,7 @@ sae::BatchContext Trainer::batch_context(Communicator& comm) {
 
 void Trainer::initialize_decoder_bias(const torch::Tensor& first_shard) {
   torch::NoGradGuard no_grad;
-  auto batch = batch_context(comm_);
+  auto batch = batch_context();
   auto mean = batch.global_sum(first_shard.to(device_).sum(0)) / static_cast<double>(batch.global_rows);
   state_.model->b_dec.copy_(mean);
 }
@@ -57,7 +57,7 @@ torch::Tensor Trainer::sparsity_loss(const sae::Forward& fwd, const sae::BatchCo
 }
 
 torch::Tensor Trainer::average_gradients() {
-  if (comm_.size() == 1) return {};
+  if (journal_.size() == 1) return {};
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> grads;
   for (auto& p : state_.model->parameters()) {
@@ -66,8 +66,8 @@ torch::Tensor Trainer::average_gradients() {
   }
   grads.push_back(torch::zeros({1}, grads.front().options()));  // the failure flag: NaN from a failed rank
   auto flat = torch::cat(grads);
-  comm_.all_reduce_sum(flat);
-  flat.div_(comm_.size());
+  journal_.all_reduce_sum(flat);
+  flat.div_(journal_.size());
   int64_t offset = 0;
   for (auto& p : state_.model->parameters()) {
     p.mutable_grad().copy_(flat.narrow(0, offset, p.numel()).view_as(p));
@@ -76,9 +76,9 @@ torch::Tensor Trainer::average_gradients() {
   return flat.narrow(0, offset, 1);
 }
 
-torch::Tensor Trainer::forward_backward(const torch::Tensor& x, Communicator& comm, bool rehearsal, StepStats& stats) {
+torch::Tensor Trainer::forward_backward(const torch::Tensor& x, bool rehearsal, StepStats& stats) {
   auto& model = *state_.model;
-  auto batch = batch_context(comm);
+  auto batch = batch_context();
   auto fwd = model.forward(x);
   auto recon = sae::reconstruction_loss(x, fwd.x_hat, cfg_.loss.recon, batch);
   auto sparse = sparsity_loss(fwd, batch);
@@ -91,7 +91,7 @@ torch::Tensor Trainer::forward_backward(const torch::Tensor& x, Communicator& co
 
   // Firing counts of the whole global batch: summed over shards, then the EMA applied once.
   auto counts = sae::count_firing(fwd.f, cfg_.absorption.enabled);
-  comm.all_reduce_sum(counts.buffer);
+  journal_.all_reduce_sum(counts.buffer);
   if (!rehearsal) {
     torch::NoGradGuard no_grad;
     auto fired = counts.fired().to(torch::kDouble) > 0;
@@ -118,7 +118,7 @@ void Trainer::rehearse_step(const torch::Tensor& shard) {
   agree_on(group_, [&] {
     journal_.rehearse([&] {
       StepStats ignored;
-      forward_backward(shard.to(device_), comm_, /*rehearsal=*/true, ignored);
+      forward_backward(shard.to(device_), /*rehearsal=*/true, ignored);
       average_gradients();
     });
     for (auto& p : state_.model->parameters()) p.mutable_grad() = torch::Tensor();  // as before it
@@ -127,7 +127,7 @@ void Trainer::rehearse_step(const torch::Tensor& shard) {
 }
 
 StepStats Trainer::step(const torch::Tensor& shard) {
-  const bool grouped = comm_.size() > 1;
+  const bool grouped = journal_.size() > 1;
   if (grouped && !journal_.knows_step()) rehearse_step(shard);
   StepStats stats;
   stats.lr = learning_rate(state_.step);
@@ -138,7 +138,7 @@ StepStats Trainer::step(const torch::Tensor& shard) {
   std::optional<std::string> local_error;
   journal_.start_step();
   try {
-    loss_sum = forward_backward(shard.to(device_), comm_, /*rehearsal=*/false, stats);
+    loss_sum = forward_backward(shard.to(device_), /*rehearsal=*/false, stats);
     failure_flag = average_gradients();
   } catch (const std::exception& e) {
     if (!grouped) throw;
@@ -148,7 +148,7 @@ StepStats Trainer::step(const torch::Tensor& shard) {
   journal_.finish_step();
   torch::Tensor readback;  // one device read per step: the group's loss and, in a group, the flag
   if (!local_error) {
-    auto loss = loss_sum.reshape({1}) / static_cast<double>(comm_.size());
+    auto loss = loss_sum.reshape({1}) / static_cast<double>(journal_.size());
     readback = (grouped ? torch::cat({loss, failure_flag.to(loss.dtype())}) : loss).to(torch::kCPU, torch::kDouble);
   }
   if (local_error || (grouped && readback[1].item<double>() != 0.0)) {  // NaN != 0 too

@@ -57,11 +57,11 @@ class Trainer {
   double learning_rate(int64_t step) const;
 
  private:
-  sae::BatchContext batch_context(Communicator& comm);
+  sae::BatchContext batch_context();  // sums over the group through the journal
   torch::Tensor sparsity_loss(const sae::Forward& fwd, const sae::BatchContext& batch);
-  // Forward, losses and backward, with the collectives over `comm`; returns the group's loss sum
-  // (a tensor: read once, after the gradients). A rehearsal leaves the firing statistics alone.
-  torch::Tensor forward_backward(const torch::Tensor& x, Communicator& comm, bool rehearsal, StepStats& stats);
+  // Forward, losses and backward; returns the group's loss sum (a tensor: read once, after the
+  // gradients). A rehearsal leaves the firing statistics alone.
+  torch::Tensor forward_backward(const torch::Tensor& x, bool rehearsal, StepStats& stats);
   // Averages the gradients together with a failure flag (0 from every healthy rank); returns the flag's sum.
   torch::Tensor average_gradients();
   // Before this process's first step in a group: the step's local work once, its collectives
@@ -71,8 +71,7 @@ class Trainer {
 
   const JobConfig& cfg_;
   Communicator& group_;
-  CollectiveJournal journal_;
-  Communicator& comm_;  // the journal: the step's collectives go through it
+  CollectiveJournal journal_;  // over group_: every collective of a step goes through it
   std::optional<std::string> failure_;
   torch::Device device_;
   TrainingState state_;
