@@ -1,5 +1,6 @@
 // Benchmark of one job's checkpoint: bytes on disk, time to write it (with fsync) and to load and
-// validate it, for a given SAE shape with the absorption regulariser on. Prints; asserts nothing.
+// validate it, for a given SAE shape with the absorption penalty on (candidate pairs), and the
+// share of the file that is the penalty's state. Prints; asserts nothing.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -38,16 +39,23 @@ int main(int argc, char** argv) {
   cfg.absorption.enabled = true;
   worker::LocalCommunicator comm;
   worker::Trainer trainer(cfg, comm, torch::kCPU);
+  trainer.start_fresh(torch::randn({cfg.train.batch_size, d_in}));
   trainer.state().step = 1;
+  double absorption_bytes = 0;
+  for (const auto& named : trainer.state().absorption.tensors()) {
+    absorption_bytes += static_cast<double>(named.second.numel() * named.second.element_size());
+  }
   std::filesystem::remove_all(dir);
   worker::Checkpoint saved;
   double write_s = seconds_of([&] { saved = worker::save_checkpoint(dir, trainer.state(), nlohmann::json::object()); });
   double bytes = static_cast<double>(std::filesystem::file_size(saved.dir / "state.safetensors"));
   worker::Trainer other(cfg, comm, torch::kCPU);
   double load_s = seconds_of([&] { worker::restore_newest_checkpoint(dir, other.state()); });
-  std::printf("checkpoint d_in %lld d_sae %lld: %.1f MiB, write %.3f s (%.0f MiB/s), load+validate %.3f s\n",
+  std::printf("checkpoint d_in %lld d_sae %lld: %.1f MiB, write %.3f s (%.0f MiB/s), load+validate %.3f s; "
+              "absorption state %.1f MiB (%.1f%%, %lld candidate pairs)\n",
               static_cast<long long>(d_in), static_cast<long long>(d_sae), bytes / (1 << 20), write_s,
-              bytes / (1 << 20) / write_s, load_s);
+              bytes / (1 << 20) / write_s, load_s, absorption_bytes / (1 << 20), 100.0 * absorption_bytes / bytes,
+              static_cast<long long>(trainer.state().absorption.tracked_pairs()));
   std::filesystem::remove_all(dir);
   return 0;
 }

@@ -1,7 +1,9 @@
-// Benchmark of one job's training step: step time, tokens/s, the absorption regulariser's share
-// (step time with it minus without it), communication time and bytes all-reduced per step.
+// Benchmark of one job's training step: step time, tokens/s, the absorption penalty's share (step
+// time with it minus without it), the time of one candidate search, communication time, the bytes
+// the step all-reduces (the penalty's pair counts apart from the gradients), and peak memory.
 // Run alone or under mpirun: all ranks form one job's group. Prints figures; asserts nothing.
 #include <mpi.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
@@ -9,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "sae/batch_statistics.h"
 #include "sharding/dataset.h"
 #include "worker/cpu_threads.h"
 #include "worker/mpi_communicator.h"
@@ -19,8 +22,13 @@ using namespace sweep;
 
 namespace {
 
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
 struct Timing {
-  double step_s = 0, comm_s = 0, bytes = 0;
+  double step_s = 0, comm_s = 0, bytes = 0, search_s = 0;
+  int64_t searches = 0, tracked_pairs = 0, pair_count_bytes = 0, gradient_bytes = 0;
+  std::string tracking = "off";
 };
 
 Timing time_steps(worker::JobConfig cfg, bool absorption, int steps, worker::Communicator& group) {
@@ -28,22 +36,38 @@ Timing time_steps(worker::JobConfig cfg, bool absorption, int steps, worker::Com
   worker::TimingCommunicator comm(group);
   auto data = sharding::open_dataset(cfg.data);
   worker::Trainer trainer(cfg, comm, torch::kCPU);
-  trainer.initialize_decoder_bias(data->train_shard(0, cfg.train.batch_size, comm.rank(), comm.size()).activations);
+  auto start = Clock::now();
+  trainer.start_fresh(data->train_shard(0, cfg.train.batch_size, comm.rank(), comm.size()).activations);
+  Timing t;
+  t.search_s = seconds_since(start);  // the bias's all-reduce is negligible beside the search
   trainer.step(data->train_shard(0, cfg.train.batch_size, comm.rank(), comm.size()).activations);  // warm-up
   comm.seconds = comm.bytes_reduced = 0;
-  double step_s = 0;
   for (int s = 1; s <= steps; ++s) {
     auto x = data->train_shard(s, cfg.train.batch_size, comm.rank(), comm.size()).activations;  // not timed
     comm.barrier();
-    auto start = std::chrono::steady_clock::now();
-    trainer.step(x);
-    step_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    start = Clock::now();
+    t.searches += trainer.step(x).refreshed;
+    t.step_s += seconds_since(start);
   }
-  return {step_s / steps, comm.seconds / steps, comm.bytes_reduced / steps};
+  const auto& pairs = trainer.state().absorption;
+  t.step_s /= steps;
+  t.comm_s = comm.seconds / steps;
+  t.bytes = comm.bytes_reduced / steps;
+  t.tracked_pairs = pairs.tracked_pairs();
+  t.pair_count_bytes = 4 * pairs.counts_numel();
+  t.gradient_bytes = 4 * trainer.step_collective_sizes()[1];
+  t.tracking = !pairs.enabled() ? "off" : pairs.dense() ? "dense" : "candidates";
+  return t;
+}
+
+double peak_rss_gib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / (1024.0 * 1024.0);
 }
 
 // Times the step of one job on all ranks (the communicator must be gone before MPI_Finalize).
-void run(int64_t d_in, int64_t d_sae, int64_t batch, int steps) {
+void run(int64_t d_in, int64_t d_sae, int64_t batch, int steps, const std::string& pairs, double tau) {
   worker::MpiCommunicator group(MPI_COMM_WORLD);
   int local_size = 1;
   {
@@ -62,18 +86,29 @@ void run(int64_t d_in, int64_t d_sae, int64_t batch, int steps) {
   cfg.sae.d_in = d_in;
   cfg.sae.d_sae = d_sae;
   cfg.train.batch_size = batch;
-  cfg.absorption.dot_threshold = 0.3;
-  auto with = time_steps(cfg, true, steps, group);
+  cfg.absorption.dot_threshold = tau;
+  cfg.absorption.pairs = pairs == "dense" ? sae::PairTracking::Dense : sae::PairTracking::Candidates;
   auto without = time_steps(cfg, false, steps, group);
-  if (group.rank() == 0) {
-    std::printf("ranks %d (CPU threads/rank %d)  d_in %lld  d_sae %lld  batch %lld  steps %d\n", group.size(), threads, static_cast<long long>(d_in), static_cast<long long>(d_sae),
-                static_cast<long long>(batch), steps);
-    std::printf("  step %.1f ms   tokens/s %.0f\n", 1e3 * with.step_s, batch / with.step_s);
-    std::printf("  absorption regulariser share %.1f%% (step without it %.1f ms)\n",
-                100.0 * (with.step_s - without.step_s) / with.step_s, 1e3 * without.step_s);
-    std::printf("  communication share %.1f%% (%.2f ms/step), all-reduced %.2f MiB/step\n",
-                100.0 * with.comm_s / with.step_s, 1e3 * with.comm_s, with.bytes / (1024.0 * 1024.0));
+  auto with = time_steps(cfg, true, steps, group);
+  if (group.rank() != 0) return;
+  const double mib = 1024.0 * 1024.0, interval = static_cast<double>(cfg.absorption.refresh_every);
+  std::printf("ranks %d (CPU threads/rank %d)  d_in %lld  d_sae %lld  batch %lld  steps %d  tau %.2f  pairs %s\n",
+              group.size(), threads, static_cast<long long>(d_in), static_cast<long long>(d_sae),
+              static_cast<long long>(batch), steps, tau, with.tracking.c_str());
+  std::printf("  step %.1f ms   tokens/s %.0f   (without the penalty %.1f ms)\n", 1e3 * with.step_s, batch / with.step_s,
+              1e3 * without.step_s);
+  std::printf("  penalty share %.1f%% of the step (%lld candidate searches in these steps)\n",
+              100.0 * (with.step_s - without.step_s) / with.step_s, static_cast<long long>(with.searches));
+  if (with.tracking == "candidates") {
+    double amortised = (with.step_s - without.step_s) + with.search_s / interval;
+    std::printf("  one candidate search %.0f ms; with one every %.0f steps: penalty share %.1f%%; %lld candidate pairs\n",
+                1e3 * with.search_s, interval, 100.0 * amortised / (without.step_s + amortised),
+                static_cast<long long>(with.tracked_pairs));
   }
+  std::printf("  all-reduce per step in a group: penalty's pair counts %.3f MiB, gradients and terms %.2f MiB\n",
+              with.pair_count_bytes / mib, with.gradient_bytes / mib);
+  std::printf("  communication share %.1f%% (%.2f ms/step), all-reduced %.2f MiB/step   peak memory %.2f GiB\n",
+              100.0 * with.comm_s / with.step_s, 1e3 * with.comm_s, with.bytes / mib, peak_rss_gib());
 }
 
 }  // namespace
@@ -83,12 +118,16 @@ int main(int argc, char** argv) {
   CLI::App app{"sweep_bench: time one job's training step"};
   int64_t d_in = 256, d_sae = 2048, batch = 1024;
   int steps = 10;
+  std::string pairs = "candidates";
+  double tau = 0.3;
   app.add_option("--d-in", d_in);
   app.add_option("--d-sae", d_sae);
   app.add_option("--batch", batch);
   app.add_option("--steps", steps);
+  app.add_option("--pairs", pairs, "absorption.pairs: candidates or dense")->check(CLI::IsMember({"candidates", "dense"}));
+  app.add_option("--tau", tau, "absorption.dot_threshold");
   CLI11_PARSE(app, argc, argv);
-  run(d_in, d_sae, batch, steps);
+  run(d_in, d_sae, batch, steps, pairs, tau);
   MPI_Finalize();
   return 0;
 }

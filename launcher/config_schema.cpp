@@ -55,6 +55,18 @@ Check one_of(std::vector<std::string> allowed) {
     return "must be one of " + list;
   };
 }
+// A sweep's name names one directory under runs/: never a path that could lead elsewhere.
+Check path_component() {
+  return [](const json& v) {
+    auto s = v.get<std::string>();
+    if (s.find('/') == std::string::npos && s.find('\\') == std::string::npos && s.find('\0') == std::string::npos &&
+        s != "." && s != "..") {
+      return std::string();
+    }
+    return std::string("must be a single directory name (no '/', '.' or '..'): it names runs/<name>; "
+                       "choose another output directory with --out");
+  };
+}
 Check slurm_time() {
   return [](const json& v) {
     auto s = v.get<std::string>();
@@ -84,7 +96,7 @@ Check sbatch_options() {
 std::vector<KeySpec> build_schema() {
   using K = ValueKind;
   return {
-      {"name", K::String, "", none(), "sweep name; output goes to runs/<name> (default: the file's stem)", false},
+      {"name", K::String, "", path_component(), "sweep name; output goes to runs/<name> (default: the file's stem)", false},
       {"seed", K::Int, 42, at_least(0), "seed of the SAE initialisation"},
 
       {"data.source", K::String, "synthetic", one_of({"synthetic", "files"}), "activation source"},
@@ -140,6 +152,12 @@ std::vector<KeySpec> build_schema() {
       {"absorption.ratio_threshold", K::Float, 5.0, above(0), "rho: co-activation ratio above which a pair is flagged"},
       {"absorption.ratio", K::String, "lift", one_of({"lift", "conditional"}), "lift: Q/(P_i P_j); conditional: Q/P_j"},
       {"absorption.ema_decay", K::Float, 0.99, open_range(0, 1), "beta of the firing EMAs"},
+      {"absorption.pairs", K::String, "candidates", one_of({"candidates", "dense"}),
+       "candidates: track only pairs whose decoder cosine can exceed tau; dense: every pair (d_sae x d_sae, the reference)"},
+      {"absorption.candidate_margin", K::Float, 0.1, open_range(0, 2), "candidates: pairs with decoder cosine above tau - margin"},
+      {"absorption.refresh_every", K::Int, 100, at_least(1), "candidates: steps after which the candidates are found anew at the latest"},
+      {"absorption.max_candidate_fraction", K::Float, 0.25, half_open(0, 1),
+       "candidates: above this share of all pairs the job tracks every pair instead (dense)"},
 
       {"slurm.nodes", K::Int, 1, at_least(1), "sweep submit: nodes per Slurm job"},
       {"slurm.ntasks_per_node", K::Int, 1, at_least(1), "sweep submit: ranks per node (one per GPU on a GPU node)"},

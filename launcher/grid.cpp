@@ -78,9 +78,10 @@ void validate_job(const SweepSpec& spec, const PlannedJob& job) {
   }
   double need = absorption_matrix_bytes(c["sae.d_sae"].get<int64_t>());
   double have = physical_memory_bytes();
-  if (c["train.device"] != "cuda" && need > 0.8 * have) {
-    fail("sae.d_sae", "the absorption regulariser's dense d_sae x d_sae matrices need about " + human_bytes(need) +
-                          " but this machine has " + human_bytes(have) + "; lower sae.d_sae or run on a GPU");
+  if (c["absorption.pairs"] == "dense" && c["train.device"] != "cuda" && need > 0.8 * have) {
+    fail("sae.d_sae", "with absorption.pairs = \"dense\" the penalty's d_sae x d_sae matrices need about " + human_bytes(need) +
+                          " but this machine has " + human_bytes(have) +
+                          "; use absorption.pairs = \"candidates\", lower sae.d_sae or run on a GPU");
   }
 }
 

@@ -77,6 +77,10 @@ worker::JobConfig to_job_config(const PlannedJob& job) {
   a.ratio_threshold = c["absorption.ratio_threshold"];
   a.ratio = c["absorption.ratio"] == "conditional" ? sae::RatioKind::Conditional : sae::RatioKind::Lift;
   a.ema_decay = c["absorption.ema_decay"];
+  a.pairs = c["absorption.pairs"] == "dense" ? sae::PairTracking::Dense : sae::PairTracking::Candidates;
+  a.candidate_margin = c["absorption.candidate_margin"];
+  a.refresh_every = c["absorption.refresh_every"];
+  a.max_candidate_fraction = c["absorption.max_candidate_fraction"];
 
   auto& t = cfg.train;
   t.steps = c["train.steps"];

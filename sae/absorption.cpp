@@ -18,10 +18,14 @@ AbsorptionStats::AbsorptionStats(int64_t d_sae, double decay_, const torch::Tens
     : P(torch::zeros({d_sae}, options)), Q(torch::zeros({d_sae, d_sae}, options)), decay(decay_) {}
 
 void AbsorptionStats::update(const FiringCounts& global_counts, int64_t global_rows) {
+  update(global_counts.fired(), global_counts.cofired(), global_rows);
+}
+
+void AbsorptionStats::update(const torch::Tensor& fired, const torch::Tensor& cofired, int64_t global_rows) {
   torch::NoGradGuard no_grad;
   double w = (1.0 - decay) / static_cast<double>(global_rows);
-  P.mul_(decay).add_(global_counts.fired(), w);
-  Q.mul_(decay).add_(global_counts.cofired(), w);
+  P.mul_(decay).add_(fired, w);
+  Q.mul_(decay).add_(cofired.view_as(Q), w);
 }
 
 torch::Tensor ratio_matrix(const AbsorptionStats& stats, RatioKind kind) {
@@ -55,7 +59,8 @@ AbsorptionPenalty absorption_penalty(const torch::Tensor& W_dec, const Absorptio
   auto weight = torch::where(mask, ratios - cfg.ratio_threshold, torch::zeros_like(ratios));
   AbsorptionPenalty out;
   out.loss = (weight * cosines).sum();
-  out.flagged_pairs = mask.sum().item<int64_t>();
+  out.flagged = mask.sum().to(cosines.scalar_type());
+  out.flagged_short_history = torch::zeros_like(out.flagged);  // dense Q has every step's history
   return out;
 }
 

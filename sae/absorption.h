@@ -1,5 +1,6 @@
-// The absorption regulariser: running firing statistics (EMAs of per-latent firing P and of the
-// co-firing matrix Q) and the penalty on active, co-firing latents with near-parallel decoders.
+// The absorption penalty's dense reference: running firing statistics (EMAs of per-latent firing P
+// and of the whole co-firing matrix Q) and the penalty on active, co-firing latents with
+// near-parallel decoders, all as d_sae x d_sae matrices (absorption.pairs = "dense").
 #pragma once
 
 #include <torch/torch.h>
@@ -32,6 +33,7 @@ struct AbsorptionStats {
   AbsorptionStats() = default;
   AbsorptionStats(int64_t d_sae, double decay, const torch::TensorOptions& options);
   void update(const FiringCounts& global_counts, int64_t global_rows);
+  void update(const torch::Tensor& fired, const torch::Tensor& cofired, int64_t global_rows);
 };
 
 // R_ij = Q_ij / (P_i P_j) for lift, Q_ij / P_j for conditional (entries with P = 0 are 0).
@@ -45,8 +47,10 @@ torch::Tensor flagged_mask(const torch::Tensor& cosines, const torch::Tensor& ra
 torch::Tensor decoder_cosines(const torch::Tensor& W_dec);
 
 struct AbsorptionPenalty {
-  torch::Tensor loss;         // sum over flagged (i, j) of (R_ij - rho) * C_ij; grad through C only
-  int64_t flagged_pairs = 0;  // ordered pairs (i, j)
+  torch::Tensor loss;     // sum over flagged (i, j) of (R_ij - rho) * C_ij; grad through C only
+  torch::Tensor flagged;  // ordered pairs (i, j) flagged, a float scalar left on the device
+  torch::Tensor flagged_short_history;  // of them, pairs whose Q has under 5 / (1 - beta) updates
+  int64_t flagged_pairs() const { return flagged.item<int64_t>(); }  // reads the device
 };
 
 AbsorptionPenalty absorption_penalty(const torch::Tensor& W_dec, const AbsorptionStats& stats,

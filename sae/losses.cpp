@@ -16,11 +16,14 @@ torch::Tensor l1_loss(const torch::Tensor& f, const BatchContext& batch) {
   return batch.mean_share(f.abs().sum(1));
 }
 
-torch::Tensor jumprelu_l0_loss(const Sae& sae, const torch::Tensor& pre, const BatchContext& batch) {
-  const auto& cfg = sae.config();
-  auto l0_share = batch.mean_share(heaviside_step(pre, sae.threshold(), cfg.bandwidth).sum(1));
+torch::Tensor jumprelu_l0_share(const Sae& sae, const torch::Tensor& pre, const BatchContext& batch) {
+  return batch.mean_share(heaviside_step(pre, sae.threshold(), sae.config().bandwidth).sum(1));
+}
+
+torch::Tensor jumprelu_l0_loss(const SaeConfig& cfg, const torch::Tensor& l0_share, const BatchStatistics& global,
+                               const BatchContext& batch) {
   // Global L0 = mean of the shards' shares; the loss is a function of it.
-  auto l0 = batch.global_sum(l0_share.detach()) / static_cast<double>(batch.num_shards);
+  auto l0 = global.l0_share() / static_cast<double>(batch.num_shards);
   auto deviation = l0 / cfg.target_l0 - 1.0;
   auto value = cfg.sparsity_penalty * deviation.pow(2);
   auto slope = 2.0 * cfg.sparsity_penalty * deviation / cfg.target_l0;
@@ -29,21 +32,21 @@ torch::Tensor jumprelu_l0_loss(const Sae& sae, const torch::Tensor& pre, const B
 }
 
 torch::Tensor topk_aux_loss(const Sae& sae, const torch::Tensor& pre, const torch::Tensor& residual,
-                            const torch::Tensor& dead_mask, const BatchContext& batch) {
+                            const torch::Tensor& dead_mask, const BatchStatistics& global, const BatchContext& batch) {
   const auto& cfg = sae.config();
-  // Denominator over the global batch: sum_b ||e_b - mean(e)||^2, summed with or without dead
-  // latents (global_sum is called the same way on every batch).
+  // sum_b ||e_b - mean(e)||^2 = sum_b ||e_b||^2 - B ||mean(e)||^2, from the group's sums.
+  const double rows = static_cast<double>(batch.global_rows);
+  auto mean_e = global.residual_sum() / rows;
+  auto denom = (global.residual_square_sum() - rows * mean_e.pow(2).sum()).clamp_min(1e-12);
   auto e = residual.detach();
-  auto mean_e = batch.global_sum(e.sum(0)) / static_cast<double>(batch.global_rows);
-  auto denom = batch.global_sum((e - mean_e).pow(2).sum()).clamp_min(1e-12);
-  int64_t n_dead = dead_mask.sum().item<int64_t>();
-  if (n_dead == 0) return torch::zeros({}, pre.options());
-  int64_t k_aux = std::min(cfg.k_aux > 0 ? cfg.k_aux : cfg.d_in / 2, n_dead);
+  // k_aux of the dead latents' pre-activations; with fewer dead ones the rest select zeros.
+  int64_t k_aux = std::min(cfg.k_aux > 0 ? cfg.k_aux : cfg.d_in / 2, cfg.d_sae);
   auto dead_pre = torch::relu(pre).masked_fill(dead_mask.logical_not(), 0.0);
   auto top = dead_pre.topk(k_aux, 1);
   auto f_aux = torch::zeros_like(pre).scatter(1, std::get<1>(top), std::get<0>(top));
   auto e_hat = f_aux.mm(sae.W_dec);
-  return (e - e_hat).pow(2).sum() * static_cast<double>(batch.num_shards) / denom;
+  auto any_dead = dead_mask.any().to(pre.scalar_type());
+  return any_dead * (e - e_hat).pow(2).sum() * static_cast<double>(batch.num_shards) / denom;
 }
 
 }  // namespace sweep::sae

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "sae/batch_context.h"
+#include "sae/batch_statistics.h"
 #include "sae/sae_config.h"
 #include "sae/sae_model.h"
 
@@ -17,14 +18,20 @@ torch::Tensor reconstruction_loss(const torch::Tensor& x, const torch::Tensor& x
 // mean_b ||f||_1 (unweighted).
 torch::Tensor l1_loss(const torch::Tensor& f, const BatchContext& batch);
 
-// sparsity_penalty * (L0 / target_l0 - 1)^2 with L0 = mean_b sum_i H(pre - theta).
+// This shard's share of JumpReLU's L0 = mean_b sum_i H(pre - theta), with the threshold's
+// straight-through gradient.
+torch::Tensor jumprelu_l0_share(const Sae& sae, const torch::Tensor& pre, const BatchContext& batch);
+
+// sparsity_penalty * (L0 / target_l0 - 1)^2 of the global L0 (from the reduced statistics).
 // Its value is the global one; its gradient, averaged over shards, is the global gradient.
-torch::Tensor jumprelu_l0_loss(const Sae& sae, const torch::Tensor& pre, const BatchContext& batch);
+torch::Tensor jumprelu_l0_loss(const SaeConfig& cfg, const torch::Tensor& l0_share, const BatchStatistics& global,
+                               const BatchContext& batch);
 
 // TopK auxiliary loss: the top-k_aux pre-activations of dead latents reconstruct the detached
-// residual e = x - x_hat; ||e - e_hat||^2 / ||e - mean(e)||^2 over the global batch.
-// Zero (with no gradient path) when no latent is dead.
+// residual e = x - x_hat; ||e - e_hat||^2 / sum_b ||e_b - mean(e)||^2 over the global batch (the
+// denominator from the reduced residual sums). Zero, with no gradient, when no latent is dead;
+// the dead set stays on the device.
 torch::Tensor topk_aux_loss(const Sae& sae, const torch::Tensor& pre, const torch::Tensor& residual,
-                            const torch::Tensor& dead_mask, const BatchContext& batch);
+                            const torch::Tensor& dead_mask, const BatchStatistics& global, const BatchContext& batch);
 
 }  // namespace sweep::sae

@@ -10,6 +10,9 @@ namespace sweep::sae {
 enum class Arch { ReLU, TopK, JumpReLU };
 enum class ReconLoss { MSE, L2Norm };
 enum class RatioKind { Lift, Conditional };
+// Which latent pairs the penalty tracks: every pair (d_sae x d_sae matrices, the reference), or
+// only the candidates whose decoder cosine can exceed tau (see sae/candidate_pairs.h).
+enum class PairTracking { Dense, Candidates };
 
 struct SaeConfig {
   Arch arch = Arch::ReLU;
@@ -40,6 +43,10 @@ struct AbsorptionConfig {
   double ratio_threshold = 5.0;        // rho
   RatioKind ratio = RatioKind::Lift;
   double ema_decay = 0.99;             // beta
+  PairTracking pairs = PairTracking::Candidates;
+  double candidate_margin = 0.1;       // candidates: pairs with cosine > tau - margin
+  int64_t refresh_every = 100;         // candidates are found anew at least this often (steps)
+  double max_candidate_fraction = 0.25;  // more candidates than this share of all pairs: dense
 };
 
 const char* arch_name(Arch arch);

@@ -22,7 +22,7 @@ void expect_training_keeps_ranks_identical(worker::Communicator& comm, torch::De
   worker::JobConfig cfg = small_job(comm.size());
   worker::Trainer trainer(cfg, comm, device);
   torch::manual_seed(100 + comm.rank());  // every rank gets different rows
-  trainer.initialize_decoder_bias(torch::randn({12, 8}));
+  trainer.start_fresh(torch::randn({12, 8}));
   for (int step = 0; step < 5; ++step) trainer.step(torch::relu(torch::randn({12, 8})));
   std::vector<torch::Tensor> states = trainer.state().model->parameters();
   states.push_back(trainer.state().absorption.P);

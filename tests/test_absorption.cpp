@@ -72,7 +72,7 @@ void expect_matches_brute_force(RatioKind kind, std::initializer_list<double> th
     auto cfg = config(kind, rho);
     auto got = absorption_penalty(fx.W_dec, fx.stats, cfg);
     auto want = brute_force(fx.W_dec, fx.stats, cfg);
-    EXPECT_EQ(got.flagged_pairs, want.pairs) << "rho " << rho;
+    EXPECT_EQ(got.flagged_pairs(), want.pairs) << "rho " << rho;
     EXPECT_NEAR(got.loss.item<double>(), want.loss, 1e-9) << "rho " << rho;
   }
 }
@@ -83,14 +83,14 @@ TEST(AbsorptionPenalty, MatchesBruteForceForLift) {
   expect_matches_brute_force(RatioKind::Lift, {0.5, 2.0, 5.0, 14.0, 100.0});
   // The fixture must exercise both outcomes: pairs flagged at a low threshold, none at a high one.
   auto fx = make_fixture();
-  EXPECT_GT(absorption_penalty(fx.W_dec, fx.stats, config(RatioKind::Lift, 2.0)).flagged_pairs, 0);
-  EXPECT_EQ(absorption_penalty(fx.W_dec, fx.stats, config(RatioKind::Lift, 100.0)).flagged_pairs, 0);
+  EXPECT_GT(absorption_penalty(fx.W_dec, fx.stats, config(RatioKind::Lift, 2.0)).flagged_pairs(), 0);
+  EXPECT_EQ(absorption_penalty(fx.W_dec, fx.stats, config(RatioKind::Lift, 100.0)).flagged_pairs(), 0);
 }
 
 TEST(AbsorptionPenalty, MatchesBruteForceForConditional) {
   expect_matches_brute_force(RatioKind::Conditional, {0.1, 0.4, 0.6, 0.9});
   auto fx = make_fixture();
-  EXPECT_GT(absorption_penalty(fx.W_dec, fx.stats, config(RatioKind::Conditional, 0.4)).flagged_pairs, 0);
+  EXPECT_GT(absorption_penalty(fx.W_dec, fx.stats, config(RatioKind::Conditional, 0.4)).flagged_pairs(), 0);
 }
 
 TEST(AbsorptionPenalty, InactiveLatentsAreNeverFlagged) {
@@ -112,7 +112,7 @@ TEST(AbsorptionPenalty, GradientMatchesFiniteDifferences) {
     auto cfg = config(kind, kind == RatioKind::Lift ? 2.0 : 0.4);
     auto W = fx.W_dec.clone().requires_grad_(true);
     auto penalty = absorption_penalty(W, fx.stats, cfg);
-    ASSERT_GT(penalty.flagged_pairs, 0);
+    ASSERT_GT(penalty.flagged_pairs(), 0);
     penalty.loss.backward();
     auto grad = W.grad();
     const double eps = 1e-6;

@@ -416,9 +416,14 @@ TEST_F(Config, DSaeTooLargeForDenseMatricesSaysHowManyGiB) {
   std::snprintf(expected, sizeof expected, "need about %.1f GiB", gib);
   EXPECT_GT(gib, 1000.0);
   expect_plan_error(
-      "[sae]\n"               // 1
-      "d_sae = 200000\n",     // 2
-      {"bad.toml:2:", "sae.d_sae = 200000", "dense d_sae x d_sae matrices", expected, "lower sae.d_sae"});
+      "[absorption]\n"        // 1
+      "pairs = \"dense\"\n"   // 2
+      "[sae]\n"               // 3
+      "d_sae = 200000\n",     // 4
+      {"bad.toml:4:", "sae.d_sae = 200000", "d_sae x d_sae matrices", expected, "absorption.pairs = \"candidates\"",
+       "lower sae.d_sae"});
+  // Candidate pairs never build those matrices: the same width is planned.
+  EXPECT_EQ(plan("[sae]\nd_sae = 200000\n").size(), 2u);
 }
 
 TEST_F(Config, AbsorptionMatrixBytesGrowsQuadratically) {
@@ -759,3 +764,12 @@ TEST_F(Config, BinaryExitsWithTwoOnInvalidFileAndCreatesNothing) {
 }
 
 }  // namespace
+
+// A sweep's name is one directory under runs/: a path in it is refused, from the file or --set.
+TEST_F(Config, NameThatIsAPathIsRefused) {
+  expect_load_error("name = \"../../escaped\"\n", {"bad.toml:1:", "name = \"../../escaped\"", "single directory name", "--out"});
+  expect_load_error("name = \".\"\n", {"bad.toml:1:", "single directory name"});
+  expect_load_error("", {"--set name=/tmp/elsewhere:", "single directory name"}, {"name=/tmp/elsewhere"});
+  expect_load_error("", {"--set name=..:", "single directory name"}, {"name=.."});
+  EXPECT_EQ(load("name = \"ratio-2\"\n").name, "ratio-2");
+}

@@ -68,7 +68,7 @@ TEST(DataParallel, ARankFailingInTheMiddleOfAStepFailsItOnEveryRank) {
     JobConfig cfg = small_job(comm.size());
     Trainer trainer(cfg, comm, torch::kCPU);
     torch::manual_seed(100 + comm.rank());
-    trainer.initialize_decoder_bias(torch::randn({12, 8}));
+    trainer.start_fresh(torch::randn({12, 8}));
     int failed_at = -1;
     std::string message;
     for (int step = 0; step < 5 && failed_at < 0; ++step) {
@@ -113,22 +113,21 @@ class FailsOnce final : public ForwardingCommunicator {
 
 }  // namespace
 
-// The rehearsal before the first step goes well, then rank 1 fails inside the first real step, at
-// its first collective or at the gradients': it joins the rest of the step as the rehearsal
-// recorded it, and every rank throws rank 1's error.
+// Rank 1 fails inside its first step, at the step's first collective (the batch statistics) or at
+// its second (the gradients): it makes the rest of the step's planned all-reduces with NaNs, and
+// every rank throws rank 1's error.
 TEST(DataParallel, ARankFailingInItsFirstRealStepFailsItOnEveryRank) {
   MpiCommunicator comm(MPI_COMM_WORLD);
   JobConfig cfg = small_job(comm.size());
-  const int64_t counts_numel = sweep::sae::count_firing(torch::zeros({1, cfg.sae.d_sae}), true).buffer.numel();
   for (bool at_gradients : {false, true}) {
     FailsOnce faulty(comm, 1);
     Trainer trainer(cfg, faulty, torch::kCPU);
-    int64_t gradients_numel = 1;  // the failure flag
-    for (const auto& p : trainer.state().model->parameters()) gradients_numel += p.numel();
-    const int64_t failing_numel = at_gradients ? gradients_numel : counts_numel;
-    faulty.failing_numel = failing_numel;
     torch::manual_seed(100 + comm.rank());
-    trainer.initialize_decoder_bias(torch::randn({12, 8}));
+    trainer.start_fresh(torch::randn({12, 8}));
+    const auto sizes = trainer.step_collective_sizes();
+    ASSERT_EQ(sizes.size(), 2u);
+    const int64_t failing_numel = sizes[at_gradients ? 1 : 0];
+    faulty.failing_numel = failing_numel;
     std::string message;
     try {
       trainer.step(torch::relu(torch::randn({12, 8})));

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "sae/batch_context.h"
+#include "sae/batch_statistics.h"
 #include "sae/jumprelu.h"
 #include "sae/losses.h"
 #include "sae/sae_model.h"
@@ -40,6 +41,12 @@ BatchContext whole_batch() {
 }
 
 double value(const torch::Tensor& t) { return t.item<double>(); }
+
+// The batch statistics of one shard that is the whole batch (no penalty).
+BatchStatistics statistics_of(const Sae& sae, const Forward& out, const torch::Tensor& x,
+                              const torch::Tensor& l0_share = {}) {
+  return local_statistics(sae.config(), out, x, PairTracker(), l0_share);
+}
 
 }  // namespace
 
@@ -118,7 +125,8 @@ TEST(Losses, JumpReluL0Target) {
   auto sae = tiny_sae(Arch::JumpReLU);
   auto out = sae.forward(x_batch());
   // L0 = mean(2, 0) = 1, target 2: (1/2 - 1)^2 = 0.25.
-  auto loss = jumprelu_l0_loss(sae, out.pre, whole_batch());
+  auto share = jumprelu_l0_share(sae, out.pre, whole_batch());
+  auto loss = jumprelu_l0_loss(sae.config(), share, statistics_of(sae, out, x_batch(), share), whole_batch());
   EXPECT_NEAR(value(loss), 0.25, 1e-6);
   loss.backward();
   // None of the pre-activations (1, 1.5, -1, 0, -0.3, -0.2) lies within bw/2 = 0.1 of theta = 0.5,
@@ -133,29 +141,42 @@ TEST(Losses, TopKAuxiliaryLoss) {
   auto dead = torch::tensor({true, false, false});
   // k_aux = 1 dead latent (0): f_aux = (1, 0, 0), (0, 0, 0) -> e_hat = (1, 0), (0, 0).
   // ||e - e_hat||^2 = 1.25 + 0.04 = 1.29; mean(e) = (0, 0.35): sum ||e - mean||^2 = 0.045.
-  auto loss = topk_aux_loss(sae, out.pre, residual, dead, whole_batch());
+  auto global = statistics_of(sae, out, x_batch());
+  auto loss = topk_aux_loss(sae, out.pre, residual, dead, global, whole_batch());
   EXPECT_NEAR(value(loss), 1.29 / 0.045, 1e-3);
-  auto none_dead = topk_aux_loss(sae, out.pre, residual, torch::zeros({3}, torch::kBool), whole_batch());
+  auto none_dead = topk_aux_loss(sae, out.pre, residual, torch::zeros({3}, torch::kBool), global, whole_batch());
   EXPECT_EQ(value(none_dead), 0.0);
 }
 
-TEST(Losses, TopKAuxiliaryLossSumsOverShardsTheSameWayWithOrWithoutDeadLatents) {
-  auto sae = tiny_sae(Arch::TopK, 2);
-  auto out = sae.forward(x_batch());
-  auto residual = x_batch() - out.x_hat;
-  auto shapes_summed = [&](const torch::Tensor& dead) {
-    std::vector<std::vector<int64_t>> shapes;
-    auto batch = whole_batch();
-    batch.global_sum = [&shapes](torch::Tensor t) {
-      shapes.push_back(t.sizes().vec());
-      return t;
-    };
-    topk_aux_loss(sae, out.pre, residual, dead, batch);
-    return shapes;
-  };
-  auto with_dead = shapes_summed(torch::tensor({true, false, false}));
-  EXPECT_FALSE(with_dead.empty());
-  EXPECT_EQ(shapes_summed(torch::zeros({3}, torch::kBool)), with_dead);
+// Shards' statistics summed (what the step's all-reduce does) give each shard the global
+// denominator: the mean of the shards' losses is the whole batch's loss, with or without dead latents.
+TEST(Losses, TopKAuxiliaryLossOfShardsFromSummedStatisticsIsTheWholeBatchLoss) {
+  torch::manual_seed(4);
+  SaeConfig cfg;
+  cfg.arch = Arch::TopK;
+  cfg.d_in = 6;
+  cfg.d_sae = 10;
+  cfg.k = 3;
+  cfg.k_aux = 2;
+  Sae sae(cfg, 1);
+  auto x = torch::randn({8, 6});
+  for (auto dead : {torch::tensor({1, 0, 0, 1, 0, 0, 0, 1, 0, 0}).to(torch::kBool), torch::zeros({10}, torch::kBool)}) {
+    auto whole = sae.forward(x);
+    BatchContext all{8, 1};
+    double want = value(topk_aux_loss(sae, whole.pre, x - whole.x_hat, dead, statistics_of(sae, whole, x), all));
+    BatchContext shard{8, 2};
+    std::vector<Forward> outs;
+    auto summed = statistics_of(sae, sae.forward(x.narrow(0, 0, 4)), x.narrow(0, 0, 4));
+    summed.buffer = summed.buffer + statistics_of(sae, sae.forward(x.narrow(0, 4, 4)), x.narrow(0, 4, 4)).buffer;
+    double mean_of_shares = 0;
+    for (int r = 0; r < 2; ++r) {
+      auto part = x.narrow(0, 4 * r, 4);
+      auto out = sae.forward(part);
+      mean_of_shares += value(topk_aux_loss(sae, out.pre, part - out.x_hat, dead, summed, shard)) / 2;
+    }
+    EXPECT_NEAR(mean_of_shares, want, 1e-4 * std::max(1.0, std::abs(want)));
+    if (dead.any().item<bool>()) EXPECT_GT(want, 0.0);
+  }
 }
 
 TEST(SaeInit, DeterministicUnitDecoderTiedEncoder) {

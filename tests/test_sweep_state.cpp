@@ -60,6 +60,8 @@ struct TrainerRun {
 
 void expect_same_state(worker::TrainingState& a, worker::TrainingState& b) {
   auto ta = worker::training_state_tensors(a), tb = worker::training_state_tensors(b);
+  for (auto& named : a.absorption.tensors()) ta.push_back(named);
+  for (auto& named : b.absorption.tensors()) tb.push_back(named);
   ASSERT_EQ(ta.size(), tb.size());
   for (size_t i = 0; i < ta.size(); ++i) {
     EXPECT_EQ(ta[i].first, tb[i].first);
@@ -71,32 +73,39 @@ void expect_same_state(worker::TrainingState& a, worker::TrainingState& b) {
 
 }  // namespace
 
+// Dense pairs (at tau 0.2 most pairs of 8-dimensional decoders are candidates, so the job turns
+// dense), and candidate pairs found anew every 3 steps, so the checkpoint lies between searches.
 TEST(Checkpoint, RestoringAndContinuingIsBitIdenticalToNeverStopping) {
-  auto dir = fresh_dir("roundtrip");
-  auto cfg = small_job();
-  TrainerRun uninterrupted(cfg), first(cfg);
-  uninterrupted.trainer.initialize_decoder_bias(batch(0));
-  first.trainer.initialize_decoder_bias(batch(0));
-  first.train(7);
-  worker::save_checkpoint(dir, first.trainer.state(), {{"note", "saved at 7"}});
+  auto candidates = small_job();
+  candidates.absorption.dot_threshold = 0.7;
+  candidates.absorption.refresh_every = 3;
+  for (const auto& cfg : {small_job(), candidates}) {
+    auto dir = fresh_dir("roundtrip");
+    TrainerRun uninterrupted(cfg), first(cfg);
+    uninterrupted.trainer.start_fresh(batch(0));
+    first.trainer.start_fresh(batch(0));
+    EXPECT_EQ(first.trainer.state().absorption.dense(), cfg.absorption.dot_threshold < 0.5) << "tau " << cfg.absorption.dot_threshold;
+    first.train(7);
+    worker::save_checkpoint(dir, first.trainer.state(), {{"note", "saved at 7"}});
 
-  TrainerRun second(cfg);  // a new process: fresh initialisation, then the checkpoint
-  auto restored = worker::restore_newest_checkpoint(dir, second.trainer.state());
-  ASSERT_TRUE(restored.has_value());
-  EXPECT_EQ(restored->step, 7);
-  EXPECT_EQ(restored->progress["note"], "saved at 7");
-  expect_same_state(first.trainer.state(), second.trainer.state());
+    TrainerRun second(cfg);  // a new process: fresh initialisation, then the checkpoint
+    auto restored = worker::restore_newest_checkpoint(dir, second.trainer.state());
+    ASSERT_TRUE(restored.has_value());
+    EXPECT_EQ(restored->step, 7);
+    EXPECT_EQ(restored->progress["note"], "saved at 7");
+    expect_same_state(first.trainer.state(), second.trainer.state());
 
-  uninterrupted.train(15);
-  second.train(15);
-  expect_same_state(uninterrupted.trainer.state(), second.trainer.state());
+    uninterrupted.train(15);
+    second.train(15);
+    expect_same_state(uninterrupted.trainer.state(), second.trainer.state());
+  }
 }
 
 TEST(Checkpoint, KeepsTheNewestTwoAndFallsBackWhenTheNewestIsCorrupt) {
   auto dir = fresh_dir("fallback");
   auto cfg = small_job();
   TrainerRun run(cfg);
-  run.trainer.initialize_decoder_bias(batch(0));
+  run.trainer.start_fresh(batch(0));
   for (int64_t step : {2, 4, 6}) {
     run.train(step);
     worker::save_checkpoint(dir, run.trainer.state(), json::object());
@@ -306,9 +315,14 @@ TEST(SweepPlan, ChangingWhatExistingJobsComputeIsRefusedWithTheKeyNamed) {
 TEST(OutputCheck, TooLittleFreeSpaceIsRefusedWithTheFigures) {
   auto spec = spec_with(100, {5.0});
   spec.base["sae.d_sae"] = 16384;
+  auto candidate_jobs = launcher::expand_grid(spec);
+  const double with_candidates = launcher::bytes_needed(candidate_jobs, std::vector<int64_t>(candidate_jobs.size(), 768), 1);
+  spec.base["absorption.pairs"] = "dense";
   auto jobs = launcher::expand_grid(spec);
   double needed = launcher::bytes_needed(jobs, std::vector<int64_t>(jobs.size(), 768), 1);
-  EXPECT_GT(needed, 3.0 * 16384.0 * 16384.0 * 4.0) << "three checkpoints of the co-firing EMA alone";
+  EXPECT_GT(needed, 3.0 * 16384.0 * 16384.0 * 4.0) << "three checkpoints of the dense co-firing EMA alone";
+  EXPECT_LT(with_candidates, 3.0 * 16384.0 * 16384.0 * 4.0) << "candidate pairs keep no d_sae x d_sae state";
+  EXPECT_GT(with_candidates, 3.0 * 16384.0 * 768.0 * 4.0) << "but still three checkpoints of the weights";
   EXPECT_NO_THROW(launcher::check_free_space("out", needed, needed + 1));
   try {
     launcher::check_free_space("out", needed, 1024.0 * 1024.0 * 1024.0);

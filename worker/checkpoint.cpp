@@ -107,10 +107,18 @@ nlohmann::json load_checkpoint(const fs::path& dir, TrainingState& state) {
   if (steps == saved.end() || steps->second.numel() != static_cast<int64_t>(state.model->parameters().size())) {
     throw std::runtime_error(file.string() + " lacks the optimizer's step counts");
   }
+  const int64_t step = meta.at("step").get<int64_t>();
+  if (state.absorption.enabled()) {
+    try {
+      state.absorption.restore(saved, step);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(file.string() + ": " + e.what());
+    }
+  }
   torch::NoGradGuard no_grad;
   for (auto& [name, target] : targets) target.copy_(saved.at(name));
   set_adam_steps(state, steps->second);
-  state.step = meta.at("step").get<int64_t>();
+  state.step = step;
   return meta;
 }
 
@@ -131,10 +139,6 @@ std::vector<std::pair<std::string, torch::Tensor>> training_state_tensors(Traini
     auto& adam = adam_state(*state.optimizer, p.value());
     out.emplace_back("adam.exp_avg." + p.key(), adam.exp_avg());
     out.emplace_back("adam.exp_avg_sq." + p.key(), adam.exp_avg_sq());
-  }
-  if (state.absorption.P.defined()) {
-    out.emplace_back("absorption.P", state.absorption.P);
-    out.emplace_back("absorption.Q", state.absorption.Q);
   }
   out.emplace_back("tokens_since_fired", state.tokens_since_fired);
   return out;
@@ -160,6 +164,7 @@ Checkpoint save_checkpoint(const fs::path& job_dir, TrainingState& state, const 
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   auto tensors = training_state_tensors(state);
+  for (auto& named : state.absorption.tensors()) tensors.push_back(named);
   tensors.emplace_back("adam.step", adam_steps(state));
   sharding::write_safetensors(tmp / kStateFile, tensors);
   fsync_path(tmp / kStateFile);
@@ -195,8 +200,15 @@ std::optional<Checkpoint> restore_newest_checkpoint(const fs::path& job_dir, Tra
 double checkpoint_bytes(const JobConfig& cfg, int64_t d_in) {
   double d_sae = static_cast<double>(cfg.sae.d_sae);
   double params = 2.0 * d_sae * static_cast<double>(d_in) + d_sae + static_cast<double>(d_in) + d_sae;
-  double absorption = cfg.absorption.enabled ? d_sae * d_sae + d_sae : 0.0;
-  return 4.0 * (3.0 * params + absorption) + 8.0 * d_sae;
+  // Dense: P and Q. Candidates: P, the bfloat16 reference rows and two per-row bounds, and the pairs
+  // (i, j, entry: 8 bytes each, Q: 4), counted at 64 per latent, far more than a usual tau gives.
+  double absorption = 0.0;
+  if (cfg.absorption.enabled) {
+    absorption = cfg.absorption.pairs == sae::PairTracking::Dense
+                     ? 4.0 * (d_sae * d_sae + d_sae)
+                     : 4.0 * 3.0 * d_sae + 2.0 * d_sae * static_cast<double>(d_in) + 28.0 * 64.0 * d_sae;
+  }
+  return 4.0 * 3.0 * params + absorption + 8.0 * d_sae;
 }
 
 void remove_checkpoints(const fs::path& job_dir) { fs::remove_all(checkpoints_dir(job_dir)); }

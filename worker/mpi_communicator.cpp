@@ -62,8 +62,8 @@ void MpiCommunicator::all_reduce_sum(torch::Tensor& tensor) {
 
 void MpiCommunicator::broadcast(torch::Tensor& tensor, int root) {
   if (size_ == 1) return;
-  on_host(tensor, [&](torch::Tensor& t) {
-    check(MPI_Bcast(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t.scalar_type()), root, comm_), "MPI_Bcast");
+  on_host(tensor, [&](torch::Tensor& t) {  // a copy of bytes: every dtype will do
+    check(MPI_Bcast(t.data_ptr(), static_cast<int>(t.nbytes()), MPI_BYTE, root, comm_), "MPI_Bcast");
   });
 }
 

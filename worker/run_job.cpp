@@ -25,10 +25,10 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-nlohmann::json step_line(int64_t step, const StepStats& s) {
-  return {{"step", step},        {"loss", s.loss},          {"recon", s.recon},
-          {"sparse", s.sparse},  {"aux", s.aux},            {"absorb", s.absorb_loss},
-          {"l0", s.l0},          {"flagged_pairs", s.flagged_pairs}, {"lr", s.lr}};
+nlohmann::json step_line(int64_t step, const StepStats& s, const StepTerms& t) {
+  return {{"step", step},       {"loss", s.loss}, {"recon", t.recon},
+          {"sparse", t.sparse}, {"aux", t.aux},   {"absorb", t.absorb},
+          {"l0", t.l0},         {"flagged_pairs", static_cast<int64_t>(t.flagged_pairs)}, {"lr", s.lr}};
 }
 
 nlohmann::json base_result(const JobConfig& cfg) {
@@ -59,6 +59,12 @@ std::optional<nlohmann::json> resume_from_checkpoint(TrainingState& state, Commu
   if (comm.size() > 1) {
     torch::NoGradGuard no_grad;
     for (auto& named : training_state_tensors(state)) comm.broadcast(named.second, 0);
+    if (state.absorption.enabled()) {  // the leader's pairs: their number first, then the tensors
+      auto shape = state.absorption.shape_header();
+      comm.broadcast(shape, 0);
+      if (!comm.is_leader()) state.absorption.reshape(shape, header[1].item<int64_t>());
+      for (auto& named : state.absorption.tensors()) comm.broadcast(named.second, 0);
+    }
     auto steps = adam_steps(state);
     comm.broadcast(steps, 0);
     set_adam_steps(state, steps);
@@ -78,7 +84,7 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
   const auto& train = cfg.train;
   auto resumed = resume_from_checkpoint(trainer.state(), comm, job_dir);
   if (!resumed) {
-    trainer.initialize_decoder_bias(
+    trainer.start_fresh(
         agree_on(comm, [&] { return data->train_shard(0, train.batch_size, comm.rank(), comm.size()); }).activations);
   }
   const nlohmann::json saved = resumed.value_or(nlohmann::json::object());
@@ -100,6 +106,7 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
   std::optional<std::string> leader_error;  // the leader's file writes; shared at the next boundary
   auto local_failure = [&] { return leader_error ? leader_error : trainer.failure(); };  // this rank's, if any
   StepStats last;
+  StepTerms last_terms;
   while (trainer.state().step < train.steps) {
     int64_t step = trainer.state().step;
     bool due = leader && step > checkpointed && checkpoint_due(train, step, seconds_since(last_checkpoint));
@@ -115,13 +122,17 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
     auto stats = trainer.step(shard.activations);
     activity.add(stats);
     bool log_now = (step + 1) % train.log_every == 0 || step + 1 == train.steps;
-    if (log_now) last = reduce_step_stats(stats, comm);
+    if (log_now) {
+      last = stats;
+      last_terms = read_step_terms(stats);
+    }
     if (!leader) continue;
     try {
-      if (log_now) log->append(step_line(step + 1, last));
+      if (log_now) log->append(step_line(step + 1, last, last_terms));
       double rate = static_cast<double>(step + 1 - first_step) / std::max(seconds_since(start), 1e-9);
       control.on_step({step + 1, train.steps, rate * static_cast<double>(train.batch_size),
-                       static_cast<double>(train.steps - step - 1) / rate, last.loss, last.l0, last.flagged_pairs});
+                       static_cast<double>(train.steps - step - 1) / rate, last.loss, last_terms.l0,
+                       static_cast<int64_t>(last_terms.flagged_pairs)});
     } catch (const std::exception& e) {
       leader_error = e.what();
     }
@@ -146,6 +157,10 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
                      {"final_loss", last.loss},
                      {"resumed_from_step", first_step},
                      {"ranks", comm.size()},
+                     {"absorption_pairs", !trainer.state().absorption.enabled() ? "off"
+                                          : trainer.state().absorption.dense()  ? "dense"
+                                                                                : "candidates"},
+                     {"absorption_tracked_pairs", trainer.state().absorption.tracked_pairs()},
                      {"device", device.str()}};
   return {JobStatus::Done, result};
 }

@@ -1,17 +1,22 @@
-// The training step: forward on the shard, loss terms as shares of the global-batch loss,
-// firing counts summed over the group before the EMAs, averaged gradients, constrained Adam.
+// The training step, to be read top to bottom with both of its collectives in sight: forward on
+// the shard; the batch statistics summed over the group; the losses and the penalty from them;
+// backward; the gradients averaged together with the loss terms and a failure flag; constrained
+// Adam; one device read; a new search for the penalty's candidate pairs when the bound asks.
 #include "worker/trainer.h"
 
 #include <cmath>
 #include <stdexcept>
 
+#include <spdlog/spdlog.h>
+
+#include "sae/batch_statistics.h"
 #include "sae/losses.h"
 #include "worker/group_failure.h"
 
 namespace sweep::worker {
 
 Trainer::Trainer(const JobConfig& cfg, Communicator& comm, torch::Device device)
-    : cfg_(cfg), group_(comm), journal_(comm), device_(device) {
+    : cfg_(cfg), group_(comm), device_(device) {
   state_.model = std::make_shared<sae::Sae>(cfg.sae, cfg.seed);
   state_.model->to(device_);
   double beta1 = cfg.sae.arch == sae::Arch::JumpReLU ? 0.0 : 0.9;
@@ -19,7 +24,7 @@ Trainer::Trainer(const JobConfig& cfg, Communicator& comm, torch::Device device)
       state_.model->parameters(),
       torch::optim::AdamOptions(cfg.train.lr).betas(std::make_tuple(beta1, 0.999)).eps(1e-8));
   auto opts = torch::TensorOptions().device(device_).dtype(torch::kFloat);
-  if (cfg.absorption.enabled) state_.absorption = sae::AbsorptionStats(cfg.sae.d_sae, cfg.absorption.ema_decay, opts);
+  if (cfg.absorption.enabled) state_.absorption = sae::PairTracker(cfg.absorption, cfg.sae.d_sae, opts);
   state_.tokens_since_fired = torch::zeros({cfg.sae.d_sae}, opts.dtype(torch::kDouble));
 }
 
@@ -28,165 +33,171 @@ double Trainer::learning_rate(int64_t step) const {
   return cfg_.train.lr * std::min(1.0, static_cast<double>(step + 1) / static_cast<double>(cfg_.train.warmup_steps));
 }
 
-sae::BatchContext Trainer::batch_context() {
-  sae::BatchContext batch;
-  batch.global_rows = cfg_.train.batch_size;
-  batch.num_shards = journal_.size();
-  batch.global_sum = [this](torch::Tensor t) {
-    auto summed = t.detach().clone();
-    journal_.all_reduce_sum(summed);
-    return summed;
-  };
-  return batch;
+sae::BatchContext Trainer::batch_context() const { return {cfg_.train.batch_size, group_.size()}; }
+
+int64_t Trainer::gradients_numel() const {
+  int64_t n = kStepTerms + 1;  // the terms and the failure flag travel with the gradients
+  for (const auto& p : state_.model->parameters()) n += p.numel();
+  return n;
 }
 
-void Trainer::initialize_decoder_bias(const torch::Tensor& first_shard) {
-  torch::NoGradGuard no_grad;
-  auto batch = batch_context();
-  auto mean = batch.global_sum(first_shard.to(device_).sum(0)) / static_cast<double>(batch.global_rows);
-  state_.model->b_dec.copy_(mean);
+std::vector<int64_t> Trainer::step_collective_sizes() const {
+  return {sae::statistics_layout(cfg_.sae, state_.absorption).numel(), gradients_numel()};
 }
 
-torch::Tensor Trainer::sparsity_loss(const sae::Forward& fwd, const sae::BatchContext& batch) {
-  switch (cfg_.sae.arch) {
-    case sae::Arch::ReLU: return cfg_.loss.l1_penalty * sae::l1_loss(fwd.f, batch);
-    case sae::Arch::JumpReLU: return sae::jumprelu_l0_loss(*state_.model, fwd.pre, batch);
-    case sae::Arch::TopK: break;
-  }
-  return torch::zeros({}, fwd.f.options());
-}
-
-torch::Tensor Trainer::average_gradients() {
-  if (journal_.size() == 1) return {};
-  torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> grads;
-  for (auto& p : state_.model->parameters()) {
-    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-    grads.push_back(p.grad().flatten());
-  }
-  grads.push_back(torch::zeros({1}, grads.front().options()));  // the failure flag: NaN from a failed rank
-  auto flat = torch::cat(grads);
-  journal_.all_reduce_sum(flat);
-  flat.div_(journal_.size());
-  int64_t offset = 0;
-  for (auto& p : state_.model->parameters()) {
-    p.mutable_grad().copy_(flat.narrow(0, offset, p.numel()).view_as(p));
-    offset += p.numel();
-  }
-  return flat.narrow(0, offset, 1);
-}
-
-torch::Tensor Trainer::forward_backward(const torch::Tensor& x, bool rehearsal, StepStats& stats) {
-  auto& model = *state_.model;
-  auto batch = batch_context();
-  auto fwd = model.forward(x);
-  auto recon = sae::reconstruction_loss(x, fwd.x_hat, cfg_.loss.recon, batch);
-  auto sparse = sparsity_loss(fwd, batch);
-  auto aux = torch::zeros({}, x.options());
-  if (cfg_.sae.arch == sae::Arch::TopK) {
-    auto dead = state_.tokens_since_fired > static_cast<double>(cfg_.sae.dead_after_tokens);
-    aux = cfg_.sae.aux_weight * sae::topk_aux_loss(model, fwd.pre, x - fwd.x_hat, dead, batch);
-  }
-  auto total = recon + sparse + aux;
-
-  // Firing counts of the whole global batch: summed over shards, then the EMA applied once.
-  auto counts = sae::count_firing(fwd.f, cfg_.absorption.enabled);
-  journal_.all_reduce_sum(counts.buffer);
-  if (!rehearsal) {
+void Trainer::start_fresh(const torch::Tensor& first_shard) {
+  {
     torch::NoGradGuard no_grad;
-    auto fired = counts.fired().to(torch::kDouble) > 0;
-    state_.tokens_since_fired.add_(static_cast<double>(cfg_.train.batch_size)).masked_fill_(fired, 0.0);
+    auto sum = first_shard.to(device_).sum(0);
+    group_.all_reduce_sum(sum);
+    state_.model->b_dec.copy_(sum / static_cast<double>(cfg_.train.batch_size));
   }
-  if (cfg_.absorption.enabled) {
-    if (!rehearsal) state_.absorption.update(counts, cfg_.train.batch_size);
-    auto penalty = sae::absorption_penalty(model.W_dec, state_.absorption, cfg_.absorption);
-    total = total + cfg_.absorption.penalty * penalty.loss;
-    stats.absorb_loss = penalty.loss.item<double>();
-    stats.flagged_pairs = penalty.flagged_pairs;
-  }
-  auto loss_sum = batch.global_sum(total.detach());
-  // L0 of the global batch follows from the firing counts already summed over the group.
-  auto l0 = counts.fired().sum() / static_cast<double>(cfg_.train.batch_size);
-  stats.terms = torch::stack({recon.detach(), sparse.detach(), aux.detach(), l0.to(recon.options())});
-
-  state_.optimizer->zero_grad();
-  total.backward();
-  return loss_sum;
-}
-
-void Trainer::rehearse_step(const torch::Tensor& shard) {
   agree_on(group_, [&] {
-    journal_.rehearse([&] {
-      StepStats ignored;
-      forward_backward(shard.to(device_), /*rehearsal=*/true, ignored);
-      average_gradients();
-    });
-    for (auto& p : state_.model->parameters()) p.mutable_grad() = torch::Tensor();  // as before it
+    refresh_pairs();
     return 0;
   });
 }
 
+void Trainer::refresh_pairs() {
+  if (!state_.absorption.enabled()) return;
+  auto note = state_.absorption.refresh(state_.model->W_dec);
+  if (!note.empty() && group_.is_leader()) spdlog::warn("[job {}] {}", cfg_.id, note);
+}
+
+torch::Tensor Trainer::forward_backward(const torch::Tensor& x, StepCollectives& collectives, StepStats& stats) {
+  auto& model = *state_.model;
+  const auto batch = batch_context();
+  const auto rows = static_cast<double>(cfg_.train.batch_size);
+  auto fwd = model.forward(x);
+  const bool jumprelu = cfg_.sae.arch == sae::Arch::JumpReLU, topk = cfg_.sae.arch == sae::Arch::TopK;
+  auto l0_share = jumprelu ? sae::jumprelu_l0_share(model, fwd.pre, batch) : torch::Tensor();
+
+  // All-reduce 1: everything the losses need from the whole global batch.
+  auto global = sae::local_statistics(cfg_.sae, fwd, x, state_.absorption, l0_share);
+  collectives.all_reduce_sum(global.buffer);
+
+  auto zero = torch::zeros({}, x.options());
+  auto recon = sae::reconstruction_loss(x, fwd.x_hat, cfg_.loss.recon, batch);
+  auto sparse = cfg_.sae.arch == sae::Arch::ReLU ? cfg_.loss.l1_penalty * sae::l1_loss(fwd.f, batch)
+                : jumprelu                        ? sae::jumprelu_l0_loss(cfg_.sae, l0_share, global, batch)
+                                                  : zero;
+  auto aux = zero;
+  if (topk) {
+    auto dead = state_.tokens_since_fired > static_cast<double>(cfg_.sae.dead_after_tokens);
+    aux = cfg_.sae.aux_weight * sae::topk_aux_loss(model, fwd.pre, x - fwd.x_hat, dead, global, batch);
+  }
+  {
+    torch::NoGradGuard no_grad;
+    auto fired = global.fired().to(torch::kDouble) > 0;
+    state_.tokens_since_fired.add_(rows).masked_fill_(fired, 0.0);
+    if (state_.absorption.enabled()) state_.absorption.update(global.fired(), global.co_fired(), cfg_.train.batch_size);
+  }
+  auto total = recon + sparse + aux;
+  auto absorb = zero, flagged = zero, flagged_short_history = zero;
+  if (state_.absorption.enabled()) {
+    auto penalty = state_.absorption.penalty(model.W_dec);
+    total = total + cfg_.absorption.penalty * penalty.loss;
+    absorb = penalty.loss.detach();
+    flagged = penalty.flagged;
+    flagged_short_history = penalty.flagged_short_history;
+  }
+  auto l0 = global.fired().sum() / rows;  // of the global batch, from the summed firing counts
+  auto terms = torch::stack({total.detach(), recon.detach(), sparse.detach(), aux.detach(), l0, absorb, flagged,
+                             flagged_short_history});
+  state_.optimizer->zero_grad();
+  total.backward();
+
+  // All-reduce 2: the gradients, the terms and the failure flag (0 here, NaN from a failed rank).
+  torch::NoGradGuard no_grad;
+  auto flag = torch::zeros({1}, terms.options());
+  if (group_.size() == 1) {
+    stats.terms = terms;
+    return flag;
+  }
+  std::vector<torch::Tensor> parts;
+  for (auto& p : model.parameters()) {
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    parts.push_back(p.grad().flatten());
+  }
+  parts.push_back(terms);
+  parts.push_back(flag);
+  auto flat = torch::cat(parts);
+  collectives.all_reduce_sum(flat);
+  flat.div_(group_.size());
+  int64_t offset = 0;
+  for (auto& p : model.parameters()) {
+    p.mutable_grad().copy_(flat.narrow(0, offset, p.numel()).view_as(p));
+    offset += p.numel();
+  }
+  stats.terms = flat.narrow(0, offset, kStepTerms);
+  return flat.narrow(0, offset + kStepTerms, 1);
+}
+
+void Trainer::apply_gradients(double lr) {
+  sae::remove_parallel_decoder_grad(*state_.model);
+  for (auto& group : state_.optimizer->param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
+  state_.optimizer->step();
+  sae::normalize_decoder(*state_.model);
+}
+
 StepStats Trainer::step(const torch::Tensor& shard) {
-  const bool grouped = journal_.size() > 1;
-  if (grouped && !journal_.knows_step()) rehearse_step(shard);
+  const bool grouped = group_.size() > 1;
   StepStats stats;
   stats.lr = learning_rate(state_.step);
-
-  // Up to the gradients' all-reduce, a rank that fails joins the rest of the step's collectives
-  // with NaNs; the failure flag in the gradients' buffer then tells every rank.
-  torch::Tensor loss_sum, failure_flag;
+  StepCollectives collectives(group_, step_collective_sizes(), torch::TensorOptions().device(device_).dtype(torch::kFloat));
+  torch::Tensor failure_flag;
   std::optional<std::string> local_error;
-  journal_.start_step();
   try {
-    loss_sum = forward_backward(shard.to(device_), /*rehearsal=*/false, stats);
-    failure_flag = average_gradients();
+    failure_flag = forward_backward(shard.to(device_), collectives, stats);
   } catch (const std::exception& e) {
     if (!grouped) throw;
     local_error = e.what();
-    journal_.join_rest_of_step();
+    collectives.make_rest_with_nan();  // the group finishes the step and sees the flag
   }
-  journal_.finish_step();
-  torch::Tensor readback;  // one device read per step: the group's loss and, in a group, the flag
+
+  // After the last collective a failure is this rank's alone: the caller passes it to the group's
+  // next agreement (failure()), so the ranks still leave the job together.
+  auto refresh_due = torch::zeros({1}, torch::TensorOptions().device(device_).dtype(torch::kFloat));
+  auto deferred = [&](auto work) {
+    try {
+      work();
+    } catch (const std::exception& e) {
+      if (!grouped) throw;
+      failure_ = e.what();
+    }
+  };
   if (!local_error) {
-    auto loss = loss_sum.reshape({1}) / static_cast<double>(journal_.size());
-    readback = (grouped ? torch::cat({loss, failure_flag.to(loss.dtype())}) : loss).to(torch::kCPU, torch::kDouble);
+    deferred([&] {
+      apply_gradients(stats.lr);
+      if (state_.absorption.enabled()) {
+        refresh_due = state_.absorption.refresh_due(state_.model->W_dec).to(torch::kFloat).reshape({1});
+      }
+    });
   }
-  if (local_error || (grouped && readback[1].item<double>() != 0.0)) {  // NaN != 0 too
-    raise_if_any_failed(group_, local_error);
+
+  // The step's one device read: the group's loss, the failure flag and the refresh flag.
+  torch::Tensor readback;
+  if (!local_error) {
+    readback = torch::cat({stats.terms.narrow(0, kLoss, 1), failure_flag, refresh_due}).to(torch::kCPU, torch::kDouble);
   }
+  if (local_error || readback[1].item<double>() != 0.0) raise_if_any_failed(group_, local_error);  // NaN != 0 too
   stats.loss = readback[0].item<double>();
   if (!std::isfinite(stats.loss)) {
     throw GroupFailure("loss is " + std::to_string(stats.loss) + " at step " + std::to_string(state_.step) + " (lr " +
                        std::to_string(stats.lr) + "): training diverged; lower train.lr");
   }
-
-  // After the step's last collective: a failure here is this rank's alone; the caller reports it
-  // to the group at the next agreement (failure()), so the ranks still leave the job together.
-  try {
-    sae::remove_parallel_decoder_grad(*state_.model);
-    for (auto& group : state_.optimizer->param_groups()) {
-      static_cast<torch::optim::AdamOptions&>(group.options()).lr(stats.lr);
-    }
-    state_.optimizer->step();
-    sae::normalize_decoder(*state_.model);
-  } catch (const std::exception& e) {
-    if (!grouped) throw;
-    failure_ = e.what();
+  if (!failure_ && readback[2].item<double>() != 0.0) {
+    deferred([&] { refresh_pairs(); });
+    stats.refreshed = true;
   }
   ++state_.step;
   return stats;
 }
 
-StepStats reduce_step_stats(const StepStats& local, Communicator& comm) {
-  auto t = local.terms.to(torch::kCPU, torch::kDouble).clone();
-  comm.all_reduce_sum(t);
-  t.div_(comm.size());
-  StepStats out = local;
-  out.recon = t[0].item<double>();
-  out.sparse = t[1].item<double>();
-  out.aux = t[2].item<double>();
-  out.l0 = t[3].item<double>();
-  return out;
+StepTerms read_step_terms(const StepStats& stats) {
+  auto t = stats.terms.to(torch::kCPU, torch::kDouble);
+  auto at = [&](StepTerm term) { return t[term].item<double>(); };
+  return {at(kRecon), at(kSparse), at(kAux), at(kL0), at(kAbsorb), at(kFlaggedPairs), at(kFlaggedShortHistory)};
 }
 
 }  // namespace sweep::worker

@@ -1,5 +1,6 @@
 // One job's training state and its training step on this rank's shard of the global batch.
-// All cross-rank reductions go through the Communicator, so any group size gives the same step.
+// A step makes exactly two all-reduces over the group, in this order, whatever the settings:
+// the batch statistics the losses need, then [gradients, loss terms, failure flag].
 #pragma once
 
 #include <memory>
@@ -8,42 +9,50 @@
 
 #include <torch/torch.h>
 
-#include "sae/absorption.h"
 #include "sae/batch_context.h"
+#include "sae/pair_tracker.h"
 #include "sae/sae_model.h"
-#include "worker/collective_journal.h"
 #include "worker/communicator.h"
 #include "worker/job_config.h"
+#include "worker/step_collectives.h"
 
 namespace sweep::worker {
 
-// Everything needed to continue training exactly: the resume issue saves and restores this.
+// Everything needed to continue training exactly; checkpoints save and restore it.
 // (Data order and initialisation are pure functions of the seeds and `step`.)
 struct TrainingState {
   std::shared_ptr<sae::Sae> model;
   std::unique_ptr<torch::optim::Adam> optimizer;
-  sae::AbsorptionStats absorption;   // undefined tensors when the regulariser is off
+  sae::PairTracker absorption;       // disabled when the penalty is off
   torch::Tensor tokens_since_fired;  // [d_sae] float64, for dead-latent detection
   int64_t step = 0;
 };
 
-// Loss terms and activity of one step. The per-term figures stay on the device until a
-// logging step asks for them (reduce_step_stats), so ordinary steps read back only the loss.
+// The named entries of a step's loss-term tensor (StepStats::terms).
+enum StepTerm : int64_t { kLoss, kRecon, kSparse, kAux, kL0, kAbsorb, kFlaggedPairs, kFlaggedShortHistory, kStepTerms };
+
+// One step's figures. The terms are already the group's and stay on the device, so an ordinary
+// step reads back only the loss (and the failure and refresh flags, in the same read).
 struct StepStats {
-  double loss = 0;             // the group's (same on every rank)
-  torch::Tensor terms;         // [recon, sparse, aux] of this shard and the group's L0, detached
-  double recon = 0, sparse = 0, aux = 0, l0 = 0;  // filled by reduce_step_stats
-  double absorb_loss = 0;      // global (same on every rank)
-  int64_t flagged_pairs = 0;   // global
+  double loss = 0;       // the group's (same on every rank)
+  torch::Tensor terms;   // [kStepTerms] float, indexed by StepTerm, detached
+  bool refreshed = false;  // the penalty's candidate pairs were found anew after this step
   double lr = 0;
 };
+
+// The terms read back (logging steps only: it reads the device).
+struct StepTerms {
+  double recon = 0, sparse = 0, aux = 0, l0 = 0, absorb = 0, flagged_pairs = 0, flagged_short_history = 0;
+};
+StepTerms read_step_terms(const StepStats& stats);
 
 class Trainer {
  public:
   Trainer(const JobConfig& cfg, Communicator& comm, torch::Device device);
 
-  // b_dec <- mean of the first global batch (every rank passes its shard of it).
-  void initialize_decoder_bias(const torch::Tensor& first_shard);
+  // A job starting from step 0: b_dec <- mean of the first global batch (every rank passes its
+  // shard of it), and the penalty's candidate pairs found from the initial decoder. Collective.
+  void start_fresh(const torch::Tensor& first_shard);
   // Collective. An error on one rank before the gradients are averaged (a bad shard, out of
   // memory) throws GroupFailure on every rank of the group; later ones throw on that rank only.
   StepStats step(const torch::Tensor& shard);
@@ -51,33 +60,29 @@ class Trainer {
   // the caller passes it to the group's next agreement.
   const std::optional<std::string>& failure() const { return failure_; }
 
+  // The element counts of the step's two all-reduces as things stand (the same on every rank).
+  std::vector<int64_t> step_collective_sizes() const;
+
   TrainingState& state() { return state_; }
   const sae::Sae& model() const { return *state_.model; }
   torch::Device device() const { return device_; }
   double learning_rate(int64_t step) const;
 
  private:
-  sae::BatchContext batch_context();  // sums over the group through the journal
-  torch::Tensor sparsity_loss(const sae::Forward& fwd, const sae::BatchContext& batch);
-  // Forward, losses and backward; returns the group's loss sum (a tensor: read once, after the
-  // gradients). A rehearsal leaves the firing statistics alone.
-  torch::Tensor forward_backward(const torch::Tensor& x, bool rehearsal, StepStats& stats);
-  // Averages the gradients together with a failure flag (0 from every healthy rank); returns the flag's sum.
-  torch::Tensor average_gradients();
-  // Before this process's first step in a group: the step's local work once, its collectives
-  // recorded but not made, agreed on. A rank short of memory fails the job on every rank instead
-  // of hanging them, and the record lets a rank that fails in the first real step join its rest.
-  void rehearse_step(const torch::Tensor& x);
+  sae::BatchContext batch_context() const;
+  int64_t gradients_numel() const;
+  // Forward, statistics (all-reduce 1), losses, backward, gradients and terms (all-reduce 2).
+  // Returns the reduced [gradients, terms, flag] buffer's terms and flag.
+  torch::Tensor forward_backward(const torch::Tensor& x, StepCollectives& collectives, StepStats& stats);
+  // The optimizer step under the decoder's unit-norm constraint.
+  void apply_gradients(double lr);
+  void refresh_pairs();
 
   const JobConfig& cfg_;
   Communicator& group_;
-  CollectiveJournal journal_;  // over group_: every collective of a step goes through it
   std::optional<std::string> failure_;
   torch::Device device_;
   TrainingState state_;
 };
-
-// Reads the step's terms back, averaged over the group (collective; call on logging steps only).
-StepStats reduce_step_stats(const StepStats& local, Communicator& comm);
 
 }  // namespace sweep::worker

@@ -1,0 +1,32 @@
+// Fills a shard's statistics buffer section by section, in the layout every rank derives alike.
+#include "sae/batch_statistics.h"
+
+namespace sweep::sae {
+
+BatchStatistics statistics_layout(const SaeConfig& cfg, const PairTracker& pairs) {
+  BatchStatistics s;
+  s.d_sae = cfg.d_sae;
+  s.pairs = pairs.counts_numel();
+  s.residual = cfg.arch == Arch::TopK ? cfg.d_in : 0;
+  s.l0 = cfg.arch == Arch::JumpReLU ? 1 : 0;
+  return s;
+}
+
+BatchStatistics local_statistics(const SaeConfig& cfg, const Forward& fwd, const torch::Tensor& x,
+                                 const PairTracker& pairs, const torch::Tensor& l0_share) {
+  torch::NoGradGuard no_grad;
+  auto s = statistics_layout(cfg, pairs);
+  auto active = (fwd.f > 0).to(fwd.f.scalar_type());
+  std::vector<torch::Tensor> sections{active.sum(0)};
+  if (s.pairs > 0) sections.push_back(pairs.count_co_firing(active));
+  if (s.residual > 0) {
+    auto e = x - fwd.x_hat;
+    sections.push_back(e.sum(0));
+    sections.push_back(e.pow(2).sum().reshape({1}));
+  }
+  if (s.l0 > 0) sections.push_back(l0_share.detach().reshape({1}));
+  s.buffer = torch::cat(sections);
+  return s;
+}
+
+}  // namespace sweep::sae

@@ -1,0 +1,42 @@
+// The maths of candidate pairs, the absorption penalty's alternative to d_sae x d_sae matrices:
+// the pairs whose decoder cosine exceeds a threshold, found with a blocked decoder Gram; their
+// cosines and co-firing counts; the penalty over them. Nothing here is of size d_sae x d_sae.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace sweep::sae {
+
+// Rows of W_dec scaled to unit norm (with gradient when W_dec has one).
+torch::Tensor unit_rows(const torch::Tensor& W_dec);
+
+struct CandidateSearch {
+  torch::Tensor i, j;         // [n] int64, i < j, sorted by (i, j): the pairs with cosine > threshold
+  torch::Tensor outside_max;  // [d_sae] each row's largest cosine to a row it is not paired with (-2: none)
+};
+
+// Row blocks of unit rows against all of them, thresholded, indices kept; at most
+// `block_elements` cosines exist at once. Reads the device (the number of pairs found).
+CandidateSearch find_candidates(const torch::Tensor& unit, double threshold, int64_t block_elements = int64_t{1} << 24);
+
+// <u_i, u_j> for the listed pairs (no gradient), in chunks of at most `chunk_elements` products.
+torch::Tensor pair_cosines(const torch::Tensor& unit, const torch::Tensor& i, const torch::Tensor& j,
+                           int64_t chunk_elements = int64_t{1} << 24);
+
+// sum_b a_bi a_bj for the listed pairs, from a batch's firing indicators `active` [B, d_sae]
+// (0/1): the columns of the paired latents only, never a d_sae x d_sae product.
+torch::Tensor pair_co_firing(const torch::Tensor& active, const torch::Tensor& i, const torch::Tensor& j,
+                             int64_t chunk_elements = int64_t{1} << 24);
+
+// sum_p w_p cos(d_{i_p}, d_{j_p}), with gradient through W_dec: as sum(U * (W U)) with W the
+// sparse [d_sae, d_sae] matrix of the weights, so no [n, d_in] temporary is made.
+torch::Tensor weighted_pair_cosines(const torch::Tensor& W_dec, const torch::Tensor& i, const torch::Tensor& j,
+                                    const torch::Tensor& weights);
+
+// The largest amount by which the cosine of a pair outside the candidates can have grown since
+// the search, as a bound: for unit rows |cos_ij - cos_ij(search)| <= |u_i - u_i(search)| +
+// |u_j - u_j(search)|, so no pair outside can exceed max_i(outside_max_i + D_i) + max_j D_j.
+// `drift` [d_sae] holds each row's D_i.
+torch::Tensor outside_cosine_bound(const torch::Tensor& outside_max, const torch::Tensor& drift);
+
+}  // namespace sweep::sae

@@ -1,0 +1,82 @@
+// The absorption penalty's state across steps: the firing EMA P of every latent and the co-firing
+// EMA Q of the tracked pairs, which are either every pair (the dense reference) or the candidates
+// whose decoder cosine can exceed tau, kept provably complete by a drift bound (see README).
+#pragma once
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "sae/absorption.h"
+#include "sae/sae_config.h"
+
+namespace sweep::sae {
+
+class PairTracker {
+ public:
+  PairTracker() = default;  // the penalty is off
+  PairTracker(const AbsorptionConfig& cfg, int64_t d_sae, const torch::TensorOptions& options);
+
+  bool enabled() const { return P.defined(); }
+  bool dense() const { return dense_.Q.defined(); }
+  // Pairs whose co-firing is tracked: unordered candidates, or all d_sae (d_sae - 1) / 2.
+  int64_t tracked_pairs() const;
+  // Length of the pairs' co-firing counts in a step's statistics (0 when the penalty is off).
+  int64_t counts_numel() const;
+  // This shard's co-firing counts of the tracked pairs, from its firing indicators [B, d_sae].
+  torch::Tensor count_co_firing(const torch::Tensor& active) const;
+  // One EMA update from the group's summed counts over the global batch of `global_rows` rows.
+  void update(const torch::Tensor& fired, const torch::Tensor& co_fired, int64_t global_rows);
+  AbsorptionPenalty penalty(const torch::Tensor& W_dec) const;
+  // The flagged ordered pairs (i, j) as [m, 2], sorted (reads the device: for checks and tools).
+  torch::Tensor flagged_pairs(const torch::Tensor& W_dec) const;
+
+  // Candidates only (false for dense): a device flag, true when the pairs must be found anew
+  // before the next step: the drift bound could let a pair outside reach tau, or the refresh
+  // interval is up. Reading it is left to the caller's one read per step.
+  torch::Tensor refresh_due(const torch::Tensor& W_dec) const;
+  // Finds the candidates anew from W_dec (reads the device); pairs still present keep their
+  // history. Returns a note when there were too many and the tracker turned dense ("" otherwise).
+  std::string refresh(const torch::Tensor& W_dec);
+  // The candidate pairs (i < j); undefined when dense.
+  const torch::Tensor& pair_i() const { return i_; }
+  const torch::Tensor& pair_j() const { return j_; }
+
+  // Checkpoint: every tensor of the state by name. A restored state may track another number of
+  // pairs, or be dense: restore() takes the shapes from the tensors and checks that they agree.
+  std::vector<std::pair<std::string, torch::Tensor>> tensors() const;
+  // `updates`: the steps trained (one EMA update each). Throws std::runtime_error.
+  void restore(const std::map<std::string, torch::Tensor>& saved, int64_t updates);
+  // [dense, candidates, step of the last search, d_in]: what another rank needs to shape its
+  // state before the tensors are broadcast to it.
+  torch::Tensor shape_header() const;
+  void reshape(const torch::Tensor& header, int64_t updates);
+
+  torch::Tensor P;  // [d_sae]
+
+ private:
+  struct CandidateFlags {
+    torch::Tensor ij, ji;  // [n] flagged as (i, j) and as (j, i)
+    torch::Tensor weights;  // [n] sum over the flagged orders of (R - rho)
+  };
+  CandidateFlags candidate_flags(const torch::Tensor& W_dec) const;
+  torch::Tensor corrected_Q() const;  // candidates: Q as if tracked from the first update (README)
+  void become_dense();
+
+  AbsorptionConfig cfg_;
+  int64_t d_sae_ = 0;
+  torch::TensorOptions options_;
+  int64_t updates_ = 0;      // EMA updates so far
+  AbsorptionStats dense_;    // dense: P (shared with P above) and the whole Q
+  // Candidates: pairs (i_ < j_), their Q, and the update count at which each began to be tracked.
+  torch::Tensor i_, j_, Q_, entry_;
+  // At the last search: unit rows in bfloat16, how far each is from the exact row, and each row's
+  // largest cosine to a row it is not paired with. They bound the cosines of the pairs outside.
+  torch::Tensor reference_, reference_error_, outside_max_;
+  int64_t searched_at_ = 0;  // updates_ at the last search
+};
+
+}  // namespace sweep::sae

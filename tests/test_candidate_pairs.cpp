@@ -1,0 +1,169 @@
+// Candidate pairs against dense computations: the blocked search, co-firing counts, the weighted
+// cosine sum and its gradient; a tracker whose candidates are every pair equals the dense one bit
+// for bit; on a real training run no pair above tau is ever missing and the flagged pairs agree.
+#include <gtest/gtest.h>
+
+#include "sae/candidate_pairs.h"
+#include "sae/pair_tracker.h"
+#include "tests/pair_agreement.h"
+
+using namespace sweep::sae;
+
+namespace {
+
+torch::Tensor random_unit_rows(int64_t n, int64_t d, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return unit_rows(at::randn({n, d}, gen, torch::kFloat));
+}
+
+AbsorptionConfig penalty_config(PairTracking pairs) {
+  AbsorptionConfig cfg;
+  cfg.enabled = true;
+  cfg.pairs = pairs;
+  cfg.dot_threshold = 0.3;
+  cfg.ratio_threshold = 1.2;
+  cfg.ema_decay = 0.9;
+  return cfg;
+}
+
+}  // namespace
+
+TEST(CandidatePairs, BlockedSearchFindsExactlyThePairsAboveTheThreshold) {
+  auto unit = random_unit_rows(50, 6, 1);
+  auto gram = unit.mm(unit.t());
+  for (int64_t block_elements : {int64_t{7 * 50}, int64_t{1} << 24}) {  // 7 rows a block, or one block
+    auto found = find_candidates(unit, 0.5, block_elements);
+    auto want = torch::nonzero(torch::triu(gram > 0.5, 1));
+    ASSERT_GT(want.size(0), 10);
+    EXPECT_TRUE(torch::equal(torch::stack({found.i, found.j}, 1), want)) << "block of " << block_elements;
+    // Each row's largest cosine to a row it is not paired with.
+    auto outside = gram.masked_fill((gram > 0.5).logical_or(torch::eye(50, torch::kBool)), -2.0).amax(1);
+    EXPECT_TRUE(torch::allclose(found.outside_max, outside));
+  }
+}
+
+TEST(CandidatePairs, CoFiringAndCosinesOfTheListedPairsMatchTheDenseMatrices) {
+  auto active = (torch::rand({40, 12}, at::make_generator<at::CPUGeneratorImpl>(2)) > 0.6).to(torch::kFloat);
+  auto unit = random_unit_rows(12, 5, 3);
+  auto i = torch::tensor({0, 0, 3, 7, 10}, torch::kLong), j = torch::tensor({1, 11, 4, 9, 11}, torch::kLong);
+  auto counts = active.t().mm(active), gram = unit.mm(unit.t());
+  EXPECT_TRUE(torch::equal(pair_co_firing(active, i, j, 40 * 2), counts.index({i, j})));  // chunks of 2 pairs
+  EXPECT_TRUE(torch::allclose(pair_cosines(unit, i, j, 5 * 2), gram.index({i, j})));
+  EXPECT_GT(counts.index({i, j}).sum().item<double>(), 0.0);
+}
+
+TEST(CandidatePairs, WeightedCosineSumAndItsGradientMatchTheDirectFormula) {
+  auto W = (3.0 * random_unit_rows(9, 4, 4)).requires_grad_(true);
+  auto i = torch::tensor({0, 2, 2, 5}, torch::kLong), j = torch::tensor({1, 3, 8, 6}, torch::kLong);
+  auto w = torch::tensor({0.5f, 0.0f, 2.0f, 1.5f});
+  auto sparse = weighted_pair_cosines(W, i, j, w);
+  auto grad_sparse = torch::autograd::grad({sparse}, {W})[0];
+  auto unit = W / W.norm(2, 1, true);
+  auto direct = (w * (unit.index_select(0, i) * unit.index_select(0, j)).sum(1)).sum();
+  auto grad_direct = torch::autograd::grad({direct}, {W})[0];
+  EXPECT_NEAR(sparse.item<double>(), direct.item<double>(), 1e-5);
+  EXPECT_TRUE(torch::allclose(grad_sparse, grad_direct, 1e-5, 1e-5));
+  EXPECT_EQ(grad_sparse[4].abs().sum().item<double>(), 0.0);  // row 4 is in no pair
+  EXPECT_GT(grad_sparse[8].abs().sum().item<double>(), 0.0);
+}
+
+// With tau - margin below every cosine, every pair is a candidate from the first update on: the
+// candidate tracker's penalty, flagged pairs and gradient are then the dense tracker's exactly.
+TEST(PairTracker, CandidatesThatAreEveryPairGiveTheDensePenaltyBitForBit) {
+  for (auto ratio : {RatioKind::Lift, RatioKind::Conditional}) {
+    auto dense_cfg = penalty_config(PairTracking::Dense), candidate_cfg = penalty_config(PairTracking::Candidates);
+    dense_cfg.ratio = candidate_cfg.ratio = ratio;
+    dense_cfg.ratio_threshold = candidate_cfg.ratio_threshold = ratio == RatioKind::Lift ? 1.2 : 0.5;
+    candidate_cfg.candidate_margin = 1.9;
+    candidate_cfg.max_candidate_fraction = 1.0;
+    PairTracker dense(dense_cfg, 10, torch::kFloat), candidates(candidate_cfg, 10, torch::kFloat);
+    auto W = random_unit_rows(10, 3, 5);
+    W[1] = W[0] + 0.1 * W[2];  // a near-parallel pair that co-fires below
+    candidates.refresh(W);
+    ASSERT_FALSE(candidates.dense());
+    ASSERT_EQ(candidates.tracked_pairs(), 45);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(6);
+    for (int step = 0; step < 6; ++step) {
+      auto active = (at::rand({64, 10}, gen) > 0.7).to(torch::kFloat);
+      active.select(1, 1).copy_(active.select(1, 0));
+      auto fired = active.sum(0);
+      dense.update(fired, dense.count_co_firing(active), 64);
+      candidates.update(fired, candidates.count_co_firing(active), 64);
+    }
+    auto Wd = W.clone().requires_grad_(true), Wc = W.clone().requires_grad_(true);
+    auto want = dense.penalty(Wd), got = candidates.penalty(Wc);
+    ASSERT_GT(want.flagged_pairs(), 0);
+    EXPECT_EQ(got.flagged_pairs(), want.flagged_pairs());
+    EXPECT_TRUE(torch::equal(candidates.flagged_pairs(W), dense.flagged_pairs(W)));
+    EXPECT_NEAR(got.loss.item<double>(), want.loss.item<double>(), 1e-5 * std::abs(want.loss.item<double>()));
+    want.loss.backward();
+    got.loss.backward();
+    EXPECT_TRUE(torch::allclose(Wc.grad(), Wd.grad(), 1e-5, 1e-6));
+  }
+}
+
+TEST(PairTracker, TooManyCandidatesTurnTheTrackerDense) {
+  auto cfg = penalty_config(PairTracking::Candidates);
+  cfg.candidate_margin = 1.9;  // every pair
+  PairTracker tracker(cfg, 8, torch::kFloat);
+  auto note = tracker.refresh(random_unit_rows(8, 3, 7));
+  EXPECT_TRUE(tracker.dense());
+  EXPECT_NE(note.find("absorption.max_candidate_fraction"), std::string::npos) << note;
+  EXPECT_EQ(tracker.counts_numel(), 64);
+}
+
+// A pair that stays a candidate across a search keeps its history; one that enters starts from zero.
+TEST(PairTracker, ASearchKeepsTheHistoryOfPairsThatStay) {
+  auto cfg = penalty_config(PairTracking::Candidates);
+  cfg.dot_threshold = 0.9;
+  cfg.candidate_margin = 0.1;
+  cfg.max_candidate_fraction = 1.0;
+  PairTracker tracker(cfg, 3, torch::kFloat);
+  auto W = torch::tensor({{1.0f, 0.0f}, {0.9f, 0.1f}, {0.0f, 1.0f}});
+  tracker.refresh(W);
+  ASSERT_EQ(tracker.tracked_pairs(), 1);  // (0, 1)
+  auto active = torch::ones({4, 3});
+  tracker.update(active.sum(0), tracker.count_co_firing(active), 4);
+  auto W2 = torch::tensor({{1.0f, 0.0f}, {0.9f, 0.1f}, {0.95f, 0.2f}});  // 2 now joins both
+  tracker.refresh(W2);
+  ASSERT_EQ(tracker.tracked_pairs(), 3);
+  auto named = tracker.tensors();
+  std::map<std::string, torch::Tensor> after(named.begin(), named.end());
+  auto Q = after.at("absorption.pairs.Q"), entry = after.at("absorption.pairs.entry");
+  EXPECT_NEAR(Q[0].item<double>(), 0.1, 1e-6);  // (0, 1): one update of 1 - beta = 0.1
+  EXPECT_EQ(Q[1].item<double>(), 0.0);          // (0, 2), new
+  EXPECT_EQ(entry[0].item<int64_t>(), 0);
+  EXPECT_EQ(entry[2].item<int64_t>(), 1);
+}
+
+// A relu SAE trained on the synthetic data with the penalty at tau 0.5: the candidates are found
+// anew only when the drift bound asks (the interval is out of reach), and after every step every
+// pair whose dense cosine exceeds tau is a candidate. Flagged pairs differ from dense only while
+// the candidate tracker has followed the pair for fewer than 5 / (1 - beta) updates (README).
+TEST(PairTracker, OnATrainingRunNoPairAboveTauIsMissedAndOnlyShortHistoriesDifferFromDense) {
+  sweep::worker::JobConfig cfg;
+  cfg.sae.d_sae = 128;
+  cfg.train.batch_size = 512;
+  cfg.train.lr = 3e-3;
+  cfg.train.warmup_steps = 20;
+  cfg.loss.l1_penalty = 0.15;
+  cfg.absorption.enabled = true;
+  cfg.absorption.dot_threshold = 0.5;
+  cfg.absorption.ratio_threshold = 5.0;
+  cfg.absorption.refresh_every = 1000000;
+  cfg.absorption.ema_decay = 0.9;  // 50 updates make a long history, well inside the run
+  cfg.data.eval_tokens = 0;
+  auto agreement = sweep::test::lockstep_pair_agreement(cfg, 400);
+  EXPECT_EQ(agreement.steps, 400);
+  EXPECT_EQ(agreement.missed_steps, 0);
+  EXPECT_GT(agreement.refreshes, 0) << "the drift bound never asked for a search: the check is vacuous";
+  EXPECT_GT(agreement.dense_flagged, 100);
+  EXPECT_GT(agreement.both_flagged, 0);
+  EXPECT_EQ(agreement.long_history_disagreements, 0);
+  std::printf("candidates: %lld searches, %.0f candidates on average (max %lld) of %d pairs; flagged pair-steps: "
+              "dense %lld, candidates %lld, both %lld\n",
+              static_cast<long long>(agreement.refreshes), agreement.mean_candidates,
+              static_cast<long long>(agreement.max_candidates), 128 * 127 / 2,
+              static_cast<long long>(agreement.dense_flagged), static_cast<long long>(agreement.candidate_flagged),
+              static_cast<long long>(agreement.both_flagged));
+}
