@@ -4,9 +4,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include "launcher/config_error.h"
-#include "launcher/job_settings.h"
-#include "launcher/sweep_file.h"
+#include "common/exit_codes.h"
+#include "config/config_error.h"
+#include "config/job_settings.h"
+#include "config/sweep_file.h"
 #include "sharding/safetensors.h"
 #include "sharding/synthetic.h"
 
@@ -23,12 +24,12 @@ int export_synthetic_data(const ExportOptions& options) {
     data = to_data_config(spec.base);
   } catch (const ConfigError& e) {
     spdlog::error("{}", e.what());
-    return 2;
+    return kExitInvalidInput;
   }
   int64_t n = options.tokens.value_or(data.eval_tokens);
   if (n < 1) {
     spdlog::error("--tokens {}: must be at least 1", n);
-    return 2;
+    return kExitInvalidInput;
   }
   auto cfg = data.synthetic;
   cfg.seed = data.seed;

@@ -8,6 +8,7 @@
 
 #include <torch/torch.h>
 
+#include "common/exit_codes.h"
 #include "worker/cpu_threads.h"
 
 namespace sweep::launcher {
@@ -27,13 +28,13 @@ int run_doctor() {
               2.0 * 2048.0 * 2048.0 * 2048.0 / seconds / 1e9, threads, how);
   if (seconds < kLimitSeconds) {
     std::printf("OK: LibTorch uses an optimised BLAS\n");
-    return 0;
+    return kExitOk;
   }
   std::printf("FAIL: a 2048x2048 matmul must take well under %.0f s. LibTorch is probably using the reference BLAS.\n"
               "HINT: apt-get install libopenblas0-pthread, then check `update-alternatives --display "
               "libblas.so.3-x86_64-linux-gnu` points at openblas-pthread.\n",
               kLimitSeconds);
-  return 1;
+  return kExitCheckFailed;
 }
 
 }  // namespace sweep::launcher

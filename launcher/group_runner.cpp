@@ -6,8 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "launcher/job_settings.h"
-#include "launcher/job_state.h"
+#include "common/job_state.h"
+#include "config/job_settings.h"
 #include "launcher/stop_signals.h"
 #include "worker/job_files.h"
 #include "worker/run_job.h"
@@ -22,13 +22,13 @@ std::filesystem::path job_dir(const GroupRun& run, size_t index) { return run.ou
 bool needs_running(const std::filesystem::path& dir, const PlannedJob& job, JobState& state) {
   if (state.phase == JobPhase::Done) return false;
   auto result_file = dir / "result.json";
-  if (std::filesystem::exists(result_file) && worker::read_json(result_file).value("status", "") == "done") {
+  if (std::filesystem::exists(result_file) && read_json(result_file).value("status", "") == "done") {
     state.phase = JobPhase::Done;
     state.step = state.steps;
     write_job_state(dir, state);
     return false;
   }
-  return !(state.phase == JobPhase::Failed && state.failures >= job.resolved["run.max_attempts"].get<int>());
+  return !(state.phase == JobPhase::Failed && state.failures >= to_run_settings(job.resolved).max_attempts);
 }
 
 // Leader: claims the next job that needs running and marks it running. nullopt: none left.
@@ -38,7 +38,7 @@ std::optional<size_t> claim_next_job(const GroupRun& run) {
     if (index >= static_cast<int64_t>(run.jobs->size())) return std::nullopt;
     const auto& job = (*run.jobs)[index];
     auto dir = job_dir(run, index);
-    if (!try_claim(dir, run.me, job.resolved["run.stale_after_seconds"].get<double>())) continue;
+    if (!try_claim(dir, run.me, to_run_settings(job.resolved).stale_after_seconds)) continue;
     try {
       auto state = read_job_state(dir);
       if (needs_running(dir, job, state)) {
@@ -118,13 +118,14 @@ worker::JobControl job_control(const GroupRun& run, size_t index) {
   if (!run.group->is_leader()) return control;
   const auto& job = (*run.jobs)[index];
   auto dir = job_dir(run, index);
-  double heartbeat_every = job.resolved["run.heartbeat_seconds"];
-  double sweep_every = 5.0 * job.resolved["run.progress_seconds"].get<double>();
+  const auto settings = to_run_settings(job.resolved);
+  double heartbeat_every = settings.heartbeat_seconds;
+  double sweep_every = 5.0 * settings.progress_seconds;
   auto label = job.id + " " + params_text(job.params);
   auto last_heartbeat = std::make_shared<double>(now_seconds());
   auto last_sweep_line = std::make_shared<double>(now_seconds());
   control.on_step = [run, dir, label, heartbeat_every, sweep_every, last_heartbeat,
-                     last_sweep_line](const worker::JobProgress& progress) {
+                     last_sweep_line](const JobProgress& progress) {
     run.display->update(label, progress);
     double now = now_seconds();
     if (now - *last_heartbeat >= heartbeat_every) {

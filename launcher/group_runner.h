@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <vector>
 
-#include "launcher/grid.h"
+#include "config/grid.h"
 #include "launcher/job_claim.h"
 #include "launcher/job_counter.h"
 #include "launcher/progress_display.h"

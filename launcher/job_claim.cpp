@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "launcher/job_state.h"
+#include "common/job_state.h"
 
 namespace sweep::launcher {
 namespace fs = std::filesystem;

@@ -1,19 +1,21 @@
 // Passive-target one-sided atomics: MPI_Fetch_and_op(+1) on an int64 that lives on rank 0.
 #include "launcher/job_counter.h"
 
+#include "worker/mpi_communicator.h"
+
 namespace sweep::launcher {
 
 JobCounter::JobCounter(MPI_Comm world) {
   int rank = 0;
-  MPI_Comm_rank(world, &rank);
+  worker::check_mpi(MPI_Comm_rank(world, &rank), "MPI_Comm_rank");
   MPI_Aint bytes = rank == 0 ? sizeof(int64_t) : 0;
-  MPI_Win_allocate(bytes, sizeof(int64_t), MPI_INFO_NULL, world, &value_, &window_);
+  worker::check_mpi(MPI_Win_allocate(bytes, sizeof(int64_t), MPI_INFO_NULL, world, &value_, &window_), "MPI_Win_allocate");
   if (rank == 0) {
-    MPI_Win_lock(MPI_LOCK_EXCLUSIVE, 0, 0, window_);
+    worker::check_mpi(MPI_Win_lock(MPI_LOCK_EXCLUSIVE, 0, 0, window_), "MPI_Win_lock");
     *value_ = 0;
-    MPI_Win_unlock(0, window_);
+    worker::check_mpi(MPI_Win_unlock(0, window_), "MPI_Win_unlock");
   }
-  MPI_Barrier(world);
+  worker::check_mpi(MPI_Barrier(world), "MPI_Barrier");
 }
 
 JobCounter::~JobCounter() { MPI_Win_free(&window_); }
@@ -21,9 +23,9 @@ JobCounter::~JobCounter() { MPI_Win_free(&window_); }
 int64_t JobCounter::next() {
   const int64_t one = 1;
   int64_t taken = 0;
-  MPI_Win_lock(MPI_LOCK_SHARED, 0, 0, window_);
-  MPI_Fetch_and_op(&one, &taken, MPI_INT64_T, 0, 0, MPI_SUM, window_);
-  MPI_Win_unlock(0, window_);
+  worker::check_mpi(MPI_Win_lock(MPI_LOCK_SHARED, 0, 0, window_), "MPI_Win_lock");
+  worker::check_mpi(MPI_Fetch_and_op(&one, &taken, MPI_INT64_T, 0, 0, MPI_SUM, window_), "MPI_Fetch_and_op");
+  worker::check_mpi(MPI_Win_unlock(0, window_), "MPI_Win_unlock");
   return taken;
 }
 

@@ -4,13 +4,13 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
-#include "launcher/config_schema.h"
+#include "config/config_schema.h"
 #include "launcher/data_export.h"
 #include "launcher/doctor.h"
-#include "launcher/report_files.h"
 #include "launcher/run_sweep.h"
-#include "launcher/slurm_submit.h"
-#include "launcher/sweep_status.h"
+#include "report/files.h"
+#include "report/status.h"
+#include "slurm/submit.h"
 
 namespace {
 
@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
-    return code == 0 ? 0 : sweep::launcher::kExitInvalidInput;
+    return code == 0 ? 0 : sweep::kExitInvalidInput;
   }
   if (*export_cmd) {
     if (tokens_option->count() > 0) exp.tokens = tokens;
@@ -74,10 +74,16 @@ int main(int argc, char** argv) {
   if (*report) return sweep::launcher::report_command(report_dir);
   if (run.file.empty()) {
     std::printf("%s", app.help().c_str());
-    return sweep::launcher::kExitInvalidInput;
+    return sweep::kExitInvalidInput;
   }
   if (!out.empty()) run.out = out;
   sweep::launcher::MpiSession mpi(&argc, &argv);
   spdlog::set_pattern(fmt::format("[%H:%M:%S] [rank {}] %^%l%$ %v", mpi.world_rank));
-  return sweep::launcher::run_sweep(run, mpi);
+  try {
+    return sweep::launcher::run_sweep(run, mpi);
+  } catch (const std::exception& e) {  // an MPI call of the launcher failed: the world cannot go on
+    spdlog::critical("{}", e.what());
+    MPI_Abort(MPI_COMM_WORLD, sweep::kExitJobFailed);
+    return sweep::kExitJobFailed;
+  }
 }

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "launcher/config_error.h"
-#include "launcher/job_settings.h"
+#include "config/config_error.h"
+#include "config/job_settings.h"
 #include "worker/checkpoint.h"
 #include "worker/job_files.h"
 
@@ -25,7 +25,7 @@ void check_writable(const std::filesystem::path& out) {
   try {
     std::filesystem::create_directories(out / "jobs");
     auto probe = out / ".write-check";
-    worker::write_file_atomic(probe, "ok\n");
+    write_file_atomic(probe, "ok\n");
     std::filesystem::remove(probe);
   } catch (const std::exception& e) {
     throw ConfigError(out.string() + ": the output directory cannot be written (" + e.what() +

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <vector>
 
-#include "launcher/grid.h"
+#include "config/grid.h"
 
 namespace sweep::launcher {
 

@@ -11,29 +11,14 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
-#include "launcher/job_state.h"
+#include "common/job_state.h"
 
 namespace sweep::launcher {
-
-std::string format_duration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "?";
-  auto s = static_cast<long long>(seconds + 0.5);
-  if (s < 3600) return fmt::format("{}:{:02d}", s / 60, s % 60);
-  return fmt::format("{}:{:02d}:{:02d}", s / 3600, (s / 60) % 60, s % 60);
-}
-
-std::string params_text(const nlohmann::json& params) {
-  std::string text;
-  for (const auto& [key, value] : params.items()) {
-    text += (text.empty() ? "" : " ") + key + "=" + (value.is_string() ? value.get<std::string>() : value.dump());
-  }
-  return text.empty() ? "-" : text;
-}
 
 ProgressDisplay::ProgressDisplay(bool live_bar, double line_every_seconds)
     : live_bar_(live_bar), every_(live_bar ? 0.2 : line_every_seconds) {}
 
-void ProgressDisplay::update(const std::string& label, const worker::JobProgress& p) {
+void ProgressDisplay::update(const std::string& label, const JobProgress& p) {
   double now = now_seconds();
   if (label != label_) {  // a new job: its first line after one interval, when it has figures
     label_ = label;

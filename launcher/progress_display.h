@@ -6,7 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "worker/job_control.h"
+#include "common/job_progress.h"
+#include "report/format.h"
 
 namespace sweep::launcher {
 
@@ -16,7 +17,7 @@ class ProgressDisplay {
   ProgressDisplay(bool live_bar, double line_every_seconds);
 
   // `label`: the job id and its swept params. Throttled: cheap to call after every step.
-  void update(const std::string& label, const worker::JobProgress& progress);
+  void update(const std::string& label, const JobProgress& progress);
   // Ends the bar's line (before other output, and when the job is over).
   void end_line();
 
@@ -30,8 +31,5 @@ class ProgressDisplay {
 
 // A bar fits a terminal when stderr is one and no launcher (mpirun, Slurm) is involved.
 bool progress_bar_fits(int world_size);
-std::string format_duration(double seconds);
-// "key=value key=value" of a job's swept params ("-" when none).
-std::string params_text(const nlohmann::json& params);
 
 }  // namespace sweep::launcher

@@ -8,20 +8,21 @@
 
 #include <spdlog/spdlog.h>
 
-#include "launcher/config_error.h"
-#include "launcher/grid.h"
+#include "common/job_state.h"
+#include "config/config_error.h"
+#include "config/grid.h"
+#include "config/job_settings.h"
+#include "config/sweep_plan.h"
 #include "launcher/group_runner.h"
-#include "launcher/job_settings.h"
-#include "launcher/job_state.h"
 #include "launcher/output_check.h"
 #include "launcher/progress_display.h"
-#include "launcher/report_files.h"
 #include "launcher/stop_signals.h"
-#include "launcher/sweep_plan.h"
+#include "report/files.h"
 #include "sharding/data_error.h"
 #include "worker/cpu_threads.h"
-#include "worker/job_files.h"
 #include "worker/group_communicator.h"
+#include "worker/job_files.h"
+#include "worker/mpi_communicator.h"
 #include "worker/run_job.h"
 
 namespace sweep::launcher {
@@ -110,13 +111,13 @@ void prepare_output(const SweepOptions& options, const SweepSpec& spec, const st
   auto plan_file = out / "plan.json";
   std::vector<PlannedJob> ordered = jobs;
   if (fs::exists(plan_file)) {
-    auto old_plan = worker::read_json(plan_file);
+    auto old_plan = read_json(plan_file);
     ordered = extend_plan(old_plan, plan_file, spec, jobs);
     size_t added = ordered.size() - old_plan["jobs"].size();
     if (added > 0) spdlog::info("{}: adding {} new job(s) to the existing plan", plan_file.string(), added);
   }
-  worker::write_file_atomic(out / "sweep.toml", spec.text);
-  worker::write_json_atomic(plan_file, plan_json(spec, ordered));
+  write_file_atomic(out / "sweep.toml", spec.text);
+  write_json_atomic(plan_file, plan_json(spec, ordered));
 
   std::vector<PlannedJob> to_run;
   std::vector<int64_t> d_in;
@@ -190,14 +191,14 @@ int run_sweep(const SweepOptions& options, const MpiSession& mpi) {
       code = kExitInvalidInput;
     }
   }
-  MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  worker::check_mpi(MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Bcast");
   if (code != kExitOk) return code;
-  jobs = jobs_from_plan(worker::read_json(out / "plan.json"));
+  jobs = jobs_from_plan(read_json(out / "plan.json"));
   install_stop_handlers();
   share_cores(mpi);
 
   MPI_Comm group_comm;
-  MPI_Comm_split(MPI_COMM_WORLD, mpi.world_rank / group_size, mpi.world_rank, &group_comm);
+  worker::check_mpi(MPI_Comm_split(MPI_COMM_WORLD, mpi.world_rank / group_size, mpi.world_rank, &group_comm), "MPI_Comm_split");
   {
     int gpu_index = torch::cuda::is_available() ? mpi.local_rank % static_cast<int>(torch::cuda::device_count()) : 0;
     auto device = worker::pick_device(spec.base["train.device"], gpu_index);
@@ -209,15 +210,15 @@ int run_sweep(const SweepOptions& options, const MpiSession& mpi) {
                    out.string());
     }
     JobCounter counter(MPI_COMM_WORLD);
-    ProgressDisplay display(progress_bar_fits(mpi.world_size), spec.base["run.progress_seconds"].get<double>());
+    ProgressDisplay display(progress_bar_fits(mpi.world_size), to_run_settings(spec.base).progress_seconds);
     GroupRun run{out, &jobs, group.get(), &counter, this_process(), mpi.world_rank, gpu_index, &display, now_seconds()};
     run_group(run);
-    MPI_Barrier(MPI_COMM_WORLD);
+    worker::check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
   }
   int stopped_here = stop_requested() ? 1 : 0, stopped = 0;
-  MPI_Allreduce(&stopped_here, &stopped, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  worker::check_mpi(MPI_Allreduce(&stopped_here, &stopped, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
   if (root) code = conclude(out, jobs, stopped != 0);
-  MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  worker::check_mpi(MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Bcast");
   return code;
 }
 

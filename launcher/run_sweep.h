@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/exit_codes.h"
 #include "launcher/mpi_session.h"
 
 namespace sweep::launcher {
@@ -19,10 +20,8 @@ struct SweepOptions {
   bool fresh = false;                        // move an existing output directory aside first
 };
 
-// 75 (EX_TEMPFAIL): stopped by a signal before the end; re-running the same command continues.
-enum ExitCode { kExitOk = 0, kExitInvalidInput = 2, kExitJobFailed = 3, kExitPreempted = 75 };
-
-// Collective over MPI_COMM_WORLD. Returns the process exit code (the same on every rank).
+// Collective over MPI_COMM_WORLD. Returns the process exit code (common/exit_codes.h; the same on
+// every rank).
 int run_sweep(const SweepOptions& options, const MpiSession& mpi);
 
 }  // namespace sweep::launcher

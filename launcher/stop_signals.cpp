@@ -5,13 +5,15 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "common/exit_codes.h"
+
 namespace sweep::launcher {
 namespace {
 
 volatile sig_atomic_t g_stop_signal = 0;
 
 void on_stop_signal(int signal) {
-  if (signal == SIGINT && g_stop_signal == SIGINT) ::_exit(128 + SIGINT);
+  if (signal == SIGINT && g_stop_signal == SIGINT) ::_exit(kExitInterrupted);
   g_stop_signal = signal;
 }
 

@@ -1,4 +1,4 @@
-// Absorption regulariser maths: firing counts, their EMAs, the ratio matrix and the penalty.
+// Absorption penalty maths (dense reference): firing counts, their EMAs, the ratio matrix and the penalty.
 // Works from counts so that shards' counts can be summed before the EMA is applied once.
 #include "sae/absorption.h"
 

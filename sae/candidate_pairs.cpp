@@ -3,6 +3,7 @@
 #include "sae/candidate_pairs.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace sweep::sae {
 namespace {
@@ -19,18 +20,20 @@ CandidateSearch find_candidates(const torch::Tensor& unit, double threshold, int
   torch::NoGradGuard no_grad;
   const int64_t d_sae = unit.size(0);
   const int64_t block = rows_per_chunk(d_sae, block_elements);
-  auto columns = torch::arange(d_sae, unit.options().dtype(torch::kLong));
+  const double none = -std::numeric_limits<double>::infinity();
   std::vector<torch::Tensor> is, js, outside;
   for (int64_t start = 0; start < d_sae; start += block) {
     const int64_t rows = std::min(block, d_sae - start);
     auto gram = unit.narrow(0, start, rows).mm(unit.t());  // [rows, d_sae]
-    auto row_index = columns.narrow(0, start, rows).unsqueeze(1);
-    auto self = columns.unsqueeze(0) == row_index;
-    auto paired = (gram > threshold).logical_and_(self.logical_not());
-    outside.push_back(gram.masked_fill(paired.logical_or(self), -2.0).amax(1));
-    auto upper = torch::nonzero(paired.logical_and_(columns.unsqueeze(0) > row_index));  // row-major: sorted
-    is.push_back(upper.select(1, 0) + start);
-    js.push_back(upper.select(1, 1));
+    gram.narrow(1, start, rows).diagonal().fill_(none);     // a row is never its own pair
+    auto paired = gram > threshold;
+    outside.push_back(gram.masked_fill_(paired, none).amax(1).clamp_min_(-2.0));
+    // Pairs i < j: the columns from the block's first row on, then j > i among them (few).
+    auto found = torch::nonzero(paired.narrow(1, start, d_sae - start));  // row-major: sorted by (i, j)
+    auto i = found.select(1, 0) + start, j = found.select(1, 1) + start;
+    auto upper = j > i;
+    is.push_back(i.masked_select(upper));
+    js.push_back(j.masked_select(upper));
   }
   return {torch::cat(is), torch::cat(js), torch::cat(outside)};
 }
@@ -51,13 +54,14 @@ torch::Tensor pair_cosines(const torch::Tensor& unit, const torch::Tensor& i, co
 torch::Tensor pair_co_firing(const torch::Tensor& active, const torch::Tensor& i, const torch::Tensor& j,
                              int64_t chunk_elements) {
   torch::NoGradGuard no_grad;
-  auto by_latent = active.t().contiguous();  // [d_sae, B]: a latent's firing over the batch is one row
+  // [d_sae, B] bytes: a latent's firing over the batch is one row, a quarter of float's traffic.
+  auto by_latent = (active.t() > 0).to(torch::kByte).contiguous();
   const int64_t n = i.numel(), chunk = rows_per_chunk(by_latent.size(1), chunk_elements);
   auto out = torch::empty({n}, active.options());
   for (int64_t start = 0; start < n; start += chunk) {
     const int64_t len = std::min(chunk, n - start);
     auto a = by_latent.index_select(0, i.narrow(0, start, len)), b = by_latent.index_select(0, j.narrow(0, start, len));
-    out.narrow(0, start, len).copy_((a * b).sum(1));
+    out.narrow(0, start, len).copy_(a.mul_(b).sum(1, false, torch::kInt));
   }
   return out;
 }

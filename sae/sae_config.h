@@ -1,4 +1,4 @@
-// Plain settings for one SAE: architecture, loss and absorption-regulariser knobs.
+// Plain settings for one SAE: architecture, loss and absorption-penalty knobs.
 // Filled by the launcher from the sweep file; the maths in sae/ only reads them.
 #pragma once
 
@@ -36,7 +36,7 @@ struct LossConfig {
 };
 
 struct AbsorptionConfig {
-  bool enabled = false;
+  bool enabled = true;
   double penalty = 0.1;                // lambda
   double activation_threshold = 0.001;
   double dot_threshold = 0.8;          // tau

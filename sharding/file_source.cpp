@@ -33,12 +33,6 @@ auto with_hint(Read read, const std::string& hint) {
   }
 }
 
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::ostringstream out;
-  out << c10::IntArrayRef(shape);
-  return out.str();
-}
-
 std::vector<std::string> glob_matches(const std::string& pattern) {
   glob_t found{};
   const int rc = ::glob(pattern.c_str(), 0, nullptr, &found);

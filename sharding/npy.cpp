@@ -153,12 +153,6 @@ uint64_t itemsize(const std::string& descr, const std::filesystem::path& file) {
   return std::stoull(count);
 }
 
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::ostringstream out;
-  out << c10::IntArrayRef(shape);
-  return out.str();
-}
-
 void check_data_size(const NpyHeader& header, uint64_t file_size, const std::filesystem::path& file) {
   uint64_t bytes = itemsize(header.descr, file);
   for (int64_t dim : header.shape)

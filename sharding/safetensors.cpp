@@ -52,12 +52,6 @@ uint64_t read_le64(const uint8_t* bytes) {
   return value;
 }
 
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::ostringstream out;
-  out << c10::IntArrayRef(shape);
-  return out.str();
-}
-
 // A JSON value that must be a non-negative integer fitting in int64.
 bool is_count(const nlohmann::json& value) {
   return value.is_number_unsigned() &&

@@ -8,7 +8,7 @@
 #include <initializer_list>
 #include <string>
 
-#include "launcher/config_error.h"
+#include "config/config_error.h"
 
 namespace sweep::testing {
 

@@ -4,11 +4,10 @@
 
 #include <fstream>
 
-#include "launcher/job_state.h"
+#include "common/job_state.h"
 
 namespace sweep::testing {
 
-using launcher::JobPhase;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
@@ -74,10 +73,10 @@ void write_crafted_sweep(const fs::path& out, const std::string& name, const std
       result["error"] = job.error;
     }
     if (job.attempts > 0) {
-      launcher::JobState state;
+      JobState state;
       state.phase = phase_of(job.status);
       state.attempts = job.attempts;
-      launcher::write_job_state(dir, state);
+      write_job_state(dir, state);
     }
     std::ofstream(dir / "result.json") << result.dump(2);
 

@@ -14,6 +14,8 @@
 #include <sstream>
 #include <thread>
 
+#include "test_paths.h"
+
 namespace fs = std::filesystem;
 
 namespace sweep::testing {
@@ -177,6 +179,15 @@ std::vector<std::string> mpirun(int ranks, int time_limit_seconds) {
   // As root OpenMPI needs --allow-run-as-root; more ranks than cores need --oversubscribe.
   return {"timeout", std::to_string(time_limit_seconds), "mpirun", "--allow-run-as-root", "--oversubscribe",
           "-n", std::to_string(ranks)};
+}
+
+std::string quick_toml() { return std::string(SWEEP_SOURCE_DIR) + "/sweeps/quick.toml"; }
+
+RunResult run_quick(int ranks, const std::string& name, const std::vector<std::string>& args) {
+  std::vector<std::string> command = ranks > 0 ? mpirun(ranks, 300) : std::vector<std::string>{};
+  command.insert(command.end(), {SWEEP_BINARY, quick_toml(), "--out", (scratch() / name).string()});
+  command.insert(command.end(), args.begin(), args.end());
+  return run_command(command, name);
 }
 
 }  // namespace sweep::testing

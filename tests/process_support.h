@@ -52,4 +52,10 @@ class BackgroundRun {
 // The words that start `ranks` processes under mpirun, bounded by a time limit so a hang fails.
 std::vector<std::string> mpirun(int ranks, int time_limit_seconds = 600);
 
+// sweeps/quick.toml: the sweep that finishes in seconds.
+std::string quick_toml();
+// `sweep quick.toml --out scratch()/<name> args...`, alone (ranks = 0) or under mpirun -n ranks;
+// output to scratch()/<name>.log.
+RunResult run_quick(int ranks, const std::string& name, const std::vector<std::string>& args = {});
+
 }  // namespace sweep::testing

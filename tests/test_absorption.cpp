@@ -1,4 +1,4 @@
-// The absorption regulariser against a brute-force double loop (lift and conditional), its
+// The absorption penalty against a brute-force double loop (lift and conditional), its
 // gradient against finite differences, and the sharded counts-then-EMA path against one process.
 #include <gtest/gtest.h>
 

@@ -19,10 +19,11 @@
 #include <string>
 #include <vector>
 
-#include "launcher/config_error.h"
-#include "launcher/config_schema.h"
-#include "launcher/grid.h"
-#include "launcher/sweep_file.h"
+#include "config/config_error.h"
+#include "config/config_schema.h"
+#include "config/grid.h"
+#include "config/job_settings.h"
+#include "config/sweep_file.h"
 #include "test_paths.h"
 #include "tests/config_error_check.h"
 
@@ -772,4 +773,13 @@ TEST_F(Config, NameThatIsAPathIsRefused) {
   expect_load_error("", {"--set name=/tmp/elsewhere:", "single directory name"}, {"name=/tmp/elsewhere"});
   expect_load_error("", {"--set name=..:", "single directory name"}, {"name=.."});
   EXPECT_EQ(load("name = \"ratio-2\"\n").name, "ratio-2");
+}
+
+// Every default lives in the schema: a typed struct's own default that differs from its key's
+// schema default is listed (and would be what a test or a benchmark built by hand gets).
+TEST_F(Config, StructDefaultsAreTheSchemaDefaults) {
+  auto differ = struct_defaults_that_differ_from_the_schema();
+  std::string list;
+  for (const auto& d : differ) list += "\n  " + d;
+  EXPECT_TRUE(differ.empty()) << list;
 }

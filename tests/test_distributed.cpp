@@ -15,16 +15,6 @@ using namespace sweep::testing;
 
 namespace {
 
-std::string quick_toml() { return std::string(SWEEP_SOURCE_DIR) + "/sweeps/quick.toml"; }
-
-// `sweep quick.toml` with extra args, alone (ranks = 0) or under mpirun -n ranks.
-RunResult run_quick(int ranks, const std::string& name, const std::vector<std::string>& extra) {
-  std::vector<std::string> command = ranks > 0 ? mpirun(ranks, 300) : std::vector<std::string>{};
-  command.insert(command.end(), {SWEEP_BINARY, quick_toml(), "--out", (scratch() / name).string()});
-  command.insert(command.end(), extra.begin(), extra.end());
-  return run_command(command, name);
-}
-
 // Largest |a - b| over the largest |a|, over every tensor of two SAE weight files.
 double max_relative_difference(const fs::path& a, const fs::path& b) {
   auto ta = sweep::sharding::read_safetensors(a), tb = sweep::sharding::read_safetensors(b);

@@ -53,19 +53,18 @@ RunResult run_sweep_binary(const std::vector<std::string>& args, const std::stri
   return run_command(command, log_name);
 }
 
-// Runs quick.toml with `overrides` into scratch()/name; the result is cached per name, so the
-// tests of one run share it when they run in one process.
-const RunResult& run_quick(const std::string& name, const std::vector<std::string>& overrides = {}) {
+// Runs quick.toml with `overrides` (each a --set) into scratch()/name; the result is cached per
+// name, so the tests of one run share it when they run in one process.
+const RunResult& cached_quick_run(const std::string& name, const std::vector<std::string>& overrides = {}) {
   static std::map<std::string, RunResult> cache;
   auto it = cache.find(name);
   if (it != cache.end()) return it->second;
-  std::vector<std::string> args = {std::string(SWEEP_SOURCE_DIR) + "/sweeps/quick.toml", "--out",
-                                   (scratch() / name).string()};
+  std::vector<std::string> args;
   for (const auto& o : overrides) {
     args.push_back("--set");
     args.push_back(o);
   }
-  return cache.emplace(name, run_sweep_binary(args, name)).first->second;
+  return cache.emplace(name, run_quick(0, name, args)).first->second;
 }
 
 std::string joined(const std::vector<std::string>& problems) {
@@ -270,7 +269,7 @@ void expect_succeeded(const RunResult& r) {
 }
 
 TEST(EndToEnd, QuickSweepReportsEveryJobOfThePlan) {
-  const auto& run = run_quick("quick");
+  const auto& run = cached_quick_run("quick");
   expect_succeeded(run);
   const fs::path out = scratch() / "quick";
   ASSERT_TRUE(fs::exists(out / "plan.json"));
@@ -343,7 +342,7 @@ TEST(EndToEnd, QuickSweepReportsEveryJobOfThePlan) {
 }
 
 TEST(EndToEnd, QuickSweepWritesEveryJobDirectory) {
-  const auto& run = run_quick("quick");
+  const auto& run = cached_quick_run("quick");
   expect_succeeded(run);
   const fs::path out = scratch() / "quick";
   const json plan = read_json(out / "plan.json");
@@ -392,7 +391,7 @@ TEST(EndToEnd, QuickSweepWritesEveryJobDirectory) {
 
 void expect_architecture_run(const std::string& name, const std::vector<std::string>& overrides,
                              const std::string& saelens_arch, const std::function<void(const json&, const json&)>& more) {
-  const auto& run = run_quick(name, overrides);
+  const auto& run = cached_quick_run(name, overrides);
   expect_succeeded(run);
   const fs::path out = scratch() / name;
   const json report = read_json(out / "report.json");
@@ -435,7 +434,7 @@ TEST(EndToEnd, JumpReluSweepExportsJumpReluSaes) {
 // float32 at the first step.
 
 TEST(EndToEnd, DivergingGridPointFailsThatJobOnly) {
-  const auto& run = run_quick("diverge", {"grid.data.magnitude_mean=[1.0, 1e30]",
+  const auto& run = cached_quick_run("diverge", {"grid.data.magnitude_mean=[1.0, 1e30]",
                                           "grid.absorption.ratio_threshold=[5.0]", "grid.include_baseline=false"});
   ASSERT_EQ(run.exit_code, 3) << "a failed job must make the sweep exit with 3; output:\n" << run.log;
   const fs::path out = scratch() / "diverge";
@@ -489,7 +488,7 @@ TEST(EndToEnd, DivergingGridPointFailsThatJobOnly) {
 TEST(EndToEnd, DataExportWritesActivationsAndGroundTruth) {
   const int64_t n = 1000;
   const fs::path file = scratch() / "d.safetensors";
-  auto run = run_sweep_binary({"data", "export", std::string(SWEEP_SOURCE_DIR) + "/sweeps/quick.toml", "--out",
+  auto run = run_sweep_binary({"data", "export", quick_toml(), "--out",
                                file.string(), "--tokens", std::to_string(n)},
                               "data_export");
   ASSERT_EQ(run.exit_code, 0) << run.log;
@@ -549,7 +548,7 @@ TEST(EndToEnd, DataExportWritesActivationsAndGroundTruth) {
 // interval (step/steps, percent, tokens/s, ETA, loss, L0, flagged pairs), rank 0 the sweep's.
 
 TEST(EndToEnd, RunningJobsLogProgressLinesAndTheSweepItsOwn) {
-  const auto& run = run_quick("progress", {"run.progress_seconds=0.01", "grid.include_baseline=false",
+  const auto& run = cached_quick_run("progress", {"run.progress_seconds=0.01", "grid.include_baseline=false",
                                            "grid.absorption.ratio_threshold=[2.0]", "train.steps=400"});
   ASSERT_EQ(run.exit_code, 0) << run.log;
   std::regex line(R"(\[job [0-9a-f]{12} absorption\.ratio_threshold=2\.0\] step (\d+)/400 \((\d+)%\) [0-9.e+]+ tok/s )"

@@ -69,10 +69,9 @@ TEST(FileSweep, TrainsOnShardsAndFailsOnlyTheJobThatReadsANanRow) {
 
 TEST(FileSweep, EvalTokensLargerThanTheFilesIsRefusedBeforeTraining) {
   auto dir = make_shards();
-  auto r = run_command({SWEEP_BINARY, std::string(SWEEP_SOURCE_DIR) + "/sweeps/quick.toml", "--out",
-                        (scratch() / "too_few").string(), "--set", "data.source=files", "--set",
-                        "data.paths=[\"" + (dir / "good" / "*").string() + "\"]", "--set", "data.eval_tokens=5000"},
-                       "too_few");
+  auto r = run_quick(0, "too_few",
+                     {"--set", "data.source=files", "--set", "data.paths=[\"" + (dir / "good" / "*").string() + "\"]",
+                      "--set", "data.eval_tokens=5000"});
   EXPECT_EQ(r.exit_code, 2) << r.log;
   EXPECT_NE(r.log.find("data.eval_tokens = 5000 but the activation files hold only 1200 rows"), std::string::npos) << r.log;
   EXPECT_FALSE(fs::exists(scratch() / "too_few"));

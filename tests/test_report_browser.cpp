@@ -138,9 +138,7 @@ TEST(ReportInBrowser, CraftedSweepWithUnfinishedJobsRendersOffline) {
 
 TEST(ReportInBrowser, RealSmallSweepRendersOffline) {
   const fs::path out = scratch() / "quick_browser";
-  auto run = run_command({SWEEP_BINARY, std::string(SWEEP_SOURCE_DIR) + "/sweeps/quick.toml", "--out", out.string(),
-                          "--set", "train.steps=60", "--set", "train.log_every=10"},
-                         "quick_browser_sweep");
+  auto run = run_quick(0, "quick_browser", {"--set", "train.steps=60", "--set", "train.log_every=10"});
   ASSERT_EQ(run.exit_code, 0) << run.log;
   ASSERT_TRUE(fs::exists(out / "report.html")) << "every sweep writes report.html";
   const json report = read_json(out / "report.json");

@@ -24,7 +24,7 @@ constexpr int kSteps = 1200;
 
 // One job of quick.toml, long enough to be interrupted, checkpointing every `every` steps.
 std::vector<std::string> one_job(int checkpoint_every, const std::vector<std::string>& more = {}) {
-  std::vector<std::string> args = {std::string(SWEEP_SOURCE_DIR) + "/sweeps/quick.toml",
+  std::vector<std::string> args = {quick_toml(),
                                    "--set", "grid.include_baseline=false",
                                    "--set", "grid.absorption.ratio_threshold=[2.0]",
                                    "--set", "train.steps=" + std::to_string(kSteps),
@@ -176,7 +176,7 @@ TEST(Resume, ACorruptNewestCheckpointFallsBackToThePreviousOne) {
 
 TEST(Resume, AnAddedGridValueRunsOnlyTheNewJob) {
   auto out = scratch() / "added";
-  std::vector<std::string> base = {std::string(SWEEP_SOURCE_DIR) + "/sweeps/quick.toml", "--set",
+  std::vector<std::string> base = {quick_toml(), "--set",
                                    "grid.include_baseline=false"};
   auto with = [&](const std::string& grid) {
     auto args = base;
@@ -199,7 +199,7 @@ TEST(Resume, AnAddedGridValueRunsOnlyTheNewJob) {
 
 TEST(Resume, AChangedStepCountIsRefusedUnlessFresh) {
   auto out = scratch() / "changed";
-  std::vector<std::string> args = {std::string(SWEEP_SOURCE_DIR) + "/sweeps/quick.toml", "--set",
+  std::vector<std::string> args = {quick_toml(), "--set",
                                    "grid.include_baseline=false", "--set", "grid.absorption.ratio_threshold=[2.0]"};
   ASSERT_EQ(run_command(sweep_command(0, out, args), "changed-1").exit_code, 0);
   auto changed = args;
@@ -218,7 +218,7 @@ TEST(Resume, AChangedStepCountIsRefusedUnlessFresh) {
 
 TEST(Resume, AFailedJobIsRetriedUpToMaxAttempts) {
   auto out = scratch() / "retry";
-  std::vector<std::string> args = {std::string(SWEEP_SOURCE_DIR) + "/sweeps/quick.toml", "--set",
+  std::vector<std::string> args = {quick_toml(), "--set",
                                    "grid.include_baseline=false", "--set", "grid.absorption.ratio_threshold=[2.0]",
                                    "--set", "data.magnitude_mean=1e30", "--set", "run.max_attempts=2"};
   for (int attempt = 1; attempt <= 3; ++attempt) {
@@ -240,7 +240,7 @@ TEST(Resume, AnOutputDirectoryThatCannotBeWrittenIsRefusedBeforeTraining) {
 TEST(Resume, AFailedWriteDuringAJobFailsThatJobOnly) {
   // Job ids are a function of the config: learn them from a first run, then block one job's
   // checkpoint directory with a plain file in a second output directory.
-  std::vector<std::string> args = {std::string(SWEEP_SOURCE_DIR) + "/sweeps/quick.toml", "--set",
+  std::vector<std::string> args = {quick_toml(), "--set",
                                    "grid.include_baseline=false", "--set", "train.checkpoint_every=50"};
   auto first = scratch() / "write-ids";
   ASSERT_EQ(run_command(sweep_command(0, first, args), "write-1").exit_code, 0);

@@ -5,9 +5,9 @@
 
 #include <fstream>
 
-#include "launcher/slurm_script.h"
-#include "launcher/slurm_settings.h"
-#include "launcher/sweep_file.h"
+#include "config/sweep_file.h"
+#include "slurm/script.h"
+#include "slurm/settings.h"
 #include "tests/config_error_check.h"
 #include "tests/process_support.h"
 

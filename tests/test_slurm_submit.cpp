@@ -12,7 +12,6 @@ using namespace sweep::testing;
 
 namespace {
 
-std::string quick_toml() { return std::string(SWEEP_SOURCE_DIR) + "/sweeps/quick.toml"; }
 
 // A directory holding an executable `sbatch` that records its arguments and runs `body`.
 fs::path fake_sbatch(const std::string& name, const std::string& body) {

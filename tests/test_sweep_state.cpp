@@ -7,13 +7,13 @@
 
 #include <fstream>
 
-#include "launcher/config_error.h"
-#include "launcher/config_schema.h"
-#include "launcher/grid.h"
+#include "common/job_state.h"
+#include "config/config_error.h"
+#include "config/config_schema.h"
+#include "config/grid.h"
+#include "config/sweep_plan.h"
 #include "launcher/job_claim.h"
-#include "launcher/job_state.h"
 #include "launcher/output_check.h"
-#include "launcher/sweep_plan.h"
 #include "worker/checkpoint.h"
 #include "worker/job_files.h"
 #include "worker/trainer.h"
@@ -147,8 +147,8 @@ TEST(Checkpoint, ACheckpointOfAnotherShapeIsRejected) {
 }
 
 TEST(JobState, RoundTripsThroughJson) {
-  launcher::JobState s;
-  s.phase = launcher::JobPhase::Preempted;
+  JobState s;
+  s.phase = JobPhase::Preempted;
   s.attempts = 3;
   s.failures = 1;
   s.owner = "node7:1234";
@@ -159,10 +159,10 @@ TEST(JobState, RoundTripsThroughJson) {
   s.step = 120;
   s.steps = 400;
   s.reason = "out of memory";
-  auto back = launcher::job_state_from_json(launcher::to_json(s));
-  EXPECT_EQ(launcher::to_json(back), launcher::to_json(s));
-  EXPECT_EQ(launcher::to_json(s)["state"], "preempted");
-  EXPECT_THROW(launcher::job_state_from_json({{"state", "sleeping"}}), std::runtime_error);
+  auto back = job_state_from_json(sweep::to_json(s));
+  EXPECT_EQ(sweep::to_json(back), sweep::to_json(s));
+  EXPECT_EQ(sweep::to_json(s)["state"], "preempted");
+  EXPECT_THROW(job_state_from_json({{"state", "sleeping"}}), std::runtime_error);
 }
 
 TEST(JobClaim, OnlyOneProcessHoldsAJobAndAGoneHolderIsTakenOver) {
@@ -177,11 +177,11 @@ TEST(JobClaim, OnlyOneProcessHoldsAJobAndAGoneHolderIsTakenOver) {
   EXPECT_TRUE(launcher::try_claim(dir, other, 300));
 
   // The holder on another host stopped sending heartbeats: stale after the timeout.
-  launcher::JobState state;
-  state.phase = launcher::JobPhase::Running;
+  JobState state;
+  state.phase = JobPhase::Running;
   state.owner = other.owner;
-  state.heartbeat = launcher::now_seconds() - 100;
-  launcher::write_job_state(dir, state);
+  state.heartbeat = sweep::now_seconds() - 100;
+  write_job_state(dir, state);
   fs::last_write_time(dir / "claim", fs::file_time_type::clock::now() - std::chrono::seconds(100));
   EXPECT_FALSE(launcher::try_claim(dir, me, 300));
   EXPECT_TRUE(launcher::try_claim(dir, me, 50));
@@ -238,7 +238,7 @@ TEST(AtomicWrite, ProcessesWritingOneFileAtOnceNeverFailNorLeaveHalfAFile) {
     pid_t child = ::fork();
     if (child == 0) {
       try {
-        for (int n = 0; n < 40; ++n) worker::write_json_atomic(file, {{"writer", i}, {"padding", std::string(20000, 'x')}});
+        for (int n = 0; n < 40; ++n) write_json_atomic(file, {{"writer", i}, {"padding", std::string(20000, 'x')}});
       } catch (const std::exception&) {
         ::_exit(1);
       }
@@ -251,7 +251,7 @@ TEST(AtomicWrite, ProcessesWritingOneFileAtOnceNeverFailNorLeaveHalfAFile) {
     ::waitpid(child, &status, 0);
     EXPECT_EQ(WEXITSTATUS(status), 0) << "a writer failed";
   }
-  auto written = worker::read_json(file);
+  auto written = read_json(file);
   EXPECT_EQ(written["padding"].get<std::string>().size(), 20000u);
 }
 

@@ -7,16 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
-namespace sweep::worker {
+#include "common/job_progress.h"
 
-// Where a job stands after a step, as its group leader sees it (loss, L0 and flagged pairs are
-// those of the latest logging step).
-struct JobProgress {
-  int64_t step = 0, steps = 0;
-  double tokens_per_second = 0, eta_seconds = 0;
-  double loss = 0, l0 = 0;
-  int64_t flagged_pairs = 0;
-};
+namespace sweep::worker {
 
 struct JobControl {
   // Polled at every step boundary on every rank; the group stops when any rank says so.

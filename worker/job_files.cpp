@@ -1,8 +1,5 @@
-// Atomic JSON/text writes and the SAELens export writer for a job directory.
+// The SAELens export writer and the metrics log of a job directory.
 #include "worker/job_files.h"
-
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -11,38 +8,6 @@
 #include "sharding/safetensors.h"
 
 namespace sweep::worker {
-
-void write_file_atomic(const std::filesystem::path& file, const std::string& contents) {
-  auto tmp = file;
-  tmp += ".tmp." + std::to_string(::getpid());  // one per writer: several processes may share a sweep
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw std::runtime_error("cannot write " + tmp.string() + ": " + std::strerror(errno));
-  const char* data = contents.data();
-  size_t left = contents.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, data, left);
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      throw std::runtime_error("cannot write " + tmp.string() + ": " + std::strerror(err));
-    }
-    data += n;
-    left -= static_cast<size_t>(n);
-  }
-  ::fsync(fd);
-  ::close(fd);
-  std::filesystem::rename(tmp, file);
-}
-
-void write_json_atomic(const std::filesystem::path& file, const nlohmann::json& value) {
-  write_file_atomic(file, value.dump(2) + "\n");
-}
-
-nlohmann::json read_json(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  if (!in) throw std::runtime_error("cannot read " + file.string());
-  return nlohmann::json::parse(in);
-}
 
 void write_saelens(const std::filesystem::path& dir, const sae::SaeLensExport& exported) {
   std::filesystem::create_directories(dir);

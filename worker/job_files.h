@@ -1,5 +1,5 @@
-// The files of one job directory: result.json, metrics.jsonl and the SAELens export in sae/.
-// Whole files are written atomically (temporary file, fsync, rename).
+// The files of one job directory: metrics.jsonl and the SAELens export in sae/ (result.json and
+// the rest are whole files written with common/atomic_file.h).
 #pragma once
 
 #include <filesystem>
@@ -7,13 +7,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/atomic_file.h"
 #include "sae/saelens_export.h"
 
 namespace sweep::worker {
 
-void write_file_atomic(const std::filesystem::path& file, const std::string& contents);
-void write_json_atomic(const std::filesystem::path& file, const nlohmann::json& value);
-nlohmann::json read_json(const std::filesystem::path& file);
 void write_saelens(const std::filesystem::path& dir, const sae::SaeLensExport& exported);
 
 // metrics.jsonl: one JSON object per line, flushed after each. A resumed job keeps the first

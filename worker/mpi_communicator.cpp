@@ -18,14 +18,6 @@ MPI_Datatype mpi_type(torch::ScalarType type) {
   }
 }
 
-void check(int code, const char* what) {
-  if (code == MPI_SUCCESS) return;
-  char text[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(code, text, &len);
-  throw std::runtime_error(std::string(what) + " failed: " + std::string(text, len));
-}
-
 // Runs `op` on a contiguous host tensor holding `tensor`'s values, then copies results back.
 template <typename Op>
 void on_host(torch::Tensor& tensor, Op op) {
@@ -40,8 +32,16 @@ void on_host(torch::Tensor& tensor, Op op) {
 
 }  // namespace
 
+void check_mpi(int code, const char* what) {
+  if (code == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(code, text, &len);
+  throw std::runtime_error(std::string(what) + " failed: " + std::string(text, len));
+}
+
 MpiCommunicator::MpiCommunicator(MPI_Comm comm) {
-  check(MPI_Comm_dup(comm, &comm_), "MPI_Comm_dup");
+  check_mpi(MPI_Comm_dup(comm, &comm_), "MPI_Comm_dup");
   MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &size_);
@@ -54,7 +54,7 @@ MpiCommunicator::~MpiCommunicator() {
 void MpiCommunicator::all_reduce_sum(torch::Tensor& tensor) {
   if (size_ == 1) return;
   on_host(tensor, [&](torch::Tensor& t) {
-    check(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t.scalar_type()), MPI_SUM,
+    check_mpi(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t.scalar_type()), MPI_SUM,
                         comm_),
           "MPI_Allreduce");
   });
@@ -63,10 +63,10 @@ void MpiCommunicator::all_reduce_sum(torch::Tensor& tensor) {
 void MpiCommunicator::broadcast(torch::Tensor& tensor, int root) {
   if (size_ == 1) return;
   on_host(tensor, [&](torch::Tensor& t) {  // a copy of bytes: every dtype will do
-    check(MPI_Bcast(t.data_ptr(), static_cast<int>(t.nbytes()), MPI_BYTE, root, comm_), "MPI_Bcast");
+    check_mpi(MPI_Bcast(t.data_ptr(), static_cast<int>(t.nbytes()), MPI_BYTE, root, comm_), "MPI_Bcast");
   });
 }
 
-void MpiCommunicator::barrier() { check(MPI_Barrier(comm_), "MPI_Barrier"); }
+void MpiCommunicator::barrier() { check_mpi(MPI_Barrier(comm_), "MPI_Barrier"); }
 
 }  // namespace sweep::worker

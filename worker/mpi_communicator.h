@@ -8,6 +8,9 @@
 
 namespace sweep::worker {
 
+// Throws std::runtime_error("<what> failed: <MPI's error string>") unless code is MPI_SUCCESS.
+void check_mpi(int code, const char* what);
+
 class MpiCommunicator final : public Communicator {
  public:
   // Duplicates `comm`, so this communicator's traffic never mixes with anyone else's.

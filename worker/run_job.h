@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "worker/communicator.h"
-#include "worker/job_control.h"
 #include "worker/job_config.h"
+#include "worker/job_control.h"
 
 namespace sweep::worker {
 

@@ -1,0 +1,269 @@
+// The table of sweep-file keys with their defaults and checks. Defaults give a sweep on the
+// embedded synthetic data set under which a plain relu SAE visibly absorbs parent features.
+#include "config/config_schema.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <iterator>
+#include <regex>
+#include <sstream>
+
+namespace sweep::launcher {
+namespace {
+
+using nlohmann::json;
+const char* const kSections[] = {"data", "sae", "train", "absorption", "run", "grid", "slurm"};
+using Check = std::function<std::string(const json&)>;
+
+std::string fmt(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+Check none() { return [](const json&) { return std::string(); }; }
+Check at_least(double lo) {
+  return [lo](const json& v) { return v.get<double>() >= lo ? "" : "must be >= " + fmt(lo); };
+}
+Check above(double lo) {
+  return [lo](const json& v) { return v.get<double>() > lo ? "" : "must be > " + fmt(lo); };
+}
+Check open_range(double lo, double hi) {
+  return [lo, hi](const json& v) {
+    double x = v.get<double>();
+    return x > lo && x < hi ? "" : "must be in (" + fmt(lo) + ", " + fmt(hi) + ")";
+  };
+}
+Check half_open(double lo, double hi) {  // (lo, hi]
+  return [lo, hi](const json& v) {
+    double x = v.get<double>();
+    return x > lo && x <= hi ? "" : "must be in (" + fmt(lo) + ", " + fmt(hi) + "]";
+  };
+}
+Check closed_range(double lo, double hi) {
+  return [lo, hi](const json& v) {
+    double x = v.get<double>();
+    return x >= lo && x <= hi ? "" : "must be in [" + fmt(lo) + ", " + fmt(hi) + "]";
+  };
+}
+Check one_of(std::vector<std::string> allowed) {
+  return [allowed](const json& v) {
+    auto s = v.get<std::string>();
+    if (std::find(allowed.begin(), allowed.end(), s) != allowed.end()) return std::string();
+    std::string list;
+    for (const auto& a : allowed) list += (list.empty() ? "\"" : ", \"") + a + "\"";
+    return "must be one of " + list;
+  };
+}
+// A sweep's name names one directory under runs/: never a path that could lead elsewhere.
+Check path_component() {
+  return [](const json& v) {
+    auto s = v.get<std::string>();
+    if (s.find('/') == std::string::npos && s.find('\\') == std::string::npos && s.find('\0') == std::string::npos &&
+        s != "." && s != "..") {
+      return std::string();
+    }
+    return std::string("must be a single directory name (no '/', '.' or '..'): it names runs/<name>; "
+                       "choose another output directory with --out");
+  };
+}
+Check slurm_time() {
+  return [](const json& v) {
+    auto s = v.get<std::string>();
+    return s.empty() || slurm_time_seconds(s) ? "" : "must be HH:MM:SS or D-HH:MM:SS (minutes and seconds below 60)";
+  };
+}
+// A word that goes into an #SBATCH line as it is: a partition or account name (lists with commas).
+Check slurm_word() {
+  return [](const json& v) {
+    return std::regex_match(v.get<std::string>(), std::regex("[A-Za-z0-9_.,+-]*"))
+               ? ""
+               : "may hold only letters, digits and _ . , + -";
+  };
+}
+Check sbatch_options() {
+  return [](const json& v) {
+    for (const auto& item : v) {
+      auto s = item.get<std::string>();
+      if (s.rfind("-", 0) != 0 || s.find('\n') != std::string::npos) {
+        return "each item must be one sbatch option on one line, starting with '-' (got " + item.dump() + ")";
+      }
+    }
+    return std::string();
+  };
+}
+
+std::vector<KeySpec> build_schema() {
+  using K = ValueKind;
+  return {
+      {"name", K::String, "", path_component(), "sweep name; output goes to runs/<name> (default: the file's stem)", false},
+      {"seed", K::Int, 42, at_least(0), "seed of the SAE initialisation"},
+
+      {"data.source", K::String, "synthetic", one_of({"synthetic", "files"}), "activation source"},
+      {"data.eval_tokens", K::Int, 65536, at_least(1), "held-out rows, never trained on"},
+      {"data.seed", K::Int, 0, at_least(0), "seed of the data (synthetic features, shuffles, split)"},
+      {"data.paths", K::StringList, json::array(), none(), "files: globs of .safetensors / .npy shards"},
+      {"data.tensor", K::String, "activations", none(), "files: tensor name inside .safetensors"},
+      {"data.model_name", K::String, "synthetic", none(), "export metadata: model the activations came from"},
+      {"data.hook_name", K::String, "synthetic", none(), "export metadata: hook point of the activations"},
+      {"data.hook_layer", K::Int, 0, at_least(0), "export metadata: layer of the hook"},
+      {"data.context_size", K::Int, 1, at_least(1), "export metadata: context size"},
+      {"data.d_in", K::Int, 64, at_least(1), "synthetic: activation dimension"},
+      {"data.n_roots", K::Int, 16, at_least(1), "synthetic: root features"},
+      {"data.branching", K::Int, 3, at_least(0), "synthetic: children per non-leaf feature"},
+      {"data.depth", K::Int, 2, at_least(1), "synthetic: levels per tree, roots included"},
+      {"data.exclusive_children", K::Bool, true, none(), "synthetic: at most one child of a parent fires"},
+      {"data.p_max", K::Float, 0.25, half_open(0, 1), "synthetic: firing probability of the most frequent root"},
+      {"data.p_min", K::Float, 0.02, half_open(0, 1), "synthetic: firing probability of the rarest root"},
+      {"data.child_prob", K::Float, 0.6, half_open(0, 1), "synthetic: P(child fires | parent fires)"},
+      {"data.child_cosine", K::Float, 0.0, open_range(-1, 1), "synthetic: cosine between a child's direction and its parent's"},
+      {"data.magnitude_mean", K::Float, 1.0, above(0), "synthetic: mean feature magnitude"},
+      {"data.magnitude_std", K::Float, 0.15, at_least(0), "synthetic: magnitude spread"},
+      {"data.noise_std", K::Float, 0.0, at_least(0), "synthetic: Gaussian noise per dimension"},
+
+      {"sae.arch", K::String, "relu", one_of({"relu", "topk", "jumprelu"}), "SAE architecture"},
+      {"sae.d_sae", K::Int, 512, at_least(1), "number of latents"},
+      {"sae.k", K::Int, 32, at_least(1), "topk: active latents per token"},
+      {"sae.k_aux", K::Int, 0, at_least(0), "topk: latents in the auxiliary loss (0: d_in / 2)"},
+      {"sae.aux_weight", K::Float, 1.0 / 32.0, at_least(0), "topk: weight of the auxiliary loss"},
+      {"sae.dead_after_tokens", K::Int, 1000000, at_least(1), "topk: tokens without firing before a latent is dead"},
+      {"sae.bandwidth", K::Float, 0.001, above(0), "jumprelu: straight-through kernel width"},
+      {"sae.target_l0", K::Float, 32.0, above(0), "jumprelu: target L0"},
+      {"sae.sparsity_penalty", K::Float, 1.0, at_least(0), "jumprelu: weight of (L0/target - 1)^2"},
+      {"sae.init_threshold", K::Float, 0.001, above(0), "jumprelu: initial threshold"},
+
+      {"train.steps", K::Int, 4000, at_least(1), "optimiser steps"},
+      {"train.batch_size", K::Int, 1024, at_least(1), "global batch (all ranks of a job together)"},
+      {"train.lr", K::Float, 3e-4, above(0), "Adam learning rate"},
+      {"train.warmup_steps", K::Int, 200, at_least(0), "linear learning-rate warm-up"},
+      {"train.l1_penalty", K::Float, 0.04, at_least(0), "relu: L1 weight"},
+      {"train.recon_loss", K::String, "mse", one_of({"mse", "l2norm"}), "mse: mean ||x-x_hat||^2; l2norm: mean ||x-x_hat||"},
+      {"train.log_every", K::Int, 50, at_least(1), "steps between metrics.jsonl lines"},
+      {"train.eval_batch_size", K::Int, 4096, at_least(1), "rows per evaluation chunk"},
+      {"train.ranks_per_job", K::Int, 1, at_least(1), "ranks that train one job together (data parallel)", false},
+      {"train.checkpoint_every", K::Int, 0, at_least(0), "steps between checkpoints (0: every train.checkpoint_minutes)", false},
+      {"train.checkpoint_minutes", K::Float, 5.0, above(0), "minutes of training between checkpoints when checkpoint_every = 0", false},
+      {"train.device", K::String, "auto", one_of({"auto", "cpu", "cuda"}), "torch device"},
+
+      {"absorption.enabled", K::Bool, true, none(), "add the absorption penalty"},
+      {"absorption.penalty", K::Float, 0.1, at_least(0), "lambda"},
+      {"absorption.activation_threshold", K::Float, 0.001, open_range(0, 1), "a latent is active when its EMA firing rate exceeds this"},
+      {"absorption.dot_threshold", K::Float, 0.8, open_range(-1, 1), "tau: decoder cosine above which a pair is flagged"},
+      {"absorption.ratio_threshold", K::Float, 5.0, above(0), "rho: co-activation ratio above which a pair is flagged"},
+      {"absorption.ratio", K::String, "lift", one_of({"lift", "conditional"}), "lift: Q/(P_i P_j); conditional: Q/P_j"},
+      {"absorption.ema_decay", K::Float, 0.99, open_range(0, 1), "beta of the firing EMAs"},
+      {"absorption.pairs", K::String, "candidates", one_of({"candidates", "dense"}),
+       "candidates: track only pairs whose decoder cosine can exceed tau; dense: every pair (d_sae x d_sae, the reference)"},
+      {"absorption.candidate_margin", K::Float, 0.1, open_range(0, 2), "candidates: pairs with decoder cosine above tau - margin"},
+      {"absorption.refresh_every", K::Int, 100, at_least(1), "candidates: steps after which the candidates are found anew at the latest"},
+      {"absorption.max_candidate_fraction", K::Float, 0.25, half_open(0, 1),
+       "candidates: above this share of all pairs the job tracks every pair instead (dense)"},
+
+      {"slurm.nodes", K::Int, 1, at_least(1), "sweep submit: nodes per Slurm job"},
+      {"slurm.ntasks_per_node", K::Int, 1, at_least(1), "sweep submit: ranks per node (one per GPU on a GPU node)"},
+      {"slurm.gpus_per_task", K::Int, 0, at_least(0), "sweep submit: GPUs per rank (0: ask for none)"},
+      {"slurm.time", K::String, "", slurm_time(), "sweep submit: time limit HH:MM:SS or D-HH:MM:SS (empty: the partition's)"},
+      {"slurm.partition", K::String, "", slurm_word(), "sweep submit: partition (empty: the cluster's default)"},
+      {"slurm.account", K::String, "", slurm_word(), "sweep submit: account to charge (empty: your default)"},
+      {"slurm.array", K::Int, 0, at_least(0), "sweep submit: K > 0 submits a job array of K tasks sharing the sweep"},
+      {"slurm.max_requeues", K::Int, 10, at_least(0), "sweep submit: times an unfinished sweep requeues itself"},
+      {"slurm.signal_lead", K::Int, 120, closed_range(1, 65535), "sweep submit: seconds before the time limit at which the sweep checkpoints"},
+      {"slurm.sbatch_args", K::StringList, json::array(), sbatch_options(), "sweep submit: extra sbatch options, one #SBATCH line each"},
+      {"run.max_attempts", K::Int, 2, at_least(1), "failed attempts after which a job stays failed (a resume retries it until then)", false},
+      {"run.progress_seconds", K::Float, 10.0, above(0), "seconds between a running job's progress lines (without a terminal)", false},
+      {"run.heartbeat_seconds", K::Float, 10.0, above(0), "seconds between a running job's heartbeats in its state.json", false},
+      {"run.stale_after_seconds", K::Float, 300.0, above(0), "a running job whose heartbeat is older than this counts as interrupted", false},
+
+      {"grid.include_baseline", K::Bool, true, none(), "add a job with absorption.enabled = false per grid point of the other keys"},
+  };
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+const std::vector<KeySpec>& config_schema() {
+  static const std::vector<KeySpec> schema = build_schema();
+  return schema;
+}
+
+const KeySpec* find_key(const std::string& key) {
+  for (const auto& spec : config_schema()) {
+    if (spec.key == key) return &spec;
+  }
+  return nullptr;
+}
+
+std::optional<std::string> closest_key(const std::string& key) {
+  std::optional<std::string> best;
+  size_t best_distance = SIZE_MAX;
+  for (const auto& spec : config_schema()) {
+    // Compare both the full key and the part after the section, so "dot_treshold" finds it too;
+    // a candidate counts only when the edits are few for its length.
+    auto leaf = spec.key.substr(spec.key.find('.') + 1);
+    for (const auto& candidate : {spec.key, leaf}) {
+      size_t d = edit_distance(key, candidate);
+      if (d <= std::max<size_t>(1, candidate.size() / 3) && d < best_distance) {
+        best_distance = d;
+        best = spec.key;
+      }
+    }
+  }
+  return best;
+}
+
+std::optional<std::string> closest_section(const std::string& name) {
+  for (const char* section : kSections) {
+    if (edit_distance(name, section) <= 2) return std::string(section);
+  }
+  return std::nullopt;
+}
+
+bool is_section(const std::string& name) {
+  return std::find(std::begin(kSections), std::end(kSections), name) != std::end(kSections);
+}
+
+bool is_job_setting(const std::string& key) { return key.rfind("grid.", 0) != 0 && key.rfind("slurm.", 0) != 0; }
+
+json default_config() {
+  json out = json::object();
+  for (const auto& spec : config_schema()) {
+    if (is_job_setting(spec.key)) out[spec.key] = spec.default_value;
+  }
+  return out;
+}
+
+std::optional<int64_t> slurm_time_seconds(const std::string& text) {
+  std::smatch m;
+  if (!std::regex_match(text, m, std::regex(R"((?:(\d+)-)?(\d{1,2}):(\d{2}):(\d{2}))"))) return std::nullopt;
+  int64_t days = m[1].matched ? std::stoll(m[1]) : 0, hours = std::stoll(m[2]), minutes = std::stoll(m[3]),
+          seconds = std::stoll(m[4]);
+  if (minutes >= 60 || seconds >= 60) return std::nullopt;
+  return ((days * 24 + hours) * 60 + minutes) * 60 + seconds;
+}
+
+const char* kind_name(ValueKind kind) {
+  switch (kind) {
+    case ValueKind::Int: return "an integer";
+    case ValueKind::Float: return "a number";
+    case ValueKind::Bool: return "true or false";
+    case ValueKind::String: return "a string";
+    case ValueKind::StringList: return "a list of strings";
+  }
+  return "?";
+}
+
+}  // namespace sweep::launcher

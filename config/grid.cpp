@@ -1,0 +1,172 @@
+// Grid expansion and whole-job validation: cross-key constraints, penalties that could never
+// fire (a conditional ratio never exceeds 1; a lift never exceeds 1 / activation_threshold)
+// and the memory of the dense co-activation matrices.
+#include "config/grid.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <set>
+
+#include "config/config_error.h"
+#include "config/config_schema.h"
+
+namespace sweep::launcher {
+namespace {
+
+using nlohmann::json;
+
+// Where a job's value of `key` came from: its grid axis, the file, or the default.
+std::string where_set(const SweepSpec& spec, const json& params, const std::string& key) {
+  for (const auto& axis : spec.grid) {
+    if (axis.key == key && params.contains(key)) return axis.where;
+  }
+  auto it = spec.where.find(key);
+  return it != spec.where.end() ? it->second : spec.file.filename().string() + " (default of " + key + ")";
+}
+
+std::string describe(const json& params) {
+  return params.empty() ? "" : " (grid point " + params.dump() + ")";
+}
+
+std::string human_bytes(double bytes) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.1f GiB", bytes / (1024.0 * 1024.0 * 1024.0));
+  return buf;
+}
+
+double physical_memory_bytes() {
+  return static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+
+void validate_job(const SweepSpec& spec, const PlannedJob& job) {
+  const json& c = job.resolved;
+  auto fail = [&](const std::string& key, const std::string& message) {
+    throw ConfigError(where_set(spec, job.params, key) + ": " + key + " = " + c[key].dump() + ": " + message +
+                      describe(job.params));
+  };
+  if (c["sae.arch"] == "topk" && c["sae.k"].get<int64_t>() > c["sae.d_sae"].get<int64_t>()) {
+    fail("sae.k", "larger than sae.d_sae = " + c["sae.d_sae"].dump() + "; choose k <= d_sae");
+  }
+  int64_t ranks = c["train.ranks_per_job"];
+  if (c["train.batch_size"].get<int64_t>() % ranks != 0) {
+    fail("train.batch_size", "not divisible by train.ranks_per_job = " + std::to_string(ranks) +
+                                 ": each rank of a job takes an equal slice of the global batch");
+  }
+  if (c["data.source"] == "files" && c["data.paths"].empty()) {
+    fail("data.paths", "data.source = \"files\" needs at least one glob of .safetensors/.npy shards");
+  }
+  if (c["data.source"] == "synthetic" && c["data.p_min"].get<double>() > c["data.p_max"].get<double>()) {
+    fail("data.p_min", "larger than data.p_max = " + c["data.p_max"].dump());
+  }
+  if (!c["absorption.enabled"].get<bool>()) return;
+
+  double rho = c["absorption.ratio_threshold"].get<double>();
+  double activation = c["absorption.activation_threshold"].get<double>();
+  if (c["absorption.ratio"] == "conditional" && rho >= 1.0) {
+    fail("absorption.ratio_threshold",
+         "with absorption.ratio = \"conditional\" the ratio Q_ij / P_j is a conditional frequency and never "
+         "exceeds 1, so the penalty could never fire; use a threshold below 1 or absorption.ratio = \"lift\"");
+  }
+  if (c["absorption.ratio"] == "lift" && rho >= 1.0 / activation) {
+    fail("absorption.ratio_threshold",
+         "a lift Q_ij / (P_i P_j) never exceeds 1 / max(P_i, P_j) < 1 / activation_threshold = " +
+             std::to_string(1.0 / activation) + ", so the penalty could never fire; lower the threshold");
+  }
+  if (c["absorption.penalty"].get<double>() == 0.0) {
+    fail("absorption.penalty", "a zero penalty never changes training; use the baseline job (absorption.enabled = false) instead");
+  }
+  double need = absorption_matrix_bytes(c["sae.d_sae"].get<int64_t>());
+  double have = physical_memory_bytes();
+  if (c["absorption.pairs"] == "dense" && c["train.device"] != "cuda" && need > 0.8 * have) {
+    fail("sae.d_sae", "with absorption.pairs = \"dense\" the penalty's d_sae x d_sae matrices need about " + human_bytes(need) +
+                          " but this machine has " + human_bytes(have) +
+                          "; use absorption.pairs = \"candidates\", lower sae.d_sae or run on a GPU");
+  }
+}
+
+// Cartesian product of the axes selected by `use`, in axis order.
+std::vector<json> product(const std::vector<GridAxis>& axes, const std::vector<bool>& use) {
+  std::vector<json> points{json::object()};
+  for (size_t a = 0; a < axes.size(); ++a) {
+    if (!use[a]) continue;
+    std::vector<json> next;
+    for (const auto& p : points) {
+      for (const auto& v : axes[a].values) {
+        auto q = p;
+        q[axes[a].key] = v;
+        next.push_back(q);
+      }
+    }
+    points = std::move(next);
+  }
+  return points;
+}
+
+PlannedJob make_job(const SweepSpec& spec, const json& params) {
+  PlannedJob job;
+  job.params = params;
+  job.resolved = spec.base;
+  for (const auto& [key, value] : params.items()) job.resolved[key] = value;
+  job.baseline = !job.resolved["absorption.enabled"].get<bool>();
+  job.id = job_id(job.resolved);
+  return job;
+}
+
+}  // namespace
+
+std::string job_id(const json& resolved) {
+  // Settings that do not change what a job computes (the sweep's name, its ranks, checkpoint
+  // and retry settings) stay out of the id, so changing them keeps results and checkpoints.
+  auto canonical = resolved;
+  for (const auto& spec : config_schema()) {
+    if (!spec.affects_results) canonical.erase(spec.key);
+  }
+  uint64_t hash = 1469598103934665603ULL;  // FNV-1a 64
+  for (unsigned char ch : canonical.dump()) {
+    hash ^= ch;
+    hash *= 1099511628211ULL;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(hash));
+  return std::string(buf, 12);
+}
+
+double absorption_matrix_bytes(int64_t d_sae) {
+  // Q, the step's co-firing counts, ratios, cosines and their gradient, the flag mask and weights.
+  return 7.0 * 4.0 * static_cast<double>(d_sae) * static_cast<double>(d_sae);
+}
+
+std::vector<PlannedJob> expand_grid(const SweepSpec& spec) {
+  std::vector<PlannedJob> jobs;
+  std::set<std::string> seen;
+  auto add = [&](PlannedJob job) {
+    if (seen.insert(job.id).second) jobs.push_back(std::move(job));
+  };
+  std::vector<bool> all(spec.grid.size(), true), non_absorption(spec.grid.size());
+  for (size_t a = 0; a < spec.grid.size(); ++a) non_absorption[a] = spec.grid[a].key.rfind("absorption.", 0) != 0;
+
+  if (spec.include_baseline) {
+    for (auto params : product(spec.grid, non_absorption)) {
+      params["absorption.enabled"] = false;
+      add(make_job(spec, params));
+    }
+  }
+  for (const auto& params : product(spec.grid, all)) {
+    add(make_job(spec, params));
+  }
+  for (const auto& axis : spec.grid) {
+    if (axis.key == "train.ranks_per_job") {
+      throw ConfigError(axis.where + ": train.ranks_per_job cannot be a grid axis: every group of ranks must have the "
+                                     "same size; set it once in [train]");
+    }
+    if (!find_key(axis.key)->affects_results) {
+      throw ConfigError(axis.where + ": " + axis.key + " cannot be a grid axis: it changes how jobs run, not what they "
+                                     "compute; set it once in its section");
+    }
+  }
+  for (const auto& job : jobs) validate_job(spec, job);
+  return jobs;
+}
+
+}  // namespace sweep::launcher

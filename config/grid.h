@@ -1,0 +1,30 @@
+// Expands a sweep into jobs: the cartesian product of the grid axes, plus baseline jobs with
+// the penalty off; each job is checked as a whole and gets an id derived from its config.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/sweep_file.h"
+
+namespace sweep::launcher {
+
+struct PlannedJob {
+  std::string id;
+  nlohmann::json params;    // swept keys -> values (baselines: absorption.enabled = false)
+  nlohmann::json resolved;  // every key
+  bool baseline = false;
+};
+
+// Throws ConfigError for a grid point that is invalid or whose penalty can never fire.
+std::vector<PlannedJob> expand_grid(const SweepSpec& spec);
+
+// Stable id: a hash of the resolved settings that affect results (see KeySpec::affects_results).
+std::string job_id(const nlohmann::json& resolved);
+
+// Bytes the absorption penalty's dense d_sae x d_sae matrices take during a step.
+double absorption_matrix_bytes(int64_t d_sae);
+
+}  // namespace sweep::launcher

@@ -1,0 +1,29 @@
+// Turns a planned job's resolved dotted-key configuration into the typed settings of the worker
+// (JobConfig) and of the launcher (RunSettings), field by field from one table of schema keys.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config/grid.h"
+#include "worker/job_config.h"
+
+namespace sweep::launcher {
+
+// The run.* settings: how the launcher treats a job's attempts and progress, not what it computes.
+struct RunSettings {
+  int max_attempts = 2;              // failed attempts after which a job stays failed
+  double progress_seconds = 10.0;    // between a running job's progress lines
+  double heartbeat_seconds = 10.0;   // between a running job's heartbeats in its state.json
+  double stale_after_seconds = 300;  // a running job with an older heartbeat counts as interrupted
+};
+
+worker::JobConfig to_job_config(const PlannedJob& job);
+// The data settings alone (also used by `sweep data export` and the pre-flight data check).
+sharding::DataConfig to_data_config(const nlohmann::json& resolved);
+RunSettings to_run_settings(const nlohmann::json& resolved);
+
+// "key: schema X, struct Y" for every typed field whose struct default is not the schema's.
+std::vector<std::string> struct_defaults_that_differ_from_the_schema();
+
+}  // namespace sweep::launcher

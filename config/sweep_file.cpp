@@ -1,0 +1,213 @@
+// TOML -> dotted-key JSON with validation against the key table. The grid accepts quoted
+// dotted keys ("absorption.ratio_threshold" = [...]) and nested tables alike.
+#include "config/sweep_file.h"
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "config/config_error.h"
+#include "config/config_schema.h"
+
+namespace sweep::launcher {
+namespace {
+
+using nlohmann::json;
+
+std::string where_in(const std::filesystem::path& file, const toml::node& node) {
+  return file.filename().string() + ":" + std::to_string(node.source().begin.line);
+}
+
+[[noreturn]] void fail(const std::string& where, const std::string& message) {
+  throw ConfigError(where + ": " + message);
+}
+
+std::string unknown_key_message(const std::string& key, const std::string& what) {
+  std::string msg = what + " \"" + key + "\" names no setting";
+  if (auto guess = closest_key(key)) msg += "; did you mean \"" + *guess + "\"?";
+  return msg + " (`sweep keys` lists every setting)";
+}
+
+std::string unknown_section_message(const std::string& name) {
+  std::string msg = "section [" + name + "] is not a sweep-file section";
+  if (auto guess = closest_section(name)) msg += "; did you mean [" + *guess + "]?";
+  return msg + " (sections: data, sae, train, absorption, run, grid, slurm)";
+}
+
+std::string toml_type_name(const toml::node& node) {
+  std::ostringstream s;
+  s << node.type();
+  return s.str();
+}
+
+// Converts one TOML value to JSON of the key's kind, or fails naming the key.
+json to_value(const toml::node& node, const KeySpec& spec, const std::string& where) {
+  auto wrong_type = [&] {
+    fail(where, spec.key + ": expected " + kind_name(spec.kind) + ", got " + toml_type_name(node));
+  };
+  json value;
+  switch (spec.kind) {
+    case ValueKind::Int:
+      if (!node.is_integer()) wrong_type();
+      value = *node.value<int64_t>();
+      break;
+    case ValueKind::Float: {
+      if (!node.is_number()) wrong_type();
+      double v = node.is_integer() ? static_cast<double>(node.as_integer()->get()) : node.as_floating_point()->get();
+      if (!std::isfinite(v)) fail(where, spec.key + ": expected a finite number, got " + std::to_string(v));
+      value = v;
+      break;
+    }
+    case ValueKind::Bool:
+      if (!node.is_boolean()) wrong_type();
+      value = *node.value<bool>();
+      break;
+    case ValueKind::String:
+      if (!node.is_string()) wrong_type();
+      value = *node.value<std::string>();
+      break;
+    case ValueKind::StringList: {
+      if (!node.is_array()) wrong_type();
+      value = json::array();
+      for (const auto& item : *node.as_array()) {
+        if (!item.is_string()) wrong_type();
+        value.push_back(*item.value<std::string>());
+      }
+      break;
+    }
+  }
+  if (auto problem = spec.check(value); !problem.empty()) {
+    fail(where, spec.key + " = " + value.dump() + ": " + problem);
+  }
+  return value;
+}
+
+class SweepReader {
+ public:
+  explicit SweepReader(SweepSpec& spec) : spec_(spec) {}
+
+  void read_table(const toml::table& root) {
+    for (const auto& [k, node] : root) {
+      std::string key(k.str());
+      if (node.is_table()) {
+        if (!is_section(key)) fail(where_in(spec_.file, node), unknown_section_message(key));
+        if (key == "grid") {
+          read_grid(*node.as_table(), "");
+        } else {
+          read_section(key, *node.as_table());
+        }
+      } else {
+        set_value(key, node, where_in(spec_.file, node));
+      }
+    }
+  }
+
+  void set_value(const std::string& key, const toml::node& node, const std::string& where) {
+    const auto* spec = find_key(key);
+    if (!spec || key.rfind("grid.", 0) == 0) fail(where, unknown_key_message(key, "key"));
+    (is_job_setting(key) ? spec_.base : spec_.slurm)[key] = to_value(node, *spec, where);
+    spec_.where[key] = where;
+  }
+
+  void set_grid_axis(const std::string& key, const toml::node& node, const std::string& where) {
+    if (key == "include_baseline") {
+      if (!node.is_boolean()) fail(where, "grid.include_baseline: expected true or false, got " + toml_type_name(node));
+      spec_.include_baseline = *node.value<bool>();
+      return;
+    }
+    const auto* spec = find_key(key);
+    if (!spec || key.rfind("grid.", 0) == 0 || key == "name") fail(where, unknown_key_message(key, "grid key"));
+    if (!is_job_setting(key)) {
+      fail(where, key + " cannot be a grid axis: Slurm settings apply to the whole sweep; set it in [slurm]");
+    }
+    if (!node.is_array()) fail(where, "grid \"" + key + "\": expected a list of values, got " + toml_type_name(node));
+    const auto& items = *node.as_array();
+    if (items.empty()) fail(where, "grid \"" + key + "\" is an empty list: give at least one value or remove the key");
+    GridAxis axis{key, {}, where};
+    for (const auto& item : items) axis.values.push_back(to_value(item, *spec, where));
+    for (auto& existing : spec_.grid) {
+      if (existing.key == key) {
+        existing = axis;
+        return;
+      }
+    }
+    spec_.grid.push_back(axis);
+  }
+
+ private:
+  void read_section(const std::string& section, const toml::table& table) {
+    for (const auto& [k, node] : table) {
+      std::string key = section + "." + std::string(k.str());
+      if (node.is_table()) fail(where_in(spec_.file, node), unknown_key_message(key, "section"));
+      set_value(key, node, where_in(spec_.file, node));
+    }
+  }
+
+  void read_grid(const toml::table& table, const std::string& prefix) {
+    for (const auto& [k, node] : table) {
+      std::string key = prefix + std::string(k.str());
+      if (node.is_table()) {
+        read_grid(*node.as_table(), key + ".");
+      } else {
+        set_grid_axis(key, node, where_in(spec_.file, node));
+      }
+    }
+  }
+
+  SweepSpec& spec_;
+};
+
+void apply_override(SweepReader& reader, const std::string& text) {
+  std::string where = "--set " + text;
+  auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) fail(where, "expected key=value, for example --set train.lr=1e-3");
+  std::string key = text.substr(0, eq);
+  std::string raw = text.substr(eq + 1);
+  // The value is read as TOML ("1e-3", "[5, 10]", "true", "\"topk\""); anything else is a bare string.
+  toml::table parsed;
+  try {
+    parsed = toml::parse("value = " + raw);
+  } catch (const toml::parse_error&) {
+    parsed = toml::table{{"value", raw}};
+  }
+  // A string setting takes the text as written (--set name=2024 names the sweep "2024").
+  const auto* spec = find_key(key);
+  if (spec && spec->kind == ValueKind::String && !parsed.get("value")->is_string()) parsed = toml::table{{"value", raw}};
+  const toml::node& node = *parsed.get("value");
+  if (key.rfind("grid.", 0) == 0) {
+    reader.set_grid_axis(key.substr(5), node, where);
+  } else {
+    reader.set_value(key, node, where);
+  }
+}
+
+}  // namespace
+
+SweepSpec load_sweep(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
+  SweepSpec spec;
+  spec.file = file;
+  spec.base = default_config();
+  std::ifstream in(file);
+  if (!in) throw ConfigError(file.string() + ": cannot read the sweep file (does it exist?)");
+  std::stringstream text;
+  text << in.rdbuf();
+  spec.text = text.str();
+  toml::table root;
+  try {
+    root = toml::parse(spec.text, file.string());
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(file.filename().string() + ":" + std::to_string(e.source().begin.line) +
+                      ": TOML syntax error: " + std::string(e.description()));
+  }
+  SweepReader reader(spec);
+  reader.read_table(root);
+  for (const auto& o : overrides) apply_override(reader, o);
+  spec.name = spec.base["name"].get<std::string>();
+  if (spec.name.empty()) spec.name = file.stem().string();
+  spec.base["name"] = spec.name;
+  return spec;
+}
+
+}  // namespace sweep::launcher

@@ -1,0 +1,65 @@
+// Renders report.json as Markdown: summary line, verdicts (warnings loud), unfinished jobs with
+// their reasons, the job table and what its columns mean.
+#include "report/markdown.h"
+
+#include <sstream>
+
+#include "report/summary.h"
+#include "report/table.h"
+#include "report/verdict_text.h"
+
+namespace sweep::launcher {
+namespace {
+
+// A table cell: '|' would end it early.
+std::string escape_cell(const std::string& text) {
+  std::string out;
+  for (char c : text) out += c == '|' ? std::string("\\|") : std::string(1, c);
+  return out;
+}
+
+}  // namespace
+
+std::string render_markdown(const nlohmann::json& report) {
+  std::ostringstream md;
+  md << "# Sweep `" << report["sweep"].get<std::string>() << "`\n\n";
+  std::string sep;
+  for (const auto& [label, value] : summary_items(report)) {
+    md << sep << label << ": **" << value << "**";
+    sep = " · ";
+  }
+  md << "\n\n";
+
+  const auto verdicts = verdict_sentences(report);
+  md << "## Verdicts\n\n";
+  for (const auto& v : verdicts) {
+    if (v.kind == Verdict::Kind::Warning) md << "> **WARNING: " << v.text << "**\n\n";
+  }
+  for (const auto& v : verdicts) {
+    if (v.kind == Verdict::Kind::Finding) md << "- " << v.text << "\n";
+  }
+  bool heading = false;
+  for (const auto& v : verdicts) {
+    if (v.kind != Verdict::Kind::Failure) continue;
+    if (!heading) md << "\n## Failed jobs\n\n";
+    heading = true;
+    md << "- " << v.text << "\n";
+  }
+
+  const JobTable table = job_table(report);
+  md << "\n## Jobs\n\n|";
+  for (const auto& h : table.headers) md << " " << h << " |";
+  md << "\n|";
+  for (size_t i = 0; i < table.headers.size(); ++i) md << "---|";
+  md << "\n";
+  for (const auto& row : table.rows) {
+    md << "|";
+    for (const auto& cell : row)
+      md << " " << escape_cell(cell.text + (cell.delta.empty() ? "" : " " + cell.delta)) << " |";
+    md << "\n";
+  }
+  md << "\n" << job_table_notes() << "\n";
+  return md.str();
+}
+
+}  // namespace sweep::launcher

@@ -1,0 +1,93 @@
+// Builds the job table's cells from report.json: the same columns and numbers in report.md and
+// report.html.
+#include "report/table.h"
+
+#include "report/format.h"
+
+namespace sweep::launcher {
+namespace {
+
+using nlohmann::json;
+
+struct Column {
+  const char* metric;
+  const char* header;
+  const char* format;
+  bool delta;  // also show the difference to the baseline
+};
+
+const Column kColumns[] = {
+    {"explained_variance", "EV", "%.4f", true},
+    {"mse", "MSE", "%.3g", false},
+    {"l0", "L0", "%.2f", true},
+    {"dead_fraction", "dead", "%.3f", false},
+    {"gt_mcc", "gt_mcc", "%.3f", true},
+    {"gt_f1", "gt_f1", "%.3f", false},
+    {"gt_absorption", "gt_absorption", "%.3f", true},
+    {"absorb_pairs_mean", "pairs/step", "%.2f", false},
+    {"absorb_active_fraction", "steps fired", "%.3f", false},
+};
+
+std::optional<double> number_of(const json& value) {
+  if (value.is_number()) return value.get<double>();
+  return std::nullopt;
+}
+
+using Kind = TableCell::Kind;
+
+TableCell text_cell(std::string text) { return {Kind::Text, std::move(text), "", std::nullopt}; }
+TableCell number_cell(std::string text, const json& value) {
+  return {Kind::Number, std::move(text), "", number_of(value)};
+}
+
+TableCell metric_cell(const json& job, const Column& col) {
+  const json& m = job["metrics"];
+  json value = m.contains(col.metric) ? m[col.metric] : json();
+  TableCell cell = number_cell(format_number(col.format, value), value);
+  const json& delta = job.value("delta", json::object());
+  if (col.delta && delta.contains(col.metric)) cell.delta = "(" + format_signed(col.format, delta[col.metric]) + ")";
+  return cell;
+}
+
+}  // namespace
+
+JobTable job_table(const json& report) {
+  JobTable table;
+  table.headers.push_back("job");
+  for (const auto& key : report["swept_keys"]) table.headers.push_back(key);
+  for (const char* h : {"status", "attempts"}) table.headers.push_back(h);
+  for (const auto& col : kColumns) table.headers.push_back(col.header);
+  for (const char* h : {"train s", "failure"}) table.headers.push_back(h);
+
+  for (const auto& job : report["jobs"]) {
+    std::vector<TableCell> row;
+    row.push_back(text_cell(job["id"].get<std::string>() + (job["baseline"].get<bool>() ? " (baseline)" : "")));
+    for (const auto& key : report["swept_keys"]) {
+      const json& params = job["params"];
+      if (!params.contains(key))
+        row.push_back(number_cell("-", json()));
+      else if (params[key].is_number())
+        row.push_back(number_cell(param_value(params[key]), params[key]));
+      else
+        row.push_back(text_cell(param_value(params[key])));
+    }
+    row.push_back(text_cell(job["status"].get<std::string>()));
+    row.push_back(number_cell(job["attempts"].dump(), job["attempts"]));
+    for (const auto& col : kColumns) row.push_back(metric_cell(job, col));
+    json seconds = job["train"].value("seconds", json());
+    row.push_back(number_cell(format_number("%.1f", seconds), seconds));
+    row.push_back({Kind::Prose,
+                   job["status"] == "done" ? "" : one_line(job.value("error", job["status"].get<std::string>())), "",
+                   std::nullopt});
+    table.rows.push_back(std::move(row));
+  }
+  return table;
+}
+
+const char* job_table_notes() {
+  return "Differences in parentheses are to the job's baseline (same settings, absorption.enabled = false). "
+         "EV: explained variance; L0: active latents per token; pairs/step: mean number of flagged latent pairs "
+         "per step; steps fired: share of steps with at least one flagged pair; train s: training seconds.";
+}
+
+}  // namespace sweep::launcher
