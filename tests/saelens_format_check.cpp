@@ -8,11 +8,11 @@
 #include <map>
 #include <optional>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "sharding/data_error.h"
 #include "sharding/safetensors.h"
 
 namespace sweep::testing {
@@ -20,14 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-std::string shape_string(const std::vector<int64_t>& shape) {
-  std::ostringstream s;
-  s << "[";
-  for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
-  s << "]";
-  return s.str();
-}
 
 // The major version of "6.2.1" (or of a bare number); nullopt when it cannot be read.
 std::optional<long> major_version(const json& v) {
@@ -145,8 +137,8 @@ std::optional<std::map<std::string, torch::Tensor>> check_tensors(
     bool match = info.shape.size() == shape.size();
     for (size_t i = 0; match && i < shape.size(); ++i) match = shape[i] < 0 || shape[i] == info.shape[i];
     if (!match) {
-      problems.push_back(name + ": tensor " + tensor + " has shape " + shape_string(info.shape) + ", expected " +
-                         shape_string(shape));
+      problems.push_back(name + ": tensor " + tensor + " has shape " + sharding::shape_string(info.shape) + ", expected " +
+                         sharding::shape_string(shape));
     }
   }
   if (exact) {
