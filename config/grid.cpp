@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <set>
 
+#include "common/byte_size.h"
 #include "config/config_error.h"
 #include "config/config_schema.h"
 
@@ -27,12 +28,6 @@ std::string where_set(const SweepSpec& spec, const json& params, const std::stri
 
 std::string describe(const json& params) {
   return params.empty() ? "" : " (grid point " + params.dump() + ")";
-}
-
-std::string human_bytes(double bytes) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.1f GiB", bytes / (1024.0 * 1024.0 * 1024.0));
-  return buf;
 }
 
 double physical_memory_bytes() {
@@ -79,8 +74,8 @@ void validate_job(const SweepSpec& spec, const PlannedJob& job) {
   double need = absorption_matrix_bytes(c["sae.d_sae"].get<int64_t>());
   double have = physical_memory_bytes();
   if (c["absorption.pairs"] == "dense" && c["train.device"] != "cuda" && need > 0.8 * have) {
-    fail("sae.d_sae", "with absorption.pairs = \"dense\" the penalty's d_sae x d_sae matrices need about " + human_bytes(need) +
-                          " but this machine has " + human_bytes(have) +
+    fail("sae.d_sae", "with absorption.pairs = \"dense\" the penalty's d_sae x d_sae matrices need about " + byte_size(need) +
+                          " but this machine has " + byte_size(have) +
                           "; use absorption.pairs = \"candidates\", lower sae.d_sae or run on a GPU");
   }
 }

@@ -3,23 +3,14 @@
 #include "launcher/output_check.h"
 
 #include <algorithm>
-#include <cstdio>
 
+#include "common/byte_size.h"
 #include "config/config_error.h"
 #include "config/job_settings.h"
 #include "worker/checkpoint.h"
 #include "worker/job_files.h"
 
 namespace sweep::launcher {
-namespace {
-
-std::string gib(double bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / (1024.0 * 1024.0 * 1024.0));
-  return buf;
-}
-
-}  // namespace
 
 void check_writable(const std::filesystem::path& out) {
   try {
@@ -46,8 +37,8 @@ double bytes_needed(const std::vector<PlannedJob>& jobs_to_run, const std::vecto
 
 void check_free_space(const std::filesystem::path& out, double needed, double free_bytes) {
   if (free_bytes >= needed) return;
-  throw ConfigError(out.string() + ": the file system has " + gib(free_bytes) + " free but the sweep will write about " +
-                    gib(needed) + " (results and checkpoints); free space or choose another --out");
+  throw ConfigError(out.string() + ": the file system has " + byte_size(free_bytes) + " free but the sweep will write about " +
+                    byte_size(needed) + " (results and checkpoints); free space or choose another --out");
 }
 
 }  // namespace sweep::launcher

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <map>
 #include <set>
 
 #include "common/atomic_file.h"
@@ -49,15 +51,26 @@ void mark_pareto_front(json& jobs) {
     const auto& m = job["metrics"];
     return job["status"] == "done" && finite(m.value("l0", json())) && finite(m.value("explained_variance", json()));
   };
+  // Sorted by L0 (then explained variance, highest first), a job is dominated when a job of the same
+  // L0 has a higher explained variance or one of a lower L0 has at least its explained variance.
+  std::vector<std::pair<std::pair<double, double>, json*>> points;
   for (auto& job : jobs) {
-    if (!plotted(job)) continue;
-    auto [l0, ev] = point(job);
-    bool dominated = std::any_of(jobs.begin(), jobs.end(), [&, l0 = l0, ev = ev](const json& other) {
-      if (!plotted(other)) return false;
-      auto [l0_other, ev_other] = point(other);
-      return l0_other <= l0 && ev_other >= ev && (l0_other < l0 || ev_other > ev);
-    });
-    job["pareto"] = !dominated;
+    if (plotted(job)) points.push_back({point(job), &job});
+  }
+  std::sort(points.begin(), points.end(), [](const auto& a, const auto& b) {
+    return a.first.first < b.first.first || (a.first.first == b.first.first && a.first.second > b.first.second);
+  });
+  double best_at_lower_l0 = -std::numeric_limits<double>::infinity();
+  for (size_t start = 0; start < points.size();) {
+    size_t end = start;
+    while (end < points.size() && points[end].first.first == points[start].first.first) ++end;
+    const double best_here = points[start].first.second;
+    for (size_t k = start; k < end; ++k) {
+      const double ev = points[k].first.second;
+      (*points[k].second)["pareto"] = !(ev < best_here || best_at_lower_l0 >= ev);
+    }
+    best_at_lower_l0 = std::max(best_at_lower_l0, best_here);
+    start = end;
   }
 }
 
@@ -88,6 +101,14 @@ json build_report(const std::string& sweep_name, const std::vector<JobRecord>& r
   json report = {{"sweep", sweep_name}, {"jobs", json::array()}, {"swept_keys", json::array()}};
   json counts = {{"total", records.size()}, {"done", 0}, {"failed", 0}, {"preempted", 0}, {"other", 0}};
   json never_fired = json::array();
+  // Baselines by their non-absorption params (the last of equal ones wins), so finding a job's
+  // baseline takes one look-up, not a scan of every job.
+  std::map<std::string, const json*> baselines;
+  for (const auto& record : records) {
+    if (!penalty_enabled(record.result)) {
+      baselines[non_absorption_params(record.result.value("params", json::object())).dump()] = &record.result;
+    }
+  }
   for (const auto& [r, curve] : records) {
     const json params = r.value("params", json::object());  // a temporary would dangle in the loop
     for (const auto& [k, v] : params.items()) {
@@ -111,11 +132,10 @@ json build_report(const std::string& sweep_name, const std::vector<JobRecord>& r
     if (r.contains("error")) job["error"] = r["error"];
     // The baseline of a penalised job: the unpenalised job with the same non-absorption params.
     if (penalty_enabled(r)) {
-      for (const auto& [b, b_curve] : records) {
-        if (!penalty_enabled(b) && non_absorption_params(b["params"]) == non_absorption_params(r["params"])) {
-          job["baseline_id"] = b["id"];
-          job["delta"] = differences(job["metrics"], b.value("metrics", json::object()));
-        }
+      auto b = baselines.find(non_absorption_params(r.value("params", json::object())).dump());
+      if (b != baselines.end()) {
+        job["baseline_id"] = (*b->second)["id"];
+        job["delta"] = differences(job["metrics"], b->second->value("metrics", json::object()));
       }
       bool fired = job["metrics"].value("absorb_active_fraction", 0.0) > 0.0;
       job["penalty_fired"] = fired;

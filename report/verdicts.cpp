@@ -74,7 +74,10 @@ json without_seeds(json params) {
 class Verdicts {
  public:
   explicit Verdicts(const json& report) : jobs_(report["jobs"]) {
-    for (const auto& job : jobs_) by_id_[job["id"].get<std::string>()] = &job;
+    for (const auto& job : jobs_) {
+      by_id_[job["id"].get<std::string>()] = &job;
+      if (done(job) && job["baseline"].get<bool>()) replicas_[without_seeds(job["params"]).dump()].push_back(&job);
+    }
   }
 
   // The done baseline a job is compared with: itself for a baseline, else its baseline_id.
@@ -87,13 +90,8 @@ class Verdicts {
 
   // Per metric, how far a job may be from `base` and still count as equal; and where that came from.
   json tolerances(const json& base) const {
-    std::vector<const json*> replicas;
-    for (const auto& other : jobs_) {
-      if (done(other) && other["baseline"].get<bool>() &&
-          without_seeds(other["params"]) == without_seeds(base["params"])) {
-        replicas.push_back(&other);
-      }
-    }
+    const auto found = replicas_.find(without_seeds(base["params"]).dump());
+    const std::vector<const json*> replicas = found == replicas_.end() ? std::vector<const json*>{} : found->second;
     json out = {{"from", replicas.size() >= 2 ? "seed replicas" : "fixed"},
                 {"replicas", json::array()},
                 {"metrics", json::object()}};
@@ -191,6 +189,7 @@ class Verdicts {
  private:
   const json& jobs_;
   std::map<std::string, const json*> by_id_;
+  std::map<std::string, std::vector<const json*>> replicas_;  // done baselines by their params without seeds
 };
 
 }  // namespace

@@ -414,7 +414,7 @@ TEST_F(Config, ZeroPenaltyWithAbsorptionEnabled) {
 TEST_F(Config, DSaeTooLargeForDenseMatricesSaysHowManyGiB) {
   const double gib = absorption_matrix_bytes(200000) / (1024.0 * 1024.0 * 1024.0);
   char expected[64];
-  std::snprintf(expected, sizeof expected, "need about %.1f GiB", gib);
+  std::snprintf(expected, sizeof expected, "need about %.2f GiB", gib);
   EXPECT_GT(gib, 1000.0);
   expect_plan_error(
       "[absorption]\n"        // 1

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "report/report.h"
 #include "test_paths.h"
 #include "tests/crafted_sweep.h"
 #include "tests/process_support.h"
@@ -226,3 +227,44 @@ TEST(SweepReportCommand, NamesTheFileAndLineOfABrokenCurve) {
 }
 
 }  // namespace
+
+// The Pareto front, found in one sort, against its definition pair by pair: jobs on a grid of L0
+// and explained variance with ties in each, some failed; and every penalised job finds its
+// baseline by its params without a scan.
+TEST(ReportFromRecords, ParetoFrontAndBaselinesMatchTheirDefinitions) {
+  std::vector<sweep::launcher::JobRecord> records;
+  for (int i = 0; i < 60; ++i) {
+    const bool baseline = i % 3 == 0;
+    json params = {{"train.lr", 1e-4 * (1 + i / 3)}};
+    if (!baseline) params["absorption.ratio_threshold"] = 5.0 * (i % 3);
+    json metrics = {{"l0", 2.0 + (i * 7) % 5}, {"explained_variance", 0.9 + 0.01 * ((i * 11) % 4)},
+                    {"absorb_active_fraction", baseline ? 0.0 : 0.1}};
+    records.push_back({{{"id", "j" + std::to_string(i)},
+                        {"status", i % 13 == 5 ? "failed" : "done"},
+                        {"params", params},
+                        {"config", {{"absorption.enabled", !baseline}}},
+                        {"metrics", metrics}},
+                       json::object()});
+  }
+  auto report = sweep::launcher::build_report("grid", records);
+  const auto& jobs = report["jobs"];
+  int on_front = 0;
+  for (const auto& job : jobs) {
+    if (job["status"] != "done") continue;
+    const double l0 = job["metrics"]["l0"], ev = job["metrics"]["explained_variance"];
+    bool dominated = false;
+    for (const auto& other : jobs) {
+      if (other["status"] != "done") continue;
+      const double l0_o = other["metrics"]["l0"], ev_o = other["metrics"]["explained_variance"];
+      dominated = dominated || (l0_o <= l0 && ev_o >= ev && (l0_o < l0 || ev_o > ev));
+    }
+    EXPECT_EQ(job["pareto"].get<bool>(), !dominated) << job["id"];
+    on_front += !dominated;
+    if (!job["baseline"].get<bool>()) {
+      const int i = std::stoi(job["id"].get<std::string>().substr(1));
+      EXPECT_EQ(job["baseline_id"], "j" + std::to_string(i - i % 3)) << job["id"];
+    }
+  }
+  EXPECT_GT(on_front, 1);
+  EXPECT_LT(on_front, 20);
+}

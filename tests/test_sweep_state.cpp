@@ -330,4 +330,10 @@ TEST(OutputCheck, TooLittleFreeSpaceIsRefusedWithTheFigures) {
   } catch (const launcher::ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("out: the file system has 1.00 GiB free"), std::string::npos) << e.what();
   }
+  try {  // a nearly full disk: the figure stays readable
+    launcher::check_free_space("out", needed, 120.0 * 1024.0);
+    FAIL();
+  } catch (const launcher::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("out: the file system has 120.0 KiB free"), std::string::npos) << e.what();
+  }
 }

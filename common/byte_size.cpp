@@ -1,0 +1,23 @@
+// The unit that keeps a size readable: GiB with two decimals, MiB and KiB with one, else bytes.
+#include "common/byte_size.h"
+
+#include <cstdio>
+
+namespace sweep {
+
+std::string byte_size(double bytes) {
+  constexpr double kKiB = 1024.0, kMiB = kKiB * 1024.0, kGiB = kMiB * 1024.0;
+  char buf[64];
+  if (bytes >= kGiB) {
+    std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / kGiB);
+  } else if (bytes >= kMiB) {
+    std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / kMiB);
+  } else if (bytes >= kKiB) {
+    std::snprintf(buf, sizeof buf, "%.1f KiB", bytes / kKiB);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.0f bytes", bytes);
+  }
+  return buf;
+}
+
+}  // namespace sweep
