@@ -1,11 +1,11 @@
 // Number, param and job-name formatting for the report's people-facing files.
 #include "report/format.h"
 
-#include <spdlog/fmt/fmt.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+
+#include <spdlog/fmt/fmt.h>
 
 namespace sweep::launcher {
 

@@ -4,22 +4,8 @@
 
 namespace sweep::sae {
 
-FiringCounts count_firing(const torch::Tensor& f, bool with_cofired) {
-  torch::NoGradGuard no_grad;
-  auto active = (f > 0).to(torch::kFloat);
-  FiringCounts counts;
-  counts.d_sae = f.size(1);
-  auto fired = active.sum(0);
-  counts.buffer = with_cofired ? torch::cat({fired, active.t().mm(active).flatten()}) : fired;
-  return counts;
-}
-
 AbsorptionStats::AbsorptionStats(int64_t d_sae, double decay_, const torch::TensorOptions& options)
     : P(torch::zeros({d_sae}, options)), Q(torch::zeros({d_sae, d_sae}, options)), decay(decay_) {}
-
-void AbsorptionStats::update(const FiringCounts& global_counts, int64_t global_rows) {
-  update(global_counts.fired(), global_counts.cofired(), global_rows);
-}
 
 void AbsorptionStats::update(const torch::Tensor& fired, const torch::Tensor& cofired, int64_t global_rows) {
   torch::NoGradGuard no_grad;

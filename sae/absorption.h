@@ -9,20 +9,6 @@
 
 namespace sweep::sae {
 
-// One shard's firing counts in a single flat buffer, so that one all-reduce sums them:
-// [0, d_sae) counts sum_b a_bi, then (if present) the d_sae x d_sae counts sum_b a_bi a_bj.
-struct FiringCounts {
-  torch::Tensor buffer;
-  int64_t d_sae = 0;
-
-  torch::Tensor fired() const { return buffer.narrow(0, 0, d_sae); }
-  bool has_cofired() const { return buffer.numel() > d_sae; }
-  torch::Tensor cofired() const { return buffer.narrow(0, d_sae, d_sae * d_sae).view({d_sae, d_sae}); }
-};
-
-// a_bi = 1[f_bi > 0]; co-firing counts only when asked (they cost a B x d_sae^2 product).
-FiringCounts count_firing(const torch::Tensor& f, bool with_cofired);
-
 // EMAs, starting at zero: P <- beta P + (1 - beta) p, Q <- beta Q + (1 - beta) q, with
 // p = fired / B and q = cofired / B over the *global* batch of B rows.
 struct AbsorptionStats {
@@ -32,7 +18,7 @@ struct AbsorptionStats {
 
   AbsorptionStats() = default;
   AbsorptionStats(int64_t d_sae, double decay, const torch::TensorOptions& options);
-  void update(const FiringCounts& global_counts, int64_t global_rows);
+  // fired [d_sae] = sum_b a_bi and cofired [d_sae * d_sae] = sum_b a_bi a_bj, summed over shards.
   void update(const torch::Tensor& fired, const torch::Tensor& cofired, int64_t global_rows);
 };
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "sae/absorption.h"
+#include "sae/pair_tracker.h"
 
 using namespace sweep::sae;
 
@@ -64,6 +65,15 @@ AbsorptionConfig config(RatioKind kind, double rho) {
   cfg.dot_threshold = 0.8;
   cfg.activation_threshold = 0.001;
   return cfg;
+}
+
+// A batch's firing counts as the dense tracker gathers them: sum_b a_bi and sum_b a_bi a_bj.
+std::pair<torch::Tensor, torch::Tensor> firing_counts(const torch::Tensor& f) {
+  auto active = (f > 0).to(torch::kFloat);
+  auto cfg = config(RatioKind::Lift, 1.0);
+  cfg.pairs = PairTracking::Dense;
+  PairTracker tracker(cfg, f.size(1), torch::kFloat);
+  return {active.sum(0), tracker.count_co_firing(active)};
 }
 
 void expect_matches_brute_force(RatioKind kind, std::initializer_list<double> thresholds) {
@@ -137,11 +147,16 @@ TEST(FiringStats, CountsOfShardsGiveTheSameEmaAsTheWholeBatch) {
   auto P = torch::zeros({d_sae}, torch::kDouble), Q = torch::zeros({d_sae, d_sae}, torch::kDouble);
   for (int step = 0; step < 5; ++step) {
     auto f = torch::relu(torch::randn({B, d_sae}) - 0.8);
-    whole.update(count_firing(f, true), B);
+    auto whole_counts = firing_counts(f);
+    whole.update(whole_counts.first, whole_counts.second, B);
     // Four shards: counts summed (what an all-reduce does), then one EMA update.
-    auto summed = count_firing(f.narrow(0, 0, B / 4), true);
-    for (int r = 1; r < 4; ++r) summed.buffer += count_firing(f.narrow(0, r * B / 4, B / 4), true).buffer;
-    sharded.update(summed, B);
+    auto summed = firing_counts(f.narrow(0, 0, B / 4));
+    for (int r = 1; r < 4; ++r) {
+      auto shard = firing_counts(f.narrow(0, r * B / 4, B / 4));
+      summed.first += shard.first;
+      summed.second += shard.second;
+    }
+    sharded.update(summed.first, summed.second, B);
     // The formula, directly: p = mean_b a, q = mean_b a a^T.
     auto a = (f > 0).to(torch::kDouble);
     P = 0.9 * P + 0.1 * a.mean(0);
@@ -157,7 +172,10 @@ TEST(FiringStats, CountsOfShardsGiveTheSameEmaAsTheWholeBatch) {
 TEST(FiringStats, ConditionalRatioNeverExceedsOneAndLiftIsBoundedByOneOverP) {
   torch::manual_seed(9);
   AbsorptionStats stats(10, 0.95, torch::kFloat);
-  for (int step = 0; step < 30; ++step) stats.update(count_firing(torch::relu(torch::randn({128, 10}) - 1.0), true), 128);
+  for (int step = 0; step < 30; ++step) {
+    auto counts = firing_counts(torch::relu(torch::randn({128, 10}) - 1.0));
+    stats.update(counts.first, counts.second, 128);
+  }
   auto conditional = ratio_matrix(stats, RatioKind::Conditional);
   EXPECT_LE(conditional.max().item<double>(), 1.0 + 1e-5);
   auto lift = ratio_matrix(stats, RatioKind::Lift);
