@@ -10,37 +10,81 @@
 #include <stdexcept>
 
 namespace sweep {
+namespace {
 
-void write_file_atomic(const std::filesystem::path& file, const std::string& contents) {
+namespace fs = std::filesystem;
+
+fs::path temporary_of(const fs::path& file) {
   auto tmp = file;
   tmp += ".tmp." + std::to_string(::getpid());  // one per writer: several processes may share a sweep
+  return tmp;
+}
+
+[[noreturn]] void fail(const fs::path& file, const char* what, int err) {
+  throw std::runtime_error("cannot write " + file.string() + " (" + what + "): " + std::strerror(err));
+}
+
+// Writes `contents` to `tmp` and flushes it to disk; on any failure (a full disk shows at write,
+// fsync or close) the temporary is removed and the error names the file the caller asked for.
+void write_temporary(const fs::path& file, const fs::path& tmp, const std::string& contents) {
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw std::runtime_error("cannot write " + tmp.string() + ": " + std::strerror(errno));
+  if (fd < 0) fail(file, "open", errno);
+  auto give_up = [&](const char* what) {
+    int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    fail(file, what, err);
+  };
   const char* data = contents.data();
   size_t left = contents.size();
   while (left > 0) {
     ssize_t n = ::write(fd, data, left);
-    if (n < 0) {
-      int err = errno;
-      ::close(fd);
-      throw std::runtime_error("cannot write " + tmp.string() + ": " + std::strerror(err));
-    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) give_up("write");
     data += n;
     left -= static_cast<size_t>(n);
   }
-  ::fsync(fd);
-  ::close(fd);
-  std::filesystem::rename(tmp, file);
+  if (::fsync(fd) != 0) give_up("fsync");
+  if (::close(fd) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    fail(file, "close", err);
+  }
 }
 
-void write_json_atomic(const std::filesystem::path& file, const nlohmann::json& value) {
+}  // namespace
+
+void write_file_atomic(const fs::path& file, const std::string& contents) {
+  write_files_atomic({{file, contents}});
+}
+
+void write_files_atomic(const std::vector<std::pair<fs::path, std::string>>& files) {
+  std::vector<fs::path> written;
+  try {
+    for (const auto& [file, contents] : files) {
+      write_temporary(file, temporary_of(file), contents);
+      written.push_back(temporary_of(file));
+    }
+  } catch (...) {
+    std::error_code ec;
+    for (const auto& tmp : written) fs::remove(tmp, ec);  // the old files stay as they were
+    throw;
+  }
+  for (const auto& [file, contents] : files) fs::rename(temporary_of(file), file);  // no new space needed
+}
+
+void write_json_atomic(const fs::path& file, const nlohmann::json& value) {
   write_file_atomic(file, value.dump(2) + "\n");
 }
 
-nlohmann::json read_json(const std::filesystem::path& file) {
+nlohmann::json read_json(const fs::path& file) {
   std::ifstream in(file);
   if (!in) throw std::runtime_error("cannot read " + file.string());
-  return nlohmann::json::parse(in);
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(file.string() + ": not valid JSON (" + e.what() + ")");
+  }
 }
 
 }  // namespace sweep

@@ -1,7 +1,10 @@
 // state.json as JSON, and the clock and host name that heartbeats and owners use.
 #include "common/job_state.h"
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <chrono>
 #include <stdexcept>
@@ -89,6 +92,15 @@ std::string this_host() {
   char name[256] = {0};
   ::gethostname(name, sizeof name - 1);
   return name;
+}
+
+bool process_gone(const std::string& host, int pid) {
+  return pid > 0 && host == this_host() && ::kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+bool owner_alive(const JobState& state, double stale_after_seconds) {
+  return state.phase == JobPhase::Running && !process_gone(state.host, state.pid) &&
+         now_seconds() - state.heartbeat <= stale_after_seconds;
 }
 
 }  // namespace sweep

@@ -39,5 +39,10 @@ void write_job_state(const std::filesystem::path& job_dir, const JobState& state
 
 double now_seconds();
 std::string this_host();
+// A process of this host that no longer exists (a process elsewhere cannot be checked: false).
+bool process_gone(const std::string& host, int pid);
+// A running job whose owner still shows signs of life: a heartbeat younger than
+// `stale_after_seconds`, and, when the owner is on this host, its process still there.
+bool owner_alive(const JobState& state, double stale_after_seconds);
 
 }  // namespace sweep

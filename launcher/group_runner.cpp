@@ -80,12 +80,16 @@ void record_outcome(const GroupRun& run, size_t index, const worker::JobOutcome&
         state.failures += 1;
         state.reason = outcome.result.value("error", "");
         break;
-      case worker::JobStatus::Preempted:
+      case worker::JobStatus::Preempted: {
         state.phase = JobPhase::Preempted;
         state.step = outcome.result.value("step", state.step);
-        spdlog::warn("[job {}] stopped by signal {} at step {}: checkpointed, marked preempted", (*run.jobs)[index].id,
-                     stop_signal(), state.step);
+        const auto& saved = outcome.result["checkpoint_step"];
+        const std::string by = stop_signal() != 0 ? "by signal " + std::to_string(stop_signal()) : "(a rank of its group was signalled)";
+        spdlog::warn("[job {}] stopped {} at step {}: {}, marked preempted", (*run.jobs)[index].id, by, state.step,
+                     saved.is_null() ? "no checkpoint yet, it starts again from step 0"
+                                     : "its checkpoint is at step " + saved.dump());
         break;
+      }
     }
     write_job_state(dir, state);
   } catch (const std::exception& e) {
@@ -158,10 +162,12 @@ void run_group(const GroupRun& run) {
     auto cfg = to_job_config((*run.jobs)[i]);
     cfg.train.gpu_index = run.gpu_index;
     auto outcome = worker::run_job(cfg, *run.group, job_dir(run, i), job_control(run, i));
-    if (!run.group->is_leader()) continue;
-    run.display->end_line();
-    record_outcome(run, i, outcome);
-    if (run.world_rank == 0) log_sweep_progress(run);
+    if (run.group->is_leader()) {
+      run.display->end_line();
+      record_outcome(run, i, outcome);
+      if (run.world_rank == 0) log_sweep_progress(run);
+    }
+    if (outcome.status == worker::JobStatus::Preempted) return;  // a stop ends the group, whichever rank it reached
   }
 }
 

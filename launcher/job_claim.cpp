@@ -3,10 +3,8 @@
 #include "launcher/job_claim.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <fstream>
 
@@ -25,9 +23,12 @@ bool create_claim(const fs::path& job_dir, const ClaimOwner& me) {
   int fd = ::open(claim_file(job_dir).c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
   if (fd < 0) return false;
   auto text = nlohmann::json{{"owner", me.owner}, {"host", me.host}, {"pid", me.pid}}.dump();
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ::fsync(fd);
-  ::close(fd);
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  ok = ::close(fd) == 0 && ok;
+  if (!ok) {  // a full disk: an empty claim would block the job until it went stale
+    ::unlink(claim_file(job_dir).c_str());
+    spdlog::error("cannot write {} (is the disk full?): the job is not started", claim_file(job_dir).string());
+  }
   return ok;
 }
 
@@ -39,10 +40,6 @@ ClaimOwner read_owner(const fs::path& file) {
   } catch (const std::exception&) {
     return {};  // created but not yet written (or its writer died in between): judged by its age
   }
-}
-
-bool process_gone(const ClaimOwner& holder) {
-  return !holder.owner.empty() && holder.host == this_host() && ::kill(holder.pid, 0) != 0 && errno == ESRCH;
 }
 
 double last_sign_of_life(const fs::path& job_dir, const ClaimOwner& holder) {
@@ -71,7 +68,7 @@ bool try_claim(const fs::path& job_dir, const ClaimOwner& me, double stale_after
   fs::create_directories(job_dir);
   if (create_claim(job_dir, me)) return true;
   auto is_stale = [&](const ClaimOwner& holder) {
-    return process_gone(holder) || now_seconds() - last_sign_of_life(job_dir, holder) > stale_after_seconds;
+    return (!holder.owner.empty() && process_gone(holder.host, holder.pid)) || now_seconds() - last_sign_of_life(job_dir, holder) > stale_after_seconds;
   };
   if (!is_stale(read_owner(claim_file(job_dir)))) return false;
   // Only one process at a time may take over (else two could each replace the other's fresh

@@ -1,7 +1,12 @@
 // Entry point of the `sweep` command: parses the command line (CLI11) and dispatches to running
 // a sweep, its status or report, submitting it to Slurm, exporting the synthetic data, listing the
 // settings or the BLAS check.
+#include <unistd.h>
+
+#include <cstdlib>
+
 #include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "config/config_schema.h"
@@ -21,9 +26,19 @@ int print_keys() {
   return 0;
 }
 
+// Colours only on a real terminal and without NO_COLOR (no-color.org). Ranks under mpirun see a
+// pseudo-terminal even when mpirun's own output goes to a file, so they never colour.
+void colour_only_on_a_terminal() {
+  const bool terminal = ::isatty(STDOUT_FILENO) && !std::getenv("OMPI_COMM_WORLD_SIZE") && !std::getenv("PMIX_RANK");
+  const char* no_color = std::getenv("NO_COLOR");
+  const bool colour = terminal && (no_color == nullptr || *no_color == '\0');
+  spdlog::set_default_logger(spdlog::stdout_color_mt("sweep", colour ? spdlog::color_mode::always : spdlog::color_mode::never));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  colour_only_on_a_terminal();
   spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
   CLI::App app{"sweep: train grids of sparse autoencoders and aggregate them into one report"};
   app.require_subcommand(0, 1);

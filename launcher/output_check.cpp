@@ -35,10 +35,21 @@ double bytes_needed(const std::vector<PlannedJob>& jobs_to_run, const std::vecto
   return exports + 3.0 * running * largest_checkpoint;
 }
 
+double report_bytes(const std::vector<PlannedJob>& jobs) {
+  double logged_lines = 0;
+  for (const auto& job : jobs) {
+    const auto train = to_job_config(job).train;
+    logged_lines += static_cast<double>(train.steps / std::max<int64_t>(1, train.log_every) + 1);
+  }
+  // Each logged line (about 250 bytes as JSON) appears in report.json and in report.html, counted
+  // twice for margin; the page's scripts and styles take about 1 MiB, also counted twice.
+  return 4.0 * 250.0 * logged_lines + 2.0 * 1024 * 1024;
+}
+
 void check_free_space(const std::filesystem::path& out, double needed, double free_bytes) {
   if (free_bytes >= needed) return;
   throw ConfigError(out.string() + ": the file system has " + byte_size(free_bytes) + " free but the sweep will write about " +
-                    byte_size(needed) + " (results and checkpoints); free space or choose another --out");
+                    byte_size(needed) + " (results, checkpoints and the report); free space or choose another --out");
 }
 
 }  // namespace sweep::launcher

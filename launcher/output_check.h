@@ -17,6 +17,9 @@ void check_writable(const std::filesystem::path& out);
 // width), plus three checkpoints (two kept, one being written) of the largest job per group.
 double bytes_needed(const std::vector<PlannedJob>& jobs_to_run, const std::vector<int64_t>& d_in, int groups);
 
+// Bytes the report of these jobs (all of the plan) takes while it is rewritten: old and new side by side.
+double report_bytes(const std::vector<PlannedJob>& jobs);
+
 // Throws ConfigError when `free_bytes` is below `needed`, saying how much is missing.
 void check_free_space(const std::filesystem::path& out, double needed, double free_bytes);
 

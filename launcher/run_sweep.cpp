@@ -14,6 +14,7 @@
 #include "config/job_settings.h"
 #include "config/sweep_plan.h"
 #include "launcher/group_runner.h"
+#include "launcher/job_claim.h"
 #include "launcher/output_check.h"
 #include "launcher/progress_display.h"
 #include "launcher/stop_signals.h"
@@ -102,6 +103,61 @@ void move_aside(const fs::path& out) {
   }
 }
 
+// Keeps a damaged file beside its place as <name>.damaged-<n>, never overwriting an older one.
+void keep_aside(const fs::path& file) {
+  for (int n = 1;; ++n) {
+    fs::path aside = file.string() + ".damaged-" + std::to_string(n);
+    if (fs::exists(aside)) continue;
+    fs::rename(file, aside);
+    return;
+  }
+}
+
+bool parses_as_json(const fs::path& file) {
+  try {
+    read_json(file);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// A job whose files are damaged runs again instead of crashing the sweep or passing for done: an
+// unreadable state.json or result.json is kept aside; a done job without a readable result.json
+// or metrics.jsonl keeps both aside and is pending again (its checkpoints went with its results,
+// so it trains from the start, to the same result: training is deterministic).
+void requeue_if_damaged(const fs::path& dir, const nlohmann::json& planned) {
+  const auto id = planned["id"].get<std::string>();
+  const auto result = dir / "result.json", metrics = dir / "metrics.jsonl";
+  JobState state;
+  try {
+    state = read_job_state(dir);
+  } catch (const std::exception& e) {
+    keep_aside(state_file(dir));
+    if (fs::exists(result) && !parses_as_json(result)) keep_aside(result);
+    spdlog::warn("job {}: {}; kept as {}.damaged-N, the job runs again (from its checkpoint if it has one)", id,
+                 e.what(), state_file(dir).filename().string());
+    return;
+  }
+  if (state.phase != JobPhase::Done) {
+    if (fs::exists(result) && !parses_as_json(result)) {
+      keep_aside(result);
+      spdlog::warn("job {}: {} is not valid JSON; kept as result.json.damaged-N, the job runs again", id, result.string());
+    }
+    return;
+  }
+  auto damage = damage_in_job_files(dir, planned);
+  if (!damage) return;
+  for (const auto& file : {result, metrics}) {
+    if (fs::exists(file)) keep_aside(file);
+  }
+  state.phase = JobPhase::Pending;
+  state.step = 0;
+  state.reason = "trained again: its files were damaged (" + *damage + ")";
+  write_job_state(dir, state);
+  spdlog::warn("job {} was done but {}; its files are kept as *.damaged-N and it is trained again", id, *damage);
+}
+
 // World rank 0, before any training: the plan (new, or the existing one extended), a copy of the
 // sweep file, and room on disk for what the jobs still to run will write.
 void prepare_output(const SweepOptions& options, const SweepSpec& spec, const std::vector<PlannedJob>& jobs,
@@ -111,13 +167,27 @@ void prepare_output(const SweepOptions& options, const SweepSpec& spec, const st
   auto plan_file = out / "plan.json";
   std::vector<PlannedJob> ordered = jobs;
   if (fs::exists(plan_file)) {
-    auto old_plan = read_json(plan_file);
-    ordered = extend_plan(old_plan, plan_file, spec, jobs);
+    nlohmann::json old_plan;
+    try {
+      old_plan = read_json(plan_file);
+      ordered = extend_plan(old_plan, plan_file, spec, jobs);
+    } catch (const ConfigError&) {
+      throw;
+    } catch (const std::exception& e) {  // not JSON, or not a plan
+      const std::string what = e.what();
+      throw ConfigError((what.rfind(plan_file.string(), 0) == 0 ? what : plan_file.string() + ": not a sweep plan (" + what + ")") +
+                        "; restore it, or re-run with --fresh to start again (the old directory is kept under a new name)");
+    }
     size_t added = ordered.size() - old_plan["jobs"].size();
     if (added > 0) spdlog::info("{}: adding {} new job(s) to the existing plan", plan_file.string(), added);
   }
   write_file_atomic(out / "sweep.toml", spec.text);
-  write_json_atomic(plan_file, plan_json(spec, ordered));
+  const auto plan = plan_json(spec, ordered);
+  write_json_atomic(plan_file, plan);
+  for (const auto& planned : plan["jobs"]) {
+    auto dir = out / "jobs" / planned["id"].get<std::string>();
+    if (fs::exists(dir)) requeue_if_damaged(dir, planned);
+  }
 
   std::vector<PlannedJob> to_run;
   std::vector<int64_t> d_in;
@@ -129,7 +199,8 @@ void prepare_output(const SweepOptions& options, const SweepSpec& spec, const st
   if (!to_run.empty() && to_run.size() < ordered.size()) {
     spdlog::info("resuming: {} of {} jobs already done", ordered.size() - to_run.size(), ordered.size());
   }
-  check_free_space(out, bytes_needed(to_run, d_in, groups), static_cast<double>(fs::space(out).available));
+  check_free_space(out, bytes_needed(to_run, d_in, groups) + report_bytes(ordered),
+                   static_cast<double>(fs::space(out).available));
 }
 
 // Every job done or failed (nothing pending, running elsewhere, or preempted).
@@ -142,7 +213,17 @@ bool sweep_finished(const fs::path& out, const std::vector<PlannedJob>& jobs) {
 }
 
 int write_sweep_report(const fs::path& out) {
-  auto report = rebuild_report(out);  // from the files the group leaders wrote, as `sweep report` does
+  nlohmann::json report;
+  try {
+    report = read_and_build_report(out);  // from the files the group leaders wrote, as `sweep report` does
+    write_report(out, report);
+  } catch (const std::exception& e) {
+    spdlog::error("the report could not be written: {}. Every job's results are kept in {}/jobs; free space if the "
+                  "disk is full, then run `sweep report {}`",
+                  e.what(), out.string(), out.string());
+    return kExitOutputFailed;
+  }
+  log_damaged_jobs(report);
   spdlog::info("report: {}", (out / "report.html").string());
   for (const auto& id : report["penalty_never_fired"]) {
     spdlog::warn("the absorption penalty NEVER FIRED in job {}: see report.md", id.get<std::string>());
@@ -159,8 +240,24 @@ int conclude(const fs::path& out, const std::vector<PlannedJob>& jobs, bool stop
                  out.string());
     return kExitPreempted;
   }
-  spdlog::info("this process has no job left; jobs still running in other processes will write the report");
-  return kExitOk;
+  std::vector<std::string> elsewhere, stranded;
+  const auto me = this_process().owner;
+  for (const auto& job : jobs) {
+    auto state = read_job_state(out / "jobs" / job.id);
+    if (state.phase == JobPhase::Done || state.phase == JobPhase::Failed) continue;
+    bool live = state.owner != me && owner_alive(state, to_run_settings(job.resolved).stale_after_seconds);
+    (live ? elsewhere : stranded).push_back(job.id + " (" + phase_name(state.phase) + ")");
+  }
+  if (stranded.empty()) {
+    spdlog::info("this process has no job left; {} job(s) still running in other processes (such as {}) will write "
+                 "the report",
+                 elsewhere.size(), elsewhere.front());
+    return kExitOk;
+  }
+  spdlog::error("the sweep did not finish: {} job(s), such as {}, are neither done nor failed and no process is running "
+                "them (see the errors above: a full disk?); the report is not written. Re-run the same command to run them",
+                stranded.size(), stranded.front());
+  return kExitJobFailed;
 }
 
 }  // namespace
@@ -217,7 +314,14 @@ int run_sweep(const SweepOptions& options, const MpiSession& mpi) {
   }
   int stopped_here = stop_requested() ? 1 : 0, stopped = 0;
   worker::check_mpi(MPI_Allreduce(&stopped_here, &stopped, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
-  if (root) code = conclude(out, jobs, stopped != 0);
+  if (root) {
+    try {
+      code = conclude(out, jobs, stopped != 0);
+    } catch (const std::exception& e) {  // a state file that became unreadable during the sweep
+      spdlog::error("{}", e.what());
+      code = kExitOutputFailed;
+    }
+  }
   worker::check_mpi(MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Bcast");
   return code;
 }

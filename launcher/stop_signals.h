@@ -1,4 +1,4 @@
-// SIGTERM, SIGINT and SIGUSR1 ask the sweep to stop: the handler only records the signal; the
+// SIGTERM, SIGINT, SIGHUP and SIGUSR1 ask the sweep to stop: the handler only records the signal; the
 // training loop checkpoints at its next step boundary. A second SIGINT ends the process at once.
 #pragma once
 

@@ -3,6 +3,7 @@
 #include "report/files.h"
 
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 
 #include <spdlog/spdlog.h>
@@ -16,14 +17,6 @@ namespace {
 
 using nlohmann::json;
 namespace fs = std::filesystem;
-
-json read_json_file(const fs::path& file) {
-  try {
-    return read_json(file);
-  } catch (const json::exception& e) {
-    throw std::runtime_error(file.string() + ": not valid JSON: " + e.what());
-  }
-}
 
 // metrics.jsonl as columns: {"step": [...], "loss": [...], ...}; a key missing on a line is null there.
 json read_curve(const fs::path& file) {
@@ -52,7 +45,51 @@ json read_curve(const fs::path& file) {
   return curve;
 }
 
+// A finished job's result.json: missing when the state says done is damage, not "no result yet".
+json read_result(const fs::path& dir, const JobState& state, const json& planned) {
+  const fs::path file = dir / "result.json";
+  if (fs::exists(file)) {
+    json result = read_json(file);
+    if (!result.is_object() || !result.contains("status")) throw std::runtime_error(file.string() + ": not a job result (it has no \"status\")");
+    if (result["status"] == "done" && !result.value("metrics", json()).is_object()) {
+      throw std::runtime_error(file.string() + ": a done job's result without \"metrics\"");
+    }
+    return result;
+  }
+  if (state.phase == JobPhase::Done) throw std::runtime_error(state_file(dir).string() + " says done, but " + file.string() + " is missing");
+  return {{"id", planned["id"]},
+          {"params", planned["params"]},
+          {"config", planned["config"]},
+          {"status", phase_name(state.phase)},
+          {"error", "no result.json: the job did not run to its end"}};
+}
+
+// One job's files; a file that cannot be read makes the job "damaged", with the file named.
+JobRecord read_job(const fs::path& dir, const json& planned) {
+  JobRecord record;
+  try {
+    const JobState state = read_job_state(dir);
+    record.result = read_result(dir, state, planned);
+    if (fs::exists(state_file(dir))) record.result["attempts"] = state.attempts;
+    record.curve = read_curve(dir / "metrics.jsonl");
+  } catch (const std::exception& e) {
+    record.result = {{"id", planned["id"]},
+                     {"params", planned["params"]},
+                     {"config", planned["config"]},
+                     {"status", "damaged"},
+                     {"error", e.what()}};
+    record.curve = json::object();
+  }
+  return record;
+}
+
 }  // namespace
+
+std::optional<std::string> damage_in_job_files(const fs::path& job_dir, const json& planned) {
+  auto record = read_job(job_dir, planned);
+  if (record.result["status"] != "damaged") return std::nullopt;
+  return record.result["error"].get<std::string>();
+}
 
 SweepOutput read_sweep_output(const fs::path& out) {
   const fs::path plan_file = out / "plan.json";
@@ -62,44 +99,45 @@ SweepOutput read_sweep_output(const fs::path& out) {
                              ": not a sweep output directory (it has no plan.json); give the "
                              "directory a sweep wrote, such as runs/<name> or its --out");
   }
-  const json plan = read_json_file(plan_file);
+  const json plan = read_json(plan_file);
   if (!plan.contains("sweep") || !plan.contains("jobs") || !plan["jobs"].is_array()) {
     throw std::runtime_error(plan_file.string() + ": not a sweep plan (needs \"sweep\" and a \"jobs\" list)");
   }
   SweepOutput output{plan["sweep"].get<std::string>(), {}};
   for (const auto& job : plan["jobs"]) {
-    const fs::path dir = out / "jobs" / job["id"].get<std::string>();
-    const JobState state = read_job_state(dir);
-    JobRecord record;
-    if (fs::exists(dir / "result.json")) {
-      record.result = read_json_file(dir / "result.json");
-    } else {
-      record.result = {{"id", job["id"]},
-                       {"params", job["params"]},
-                       {"config", job["config"]},
-                       {"status", phase_name(state.phase)},
-                       {"error", "no result.json: the job did not run to its end"}};
+    if (!job.is_object() || !job.value("id", json()).is_string()) {
+      throw std::runtime_error(plan_file.string() + ": a job without an \"id\": " + job.dump());
     }
-    if (fs::exists(state_file(dir))) record.result["attempts"] = state.attempts;
-    record.curve = read_curve(dir / "metrics.jsonl");
-    output.jobs.push_back(std::move(record));
+    output.jobs.push_back(read_job(out / "jobs" / job["id"].get<std::string>(), job));
   }
   return output;
 }
 
-json rebuild_report(const fs::path& out) {
+json read_and_build_report(const fs::path& out) {
   const SweepOutput output = read_sweep_output(out);
-  json report = build_report(output.name, output.jobs);
-  write_report(out, report);
-  return report;
+  return build_report(output.name, output.jobs);
+}
+
+void log_damaged_jobs(const json& report) {
+  for (const auto& job : report["jobs"]) {
+    if (job["status"] == "damaged") spdlog::error("job {} is damaged: {}", job["id"].get<std::string>(), job["error"].get<std::string>());
+  }
 }
 
 int report_command(const fs::path& out) {
+  json report;
   try {
-    rebuild_report(out);
+    report = read_and_build_report(out);
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return kExitInvalidInput;
+  }
+  log_damaged_jobs(report);
+  try {
+    write_report(out, report);
+  } catch (const std::exception& e) {
+    spdlog::error("{}; the previous report files are unchanged", e.what());
+    return kExitOutputFailed;
   }
   spdlog::info("report: {}", (out / "report.html").string());
   return kExitOk;

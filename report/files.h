@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,14 +15,20 @@ namespace sweep::launcher {
 
 struct SweepOutput {
   std::string name;
-  std::vector<JobRecord> jobs;  // plan order; a job without result.json is "missing"
+  std::vector<JobRecord> jobs;  // plan order; a job whose files cannot be read is "damaged"
 };
 
 // Throws std::runtime_error naming the directory or file when `out` is not a readable sweep output.
 SweepOutput read_sweep_output(const std::filesystem::path& out);
-// Reads `out`, writes report.json, report.md and report.html into it, and returns the report.
-nlohmann::json rebuild_report(const std::filesystem::path& out);
-// `sweep report <out>`: the exit code (0, or 2 with the reason logged when `out` is not a sweep output).
+// The report of `out`, built from its files (write_report then writes it).
+nlohmann::json read_and_build_report(const std::filesystem::path& out);
+// Logs every job the report marks damaged, with its reason.
+void log_damaged_jobs(const nlohmann::json& report);
+// What is wrong with a job's files (state.json unreadable, "done" without result.json, result.json
+// or metrics.jsonl not readable), naming the file; nullopt when nothing is. `planned`: its plan entry.
+std::optional<std::string> damage_in_job_files(const std::filesystem::path& job_dir, const nlohmann::json& planned);
+// `sweep report <out>`: 0; 2 with the reason logged when `out` is not a sweep output; 5 when the
+// report cannot be written (the previous report files are then left as they were).
 int report_command(const std::filesystem::path& out);
 
 }  // namespace sweep::launcher

@@ -99,7 +99,7 @@ json summarize(const json& jobs) {
 
 json build_report(const std::string& sweep_name, const std::vector<JobRecord>& records) {
   json report = {{"sweep", sweep_name}, {"jobs", json::array()}, {"swept_keys", json::array()}};
-  json counts = {{"total", records.size()}, {"done", 0}, {"failed", 0}, {"preempted", 0}, {"other", 0}};
+  json counts = {{"total", records.size()}, {"done", 0}, {"failed", 0}, {"damaged", 0}, {"preempted", 0}, {"other", 0}};
   json never_fired = json::array();
   // Baselines by their non-absorption params (the last of equal ones wins), so finding a job's
   // baseline takes one look-up, not a scan of every job.
@@ -152,9 +152,9 @@ json build_report(const std::string& sweep_name, const std::vector<JobRecord>& r
 }
 
 void write_report(const std::filesystem::path& out_dir, const json& report) {
-  write_json_atomic(out_dir / "report.json", report);
-  write_file_atomic(out_dir / "report.md", render_markdown(report));
-  write_file_atomic(out_dir / "report.html", render_html(report));
+  write_files_atomic({{out_dir / "report.json", report.dump(2) + "\n"},
+                      {out_dir / "report.md", render_markdown(report)},
+                      {out_dir / "report.html", render_html(report)}});
 }
 
 }  // namespace sweep::launcher

@@ -50,8 +50,8 @@ std::string render_status(const std::filesystem::path& out) {
       phase = "unreadable";
     }
     const bool running = state.phase == JobPhase::Running;
-    if (running && now_seconds() - state.heartbeat > config.at("run.stale_after_seconds").get<double>()) {
-      phase = "stale";  // its process is gone: the next run of the sweep resumes it
+    if (running && !owner_alive(state, config.at("run.stale_after_seconds").get<double>())) {
+      phase = "stale";  // its process is gone or silent: the next run of the sweep resumes it
     }
     int64_t steps = state.steps > 0 ? state.steps : config.value("train.steps", int64_t{0});
     double percent = steps > 0 ? 100.0 * static_cast<double>(state.step) / static_cast<double>(steps) : 0.0;

@@ -112,7 +112,7 @@ void wait_until_delivered(int pid, int signal) {
 
 }  // namespace
 
-int BackgroundRun::signal_descendants(const std::string& name, int signal) const {
+std::vector<int> BackgroundRun::descendants(const std::string& name) const {
   std::map<int, int> parent;
   std::map<int, std::string> command;
   for (const auto& entry : fs::directory_iterator("/proc")) {
@@ -130,17 +130,25 @@ int BackgroundRun::signal_descendants(const std::string& name, int signal) const
     parent[pid] = ppid;
     command[pid] = line.substr(line.find('(') + 1, close - line.find('(') - 1);
   }
-  int signalled = 0;
+  std::vector<int> found;
   for (const auto& [pid, comm] : command) {
     if (comm != name) continue;
     for (int p = parent[pid]; p > 1; p = parent.count(p) ? parent[p] : 0) {
       if (p == pid_) {
-        if (::kill(pid, signal) == 0) {
-          ++signalled;
-          wait_until_delivered(pid, signal);
-        }
+        found.push_back(pid);
         break;
       }
+    }
+  }
+  return found;
+}
+
+int BackgroundRun::signal_descendants(const std::string& name, int signal) const {
+  int signalled = 0;
+  for (int pid : descendants(name)) {
+    if (::kill(pid, signal) == 0) {
+      ++signalled;
+      wait_until_delivered(pid, signal);
     }
   }
   return signalled;

@@ -36,6 +36,8 @@ class BackgroundRun {
   // puts its ranks in process groups of their own) and waits until each has received it; returns
   // how many were signalled.
   int signal_descendants(const std::string& name, int signal) const;
+  // The pids of every descendant process named `name`.
+  std::vector<int> descendants(const std::string& name) const;
   // Polls `ready` every 20 ms for up to `seconds`; false if it never held or the run ended first.
   bool wait_until(const std::function<bool()>& ready, double seconds);
   // The exit code (-1 when killed by a signal or still running after `seconds`).

@@ -564,3 +564,19 @@ TEST(EndToEnd, RunningJobsLogProgressLinesAndTheSweepItsOwn) {
   EXPECT_TRUE(std::is_sorted(steps.begin(), steps.end()));
   EXPECT_NE(run.log.find("sweep: 1/1 jobs finished"), std::string::npos) << run.log;
 }
+
+// Colour codes only where a person reads a terminal: not in files, not with NO_COLOR, and not
+// under mpirun, whose ranks see a pseudo-terminal even when its output goes to a file.
+TEST(EndToEnd, LogsAreColouredOnlyOnARealTerminal) {
+  const std::string failing = quote(SWEEP_BINARY) + " report " + quote((scratch() / "no-such-sweep").string());
+  auto in_terminal = [&](const std::string& command, const std::string& name) {
+    return run_command({"script", "-qec", command, "/dev/null"}, name).log;  // `script` gives it a terminal
+  };
+  const std::string escape = "\x1b[";
+  EXPECT_NE(in_terminal(failing, "colour-terminal").find(escape), std::string::npos) << "a terminal gets colours";
+  EXPECT_EQ(in_terminal("NO_COLOR=1 " + failing, "colour-no-color").find(escape), std::string::npos);
+  std::string under_mpirun;
+  for (const auto& word : mpirun(1, 60)) under_mpirun += quote(word) + " ";
+  EXPECT_EQ(in_terminal(under_mpirun + failing, "colour-mpirun").find(escape), std::string::npos);
+  EXPECT_EQ(run_sweep_binary({"report", (scratch() / "no-such-sweep").string()}, "colour-file").log.find(escape), std::string::npos);
+}

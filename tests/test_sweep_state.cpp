@@ -132,6 +132,26 @@ TEST(Checkpoint, KeepsTheNewestTwoAndFallsBackWhenTheNewestIsCorrupt) {
   EXPECT_EQ(none.trainer.state().step, 0);
 }
 
+TEST(Checkpoint, AnEditedStepInMetaJsonIsRefusedAndTheOlderCheckpointUsed) {
+  auto dir = fresh_dir("edited-step");
+  auto cfg = small_job();
+  TrainerRun run(cfg);
+  run.trainer.start_fresh(batch(0));
+  for (int64_t step : {2, 4}) {
+    run.train(step);
+    worker::save_checkpoint(dir, run.trainer.state(), json::object());
+  }
+  auto meta_file = dir / "checkpoints" / "step-00000004" / "meta.json";
+  auto meta = sweep::read_json(meta_file);
+  meta["step"] = 3;  // the tensors are untouched: only meta.json's own checksum can tell
+  sweep::write_json_atomic(meta_file, meta);
+  TrainerRun other(cfg);
+  auto restored = worker::restore_newest_checkpoint(dir, other.trainer.state());
+  ASSERT_TRUE(restored.has_value());
+  EXPECT_EQ(restored->step, 2);
+  EXPECT_EQ(other.trainer.state().step, 2);
+}
+
 TEST(Checkpoint, ACheckpointOfAnotherShapeIsRejected) {
   auto dir = fresh_dir("shape");
   auto cfg = small_job();

@@ -25,19 +25,31 @@ constexpr const char* kStateFile = "state.safetensors";
 constexpr const char* kMetaFile = "meta.json";
 
 // FNV-1a over 8-byte words (then the tail bytes): fast enough for gigabyte checkpoints.
-std::string checksum(const fs::path& file) {
-  sharding::MappedFile mapped(file);
+std::string checksum(const uint8_t* data, size_t size) {
   uint64_t hash = 1469598103934665603ULL;
-  size_t words = mapped.size() / 8;
+  size_t words = size / 8;
   for (size_t i = 0; i < words; ++i) {
     uint64_t w;
-    std::memcpy(&w, mapped.data() + 8 * i, 8);
+    std::memcpy(&w, data + 8 * i, 8);
     hash = (hash ^ w) * 1099511628211ULL;
   }
-  for (size_t i = 8 * words; i < mapped.size(); ++i) hash = (hash ^ mapped.data()[i]) * 1099511628211ULL;
+  for (size_t i = 8 * words; i < size; ++i) hash = (hash ^ data[i]) * 1099511628211ULL;
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(hash));
   return buf;
+}
+
+std::string checksum(const fs::path& file) {
+  sharding::MappedFile mapped(file);
+  return checksum(mapped.data(), mapped.size());
+}
+
+// The checksum of meta.json itself (every field but this one), so that its step and the loop's
+// progress cannot change unnoticed either.
+std::string meta_checksum(nlohmann::json meta) {
+  meta.erase("meta_checksum");
+  const std::string text = meta.dump();
+  return checksum(reinterpret_cast<const uint8_t*>(text.data()), text.size());
 }
 
 fs::path checkpoints_dir(const fs::path& job_dir) { return job_dir / "checkpoints"; }
@@ -87,6 +99,9 @@ torch::optim::AdamParamState& adam_state(torch::optim::Adam& optimizer, const to
 // Throws std::runtime_error with what is wrong; otherwise copies every tensor into `state`.
 nlohmann::json load_checkpoint(const fs::path& dir, TrainingState& state) {
   auto meta = read_json(dir / kMetaFile);
+  if (meta.value("meta_checksum", "") != meta_checksum(meta)) {
+    throw std::runtime_error((dir / kMetaFile).string() + ": checksum mismatch (edited or damaged)");
+  }
   auto file = dir / kStateFile;
   if (!fs::exists(file)) throw std::runtime_error(file.string() + " is missing");
   if (fs::file_size(file) != meta.at("state_bytes").get<uint64_t>()) {
@@ -173,6 +188,7 @@ Checkpoint save_checkpoint(const fs::path& job_dir, TrainingState& state, const 
                          {"checksum", checksum(tmp / kStateFile)},
                          {"data_cursor", {{"step", state.step}}},  // data order is a function of the step
                          {"progress", progress}};
+  meta["meta_checksum"] = meta_checksum(meta);
   write_json_atomic(tmp / kMetaFile, meta);
   fs::remove_all(saved.dir);  // an older run's checkpoint of the same step
   fs::rename(tmp, saved.dir);

@@ -1,5 +1,5 @@
 // Checkpoints of one job: the complete training state as safetensors plus a meta.json with the
-// step, a checksum and the loop's own progress; written to a new directory then renamed.
+// step, the loop's own progress and checksums of both files; written to a new directory then renamed.
 #pragma once
 
 #include <filesystem>

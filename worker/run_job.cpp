@@ -116,7 +116,10 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
       checkpointed = step;
       last_checkpoint = Clock::now();
     }
-    if (decision.stop) return {JobStatus::Preempted, {{"step", step}}};
+    if (decision.stop) {
+      const bool has_checkpoint = resumed.has_value() || checkpointed > 0;
+      return {JobStatus::Preempted, {{"step", step}, {"checkpoint_step", has_checkpoint ? nlohmann::json(checkpointed) : nlohmann::json()}}};
+    }
 
     auto shard = agree_on(comm, [&] { return data->train_shard(step, train.batch_size, comm.rank(), comm.size()); });
     auto stats = trainer.step(shard.activations);

@@ -1,0 +1,267 @@
+// A sweep directory damaged or starved under the tool, with the tool's own commands: unreadable
+// or missing result, metrics and state files, a corrupt plan, a full disk during training and
+// during the report, stop signals that reach one rank of a group, SIGHUP, and a killed owner in
+// `sweep status`. None may crash the run, pass for success, or lose a finished result.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "test_paths.h"
+#include "tests/process_support.h"
+#include "tests/sweep_outputs.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace sweep::testing;
+
+namespace {
+
+std::vector<std::string> sweep_args(const fs::path& out, const std::vector<std::string>& more = {}) {
+  std::vector<std::string> command = {"timeout", "300", SWEEP_BINARY, quick_toml(), "--out", out.string()};
+  command.insert(command.end(), more.begin(), more.end());
+  return command;
+}
+
+RunResult sweep_report(const fs::path& out, const std::string& log_name) {
+  return run_command({SWEEP_BINARY, "report", out.string()}, log_name);
+}
+
+// A finished quick sweep of 3 jobs, copied fresh for each test that damages it.
+fs::path finished_copy(const std::string& name) {
+  static const fs::path original = [] {
+    auto r = run_quick(0, "damaged-original");
+    EXPECT_EQ(r.exit_code, 0) << r.log;
+    return scratch() / "damaged-original";
+  }();
+  auto copy = scratch() / name;
+  fs::remove_all(copy);
+  fs::copy(original, copy, fs::copy_options::recursive);
+  return copy;
+}
+
+fs::path job_dir(const fs::path& out, size_t index) { return out / "jobs" / planned_job_ids(out).at(index); }
+
+void overwrite(const fs::path& file, const std::string& text) { std::ofstream(file, std::ios::trunc) << text; }
+
+// Every leftover temporary of an atomic write ("<name>.tmp.<pid>") under `dir`.
+std::vector<std::string> temporaries(const fs::path& dir) {
+  std::vector<std::string> found;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (entry.path().filename().string().find(".tmp.") != std::string::npos) found.push_back(entry.path().string());
+  }
+  return found;
+}
+
+void expect_no_crash(const RunResult& r) {
+  EXPECT_EQ(r.log.find("terminate called"), std::string::npos) << r.log;
+  EXPECT_NE(r.exit_code, 134) << r.log;
+}
+
+// A small tmpfs mounted for the test's lifetime (root only: the test is skipped elsewhere).
+class SmallDisk {
+ public:
+  SmallDisk(const fs::path& at, const std::string& size) : at_(at) {
+    fs::create_directories(at);
+    mounted_ = std::system(("mount -t tmpfs -o size=" + size + " tmpfs " + quote(at.string()) + " 2>/dev/null").c_str()) == 0;
+  }
+  ~SmallDisk() {
+    if (mounted_) std::system(("umount " + quote(at_.string())).c_str());
+  }
+  bool mounted() const { return mounted_; }
+  // Fills the disk with one file until only about `leave` bytes are free.
+  void fill_leaving(uintmax_t leave) {
+    std::ofstream filler(filler_file(), std::ios::binary | std::ios::app);
+    const std::string block(4096, 'x');
+    while (fs::space(at_).available > leave + block.size() && filler.write(block.data(), block.size())) filler.flush();
+  }
+  void free_space() { fs::remove(filler_file()); }
+
+ private:
+  fs::path filler_file() const { return at_ / "filler"; }
+  fs::path at_;
+  bool mounted_ = false;
+};
+
+}  // namespace
+
+TEST(DamagedState, ADoneJobWithAnUnreadableResultIsTrainedAgainToTheSameResult) {
+  auto out = finished_copy("unreadable-result");
+  auto dir = job_dir(out, 1);
+  const json before = read_json(dir / "result.json");
+  overwrite(dir / "result.json", "{\"status\": \"do");
+  auto r = run_command(sweep_args(out), "unreadable-result-rerun");
+  expect_no_crash(r);
+  ASSERT_EQ(r.exit_code, 0) << r.log;
+  EXPECT_NE(r.log.find("result.json: not valid JSON"), std::string::npos) << r.log;
+  EXPECT_EQ(read_json(dir / "result.json")["metrics"], before["metrics"]);
+  EXPECT_TRUE(fs::exists(dir / "result.json.damaged-1")) << "the damaged file is kept";
+  EXPECT_EQ(read_json(out / "report.json")["counts"]["done"], 3);
+}
+
+TEST(DamagedState, ADoneStateWithoutResultIsReportedDamagedNotSilentThenTrainedAgain) {
+  auto out = finished_copy("missing-result");
+  auto dir = job_dir(out, 1);  // a penalised job: a placeholder result would say the penalty never fired
+  const json before = read_json(dir / "result.json");
+  fs::remove(dir / "result.json");
+
+  auto report = sweep_report(out, "missing-result-report");
+  EXPECT_EQ(report.exit_code, 0) << report.log;
+  EXPECT_NE(report.log.find("result.json is missing"), std::string::npos) << report.log;
+  auto written = read_json(out / "report.json");
+  EXPECT_EQ(written["counts"]["damaged"], 1);
+  EXPECT_EQ(written["counts"]["done"], 2);
+  EXPECT_TRUE(written["penalty_never_fired"].empty()) << written["penalty_never_fired"];
+
+  auto r = run_command(sweep_args(out), "missing-result-rerun");
+  expect_no_crash(r);
+  ASSERT_EQ(r.exit_code, 0) << r.log;
+  EXPECT_EQ(read_json(dir / "result.json")["metrics"], before["metrics"]) << "the result is regenerated";
+  EXPECT_EQ(read_json(out / "report.json")["counts"]["done"], 3);
+}
+
+TEST(DamagedState, UnreadableMetricsAndStateFilesNeverAbortTheSweep) {
+  auto out = finished_copy("unreadable-metrics");
+  overwrite(job_dir(out, 0) / "metrics.jsonl", "{\"step\": 25}\nnot json\n");
+  overwrite(job_dir(out, 2) / "state.json", "\x01\x02");
+
+  auto report = sweep_report(out, "unreadable-metrics-report");
+  EXPECT_EQ(report.exit_code, 0) << report.log;
+  EXPECT_NE(report.log.find("metrics.jsonl:2: not valid JSON"), std::string::npos) << report.log;
+  EXPECT_EQ(read_json(out / "report.json")["counts"]["damaged"], 2);
+
+  auto r = run_command(sweep_args(out), "unreadable-metrics-rerun");
+  expect_no_crash(r);
+  EXPECT_EQ(r.exit_code, 0) << r.log;
+  EXPECT_EQ(read_json(out / "report.json")["counts"]["done"], 3) << r.log;
+}
+
+TEST(DamagedState, ACorruptPlanIsRefusedNamingTheFileAndWhatToDo) {
+  auto out = finished_copy("corrupt-plan");
+  for (const std::string& text : {std::string("{\"jo"), std::string("{\"sweep\": \"quick\", \"jobs\": 3}")}) {
+    overwrite(out / "plan.json", text);
+    auto r = run_command(sweep_args(out), "corrupt-plan");
+    EXPECT_EQ(r.exit_code, 2) << r.log;
+    EXPECT_NE(r.log.find((out / "plan.json").string() + ": not"), std::string::npos) << r.log;
+    EXPECT_NE(r.log.find("--fresh"), std::string::npos) << r.log;
+  }
+}
+
+TEST(FullDisk, DuringTrainingIsAFailureWithoutTemporariesAndARerunFinishes) {
+  auto mount = scratch() / "full-mid";
+  SmallDisk disk(mount, "8m");
+  if (!disk.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here (needs root)";
+  auto out = mount / "out";
+  const std::vector<std::string> longer = {"--set", "train.steps=3000", "--set", "run.heartbeat_seconds=0.05"};
+  BackgroundRun run(sweep_args(out, longer), "full-mid");
+  ASSERT_TRUE(run.wait_until([&] { return fs::exists(out / "plan.json") && fs::exists(job_dir(out, 0) / "result.json") &&
+                                          job_state_of(out, planned_job_ids(out).at(1)).value("step", 0) > 0; },
+                             120))
+      << run.log();
+  disk.fill_leaving(8 * 1024);
+  int code = run.wait(120);
+  EXPECT_NE(code, 0) << run.log();
+  EXPECT_NE(code, -1) << "killed by a signal:\n" << run.log();
+  EXPECT_EQ(run.log().find("terminate called"), std::string::npos) << run.log();
+  EXPECT_EQ(run.log().find("will write the report"), std::string::npos) << run.log();
+  EXPECT_TRUE(temporaries(out).empty()) << ::testing::PrintToString(temporaries(out));
+  EXPECT_FALSE(fs::exists(out / "report.html"));
+
+  disk.free_space();
+  auto rerun = run_command(sweep_args(out, longer), "full-mid-rerun");
+  EXPECT_EQ(rerun.exit_code, 0) << rerun.log;
+  EXPECT_EQ(read_json(out / "report.json")["counts"]["done"], 3) << rerun.log;
+}
+
+TEST(FullDisk, TheReportIsWrittenWholeOrLeftAsItWas) {
+  auto mount = scratch() / "full-report";
+  SmallDisk disk(mount, "8m");
+  if (!disk.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here (needs root)";
+  auto out = mount / "out";
+  ASSERT_EQ(run_command(sweep_args(out), "full-report-first").exit_code, 0);
+  std::map<std::string, std::string> before;
+  for (const auto* name : {"report.json", "report.md", "report.html"}) before[name] = read_text(out / name);
+  ASSERT_GT(before["report.html"].size(), 400u * 1024);
+  disk.fill_leaving(300 * 1024);  // room for report.json and report.md, not for report.html
+
+  auto r = sweep_report(out, "full-report");
+  EXPECT_EQ(r.exit_code, 5) << r.log;
+  EXPECT_NE(r.log.find("No space left on device"), std::string::npos) << r.log;
+  for (const auto& [name, text] : before) EXPECT_EQ(read_text(out / name), text) << name << " was changed";
+  EXPECT_TRUE(temporaries(out).empty()) << ::testing::PrintToString(temporaries(out));
+
+  auto rerun = run_command(sweep_args(out), "full-report-rerun");  // the up-front check counts the report
+  EXPECT_EQ(rerun.exit_code, 2) << rerun.log;
+  EXPECT_NE(rerun.log.find("the report"), std::string::npos) << rerun.log;
+}
+
+TEST(Stop, ASignalToOneRankOfAGroupPreemptsOnlyTheRunningJob) {
+  auto out = scratch() / "one-rank-signalled";
+  std::vector<std::string> command = mpirun(2, 300);
+  command.insert(command.end(), {SWEEP_BINARY, quick_toml(), "--out", out.string(), "--set", "train.ranks_per_job=2", "--set",
+                                 "train.steps=4000", "--set", "run.heartbeat_seconds=0.05"});
+  BackgroundRun run(command, "one-rank-signalled");
+  std::string first;
+  json state;
+  ASSERT_TRUE(run.wait_until(
+      [&] {
+        if (!fs::exists(out / "plan.json")) return false;
+        first = planned_job_ids(out).at(0);
+        state = job_state_of(out, first);
+        return state.value("step", 0) >= 100;
+      },
+      120))
+      << run.log();
+  int signalled = 0;
+  for (int pid : run.descendants("sweep")) {
+    if (pid != state["pid"].get<int>()) signalled += ::kill(pid, SIGTERM) == 0;  // the rank that is not the leader
+  }
+  ASSERT_EQ(signalled, 1);
+  EXPECT_EQ(run.wait(120), 75) << run.log();
+  auto ids = planned_job_ids(out);
+  EXPECT_EQ(job_state_of(out, first)["state"], "preempted");
+  for (size_t i = 1; i < ids.size(); ++i) {
+    EXPECT_NE(job_state_of(out, ids[i]).value("state", "pending"), "preempted") << ids[i] << "\n" << run.log();
+  }
+  EXPECT_EQ(run.log().find("checkpointed"), std::string::npos) << run.log();
+}
+
+TEST(Stop, SighupStopsLikeSigtermAndTheRerunFinishes) {
+  auto out = scratch() / "sighup";
+  const std::vector<std::string> longer = {"--set", "train.steps=4000", "--set", "run.heartbeat_seconds=0.05"};
+  BackgroundRun run(sweep_args(out, longer), "sighup");
+  ASSERT_TRUE(run.wait_until(
+      [&] { return fs::exists(out / "plan.json") && job_state_of(out, planned_job_ids(out).at(0)).value("step", 0) >= 100; },
+      120))
+      << run.log();
+  ASSERT_EQ(run.signal_descendants("sweep", SIGHUP), 1);
+  EXPECT_EQ(run.wait(120), 75) << run.log();
+  EXPECT_EQ(job_state_of(out, planned_job_ids(out).at(0))["state"], "preempted");
+  auto rerun = run_command(sweep_args(out, longer), "sighup-rerun");
+  EXPECT_EQ(rerun.exit_code, 0) << rerun.log;
+}
+
+TEST(Status, AJobWhoseProcessIsGoneOnThisHostIsStaleAtOnce) {
+  auto out = finished_copy("status-gone");
+  pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ::waitpid(child, nullptr, 0);  // its pid now names no process
+  auto file = job_dir(out, 0) / "state.json";
+  auto state = read_json(file);
+  char host[256] = {0};
+  ::gethostname(host, sizeof host - 1);
+  state["state"] = "running";
+  state["host"] = host;
+  state["pid"] = child;
+  state["owner"] = std::string(host) + ":" + std::to_string(child);
+  state["heartbeat"] = static_cast<double>(::time(nullptr));  // fresh: only the pid tells
+  overwrite(file, state.dump());
+  auto r = run_command({SWEEP_BINARY, "status", out.string()}, "status-gone");
+  EXPECT_EQ(r.exit_code, 0) << r.log;
+  EXPECT_NE(r.log.find("1 stale"), std::string::npos) << r.log;
+  EXPECT_EQ(r.log.find("running"), std::string::npos) << r.log;
+}
