@@ -140,6 +140,7 @@ std::vector<KeySpec> build_schema() {
       {"train.recon_loss", K::String, "mse", one_of({"mse", "l2norm"}), "mse: mean ||x-x_hat||^2; l2norm: mean ||x-x_hat||"},
       {"train.log_every", K::Int, 50, at_least(1), "steps between metrics.jsonl lines"},
       {"train.eval_batch_size", K::Int, 4096, at_least(1), "rows per evaluation chunk"},
+      {"train.divergence_factor", K::Float, 100.0, above(1), "a job fails as diverged when its loss exceeds this many times its first step's", false},
       {"train.ranks_per_job", K::Int, 1, at_least(1), "ranks that train one job together (data parallel)", false},
       {"train.checkpoint_every", K::Int, 0, at_least(0), "steps between checkpoints (0: every train.checkpoint_minutes)", false},
       {"train.checkpoint_minutes", K::Float, 5.0, above(0), "minutes of training between checkpoints when checkpoint_every = 0", false},

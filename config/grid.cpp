@@ -30,10 +30,6 @@ std::string describe(const json& params) {
   return params.empty() ? "" : " (grid point " + params.dump() + ")";
 }
 
-double physical_memory_bytes() {
-  return static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
-}
-
 void validate_job(const SweepSpec& spec, const PlannedJob& job) {
   const json& c = job.resolved;
   auto fail = [&](const std::string& key, const std::string& message) {
@@ -98,12 +94,23 @@ std::vector<json> product(const std::vector<GridAxis>& axes, const std::vector<b
   return points;
 }
 
+// A job without the penalty ignores every other absorption.* setting: they are dropped from its
+// params and left at the sweep's values, so that grid points differing only there (say
+// absorption.enabled = [true, false] crossed with ratio_threshold) are one job, not several
+// identical baselines.
 PlannedJob make_job(const SweepSpec& spec, const json& params) {
   PlannedJob job;
-  job.params = params;
   job.resolved = spec.base;
   for (const auto& [key, value] : params.items()) job.resolved[key] = value;
   job.baseline = !job.resolved["absorption.enabled"].get<bool>();
+  job.params = json::object();
+  for (const auto& [key, value] : params.items()) {
+    if (job.baseline && key.rfind("absorption.", 0) == 0 && key != "absorption.enabled") {
+      job.resolved[key] = spec.base[key];
+    } else {
+      job.params[key] = value;
+    }
+  }
   job.id = job_id(job.resolved);
   return job;
 }
@@ -125,6 +132,10 @@ std::string job_id(const json& resolved) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(hash));
   return std::string(buf, 12);
+}
+
+double physical_memory_bytes() {
+  return static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
 }
 
 double absorption_matrix_bytes(int64_t d_sae) {

@@ -26,5 +26,7 @@ std::string job_id(const nlohmann::json& resolved);
 
 // Bytes the absorption penalty's dense d_sae x d_sae matrices take during a step.
 double absorption_matrix_bytes(int64_t d_sae);
+// This machine's memory.
+double physical_memory_bytes();
 
 }  // namespace sweep::launcher

@@ -114,6 +114,7 @@ const std::vector<Field<JobConfig>>& job_fields() {
       field("train.warmup_steps", &J::train, &T::warmup_steps),
       field("train.log_every", &J::train, &T::log_every),
       field("train.eval_batch_size", &J::train, &T::eval_batch_size),
+      field("train.divergence_factor", &J::train, &T::divergence_factor),
       field("train.device", &J::train, &T::device),
       field("train.checkpoint_every", &J::train, &T::checkpoint_every),
       {"train.checkpoint_minutes", [](J& j, const json& v) { j.train.checkpoint_seconds = 60.0 * v.get<double>(); },

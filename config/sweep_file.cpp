@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include <toml++/toml.h>
@@ -26,7 +27,7 @@ std::string where_in(const std::filesystem::path& file, const toml::node& node) 
 
 std::string unknown_key_message(const std::string& key, const std::string& what) {
   std::string msg = what + " \"" + key + "\" names no setting";
-  if (auto guess = closest_key(key)) msg += "; did you mean \"" + *guess + "\"?";
+  if (auto guess = closest_key(key); guess && *guess != key) msg += "; did you mean \"" + *guess + "\"?";
   return msg + " (`sweep keys` lists every setting)";
 }
 
@@ -57,6 +58,11 @@ json to_value(const toml::node& node, const KeySpec& spec, const std::string& wh
       if (!node.is_number()) wrong_type();
       double v = node.is_integer() ? static_cast<double>(node.as_integer()->get()) : node.as_floating_point()->get();
       if (!std::isfinite(v)) fail(where, spec.key + ": expected a finite number, got " + std::to_string(v));
+      if (std::abs(v) > std::numeric_limits<float>::max()) {  // training runs in float32
+        std::ostringstream text;
+        text << v;
+        fail(where, spec.key + " = " + text.str() + " is beyond float32's range (about 3.4e38)");
+      }
       value = v;
       break;
     }
@@ -117,8 +123,9 @@ class SweepReader {
       spec_.include_baseline = *node.value<bool>();
       return;
     }
+    if (key == "name") fail(where, "name cannot be a grid axis: it names the whole sweep; set name = \"...\" once, at the top of the file");
     const auto* spec = find_key(key);
-    if (!spec || key.rfind("grid.", 0) == 0 || key == "name") fail(where, unknown_key_message(key, "grid key"));
+    if (!spec || key.rfind("grid.", 0) == 0) fail(where, unknown_key_message(key, "grid key"));
     if (!is_job_setting(key)) {
       fail(where, key + " cannot be a grid axis: Slurm settings apply to the whole sweep; set it in [slurm]");
     }

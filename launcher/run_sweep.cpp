@@ -15,11 +15,13 @@
 #include "config/sweep_plan.h"
 #include "launcher/group_runner.h"
 #include "launcher/job_claim.h"
+#include "launcher/memory_check.h"
 #include "launcher/output_check.h"
 #include "launcher/progress_display.h"
 #include "launcher/stop_signals.h"
 #include "report/files.h"
 #include "sharding/data_error.h"
+#include "sharding/fingerprint.h"
 #include "worker/cpu_threads.h"
 #include "worker/group_communicator.h"
 #include "worker/job_files.h"
@@ -34,7 +36,7 @@ namespace fs = std::filesystem;
 // Opens every distinct data source once, so a bad shard stops the sweep before any training.
 // Returns the activation width of every job's data, by job id.
 std::map<std::string, int64_t> check_data(const SweepSpec& spec, const std::vector<PlannedJob>& jobs) {
-  std::map<std::string, int64_t> width_of_source, width;
+  std::map<std::string, int64_t> width_of_source, train_rows_of_source, width;
   for (const auto& job : jobs) {
     const auto& c = job.resolved;
     if (c["data.source"] != "files") {
@@ -42,15 +44,24 @@ std::map<std::string, int64_t> check_data(const SweepSpec& spec, const std::vect
       continue;
     }
     auto key = c["data.paths"].dump() + c["data.tensor"].dump() + c["data.eval_tokens"].dump();
+    auto where = spec.where.count("data.paths") ? spec.where.at("data.paths") : spec.file.filename().string();
     if (!width_of_source.count(key)) {
       try {
-        width_of_source[key] = sharding::open_dataset(to_data_config(c))->d_in();
+        auto data = sharding::open_dataset(to_data_config(c));
+        width_of_source[key] = data->d_in();
+        train_rows_of_source[key] = data->train_size();
       } catch (const sharding::DataError& e) {
-        auto where = spec.where.count("data.paths") ? spec.where.at("data.paths") : spec.file.filename().string();
         throw ConfigError(where + ": data.paths = " + c["data.paths"].dump() + ": " + e.what());
       }
     }
     width[job.id] = width_of_source[key];
+    const int64_t batch = c["train.batch_size"], train_rows = train_rows_of_source[key];
+    if (train_rows < batch) {  // else every batch would repeat the same few rows
+      throw ConfigError(where + ": data.paths = " + c["data.paths"].dump() + ": after the " + c["data.eval_tokens"].dump() +
+                        " held-out rows (data.eval_tokens) only " + std::to_string(train_rows) +
+                        " rows are left for training, fewer than one batch (train.batch_size = " + std::to_string(batch) +
+                        ")\nHINT: add shards, lower data.eval_tokens or lower train.batch_size");
+    }
   }
   return width;
 }
@@ -92,8 +103,24 @@ void share_cores(const MpiSession& mpi) {
   if (mpi.world_rank == 0) spdlog::info("{} CPU thread(s) per rank ({})", threads, how);
 }
 
-// --fresh: the old directory moves aside (never deleted) to <out>.old-<n>.
-void move_aside(const fs::path& out) {
+// --fresh: the old directory moves aside (never deleted) to <out>.old-<n>, unless a live process
+// still runs one of its jobs (its result would land in the new directory).
+void move_aside(const fs::path& out, double stale_after_seconds) {
+  if (fs::is_directory(out / "jobs")) {
+    for (const auto& entry : fs::directory_iterator(out / "jobs")) {
+      JobState state;
+      try {
+        state = read_job_state(entry.path());
+      } catch (const std::exception&) {
+        continue;  // unreadable: no owner to protect
+      }
+      if (!owner_alive(state, stale_after_seconds)) continue;
+      throw ConfigError(out.string() + ": job " + entry.path().filename().string() + " is being run by " + state.owner +
+                        " (heartbeat " + std::to_string(static_cast<int>(now_seconds() - state.heartbeat)) +
+                        " s ago), so --fresh cannot move the directory from under it; stop that run (or let it finish), "
+                        "then re-run with --fresh");
+    }
+  }
   for (int n = 1;; ++n) {
     fs::path aside = out.string() + ".old-" + std::to_string(n);
     if (fs::exists(aside)) continue;
@@ -101,6 +128,36 @@ void move_aside(const fs::path& out) {
     spdlog::warn("--fresh: the previous {} is kept as {}", out.string(), aside.string());
     return;
   }
+}
+
+// The fingerprint of every distinct set of activation files the jobs read, by data.paths.
+nlohmann::json fingerprint_data(const std::vector<PlannedJob>& jobs) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const auto& job : jobs) {
+    const auto& c = job.resolved;
+    if (c["data.source"] != "files" || out.contains(c["data.paths"].dump())) continue;
+    out[c["data.paths"].dump()] = sharding::fingerprint_files(c["data.paths"].get<std::vector<std::string>>());
+  }
+  return out;
+}
+
+// A resume on other data than its jobs were trained on would mix two data sets in one report.
+void check_data_unchanged(const nlohmann::json& old_plan, const nlohmann::json& now, const fs::path& plan_file) {
+  std::string changed;
+  const auto planned = old_plan.value("data_fingerprints", nlohmann::json::object());  // items() of a temporary would dangle
+  for (const auto& [paths, before] : planned.items()) {
+    if (!now.contains(paths)) continue;
+    auto change = sharding::compare_fingerprints(before, now[paths]);
+    for (const auto& line : change.changed) changed += "\n    " + line;
+    for (const auto& path : change.touched) {
+      spdlog::warn("{}: modified since the sweep was planned, with the same size and sampled contents: resuming", path);
+    }
+  }
+  if (changed.empty()) return;
+  throw ConfigError(plan_file.string() + ": the activation files changed since this sweep was planned, so the results "
+                                         "in this directory were trained on other data:" + changed +
+                    "\n  Restore the files, write to another --out, or re-run with --fresh (the old directory is kept "
+                    "under a new name)");
 }
 
 // Keeps a damaged file beside its place as <name>.damaged-<n>, never overwriting an older one.
@@ -162,7 +219,7 @@ void requeue_if_damaged(const fs::path& dir, const nlohmann::json& planned) {
 // sweep file, and room on disk for what the jobs still to run will write.
 void prepare_output(const SweepOptions& options, const SweepSpec& spec, const std::vector<PlannedJob>& jobs,
                     const std::map<std::string, int64_t>& widths, const fs::path& out, int groups) {
-  if (options.fresh && fs::exists(out)) move_aside(out);
+  if (options.fresh && fs::exists(out)) move_aside(out, to_run_settings(spec.base).stale_after_seconds);
   check_writable(out);
   auto plan_file = out / "plan.json";
   std::vector<PlannedJob> ordered = jobs;
@@ -182,7 +239,9 @@ void prepare_output(const SweepOptions& options, const SweepSpec& spec, const st
     if (added > 0) spdlog::info("{}: adding {} new job(s) to the existing plan", plan_file.string(), added);
   }
   write_file_atomic(out / "sweep.toml", spec.text);
-  const auto plan = plan_json(spec, ordered);
+  auto plan = plan_json(spec, ordered);
+  plan["data_fingerprints"] = fingerprint_data(ordered);
+  if (fs::exists(plan_file)) check_data_unchanged(read_json(plan_file), plan["data_fingerprints"], plan_file);
   write_json_atomic(plan_file, plan);
   for (const auto& planned : plan["jobs"]) {
     auto dir = out / "jobs" / planned["id"].get<std::string>();
@@ -273,6 +332,7 @@ int run_sweep(const SweepOptions& options, const MpiSession& mpi) {
     check_world(spec, mpi.world_size);
     check_device(spec);
     widths = check_data(spec, jobs);
+    for (const auto& job : jobs) check_memory(job, widths.at(job.id), mpi.local_size, physical_memory_bytes(), spec.file.filename().string());
   } catch (const ConfigError& e) {
     if (root) spdlog::error("{}", e.what());
     return kExitInvalidInput;

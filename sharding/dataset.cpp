@@ -2,6 +2,8 @@
 // and files (seeded permutation; its tail held out, the rest reshuffled every epoch).
 #include "sharding/dataset.h"
 
+#include <limits>
+
 #include <mutex>
 
 #include "sharding/data_error.h"
@@ -22,6 +24,7 @@ class SyntheticDataset : public Dataset {
 
   int64_t d_in() const override { return source_.d_in(); }
   int64_t eval_size() const override { return eval_tokens_; }
+  int64_t train_size() const override { return std::numeric_limits<int64_t>::max(); }
   const SyntheticSource* synthetic() const override { return &source_; }
 
   Rows train_shard(int64_t step, int64_t batch_size, int rank, int ranks) const override {
@@ -57,6 +60,7 @@ class FileDataset : public Dataset {
 
   int64_t d_in() const override { return source_.d_in(); }
   int64_t eval_size() const override { return eval_rows_.size(0); }
+  int64_t train_size() const override { return train_rows_.size(0); }
 
   Rows train_shard(int64_t step, int64_t batch_size, int rank, int ranks) const override {
     auto [begin, end] = shard_range(batch_size, rank, ranks);

@@ -37,6 +37,8 @@ class Dataset {
   // Held-out rows [first, first + count).
   virtual Rows eval_rows(int64_t first, int64_t count) const = 0;
   virtual int64_t eval_size() const = 0;
+  // Rows the training stream draws from (the synthetic stream never repeats: INT64_MAX).
+  virtual int64_t train_size() const = 0;
   // Ground truth (synthetic only).
   virtual const SyntheticSource* synthetic() const { return nullptr; }
 };

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "sharding/data_error.h"
+#include "sharding/guarded_copy.h"
 #include "sharding/npy.h"
 #include "sharding/safetensors.h"
 
@@ -47,6 +48,8 @@ std::vector<std::string> glob_matches(const std::string& pattern) {
   return matches;
 }
 
+}  // namespace
+
 std::vector<std::filesystem::path> expand_globs(const std::vector<std::string>& globs) {
   if (globs.empty())
     fail("activation files", "no glob patterns given",
@@ -60,6 +63,8 @@ std::vector<std::filesystem::path> expand_globs(const std::vector<std::string>& 
   matches.erase(std::unique(matches.begin(), matches.end()), matches.end());
   return {matches.begin(), matches.end()};
 }
+
+namespace {
 
 size_t itemsize(RowDtype dtype) { return dtype == RowDtype::F32 ? 4 : 2; }
 
@@ -175,12 +180,14 @@ struct RowGather {
   std::vector<int64_t> positions;
   std::vector<const uint8_t*> sources;
 
-  // Copies the rows into an aligned tensor of the source dtype, then converts to float32.
-  torch::Tensor to_float(RowDtype dtype, int64_t d_in) const {
+  // Copies the rows into an aligned tensor of the source dtype, then converts to float32. A row
+  // whose file was cut short under its mapping gives `on_bus_error` its position.
+  template <typename OnBusError>
+  torch::Tensor to_float(RowDtype dtype, int64_t d_in, OnBusError on_bus_error) const {
     torch::Tensor staged = torch::empty({static_cast<int64_t>(sources.size()), d_in}, scalar_type(dtype));
     const size_t row_bytes = d_in * itemsize(dtype);
-    auto* out = static_cast<uint8_t*>(staged.data_ptr());
-    for (size_t i = 0; i < sources.size(); ++i) std::memcpy(out + i * row_bytes, sources[i], row_bytes);
+    const size_t copied = copy_rows_guarded(static_cast<uint8_t*>(staged.data_ptr()), sources, row_bytes);
+    if (copied < sources.size()) on_bus_error(positions[copied]);
     return staged.to(torch::kFloat);
   }
 };
@@ -232,7 +239,13 @@ torch::Tensor FileActivationSource::rows(const std::vector<int64_t>& indices) co
   for (size_t d = 0; d < gathers.size(); ++d) {
     const RowGather& gather = gathers[d];
     if (gather.sources.empty()) continue;
-    torch::Tensor converted = gather.to_float(static_cast<RowDtype>(d), d_in_);
+    torch::Tensor converted = gather.to_float(static_cast<RowDtype>(d), d_in_, [&](int64_t position) {
+      const auto [shard, row] = locate(indices[position]);
+      fail(shards_[shard].path.string(),
+           "reading row " + std::to_string(row) + " raised a bus error: the file was truncated or replaced while the "
+           "sweep was reading it",
+           "restore the file and re-run the same command (a resume checks that the data is unchanged)");
+    });
     if (gather.positions.size() == indices.size())
       out = converted;  // every row has this dtype: already in order
     else

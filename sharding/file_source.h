@@ -16,6 +16,9 @@ namespace sweep::sharding {
 
 enum class RowDtype { F32, F16, BF16 };
 
+// The files the globs match, sorted and de-duplicated; a pattern matching nothing is a DataError.
+std::vector<std::filesystem::path> expand_globs(const std::vector<std::string>& globs);
+
 struct ShardInfo {
   std::filesystem::path path;
   RowDtype dtype = RowDtype::F32;

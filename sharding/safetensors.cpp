@@ -3,6 +3,7 @@
 #include "sharding/safetensors.h"
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -188,6 +189,21 @@ SafetensorsHeader read_safetensors_header(const MappedFile& file) {
       header.metadata = parse_metadata(entry, path);
     else
       header.tensors[name] = parse_tensor_info(name, entry, buffer_size, path);
+  }
+  // The format requires the data offsets to tile the buffer: no two tensors share a byte.
+  std::vector<std::pair<std::pair<uint64_t, uint64_t>, std::string>> ranges;
+  for (const auto& [name, info] : header.tensors) {
+    if (info.end > info.begin) ranges.push_back({{info.begin, info.end}, name});
+  }
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 1; i < ranges.size(); ++i) {
+    if (ranges[i].first.first < ranges[i - 1].first.second) {
+      throw header_error(path, "tensors \"" + ranges[i - 1].second + "\" and \"" + ranges[i].second +
+                                   "\" overlap (data_offsets [" + std::to_string(ranges[i - 1].first.first) + ", " +
+                                   std::to_string(ranges[i - 1].first.second) + ") and [" +
+                                   std::to_string(ranges[i].first.first) + ", " + std::to_string(ranges[i].first.second) +
+                                   ")): the file is damaged or was not written by a safetensors writer");
+    }
   }
   return header;
 }

@@ -293,7 +293,16 @@ TEST_F(Config, GridKeyNamingNoSettingSuggestsClosest) {
       "\n"                            // 2
       "lrr = [1e-3]\n",               // 3
       {"bad.toml:3:", "grid key \"train.lrr\" names no setting", "did you mean \"train.lr\"?"});
-  expect_load_error("[grid]\nname = [\"a\", \"b\"]\n", {"bad.toml:2:", "grid key \"name\" names no setting"});
+  // The sweep's name is a setting, but no axis: said so, without suggesting "name" for "name".
+  const fs::path file = write("bad.toml", "[grid]\nname = [\"a\", \"b\"]\n");
+  try {
+    load_sweep(file, {});
+    FAIL() << "a grid over name must be refused";
+  } catch (const ConfigError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("bad.toml:2: name cannot be a grid axis"), std::string::npos) << what;
+    EXPECT_EQ(what.find("did you mean"), std::string::npos) << what;
+  }
 }
 
 TEST_F(Config, EmptyGridListIsRejected) {
@@ -411,11 +420,11 @@ TEST_F(Config, ZeroPenaltyWithAbsorptionEnabled) {
   EXPECT_EQ(plan("[absorption]\nenabled = false\npenalty = 0\n").size(), 1u);
 }
 
-TEST_F(Config, DSaeTooLargeForDenseMatricesSaysHowManyGiB) {
-  const double gib = absorption_matrix_bytes(200000) / (1024.0 * 1024.0 * 1024.0);
+TEST_F(Config, DSaeTooLargeForDenseMatricesSaysHowManyTiB) {
+  const double tib = absorption_matrix_bytes(200000) / (1024.0 * 1024.0 * 1024.0 * 1024.0);
   char expected[64];
-  std::snprintf(expected, sizeof expected, "need about %.2f GiB", gib);
-  EXPECT_GT(gib, 1000.0);
+  std::snprintf(expected, sizeof expected, "need about %.3g TiB", tib);
+  EXPECT_GT(tib, 1.0);
   expect_plan_error(
       "[absorption]\n"        // 1
       "pairs = \"dense\"\n"   // 2
@@ -600,6 +609,28 @@ TEST_F(Config, DuplicateGridPointsAreDeduplicated) {
   // An integer and a float spelling of the same threshold are the same point.
   jobs = plan("[grid]\n\"absorption.ratio_threshold\" = [5, 5.0]\n");
   EXPECT_EQ(jobs.size(), 2u);
+}
+
+TEST_F(Config, JobsWithoutThePenaltyIgnoreItsKnobsAndAreOneBaseline) {
+  // absorption.enabled = [true, false] crossed with a penalty knob: one baseline, not one per value.
+  auto jobs = plan("[grid]\n\"absorption.enabled\" = [true, false]\n\"absorption.ratio_threshold\" = [2.0, 5.0]\n");
+  ASSERT_EQ(jobs.size(), 3u);
+  int baselines = 0;
+  for (const auto& job : jobs) {
+    if (!job.baseline) continue;
+    ++baselines;
+    EXPECT_FALSE(job.params.contains("absorption.ratio_threshold")) << job.params;
+  }
+  EXPECT_EQ(baselines, 1);
+  EXPECT_EQ(plan("[grid]\ninclude_baseline = false\n\"absorption.enabled\" = [true, false]\n"
+                 "\"absorption.ratio_threshold\" = [2.0, 5.0]\n")
+                .size(),
+            3u);
+}
+
+TEST_F(Config, FloatsBeyondFloat32AreRefusedNamingTheKey) {
+  expect_load_error("[train]\nlr = 1e300\n", {"bad.toml:2:", "train.lr = 1e+300", "float32"});
+  expect_load_error("", {"--set train.lr=1e300:", "float32"}, {"train.lr=1e300"});
 }
 
 TEST_F(Config, JobIdsAreStableAcrossLoads) {

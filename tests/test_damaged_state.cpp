@@ -232,7 +232,8 @@ TEST(Stop, ASignalToOneRankOfAGroupPreemptsOnlyTheRunningJob) {
 
 TEST(Stop, SighupStopsLikeSigtermAndTheRerunFinishes) {
   auto out = scratch() / "sighup";
-  const std::vector<std::string> longer = {"--set", "train.steps=4000", "--set", "run.heartbeat_seconds=0.05"};
+  const std::vector<std::string> longer = {"--set", "train.steps=4000", "--set", "run.heartbeat_seconds=0.05",
+                                           "--set", "grid.include_baseline=false", "--set", "grid.absorption.ratio_threshold=[2.0]"};
   BackgroundRun run(sweep_args(out, longer), "sighup");
   ASSERT_TRUE(run.wait_until(
       [&] { return fs::exists(out / "plan.json") && job_state_of(out, planned_job_ids(out).at(0)).value("step", 0) >= 100; },
@@ -243,6 +244,46 @@ TEST(Stop, SighupStopsLikeSigtermAndTheRerunFinishes) {
   EXPECT_EQ(job_state_of(out, planned_job_ids(out).at(0))["state"], "preempted");
   auto rerun = run_command(sweep_args(out, longer), "sighup-rerun");
   EXPECT_EQ(rerun.exit_code, 0) << rerun.log;
+}
+
+TEST(Stop, ASignalDuringTheFinalEvaluationStopsThereAndTheRerunEvaluatesOnly) {
+  auto out = scratch() / "stop-in-eval";
+  // 1e6 held-out rows: seconds of evaluation after a fraction of a second of training.
+  const std::vector<std::string> slow_eval = {"--set", "grid.include_baseline=false", "--set", "grid.absorption.ratio_threshold=[2.0]",
+                                              "--set", "data.eval_tokens=1000000"};
+  BackgroundRun run(sweep_args(out, slow_eval), "stop-in-eval");
+  auto metrics = [&] { return job_dir(out, 0) / "metrics.jsonl"; };
+  ASSERT_TRUE(run.wait_until(
+      [&] { return fs::exists(out / "plan.json") && fs::exists(metrics()) && read_text(metrics()).find("\"step\":200") != std::string::npos; },
+      120))
+      << run.log();
+  ASSERT_EQ(run.signal_descendants("sweep", SIGTERM), 1);
+  EXPECT_EQ(run.wait(120), 75) << run.log();
+  EXPECT_EQ(job_state_of(out, planned_job_ids(out).at(0))["state"], "preempted") << run.log();
+  EXPECT_TRUE(fs::exists(job_dir(out, 0) / "checkpoints" / "step-00000200")) << run.log();
+  EXPECT_FALSE(fs::exists(job_dir(out, 0) / "result.json"));
+
+  auto rerun = run_command(sweep_args(out, slow_eval), "stop-in-eval-rerun");
+  ASSERT_EQ(rerun.exit_code, 0) << rerun.log;
+  const json result = read_json(job_dir(out, 0) / "result.json");
+  EXPECT_EQ(result["train"]["resumed_from_step"], 200) << "only the evaluation was left to do";
+  EXPECT_GT(result["train"]["final_loss"].get<double>(), 0.0) << "the final loss survives the stop";
+}
+
+TEST(Fresh, IsRefusedWhileAnotherProcessRunsAJobOfTheDirectory) {
+  auto out = scratch() / "fresh-live";
+  const std::vector<std::string> longer = {"--set", "train.steps=3000", "--set", "run.heartbeat_seconds=0.05",
+                                           "--set", "grid.include_baseline=false", "--set", "grid.absorption.ratio_threshold=[2.0]"};
+  BackgroundRun run(sweep_args(out, longer), "fresh-live");
+  ASSERT_TRUE(run.wait_until(
+      [&] { return fs::exists(out / "plan.json") && job_state_of(out, planned_job_ids(out).at(0)).value("step", 0) > 0; }, 120))
+      << run.log();
+  auto fresh = run_command(sweep_args(out, [&] { auto a = longer; a.push_back("--fresh"); return a; }()), "fresh-live-fresh");
+  EXPECT_EQ(fresh.exit_code, 2) << fresh.log;
+  EXPECT_NE(fresh.log.find("is being run by"), std::string::npos) << fresh.log;
+  EXPECT_FALSE(fs::exists(out.string() + ".old-1"));
+  EXPECT_EQ(run.wait(120), 0) << run.log();
+  EXPECT_EQ(read_json(out / "report.json")["counts"]["done"], 1) << "the live run's result stays where it ran";
 }
 
 TEST(Status, AJobWhoseProcessIsGoneOnThisHostIsStaleAtOnce) {

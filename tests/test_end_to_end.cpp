@@ -543,6 +543,39 @@ TEST(EndToEnd, DataExportWritesActivationsAndGroundTruth) {
 
 }  // namespace
 
+// A loss that stays finite but grows by orders of magnitude (train.lr = 1e3: every latent dies,
+// explained variance about -1e9) and an SAE whose latents are all dead: both fail their job with
+// the reason and a hint, and no verdict names such a job, nor a job whose baseline is one, best.
+
+TEST(EndToEnd, AFiniteDivergenceOrAllLatentsDeadFailsTheJobAndNoVerdictPicksIt) {
+  const auto& run = cached_quick_run("finite-divergence", {"grid.train.lr=[1e-3, 1e3]"});
+  ASSERT_EQ(run.exit_code, 3) << run.log;
+  const json report = read_json(scratch() / "finite-divergence" / "report.json");
+  std::set<std::string> failed;
+  for (const auto& job : report["jobs"]) {
+    if (job["params"]["train.lr"].get<double>() < 1.0) {
+      EXPECT_EQ(job["status"], "done") << job.dump();
+      continue;
+    }
+    EXPECT_EQ(job["status"], "failed") << job.dump();
+    const std::string error = job.value("error", "");
+    EXPECT_NE(error.find("training diverged"), std::string::npos) << error;
+    EXPECT_NE(error.find("lower train.lr"), std::string::npos) << error;
+    failed.insert(job["id"].get<std::string>());
+  }
+  EXPECT_EQ(failed.size(), 3u);
+  for (const auto& best : report["verdicts"]["best"]) {
+    if (best["id"].is_string()) EXPECT_EQ(failed.count(best["id"].get<std::string>()), 0u) << best.dump();
+  }
+
+  const auto& dead = cached_quick_run("all-dead", {"sae.arch=jumprelu", "sae.init_threshold=1000", "grid.include_baseline=false",
+                                                   "grid.absorption.ratio_threshold=[2.0]"});
+  ASSERT_EQ(dead.exit_code, 3) << dead.log;
+  const json dead_job = read_json(scratch() / "all-dead" / "report.json")["jobs"][0];
+  EXPECT_EQ(dead_job["status"], "failed");
+  EXPECT_NE(dead_job.value("error", "").find("every latent is dead"), std::string::npos) << dead_job.dump();
+}
+
 // ----------------------------------------------------------------------------------------------
 // Progress while it runs: without a terminal, each job's leader logs progress lines at the set
 // interval (step/steps, percent, tokens/s, ETA, loss, L0, flagged pairs), rank 0 the sweep's.

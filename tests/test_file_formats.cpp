@@ -234,6 +234,11 @@ TEST_F(FileFormats, SafetensorsHeaderErrors) {
                         std::string(8, '\0'));
   expect_source_error(file, {"tensor 'acts'", "non-negative integers"});
 
+  write_raw_safetensors(file, R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                                  "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})",
+                        std::string(12, '\0'));
+  expect_source_error(file, {"tensors \"a\" and \"b\" overlap", "[0, 8) and [4, 12)"});
+
   write_raw_safetensors(file, R"({"__metadata__": {"layer": 6}})");
   expect_source_error(file, {"__metadata__ value for 'layer' is not a string"});
 }

@@ -1,8 +1,10 @@
 // A sweep on activation files end to end: training and export from .npy/.safetensors shards,
-// and a shard with a NaN row failing only the job that reads it (naming shard and row).
+// a shard with a NaN row failing only the job that reads it (naming shard and row), data sets too
+// small to train on, activation files changed between runs, and a shard truncated mid-run.
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <thread>
 #include <limits>
 
 #include "sharding/npy.h"
@@ -10,6 +12,7 @@
 #include "test_paths.h"
 #include "tests/process_support.h"
 #include "tests/saelens_format_check.h"
+#include "tests/sweep_outputs.h"
 
 namespace fs = std::filesystem;
 using namespace sweep::testing;
@@ -75,4 +78,72 @@ TEST(FileSweep, EvalTokensLargerThanTheFilesIsRefusedBeforeTraining) {
   EXPECT_EQ(r.exit_code, 2) << r.log;
   EXPECT_NE(r.log.find("data.eval_tokens = 5000 but the activation files hold only 1200 rows"), std::string::npos) << r.log;
   EXPECT_FALSE(fs::exists(scratch() / "too_few"));
+}
+
+TEST(FileSweep, FewerTrainingRowsThanABatchIsRefusedBeforeTraining) {
+  auto dir = make_shards();
+  auto r = run_quick(0, "one_row_left",
+                     {"--set", "data.source=files", "--set", "data.paths=[\"" + (dir / "good" / "*").string() + "\"]",
+                      "--set", "data.eval_tokens=1100", "--set", "train.batch_size=256"});
+  EXPECT_EQ(r.exit_code, 2) << r.log;
+  EXPECT_NE(r.log.find("only 100 rows are left for training, fewer than one batch (train.batch_size = 256)"), std::string::npos)
+      << r.log;
+  EXPECT_FALSE(fs::exists(scratch() / "one_row_left"));
+}
+
+namespace {
+
+std::vector<std::string> file_sweep_args(const fs::path& shards, const std::string& steps) {
+  return {"--set", "data.source=files", "--set", "data.paths=[\"" + (shards / "*").string() + "\"]", "--set", "data.eval_tokens=200",
+          "--set", "grid.include_baseline=false", "--set", "grid.absorption.ratio_threshold=[2.0]", "--set", "train.steps=" + steps,
+          "--set", "run.heartbeat_seconds=0.05"};
+}
+
+fs::path own_shards(const std::string& name) {
+  auto dir = scratch() / name;
+  fs::create_directories(dir);
+  torch::manual_seed(7);
+  sweep::sharding::write_npy(dir / "a.npy", torch::relu(torch::randn({1200, 16})));
+  return dir;
+}
+
+}  // namespace
+
+TEST(FileSweep, AResumeOnChangedActivationFilesIsRefusedNamingTheShard) {
+  auto shards = own_shards("changing");
+  auto args = file_sweep_args(shards, "50");
+  ASSERT_EQ(run_quick(0, "changing_out", args).exit_code, 0);
+
+  fs::last_write_time(shards / "a.npy", fs::last_write_time(shards / "a.npy") + std::chrono::seconds(5));  // touched only
+  auto touched = run_quick(0, "changing_out", args);
+  EXPECT_EQ(touched.exit_code, 0) << touched.log;
+  EXPECT_NE(touched.log.find("same size and sampled contents"), std::string::npos) << touched.log;
+
+  torch::manual_seed(8);  // the same shape, other values
+  sweep::sharding::write_npy(shards / "a.npy", torch::relu(torch::randn({1200, 16})));
+  auto changed = run_quick(0, "changing_out", args);
+  EXPECT_EQ(changed.exit_code, 2) << changed.log;
+  EXPECT_NE(changed.log.find((shards / "a.npy").string() + ": same size, different contents"), std::string::npos) << changed.log;
+  EXPECT_NE(changed.log.find("--fresh"), std::string::npos) << changed.log;
+
+  auto fresh = run_quick(0, "changing_out", [&] { auto a = args; a.push_back("--fresh"); return a; }());
+  EXPECT_EQ(fresh.exit_code, 0) << fresh.log;
+}
+
+TEST(FileSweep, AShardTruncatedWhileTrainingFailsTheJobWithAMessage) {
+  auto shards = own_shards("truncated");
+  auto out = scratch() / "truncated_out";
+  std::vector<std::string> command = {"timeout", "300", SWEEP_BINARY, quick_toml(), "--out", out.string()};
+  for (const auto& arg : file_sweep_args(shards, "200000")) command.push_back(arg);
+  BackgroundRun run(command, "truncated");
+  ASSERT_TRUE(run.wait_until(
+      [&] { return fs::exists(out / "plan.json") && job_state_of(out, planned_job_ids(out).at(0)).value("step", 0) > 0; },
+      120))
+      << run.log();
+  fs::resize_file(shards / "a.npy", 4096);  // the header and a few rows: later rows are past the end
+  EXPECT_EQ(run.wait(120), 3) << run.log();
+  EXPECT_NE(run.log().find("a.npy: reading row"), std::string::npos) << run.log();
+  EXPECT_NE(run.log().find("truncated or replaced while the sweep was reading it"), std::string::npos) << run.log();
+  auto report = read_json(out / "report.json");
+  EXPECT_EQ(report["jobs"][0]["status"], "failed");
 }

@@ -1,4 +1,5 @@
-// Streams the held-out rows in chunks, each split over the group, accumulating metric sums.
+// Streams the held-out rows in chunks, each split over the group, accumulating metric sums; the
+// group agrees before each chunk whether to stop.
 #include "worker/evaluate.h"
 
 #include <optional>
@@ -6,11 +7,13 @@
 #include "sae/ground_truth.h"
 #include "sae/metrics.h"
 #include "worker/group_failure.h"
+#include "worker/step_agreement.h"
 
 namespace sweep::worker {
 
-Evaluation evaluate(const sae::Sae& sae, const sharding::Dataset& data, Communicator& comm,
-                    int64_t eval_batch_size, torch::Device device) {
+std::optional<Evaluation> evaluate(const sae::Sae& sae, const sharding::Dataset& data, Communicator& comm,
+                                   int64_t eval_batch_size, torch::Device device,
+                                   const std::function<bool()>& stop_requested) {
   torch::NoGradGuard no_grad;
   const auto& cfg = sae.config();
   sae::ReconstructionMetrics recon(cfg.d_in, cfg.d_sae);
@@ -20,6 +23,7 @@ Evaluation evaluate(const sae::Sae& sae, const sharding::Dataset& data, Communic
   }
   int64_t total = data.eval_size();
   for (int64_t chunk = 0; chunk < total; chunk += eval_batch_size) {
+    if (agree_at_step_boundary(comm, stop_requested(), false, std::nullopt).stop) return std::nullopt;
     int64_t len = std::min(eval_batch_size, total - chunk);
     int64_t begin = chunk + len * comm.rank() / comm.size();
     int64_t end = chunk + len * (comm.rank() + 1) / comm.size();

@@ -2,7 +2,9 @@
 // metrics against the ground-truth features. Each rank scores a slice; sums are all-reduced.
 #pragma once
 
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 
 #include <torch/torch.h>
@@ -18,7 +20,10 @@ struct Evaluation {
   torch::Tensor firing_frequency;  // [d_sae] on the held-out set
 };
 
-Evaluation evaluate(const sae::Sae& sae, const sharding::Dataset& data, Communicator& comm,
-                    int64_t eval_batch_size, torch::Device device);
+// Collective. nullopt when the group was asked to stop (checked before every chunk, so a stop
+// never waits for a long evaluation).
+std::optional<Evaluation> evaluate(const sae::Sae& sae, const sharding::Dataset& data, Communicator& comm,
+                                   int64_t eval_batch_size, torch::Device device,
+                                   const std::function<bool()>& stop_requested);
 
 }  // namespace sweep::worker

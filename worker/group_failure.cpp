@@ -4,9 +4,29 @@
 
 #include <cstring>
 
+#include <new>
+
+#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 namespace sweep::worker {
+
+std::string error_text(const std::exception& e) {
+  std::string text;
+  if (const auto* torch_error = dynamic_cast<const c10::Error*>(&e)) {
+    spdlog::info("LibTorch error, with its backtrace: {}", torch_error->what());
+    text = torch_error->what_without_backtrace();
+  } else if (dynamic_cast<const std::bad_alloc*>(&e)) {
+    text = "out of memory (std::bad_alloc): lower sae.d_sae, train.batch_size or the data's sizes";
+  } else {
+    text = e.what();
+  }
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  for (auto& c : text) {
+    if (c == '\n') c = ' ';
+  }
+  return text;
+}
 
 void raise_if_any_failed(Communicator& comm, const std::optional<std::string>& local_error) {
   if (comm.size() == 1) {

@@ -13,6 +13,10 @@ struct GroupFailure : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// An error as a job's failure reason, on one line: LibTorch's message without its backtrace (which
+// goes to the log), an allocation failure said plainly.
+std::string error_text(const std::exception& e);
+
 // Collective: call on every rank of the group at the same point.
 void raise_if_any_failed(Communicator& comm, const std::optional<std::string>& local_error);
 
@@ -24,7 +28,7 @@ auto agree_on(Communicator& comm, Work work) -> decltype(work()) {
   try {
     result = work();
   } catch (const std::exception& e) {
-    error = e.what();
+    error = error_text(e);
   }
   raise_if_any_failed(comm, error);
   return result;

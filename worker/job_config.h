@@ -19,6 +19,7 @@ struct TrainConfig {
   int64_t warmup_steps = 200;
   int64_t log_every = 50;
   int64_t eval_batch_size = 4096;
+  double divergence_factor = 100.0;  // the loss may grow to this many times its first step's
   std::string device = "auto";  // auto | cpu | cuda
   int gpu_index = 0;             // which GPU of the machine (set per rank by the launcher)
   int64_t checkpoint_every = 0;       // steps between checkpoints; 0: every checkpoint_seconds

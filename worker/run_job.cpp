@@ -3,8 +3,11 @@
 #include "worker/run_job.h"
 
 #include <chrono>
+#include <cmath>
+#include <limits>
 #include <optional>
 
+#include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
 #include "worker/checkpoint.h"
@@ -45,6 +48,24 @@ nlohmann::json failed_result(const JobConfig& cfg, const std::string& error) {
 bool checkpoint_due(const TrainConfig& train, int64_t step, double seconds_since_checkpoint) {
   if (train.checkpoint_every > 0) return step % train.checkpoint_every == 0;
   return seconds_since_checkpoint >= train.checkpoint_seconds;
+}
+
+// A loss that stays finite can still diverge: grown by orders of magnitude, it fails the job.
+void check_not_diverged(const StepStats& stats, double first_loss, const TrainConfig& train, int64_t step) {
+  if (!(first_loss > 0.0) || stats.loss <= train.divergence_factor * first_loss) return;
+  throw GroupFailure(fmt::format("training diverged: the loss is {:.3g} at step {}, {:.3g} times its first step's "
+                                 "{:.3g} (train.divergence_factor {:g}); lower train.lr (now {:g})",
+                                 stats.loss, step + 1, stats.loss / first_loss, first_loss, train.divergence_factor,
+                                 train.lr));
+}
+
+// An SAE whose every latent is dead on the held-out rows has collapsed; its metrics would mislead.
+void check_not_collapsed(const Evaluation& eval, const TrainConfig& train) {
+  auto dead = eval.metrics.find("dead_fraction");
+  if (dead == eval.metrics.end() || dead->second < 1.0) return;
+  throw GroupFailure(fmt::format("training collapsed: every latent is dead on the held-out rows (dead_fraction 1); "
+                                 "lower train.lr (now {:g}), the sparsity penalty or, for jumprelu, sae.init_threshold",
+                                 train.lr));
 }
 
 // The leader restores the newest valid checkpoint and sends the state to the rest of the group.
@@ -96,8 +117,15 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
   PenaltyActivity activity = saved.contains("activity") ? PenaltyActivity::from_totals(saved["activity"]) : PenaltyActivity{};
   const double seconds_before = saved.value("train_seconds", 0.0);
   auto start = Clock::now(), last_checkpoint = start;
+  StepStats last;  // of the latest logging step
+  last.loss = saved.value("last_loss", 0.0);
+  double first_loss = saved.contains("first_loss") && saved["first_loss"].is_number()  // NaN: not yet stepped
+                          ? saved["first_loss"].get<double>()
+                          : std::numeric_limits<double>::quiet_NaN();
   auto progress = [&] {
     return nlohmann::json{{"activity", activity.totals()},
+                          {"first_loss", first_loss},
+                          {"last_loss", last.loss},
                           {"train_seconds", seconds_before + seconds_since(start)},
                           {"metrics_bytes", log ? log->bytes() : 0}};
   };
@@ -105,24 +133,28 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
   int64_t checkpointed = first_step;
   std::optional<std::string> leader_error;  // the leader's file writes; shared at the next boundary
   auto local_failure = [&] { return leader_error ? leader_error : trainer.failure(); };  // this rank's, if any
-  StepStats last;
   StepTerms last_terms;
+  auto checkpoint_now = [&](int64_t step) {
+    agree_on(comm, [&] { return leader ? save_checkpoint(job_dir, trainer.state(), progress()).step : step; });
+    checkpointed = step;
+    last_checkpoint = Clock::now();
+  };
+  auto preempted = [&](int64_t step) -> JobOutcome {  // checkpointed first, unless nothing is new
+    if (step > checkpointed) checkpoint_now(step);
+    const bool has_checkpoint = resumed.has_value() || checkpointed > 0;
+    return {JobStatus::Preempted, {{"step", step}, {"checkpoint_step", has_checkpoint ? nlohmann::json(checkpointed) : nlohmann::json()}}};
+  };
   while (trainer.state().step < train.steps) {
     int64_t step = trainer.state().step;
     bool due = leader && step > checkpointed && checkpoint_due(train, step, seconds_since(last_checkpoint));
     auto decision = agree_at_step_boundary(comm, control.stop_requested(), due, local_failure());
-    if ((decision.checkpoint || decision.stop) && step > checkpointed) {
-      agree_on(comm, [&] { return leader ? save_checkpoint(job_dir, trainer.state(), progress()).step : step; });
-      checkpointed = step;
-      last_checkpoint = Clock::now();
-    }
-    if (decision.stop) {
-      const bool has_checkpoint = resumed.has_value() || checkpointed > 0;
-      return {JobStatus::Preempted, {{"step", step}, {"checkpoint_step", has_checkpoint ? nlohmann::json(checkpointed) : nlohmann::json()}}};
-    }
+    if (decision.stop) return preempted(step);
+    if (decision.checkpoint && step > checkpointed) checkpoint_now(step);
 
     auto shard = agree_on(comm, [&] { return data->train_shard(step, train.batch_size, comm.rank(), comm.size()); });
     auto stats = trainer.step(shard.activations);
+    if (std::isnan(first_loss)) first_loss = stats.loss;
+    check_not_diverged(stats, first_loss, train, step);  // the group's loss: every rank decides alike
     activity.add(stats);
     bool log_now = (step + 1) % train.log_every == 0 || step + 1 == train.steps;
     if (log_now) {
@@ -137,13 +169,16 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
                        static_cast<double>(train.steps - step - 1) / rate, last.loss, last_terms.l0,
                        static_cast<int64_t>(last_terms.flagged_pairs)});
     } catch (const std::exception& e) {
-      leader_error = e.what();
+      leader_error = error_text(e);
     }
   }
   raise_if_any_failed(comm, local_failure());
   double train_seconds = seconds_before + seconds_since(start);
 
-  auto eval = evaluate(trainer.model(), *data, comm, train.eval_batch_size, device);
+  auto evaluated = evaluate(trainer.model(), *data, comm, train.eval_batch_size, device, control.stop_requested);
+  if (!evaluated) return preempted(train.steps);  // stopped inside the evaluation: resumes at the evaluation
+  const auto& eval = *evaluated;
+  check_not_collapsed(eval, train);
   nlohmann::json metrics(eval.metrics);
   metrics.update(activity.summary());
   if (leader) write_saelens(job_dir / "sae", sae::export_saelens(trainer.model(), eval.firing_frequency, cfg.origin));
@@ -183,10 +218,8 @@ JobOutcome run_job(const JobConfig& cfg, Communicator& comm, const std::filesyst
   try {
     if (comm.is_leader()) std::filesystem::create_directories(job_dir);
     outcome = train_and_evaluate(cfg, comm, job_dir, control);
-  } catch (const c10::Error& e) {
-    outcome = {JobStatus::Failed, failed_result(cfg, e.what_without_backtrace())};
   } catch (const std::exception& e) {
-    outcome = {JobStatus::Failed, failed_result(cfg, e.what())};
+    outcome = {JobStatus::Failed, failed_result(cfg, error_text(e))};
   }
   if (!comm.is_leader() || outcome.status == JobStatus::Preempted) return outcome;
   if (outcome.status == JobStatus::Failed) spdlog::error("[job {}] failed: {}", cfg.id, outcome.result["error"].get<std::string>());
@@ -194,8 +227,8 @@ JobOutcome run_job(const JobConfig& cfg, Communicator& comm, const std::filesyst
     write_json_atomic(job_dir / "result.json", outcome.result);
     if (outcome.status == JobStatus::Done) remove_checkpoints(job_dir);  // the results replace them
   } catch (const std::exception& e) {
-    outcome = {JobStatus::Failed, failed_result(cfg, e.what())};
-    spdlog::error("[job {}] failed: {}", cfg.id, e.what());
+    outcome = {JobStatus::Failed, failed_result(cfg, error_text(e))};
+    spdlog::error("[job {}] failed: {}", cfg.id, error_text(e));
   }
   return outcome;
 }

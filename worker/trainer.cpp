@@ -151,7 +151,7 @@ StepStats Trainer::step(const torch::Tensor& shard) {
     failure_flag = forward_backward(shard.to(device_), collectives, stats);
   } catch (const std::exception& e) {
     if (!grouped) throw;
-    local_error = e.what();
+    local_error = error_text(e);
     collectives.make_rest_with_nan();  // the group finishes the step and sees the flag
   }
 
@@ -163,7 +163,7 @@ StepStats Trainer::step(const torch::Tensor& shard) {
       work();
     } catch (const std::exception& e) {
       if (!grouped) throw;
-      failure_ = e.what();
+      failure_ = error_text(e);
     }
   };
   if (!local_error) {
