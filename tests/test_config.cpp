@@ -24,6 +24,7 @@
 #include "config/grid.h"
 #include "config/job_settings.h"
 #include "config/sweep_file.h"
+#include "launcher/memory_check.h"
 #include "test_paths.h"
 #include "tests/config_error_check.h"
 
@@ -765,6 +766,27 @@ TEST_F(Config, LargeIntegerForFloatKeyIsConverted) {
 // ---------------------------------------------------------------------------------------------
 // The `sweep` command: invalid input exits with 2 before creating anything
 
+// Sizes no machine holds are refused before any job, naming the part that needs the memory.
+TEST_F(Config, ImpossibleSizesAreRefusedUpFrontNamingTheLargestPart) {
+  const double memory = 24.0 * (1 << 30);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"train.batch_size=1000000000", "one step's activations (train.batch_size"},
+      {"data.d_in=10000000", "(train.eval_batch_size x (d_in + sae.d_sae))"},
+      {"data.n_roots=100000000", "data.n_roots, data.branching, data.depth"},
+      {"data.depth=60", "data.n_roots, data.branching, data.depth"},
+  };
+  for (const auto& [setting, part] : cases) {
+    auto job = plan("", {setting}).front();
+    const int64_t d_in = job.resolved["data.d_in"];
+    expect_config_error([&] { check_memory(job, d_in, 1, memory, "sweep.toml"); }, {"sweep.toml: job " + job.id, "needs about", part});
+  }
+  auto usual = plan("").front();
+  EXPECT_NO_THROW(check_memory(usual, 64, 1, memory, "sweep.toml"));
+  double one_rank = 0;
+  for (const auto& p : job_memory(usual, 64)) one_rank += p.bytes;
+  EXPECT_THROW(check_memory(usual, 64, 4, 4.0 * one_rank, "sweep.toml"), ConfigError) << "the ranks on a machine share it";
+}
+
 TEST_F(Config, BinaryExitsWithTwoOnInvalidFileAndCreatesNothing) {
   ASSERT_TRUE(fs::exists(SWEEP_BINARY)) << SWEEP_BINARY << " is missing: build the `sweep` target first";
   const fs::path file = write("bad.toml",
@@ -786,7 +808,8 @@ TEST_F(Config, BinaryExitsWithTwoOnInvalidFileAndCreatesNothing) {
 
   // A bad --set on a valid file and a cross-key error are refused the same way.
   const fs::path good = write("good.toml", "");
-  for (const std::string& extra : {std::string(" --set train.lr=-1"), std::string(" --set sae.arch=topk --set sae.k=1000")}) {
+  for (const std::string& extra : {std::string(" --set train.lr=-1"), std::string(" --set sae.arch=topk --set sae.k=1000"),
+                                    std::string(" --set train.batch_size=1000000000"), std::string(" --set data.depth=60")}) {
     const int code = std::system((std::string("'") + SWEEP_BINARY + "' '" + good.string() + "' --out '" +
                                   out.string() + "'" + extra + " > '" + log.string() + "' 2>&1").c_str());
     ASSERT_TRUE(WIFEXITED(code)) << extra;

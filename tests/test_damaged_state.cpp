@@ -62,6 +62,19 @@ void expect_no_crash(const RunResult& r) {
   EXPECT_NE(r.exit_code, 134) << r.log;
 }
 
+// One job of quick.toml, `steps` long, with frequent heartbeats: long enough to act on while it runs.
+std::vector<std::string> one_long_job(const std::string& steps) {
+  return {"--set", "train.steps=" + steps, "--set", "run.heartbeat_seconds=0.05",
+          "--set", "grid.include_baseline=false", "--set", "grid.absorption.ratio_threshold=[2.0]"};
+}
+
+// Waits until the first planned job has done at least `step` steps; false if the run ended first.
+bool first_job_reaches(BackgroundRun& run, const fs::path& out, int step) {
+  return run.wait_until(
+      [&] { return fs::exists(out / "plan.json") && job_state_of(out, planned_job_ids(out).at(0)).value("step", 0) >= step; },
+      120);
+}
+
 // A small tmpfs mounted for the test's lifetime (root only: the test is skipped elsewhere).
 class SmallDisk {
  public:
@@ -232,13 +245,9 @@ TEST(Stop, ASignalToOneRankOfAGroupPreemptsOnlyTheRunningJob) {
 
 TEST(Stop, SighupStopsLikeSigtermAndTheRerunFinishes) {
   auto out = scratch() / "sighup";
-  const std::vector<std::string> longer = {"--set", "train.steps=4000", "--set", "run.heartbeat_seconds=0.05",
-                                           "--set", "grid.include_baseline=false", "--set", "grid.absorption.ratio_threshold=[2.0]"};
+  const auto longer = one_long_job("4000");
   BackgroundRun run(sweep_args(out, longer), "sighup");
-  ASSERT_TRUE(run.wait_until(
-      [&] { return fs::exists(out / "plan.json") && job_state_of(out, planned_job_ids(out).at(0)).value("step", 0) >= 100; },
-      120))
-      << run.log();
+  ASSERT_TRUE(first_job_reaches(run, out, 100)) << run.log();
   ASSERT_EQ(run.signal_descendants("sweep", SIGHUP), 1);
   EXPECT_EQ(run.wait(120), 75) << run.log();
   EXPECT_EQ(job_state_of(out, planned_job_ids(out).at(0))["state"], "preempted");
@@ -272,12 +281,9 @@ TEST(Stop, ASignalDuringTheFinalEvaluationStopsThereAndTheRerunEvaluatesOnly) {
 
 TEST(Fresh, IsRefusedWhileAnotherProcessRunsAJobOfTheDirectory) {
   auto out = scratch() / "fresh-live";
-  const std::vector<std::string> longer = {"--set", "train.steps=3000", "--set", "run.heartbeat_seconds=0.05",
-                                           "--set", "grid.include_baseline=false", "--set", "grid.absorption.ratio_threshold=[2.0]"};
+  const auto longer = one_long_job("3000");
   BackgroundRun run(sweep_args(out, longer), "fresh-live");
-  ASSERT_TRUE(run.wait_until(
-      [&] { return fs::exists(out / "plan.json") && job_state_of(out, planned_job_ids(out).at(0)).value("step", 0) > 0; }, 120))
-      << run.log();
+  ASSERT_TRUE(first_job_reaches(run, out, 1)) << run.log();
   auto fresh = run_command(sweep_args(out, [&] { auto a = longer; a.push_back("--fresh"); return a; }()), "fresh-live-fresh");
   EXPECT_EQ(fresh.exit_code, 2) << fresh.log;
   EXPECT_NE(fresh.log.find("is being run by"), std::string::npos) << fresh.log;

@@ -215,15 +215,20 @@ TEST(SweepReportCommand, RefusesADirectoryThatIsNotASweepOutput) {
   EXPECT_NE(missing.log.find((scratch() / "nowhere").string()), std::string::npos) << missing.log;
 }
 
-TEST(SweepReportCommand, NamesTheFileAndLineOfABrokenCurve) {
+// A broken curve makes its job "damaged" in a report that is still written (the next run trains
+// it again), with the file and line named.
+TEST(SweepReportCommand, NamesTheFileAndLineOfABrokenCurveAndMarksItsJobDamaged) {
   const fs::path out = scratch() / "broken_curve";
   write_crafted_sweep(out, "broken",
                       {done_job("base", {{"absorption.enabled", false}}, crafted_metrics(0.9, 10.0, 0.8, 0.2, 0.0))});
   std::ofstream(out / "jobs" / "base" / "metrics.jsonl", std::ios::app) << "{\"step\": 225, \"loss\"\n";
   auto run = sweep_report(out, "broken_curve");
-  EXPECT_EQ(run.exit_code, 2) << run.log;
+  EXPECT_EQ(run.exit_code, 0) << run.log;
   EXPECT_NE(run.log.find((out / "jobs" / "base" / "metrics.jsonl").string() + ":9: not valid JSON"), std::string::npos)
       << run.log;
+  const json report = read_json(out / "report.json");
+  EXPECT_EQ(report["jobs"][0]["status"], "damaged");
+  EXPECT_EQ(report["counts"]["damaged"], 1);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "launcher/job_claim.h"
 #include "launcher/output_check.h"
 #include "worker/checkpoint.h"
+#include "worker/group_failure.h"
 #include "worker/job_files.h"
 #include "worker/trainer.h"
 
@@ -164,6 +165,16 @@ TEST(Checkpoint, ACheckpointOfAnotherShapeIsRejected) {
   auto before = other.trainer.model().W_dec.clone();
   EXPECT_FALSE(worker::restore_newest_checkpoint(dir, other.trainer.state()).has_value());
   EXPECT_TRUE(torch::equal(before, other.trainer.model().W_dec)) << "a rejected checkpoint must change nothing";
+}
+
+TEST(FailureReason, IsOneLineWithoutLibTorchsBacktrace) {
+  const c10::Error error("shape '[3]' is invalid for input of size 2\nHINT: reshape", "frame #0: c10::Error::Error\nframe #1: at::view");
+  ASSERT_NE(std::string(error.what()).find("frame #1"), std::string::npos) << "what() carries the backtrace";
+  const std::string reason = worker::error_text(error);
+  EXPECT_EQ(reason.find('\n'), std::string::npos) << reason;
+  EXPECT_EQ(reason.find("frame #"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("shape '[3]' is invalid for input of size 2 HINT: reshape"), std::string::npos) << reason;
+  EXPECT_NE(worker::error_text(std::bad_alloc()).find("out of memory"), std::string::npos);
 }
 
 TEST(JobState, RoundTripsThroughJson) {
