@@ -223,8 +223,8 @@ void prepare_output(const SweepOptions& options, const SweepSpec& spec, const st
   check_writable(out);
   auto plan_file = out / "plan.json";
   std::vector<PlannedJob> ordered = jobs;
+  nlohmann::json old_plan;  // null for a new directory
   if (fs::exists(plan_file)) {
-    nlohmann::json old_plan;
     try {
       old_plan = read_json(plan_file);
       ordered = extend_plan(old_plan, plan_file, spec, jobs);
@@ -238,10 +238,10 @@ void prepare_output(const SweepOptions& options, const SweepSpec& spec, const st
     size_t added = ordered.size() - old_plan["jobs"].size();
     if (added > 0) spdlog::info("{}: adding {} new job(s) to the existing plan", plan_file.string(), added);
   }
-  write_file_atomic(out / "sweep.toml", spec.text);
   auto plan = plan_json(spec, ordered);
   plan["data_fingerprints"] = fingerprint_data(ordered);
-  if (fs::exists(plan_file)) check_data_unchanged(read_json(plan_file), plan["data_fingerprints"], plan_file);
+  if (!old_plan.is_null()) check_data_unchanged(old_plan, plan["data_fingerprints"], plan_file);  // before any write
+  write_file_atomic(out / "sweep.toml", spec.text);
   write_json_atomic(plan_file, plan);
   for (const auto& planned : plan["jobs"]) {
     auto dir = out / "jobs" / planned["id"].get<std::string>();
