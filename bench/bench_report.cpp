@@ -27,7 +27,7 @@ std::vector<sweep::launcher::JobRecord> made_up_jobs(int jobs) {
                     {{"explained_variance", 0.99 - 0.001 * member},
                      {"l0", 3.0 + 0.01 * (group % 7)},
                      {"gt_absorption", 0.2 - 0.01 * member},
-                     {"absorb_active_fraction", baseline ? 0.0 : 0.1}}}};
+                     {"absorption_active_fraction", baseline ? 0.0 : 0.1}}}};
     records.push_back({result, json::object()});
   }
   return records;

@@ -284,7 +284,7 @@ int write_sweep_report(const fs::path& out) {
   }
   log_damaged_jobs(report);
   spdlog::info("report: {}", (out / "report.html").string());
-  for (const auto& id : report["penalty_never_fired"]) {
+  for (const auto& id : report["absorption_never_fired"]) {
     spdlog::warn("the absorption penalty NEVER FIRED in job {}: see report.md", id.get<std::string>());
   }
   return report["counts"]["done"] == report["counts"]["total"] ? kExitOk : kExitJobFailed;

@@ -64,6 +64,24 @@ json read_result(const fs::path& dir, const JobState& state, const json& planned
           {"error", "no result.json: the job did not run to its end"}};
 }
 
+// Results written before the penalty had one name in every output (metrics absorb_*, the curve's
+// "absorb" column) read as they are named now (absorption_*, "absorption").
+void rename_legacy_keys(json& result, json& curve) {
+  auto rename = [](json& object, const std::string& from, const std::string& to) {
+    if (!object.is_object() || !object.contains(from) || object.contains(to)) return;
+    object[to] = object[from];
+    object.erase(from);
+  };
+  if (result.contains("metrics") && result["metrics"].is_object()) {
+    std::vector<std::string> legacy;
+    for (const auto& [key, value] : result["metrics"].items()) {
+      if (key.rfind("absorb_", 0) == 0) legacy.push_back(key);
+    }
+    for (const auto& key : legacy) rename(result["metrics"], key, "absorption_" + key.substr(7));
+  }
+  rename(curve, "absorb", "absorption");
+}
+
 // One job's files; a file that cannot be read makes the job "damaged", with the file named.
 JobRecord read_job(const fs::path& dir, const json& planned) {
   JobRecord record;
@@ -72,6 +90,7 @@ JobRecord read_job(const fs::path& dir, const json& planned) {
     record.result = read_result(dir, state, planned);
     if (fs::exists(state_file(dir))) record.result["attempts"] = state.attempts;
     record.curve = read_curve(dir / "metrics.jsonl");
+    rename_legacy_keys(record.result, record.curve);
   } catch (const std::exception& e) {
     record.result = {{"id", planned["id"]},
                      {"params", planned["params"]},

@@ -13,8 +13,8 @@ namespace {
 
 using nlohmann::json;
 
-const char* const kKeyMetrics[] = {"explained_variance", "gt_absorption", "gt_mcc", "absorb_pairs_mean"};
-const char* const kCurveSeries[] = {"loss", "recon", "sparse", "aux", "absorb", "l0", "flagged_pairs"};
+const char* const kKeyMetrics[] = {"explained_variance", "gt_absorption", "gt_mcc", "absorption_pairs_mean"};
+const char* const kCurveSeries[] = {"loss", "recon", "sparse", "aux", "absorption", "l0", "flagged_pairs"};
 
 bool finite(const json& metrics, const std::string& key) {
   return metrics.contains(key) && metrics[key].is_number() && std::isfinite(metrics[key].get<double>());
@@ -160,7 +160,7 @@ class Plots {
             {"title", "Training curves"},
             {"caption",
              "From each job's metrics.jsonl, at every logging step: the loss and its terms (recon, sparse, "
-             "aux, absorb), L0 and the number of latent pairs the penalty flagged."},
+             "aux, absorption), L0 and the number of latent pairs the penalty flagged."},
             {"spec", spec}};
   }
 

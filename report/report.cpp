@@ -137,8 +137,8 @@ json build_report(const std::string& sweep_name, const std::vector<JobRecord>& r
         job["baseline_id"] = (*b->second)["id"];
         job["delta"] = differences(job["metrics"], b->second->value("metrics", json::object()));
       }
-      bool fired = job["metrics"].value("absorb_active_fraction", 0.0) > 0.0;
-      job["penalty_fired"] = fired;
+      bool fired = job["metrics"].value("absorption_active_fraction", 0.0) > 0.0;
+      job["absorption_fired"] = fired;
       if (job["status"] == "done" && !fired) never_fired.push_back(r["id"]);
     }
     report["jobs"].push_back(job);
@@ -146,7 +146,7 @@ json build_report(const std::string& sweep_name, const std::vector<JobRecord>& r
   mark_pareto_front(report["jobs"]);
   report["counts"] = counts;
   report["summary"] = summarize(report["jobs"]);
-  report["penalty_never_fired"] = never_fired;
+  report["absorption_never_fired"] = never_fired;
   report["verdicts"] = verdicts(report);
   return report;
 }

@@ -24,8 +24,8 @@ const Column kColumns[] = {
     {"gt_mcc", "gt_mcc", "%.3f", true},
     {"gt_f1", "gt_f1", "%.3f", false},
     {"gt_absorption", "gt_absorption", "%.3f", true},
-    {"absorb_pairs_mean", "pairs/step", "%.2f", false},
-    {"absorb_active_fraction", "steps fired", "%.3f", false},
+    {"absorption_pairs_mean", "pairs/step", "%.2f", false},
+    {"absorption_active_fraction", "steps fired", "%.3f", false},
 };
 
 std::optional<double> number_of(const json& value) {

@@ -27,7 +27,7 @@ class Sentences {
   }
 
   void never_fired(std::vector<Verdict>& out) const {
-    for (const auto& id : v_["penalty_never_fired"]) {
+    for (const auto& id : v_["absorption_never_fired"]) {
       out.push_back({Kind::Warning, "The absorption penalty NEVER FIRED in " + job(id) +
                                         ": no pair of latents was ever flagged, so this job trained without the "
                                         "penalty and its metrics can only repeat the baseline's. Lower "

@@ -196,7 +196,7 @@ class Verdicts {
 
 json verdicts(const json& report) {
   Verdicts v(report);
-  return {{"penalty_never_fired", report["penalty_never_fired"]},
+  return {{"absorption_never_fired", report["absorption_never_fired"]},
           {"equal_to_baseline", v.equal_to_baseline()},
           {"best", v.best()},
           {"not_finished", v.unfinished()}};

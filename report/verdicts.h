@@ -6,7 +6,7 @@
 
 namespace sweep::launcher {
 
-// report: the report so far (jobs with baseline_id and metrics, penalty_never_fired). The
+// report: the report so far (jobs with baseline_id and metrics, absorption_never_fired). The
 // tolerances and rules used are part of the result, so the sentences can say them.
 nlohmann::json verdicts(const nlohmann::json& report);
 

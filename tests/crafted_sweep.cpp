@@ -40,9 +40,9 @@ json crafted_metrics(double explained_variance, double l0, double gt_mcc, double
           {"gt_mcc", gt_mcc},
           {"gt_f1", gt_mcc - 0.05},
           {"gt_absorption", gt_absorption},
-          {"absorb_pairs_mean", fired > 0 ? 4.0 * fired : 0.0},
-          {"absorb_active_fraction", fired},
-          {"absorb_loss_mean", fired > 0 ? 0.01 : 0.0}};
+          {"absorption_pairs_mean", fired > 0 ? 4.0 * fired : 0.0},
+          {"absorption_active_fraction", fired},
+          {"absorption_loss_mean", fired > 0 ? 0.01 : 0.0}};
 }
 
 void write_crafted_sweep(const fs::path& out, const std::string& name, const std::vector<CraftedJob>& jobs) {
@@ -82,7 +82,7 @@ void write_crafted_sweep(const fs::path& out, const std::string& name, const std
 
     std::ofstream log(dir / "metrics.jsonl");
     const double l0 = job.metrics.value("l0", 20.0);
-    const double fired = job.metrics.value("absorb_active_fraction", 0.0);
+    const double fired = job.metrics.value("absorption_active_fraction", 0.0);
     for (int s = 1; s <= job.logged_steps; ++s) {
       const double decay = 1.0 / s;
       log << json({{"step", 25 * s},
@@ -90,7 +90,7 @@ void write_crafted_sweep(const fs::path& out, const std::string& name, const std
                    {"recon", 0.1 + 0.8 * decay},
                    {"sparse", 0.1 + 0.2 * decay},
                    {"aux", 0.0},
-                   {"absorb", fired * 0.01 * decay},
+                   {"absorption", fired * 0.01 * decay},
                    {"l0", l0 + 30 * decay},
                    {"flagged_pairs", fired > 0 ? s % 3 : 0},
                    {"lr", 1e-3}})

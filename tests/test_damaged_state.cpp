@@ -128,7 +128,7 @@ TEST(DamagedState, ADoneStateWithoutResultIsReportedDamagedNotSilentThenTrainedA
   auto written = read_json(out / "report.json");
   EXPECT_EQ(written["counts"]["damaged"], 1);
   EXPECT_EQ(written["counts"]["done"], 2);
-  EXPECT_TRUE(written["penalty_never_fired"].empty()) << written["penalty_never_fired"];
+  EXPECT_TRUE(written["absorption_never_fired"].empty()) << written["absorption_never_fired"];
 
   auto r = run_command(sweep_args(out), "missing-result-rerun");
   expect_no_crash(r);

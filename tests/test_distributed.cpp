@@ -37,7 +37,7 @@ TEST(Distributed, ResultsDoNotDependOnRanksPerJob) {
   auto report1 = read_json(scratch() / "rpj1" / "report.json");
   ASSERT_EQ(report1["jobs"].size(), 1u);
   std::string id = report1["jobs"][0]["id"];
-  ASSERT_GT(report1["jobs"][0]["metrics"]["absorb_active_fraction"].get<double>(), 0.0) << "the penalty must fire";
+  ASSERT_GT(report1["jobs"][0]["metrics"]["absorption_active_fraction"].get<double>(), 0.0) << "the penalty must fire";
   for (int ranks : {2, 4}) {
     std::string name = "rpj" + std::to_string(ranks);
     std::vector<std::string> extra = kOneJob;
@@ -52,10 +52,10 @@ TEST(Distributed, ResultsDoNotDependOnRanksPerJob) {
     EXPECT_LT(diff, 1e-5) << ranks << " ranks";
     const auto& m1 = report1["jobs"][0]["metrics"];
     const auto& m = report["jobs"][0]["metrics"];
-    for (const char* key : {"explained_variance", "mse", "l0", "gt_mcc", "absorb_loss_mean"}) {
+    for (const char* key : {"explained_variance", "mse", "l0", "gt_mcc", "absorption_loss_mean"}) {
       EXPECT_NEAR(m[key].get<double>(), m1[key].get<double>(), 1e-5 * (1 + std::abs(m1[key].get<double>()))) << key;
     }
-    EXPECT_EQ(m["absorb_pairs_mean"], m1["absorb_pairs_mean"]);
+    EXPECT_EQ(m["absorption_pairs_mean"], m1["absorption_pairs_mean"]);
   }
 }
 

@@ -305,16 +305,16 @@ TEST(EndToEnd, QuickSweepReportsEveryJobOfThePlan) {
     for (const char* key : {"mse", "explained_variance", "l0", "gt_mcc"}) {
       EXPECT_TRUE(finite_number(m, key)) << key << " in " << m.dump();
     }
-    int absorb_keys = 0;
+    int absorption_keys = 0;
     for (const auto& [key, value] : m.items()) {
-      if (key.rfind("absorb_", 0) != 0) continue;
-      ++absorb_keys;
+      if (key.rfind("absorption_", 0) != 0) continue;
+      ++absorption_keys;
       EXPECT_TRUE(value.is_number() && std::isfinite(value.get<double>())) << key << " = " << value.dump();
     }
-    for (const char* key : {"absorb_pairs_mean", "absorb_active_fraction", "absorb_loss_mean"}) {
+    for (const char* key : {"absorption_pairs_mean", "absorption_active_fraction", "absorption_loss_mean"}) {
       EXPECT_TRUE(m.contains(key)) << key << " missing from " << m.dump();
     }
-    EXPECT_GE(absorb_keys, 3);
+    EXPECT_GE(absorption_keys, 3);
     EXPECT_GE(m.value("explained_variance", -1.0), 0.0) << "a quick relu SAE explains some variance";
     EXPECT_LE(m.value("explained_variance", 2.0), 1.0);
     EXPECT_GE(m.value("mse", -1.0), 0.0);

@@ -68,7 +68,7 @@ void expect_renders_offline(const json& seen, const json& report) {
 
   // Plots: the L0 / EV plot, each key metric present against each swept param, the curves.
   int metrics_present = 0, swept = 0;
-  for (const char* metric : {"explained_variance", "gt_absorption", "gt_mcc", "absorb_pairs_mean"}) {
+  for (const char* metric : {"explained_variance", "gt_absorption", "gt_mcc", "absorption_pairs_mean"}) {
     bool any = false;
     for (const auto& job : report["jobs"]) any = any || (job["status"] == "done" && job["metrics"].contains(metric));
     metrics_present += any;

@@ -4,6 +4,8 @@
 // a directory that is not a sweep output.
 #include <gtest/gtest.h>
 
+#include <regex>
+
 #include <algorithm>
 #include <fstream>
 #include <set>
@@ -96,8 +98,8 @@ TEST_F(CraftedVerdicts, CountsEveryStatusAndAttempts) {
 }
 
 TEST_F(CraftedVerdicts, PenaltyThatNeverFiredIsAWarning) {
-  EXPECT_EQ(ids(report_["penalty_never_fired"]), std::set<std::string>{"never"});
-  EXPECT_EQ(ids(report_["verdicts"]["penalty_never_fired"]), std::set<std::string>{"never"});
+  EXPECT_EQ(ids(report_["absorption_never_fired"]), std::set<std::string>{"never"});
+  EXPECT_EQ(ids(report_["verdicts"]["absorption_never_fired"]), std::set<std::string>{"never"});
   EXPECT_NE(md_.find("> **WARNING: The absorption penalty NEVER FIRED in job never"), std::string::npos) << md_;
   EXPECT_EQ(md_.find("NEVER FIRED in job equal"), std::string::npos) << md_;
 }
@@ -215,6 +217,34 @@ TEST(SweepReportCommand, RefusesADirectoryThatIsNotASweepOutput) {
   EXPECT_NE(missing.log.find((scratch() / "nowhere").string()), std::string::npos) << missing.log;
 }
 
+// Results of earlier versions named the penalty "absorb" in their metrics and curves: the report
+// reads them under today's names, so a penalty that fired is never reported as silent.
+TEST(SweepReportCommand, ReadsResultsWithThePenaltysEarlierNames) {
+  const fs::path out = scratch() / "legacy_names";
+  write_crafted_sweep(out, "legacy",
+                      {done_job("base", {{"absorption.enabled", false}}, crafted_metrics(0.9, 10.0, 0.8, 0.2, 0.0)),
+                       done_job("pen", {{"absorption.ratio_threshold", 5.0}}, crafted_metrics(0.9, 10.0, 0.8, 0.1, 0.5))});
+  const fs::path dir = out / "jobs" / "pen";
+  std::string result = read_text(dir / "result.json"), curve = read_text(dir / "metrics.jsonl");
+  for (auto* text : {&result, &curve}) *text = std::regex_replace(*text, std::regex("\"absorption(_[a-z_]+)?\""), "\"absorb$1\"");
+  ASSERT_NE(result.find("\"absorb_active_fraction\""), std::string::npos) << result;
+  ASSERT_NE(curve.find("\"absorb\""), std::string::npos) << curve;
+  std::ofstream(dir / "result.json", std::ios::trunc) << result;
+  std::ofstream(dir / "metrics.jsonl", std::ios::trunc) << curve;
+
+  auto run = sweep_report(out, "legacy_names");
+  ASSERT_EQ(run.exit_code, 0) << run.log;
+  const json report = read_json(out / "report.json");
+  EXPECT_TRUE(report["absorption_never_fired"].empty()) << report["absorption_never_fired"];
+  for (const auto& job : report["jobs"]) {
+    if (job["id"] != "pen") continue;
+    EXPECT_EQ(job["metrics"]["absorption_active_fraction"], 0.5);
+    EXPECT_FALSE(job["metrics"].contains("absorb_active_fraction"));
+    EXPECT_TRUE(job["curve"].contains("absorption")) << job["curve"].dump();
+    EXPECT_TRUE(job["absorption_fired"].get<bool>());
+  }
+}
+
 // A broken curve makes its job "damaged" in a report that is still written (the next run trains
 // it again), with the file and line named.
 TEST(SweepReportCommand, NamesTheFileAndLineOfABrokenCurveAndMarksItsJobDamaged) {
@@ -243,7 +273,7 @@ TEST(ReportFromRecords, ParetoFrontAndBaselinesMatchTheirDefinitions) {
     json params = {{"train.lr", 1e-4 * (1 + i / 3)}};
     if (!baseline) params["absorption.ratio_threshold"] = 5.0 * (i % 3);
     json metrics = {{"l0", 2.0 + (i * 7) % 5}, {"explained_variance", 0.9 + 0.01 * ((i * 11) % 4)},
-                    {"absorb_active_fraction", baseline ? 0.0 : 0.1}};
+                    {"absorption_active_fraction", baseline ? 0.0 : 0.1}};
     records.push_back({{{"id", "j" + std::to_string(i)},
                         {"status", i % 13 == 5 ? "failed" : "done"},
                         {"params", params},

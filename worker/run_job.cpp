@@ -14,7 +14,7 @@
 #include "worker/evaluate.h"
 #include "worker/group_failure.h"
 #include "worker/job_files.h"
-#include "worker/penalty_activity.h"
+#include "worker/absorption_activity.h"
 #include "worker/step_agreement.h"
 #include "worker/trainer.h"
 
@@ -30,7 +30,7 @@ double seconds_since(Clock::time_point start) {
 
 nlohmann::json step_line(int64_t step, const StepStats& s, const StepTerms& t) {
   return {{"step", step},       {"loss", s.loss}, {"recon", t.recon},
-          {"sparse", t.sparse}, {"aux", t.aux},   {"absorb", t.absorb},
+          {"sparse", t.sparse}, {"aux", t.aux},   {"absorption", t.absorption},
           {"l0", t.l0},         {"flagged_pairs", static_cast<int64_t>(t.flagged_pairs)}, {"lr", s.lr}};
 }
 
@@ -114,7 +114,7 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
 
   std::unique_ptr<MetricsLog> log;
   if (leader) log = std::make_unique<MetricsLog>(job_dir / "metrics.jsonl", saved.value("metrics_bytes", uint64_t{0}));
-  PenaltyActivity activity = saved.contains("activity") ? PenaltyActivity::from_totals(saved["activity"]) : PenaltyActivity{};
+  AbsorptionActivity activity = saved.contains("activity") ? AbsorptionActivity::from_totals(saved["activity"]) : AbsorptionActivity{};
   const double seconds_before = saved.value("train_seconds", 0.0);
   auto start = Clock::now(), last_checkpoint = start;
   StepStats last;  // of the latest logging step

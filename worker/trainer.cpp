@@ -93,16 +93,16 @@ torch::Tensor Trainer::forward_backward(const torch::Tensor& x, StepCollectives&
     if (state_.absorption.enabled()) state_.absorption.update(global.fired(), global.co_fired(), cfg_.train.batch_size);
   }
   auto total = recon + sparse + aux;
-  auto absorb = zero, flagged = zero, flagged_short_history = zero;
+  auto absorption = zero, flagged = zero, flagged_short_history = zero;
   if (state_.absorption.enabled()) {
     auto penalty = state_.absorption.penalty(model.W_dec);
     total = total + cfg_.absorption.penalty * penalty.loss;
-    absorb = penalty.loss.detach();
+    absorption = penalty.loss.detach();
     flagged = penalty.flagged;
     flagged_short_history = penalty.flagged_short_history;
   }
   auto l0 = global.fired().sum() / rows;  // of the global batch, from the summed firing counts
-  auto terms = torch::stack({total.detach(), recon.detach(), sparse.detach(), aux.detach(), l0, absorb, flagged,
+  auto terms = torch::stack({total.detach(), recon.detach(), sparse.detach(), aux.detach(), l0, absorption, flagged,
                              flagged_short_history});
   state_.optimizer->zero_grad();
   total.backward();
@@ -197,7 +197,7 @@ StepStats Trainer::step(const torch::Tensor& shard) {
 StepTerms read_step_terms(const StepStats& stats) {
   auto t = stats.terms.to(torch::kCPU, torch::kDouble);
   auto at = [&](StepTerm term) { return t[term].item<double>(); };
-  return {at(kRecon), at(kSparse), at(kAux), at(kL0), at(kAbsorb), at(kFlaggedPairs), at(kFlaggedShortHistory)};
+  return {at(kRecon), at(kSparse), at(kAux), at(kL0), at(kAbsorption), at(kFlaggedPairs), at(kFlaggedShortHistory)};
 }
 
 }  // namespace sweep::worker

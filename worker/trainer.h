@@ -29,7 +29,7 @@ struct TrainingState {
 };
 
 // The named entries of a step's loss-term tensor (StepStats::terms).
-enum StepTerm : int64_t { kLoss, kRecon, kSparse, kAux, kL0, kAbsorb, kFlaggedPairs, kFlaggedShortHistory, kStepTerms };
+enum StepTerm : int64_t { kLoss, kRecon, kSparse, kAux, kL0, kAbsorption, kFlaggedPairs, kFlaggedShortHistory, kStepTerms };
 
 // One step's figures. The terms are already the group's and stay on the device, so an ordinary
 // step reads back only the loss (and the failure and refresh flags, in the same read).
@@ -42,7 +42,7 @@ struct StepStats {
 
 // The terms read back (logging steps only: it reads the device).
 struct StepTerms {
-  double recon = 0, sparse = 0, aux = 0, l0 = 0, absorb = 0, flagged_pairs = 0, flagged_short_history = 0;
+  double recon = 0, sparse = 0, aux = 0, l0 = 0, absorption = 0, flagged_pairs = 0, flagged_short_history = 0;
 };
 StepTerms read_step_terms(const StepStats& stats);
 

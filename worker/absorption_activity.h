@@ -13,12 +13,12 @@
 
 namespace sweep::worker {
 
-class PenaltyActivity {
+class AbsorptionActivity {
  public:
   void add(const StepStats& s);
   nlohmann::json summary() const;
   nlohmann::json totals() const;
-  static PenaltyActivity from_totals(const nlohmann::json& j);
+  static AbsorptionActivity from_totals(const nlohmann::json& j);
 
  private:
   int64_t steps_ = 0, refreshes_ = 0;
