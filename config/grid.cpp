@@ -5,10 +5,10 @@
 
 #include <unistd.h>
 
-#include <cstdio>
 #include <set>
 
 #include "common/byte_size.h"
+#include "common/fnv_hash.h"
 #include "config/config_error.h"
 #include "config/config_schema.h"
 
@@ -124,14 +124,10 @@ std::string job_id(const json& resolved) {
   for (const auto& spec : config_schema()) {
     if (!spec.affects_results) canonical.erase(spec.key);
   }
-  uint64_t hash = 1469598103934665603ULL;  // FNV-1a 64
-  for (unsigned char ch : canonical.dump()) {
-    hash ^= ch;
-    hash *= 1099511628211ULL;
-  }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(hash));
-  return std::string(buf, 12);
+  const std::string text = canonical.dump();
+  uint64_t hash = kFnvOffset;
+  fnv1a_bytes(hash, text.data(), text.size());
+  return hex_digits(hash).substr(0, 12);
 }
 
 double physical_memory_bytes() {

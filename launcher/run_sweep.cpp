@@ -18,10 +18,10 @@
 #include "launcher/memory_check.h"
 #include "launcher/output_check.h"
 #include "launcher/progress_display.h"
+#include "launcher/resume_checks.h"
 #include "launcher/stop_signals.h"
 #include "report/files.h"
 #include "sharding/data_error.h"
-#include "sharding/fingerprint.h"
 #include "worker/cpu_threads.h"
 #include "worker/group_communicator.h"
 #include "worker/job_files.h"
@@ -101,118 +101,6 @@ void share_cores(const MpiSession& mpi) {
   int threads = std::max(1, cores / mpi.local_size);
   const char* how = worker::use_cpu_threads(threads);
   if (mpi.world_rank == 0) spdlog::info("{} CPU thread(s) per rank ({})", threads, how);
-}
-
-// --fresh: the old directory moves aside (never deleted) to <out>.old-<n>, unless a live process
-// still runs one of its jobs (its result would land in the new directory).
-void move_aside(const fs::path& out, double stale_after_seconds) {
-  if (fs::is_directory(out / "jobs")) {
-    for (const auto& entry : fs::directory_iterator(out / "jobs")) {
-      JobState state;
-      try {
-        state = read_job_state(entry.path());
-      } catch (const std::exception&) {
-        continue;  // unreadable: no owner to protect
-      }
-      if (!owner_alive(state, stale_after_seconds)) continue;
-      throw ConfigError(out.string() + ": job " + entry.path().filename().string() + " is being run by " + state.owner +
-                        " (heartbeat " + std::to_string(static_cast<int>(now_seconds() - state.heartbeat)) +
-                        " s ago), so --fresh cannot move the directory from under it; stop that run (or let it finish), "
-                        "then re-run with --fresh");
-    }
-  }
-  for (int n = 1;; ++n) {
-    fs::path aside = out.string() + ".old-" + std::to_string(n);
-    if (fs::exists(aside)) continue;
-    fs::rename(out, aside);
-    spdlog::warn("--fresh: the previous {} is kept as {}", out.string(), aside.string());
-    return;
-  }
-}
-
-// The fingerprint of every distinct set of activation files the jobs read, by data.paths.
-nlohmann::json fingerprint_data(const std::vector<PlannedJob>& jobs) {
-  nlohmann::json out = nlohmann::json::object();
-  for (const auto& job : jobs) {
-    const auto& c = job.resolved;
-    if (c["data.source"] != "files" || out.contains(c["data.paths"].dump())) continue;
-    out[c["data.paths"].dump()] = sharding::fingerprint_files(c["data.paths"].get<std::vector<std::string>>());
-  }
-  return out;
-}
-
-// A resume on other data than its jobs were trained on would mix two data sets in one report.
-void check_data_unchanged(const nlohmann::json& old_plan, const nlohmann::json& now, const fs::path& plan_file) {
-  std::string changed;
-  const auto planned = old_plan.value("data_fingerprints", nlohmann::json::object());  // items() of a temporary would dangle
-  for (const auto& [paths, before] : planned.items()) {
-    if (!now.contains(paths)) continue;
-    auto change = sharding::compare_fingerprints(before, now[paths]);
-    for (const auto& line : change.changed) changed += "\n    " + line;
-    for (const auto& path : change.touched) {
-      spdlog::warn("{}: modified since the sweep was planned, with the same size and sampled contents: resuming", path);
-    }
-  }
-  if (changed.empty()) return;
-  throw ConfigError(plan_file.string() + ": the activation files changed since this sweep was planned, so the results "
-                                         "in this directory were trained on other data:" + changed +
-                    "\n  Restore the files, write to another --out, or re-run with --fresh (the old directory is kept "
-                    "under a new name)");
-}
-
-// Keeps a damaged file beside its place as <name>.damaged-<n>, never overwriting an older one.
-void keep_aside(const fs::path& file) {
-  for (int n = 1;; ++n) {
-    fs::path aside = file.string() + ".damaged-" + std::to_string(n);
-    if (fs::exists(aside)) continue;
-    fs::rename(file, aside);
-    return;
-  }
-}
-
-bool parses_as_json(const fs::path& file) {
-  try {
-    read_json(file);
-    return true;
-  } catch (const std::exception&) {
-    return false;
-  }
-}
-
-// A job whose files are damaged runs again instead of crashing the sweep or passing for done: an
-// unreadable state.json or result.json is kept aside; a done job without a readable result.json
-// or metrics.jsonl keeps both aside and is pending again (its checkpoints went with its results,
-// so it trains from the start, to the same result: training is deterministic).
-void requeue_if_damaged(const fs::path& dir, const nlohmann::json& planned) {
-  const auto id = planned["id"].get<std::string>();
-  const auto result = dir / "result.json", metrics = dir / "metrics.jsonl";
-  JobState state;
-  try {
-    state = read_job_state(dir);
-  } catch (const std::exception& e) {
-    keep_aside(state_file(dir));
-    if (fs::exists(result) && !parses_as_json(result)) keep_aside(result);
-    spdlog::warn("job {}: {}; kept as {}.damaged-N, the job runs again (from its checkpoint if it has one)", id,
-                 e.what(), state_file(dir).filename().string());
-    return;
-  }
-  if (state.phase != JobPhase::Done) {
-    if (fs::exists(result) && !parses_as_json(result)) {
-      keep_aside(result);
-      spdlog::warn("job {}: {} is not valid JSON; kept as result.json.damaged-N, the job runs again", id, result.string());
-    }
-    return;
-  }
-  auto damage = damage_in_job_files(dir, planned);
-  if (!damage) return;
-  for (const auto& file : {result, metrics}) {
-    if (fs::exists(file)) keep_aside(file);
-  }
-  state.phase = JobPhase::Pending;
-  state.step = 0;
-  state.reason = "trained again: its files were damaged (" + *damage + ")";
-  write_job_state(dir, state);
-  spdlog::warn("job {} was done but {}; its files are kept as *.damaged-N and it is trained again", id, *damage);
 }
 
 // World rank 0, before any training: the plan (new, or the existing one extended), a copy of the

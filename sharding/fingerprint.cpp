@@ -7,10 +7,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <map>
 
+#include "common/fnv_hash.h"
 #include "sharding/data_error.h"
 #include "sharding/file_source.h"
 
@@ -21,30 +21,24 @@ using nlohmann::json;
 
 constexpr uint64_t kHead = 64 * 1024, kBlock = 4 * 1024, kBlocks = 32;
 
-void hash_bytes(uint64_t& hash, const char* data, size_t size) {
-  for (size_t i = 0; i < size; ++i) hash = (hash ^ static_cast<uint8_t>(data[i])) * 1099511628211ULL;
-}
-
 json fingerprint_file(const std::filesystem::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw DataError(path.string() + ": cannot open: " + std::strerror(errno));
   struct stat st {};
   ::fstat(fd, &st);
   const uint64_t size = static_cast<uint64_t>(st.st_size);
-  uint64_t hash = 1469598103934665603ULL;
+  uint64_t hash = kFnvOffset;
   std::vector<char> buffer(kHead);
   auto read_at = [&](uint64_t offset, uint64_t length) {
     ssize_t got = ::pread(fd, buffer.data(), std::min(length, size - std::min(size, offset)), static_cast<off_t>(offset));
-    if (got > 0) hash_bytes(hash, buffer.data(), static_cast<size_t>(got));
+    if (got > 0) fnv1a_bytes(hash, buffer.data(), static_cast<size_t>(got));
   };
   read_at(0, kHead);
   for (uint64_t b = 0; b < kBlocks && size > kHead; ++b) read_at(kHead + (size - kHead) / kBlocks * b, kBlock);
   if (size > kBlock) read_at(size - kBlock, kBlock);
   ::close(fd);
-  char text[17];
-  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(hash));
   const int64_t mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-  return {{"path", path.string()}, {"bytes", size}, {"mtime_ns", mtime_ns}, {"sample_hash", text}};
+  return {{"path", path.string()}, {"bytes", size}, {"mtime_ns", mtime_ns}, {"sample_hash", hex_digits(hash)}};
 }
 
 }  // namespace

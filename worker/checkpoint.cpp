@@ -12,6 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/fnv_hash.h"
 #include "sharding/mapped_file.h"
 #include "sharding/safetensors.h"
 #include "worker/job_files.h"
@@ -24,19 +25,10 @@ constexpr int kKeep = 2;
 constexpr const char* kStateFile = "state.safetensors";
 constexpr const char* kMetaFile = "meta.json";
 
-// FNV-1a over 8-byte words (then the tail bytes): fast enough for gigabyte checkpoints.
-std::string checksum(const uint8_t* data, size_t size) {
-  uint64_t hash = 1469598103934665603ULL;
-  size_t words = size / 8;
-  for (size_t i = 0; i < words; ++i) {
-    uint64_t w;
-    std::memcpy(&w, data + 8 * i, 8);
-    hash = (hash ^ w) * 1099511628211ULL;
-  }
-  for (size_t i = 8 * words; i < size; ++i) hash = (hash ^ data[i]) * 1099511628211ULL;
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(hash));
-  return buf;
+std::string checksum(const void* data, size_t size) {
+  uint64_t hash = kFnvOffset;
+  fnv1a_words(hash, data, size);
+  return hex_digits(hash);
 }
 
 std::string checksum(const fs::path& file) {
@@ -49,7 +41,7 @@ std::string checksum(const fs::path& file) {
 std::string meta_checksum(nlohmann::json meta) {
   meta.erase("meta_checksum");
   const std::string text = meta.dump();
-  return checksum(reinterpret_cast<const uint8_t*>(text.data()), text.size());
+  return checksum(text.data(), text.size());
 }
 
 fs::path checkpoints_dir(const fs::path& job_dir) { return job_dir / "checkpoints"; }
