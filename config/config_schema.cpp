@@ -93,6 +93,20 @@ Check sbatch_options() {
   };
 }
 
+// Replica axes name job settings (checked when the sweep is read, after the schema exists).
+Check job_setting_names() {
+  return [](const json& v) {
+    for (const auto& item : v) {
+      const auto name = item.get<std::string>();
+      if (find_key(name) && is_job_setting(name)) continue;
+      auto near = closest_key(name);
+      return "each item must name a job setting, got \"" + name + "\"" +
+             (near ? " (did you mean \"" + *near + "\"?)" : std::string());
+    }
+    return std::string();
+  };
+}
+
 std::vector<KeySpec> build_schema() {
   using K = ValueKind;
   return {
@@ -176,6 +190,7 @@ std::vector<KeySpec> build_schema() {
       {"run.stale_after_seconds", K::Float, 300.0, above(0), "a running job whose heartbeat is older than this counts as interrupted", false},
 
       {"grid.include_baseline", K::Bool, true, none(), "add a job with absorption.enabled = false per grid point of the other keys"},
+      {"grid.replicas", K::StringList, json::array(), job_setting_names(), "grid axes whose values are replicas of one grid point, besides seed and data.seed: the report gives each point's mean, sd and paired differences over them"},
   };
 }
 

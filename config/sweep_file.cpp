@@ -123,6 +123,10 @@ class SweepReader {
       spec_.include_baseline = *node.value<bool>();
       return;
     }
+    if (key == "replicas") {
+      spec_.replicas = to_value(node, *find_key("grid.replicas"), where).get<std::vector<std::string>>();
+      return;
+    }
     if (key == "name") fail(where, "name cannot be a grid axis: it names the whole sweep; set name = \"...\" once, at the top of the file");
     const auto* spec = find_key(key);
     if (!spec || key.rfind("grid.", 0) == 0) fail(where, unknown_key_message(key, "grid key"));

@@ -25,6 +25,7 @@ struct SweepSpec {
   std::map<std::string, std::string> where;   // key -> where it was set (absent: default)
   std::vector<GridAxis> grid;
   bool include_baseline = true;
+  std::vector<std::string> replicas;          // grid.replicas: replica axes besides seed and data.seed
   std::string text;                           // the sweep file as read
 };
 

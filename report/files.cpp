@@ -122,7 +122,12 @@ SweepOutput read_sweep_output(const fs::path& out) {
   if (!plan.contains("sweep") || !plan.contains("jobs") || !plan["jobs"].is_array()) {
     throw std::runtime_error(plan_file.string() + ": not a sweep plan (needs \"sweep\" and a \"jobs\" list)");
   }
-  SweepOutput output{plan["sweep"].get<std::string>(), {}};
+  SweepOutput output{plan["sweep"].get<std::string>(), {}, {}};
+  const json replicas = plan.value("grid", json::object()).value("replicas", json::array());
+  for (const auto& key : replicas) {
+    if (!key.is_string()) throw std::runtime_error(plan_file.string() + ": grid.replicas holds a non-string " + key.dump());
+    output.replica_keys.push_back(key.get<std::string>());
+  }
   for (const auto& job : plan["jobs"]) {
     if (!job.is_object() || !job.value("id", json()).is_string()) {
       throw std::runtime_error(plan_file.string() + ": a job without an \"id\": " + job.dump());
@@ -134,7 +139,7 @@ SweepOutput read_sweep_output(const fs::path& out) {
 
 json read_and_build_report(const fs::path& out) {
   const SweepOutput output = read_sweep_output(out);
-  return build_report(output.name, output.jobs);
+  return build_report(output.name, output.jobs, output.replica_keys);
 }
 
 void log_damaged_jobs(const json& report) {

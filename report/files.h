@@ -16,6 +16,7 @@ namespace sweep::launcher {
 struct SweepOutput {
   std::string name;
   std::vector<JobRecord> jobs;  // plan order; a job whose files cannot be read is "damaged"
+  std::vector<std::string> replica_keys;  // the plan's grid.replicas
 };
 
 // Throws std::runtime_error naming the directory or file when `out` is not a readable sweep output.

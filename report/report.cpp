@@ -1,5 +1,6 @@
 // Builds report.json from job results: each job's baseline and differences to it, penalty
-// activity, the L0 / explained-variance Pareto front, totals from the "train" blocks, verdicts.
+// activity, grid points with replica statistics, the L0 / explained-variance Pareto front of the
+// points' means, totals from the "train" blocks, verdicts.
 #include "report/report.h"
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <set>
 
 #include "common/atomic_file.h"
+#include "report/grid_points.h"
 #include "report/html.h"
 #include "report/markdown.h"
 #include "report/verdicts.h"
@@ -19,15 +21,6 @@ namespace {
 using nlohmann::json;
 
 bool penalty_enabled(const json& result) { return result["config"].value("absorption.enabled", false); }
-
-// The params of a job without its absorption.* keys: jobs sharing them share a baseline.
-json non_absorption_params(const json& params) {
-  json out = json::object();
-  for (const auto& [k, v] : params.items()) {
-    if (k.rfind("absorption.", 0) != 0) out[k] = v;
-  }
-  return out;
-}
 
 bool finite(const json& value) { return value.is_number() && std::isfinite(value.get<double>()); }
 
@@ -41,33 +34,34 @@ json differences(const json& metrics, const json& base) {
   return delta;
 }
 
-// Marks the done jobs that no other done job beats on both L0 (lower) and explained variance (higher).
-void mark_pareto_front(json& jobs) {
-  auto point = [](const json& job) -> std::pair<double, double> {
-    const auto& m = job["metrics"];
-    return {m["l0"].get<double>(), m["explained_variance"].get<double>()};
+// Marks the grid points whose mean L0 (lower) and mean explained variance (higher) no other
+// point beats on both.
+void mark_pareto_front(json& points) {
+  auto point = [](const json& p) -> std::pair<double, double> {
+    const auto& m = p["metrics"];
+    return {m["l0"]["mean"].get<double>(), m["explained_variance"]["mean"].get<double>()};
   };
-  auto plotted = [](const json& job) {
-    const auto& m = job["metrics"];
-    return job["status"] == "done" && finite(m.value("l0", json())) && finite(m.value("explained_variance", json()));
+  auto plotted = [](const json& p) {
+    const auto& m = p["metrics"];
+    return m.contains("l0") && m.contains("explained_variance");
   };
-  // Sorted by L0 (then explained variance, highest first), a job is dominated when a job of the same
+  // Sorted by L0 (then explained variance, highest first), a point is dominated when one of the same
   // L0 has a higher explained variance or one of a lower L0 has at least its explained variance.
-  std::vector<std::pair<std::pair<double, double>, json*>> points;
-  for (auto& job : jobs) {
-    if (plotted(job)) points.push_back({point(job), &job});
+  std::vector<std::pair<std::pair<double, double>, json*>> sorted;
+  for (auto& p : points) {
+    if (plotted(p)) sorted.push_back({point(p), &p});
   }
-  std::sort(points.begin(), points.end(), [](const auto& a, const auto& b) {
+  std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) {
     return a.first.first < b.first.first || (a.first.first == b.first.first && a.first.second > b.first.second);
   });
   double best_at_lower_l0 = -std::numeric_limits<double>::infinity();
-  for (size_t start = 0; start < points.size();) {
+  for (size_t start = 0; start < sorted.size();) {
     size_t end = start;
-    while (end < points.size() && points[end].first.first == points[start].first.first) ++end;
-    const double best_here = points[start].first.second;
+    while (end < sorted.size() && sorted[end].first.first == sorted[start].first.first) ++end;
+    const double best_here = sorted[start].first.second;
     for (size_t k = start; k < end; ++k) {
-      const double ev = points[k].first.second;
-      (*points[k].second)["pareto"] = !(ev < best_here || best_at_lower_l0 >= ev);
+      const double ev = sorted[k].first.second;
+      (*sorted[k].second)["pareto"] = !(ev < best_here || best_at_lower_l0 >= ev);
     }
     best_at_lower_l0 = std::max(best_at_lower_l0, best_here);
     start = end;
@@ -97,10 +91,13 @@ json summarize(const json& jobs) {
 
 }  // namespace
 
-json build_report(const std::string& sweep_name, const std::vector<JobRecord>& records) {
-  json report = {{"sweep", sweep_name}, {"jobs", json::array()}, {"swept_keys", json::array()}};
+json build_report(const std::string& sweep_name, const std::vector<JobRecord>& records,
+                  const std::vector<std::string>& extra_replica_keys) {
+  const std::vector<std::string> replicas = replica_keys(extra_replica_keys);
+  json report = {{"sweep", sweep_name}, {"jobs", json::array()}, {"swept_keys", json::array()}, {"replica_keys", replicas}};
   json counts = {{"total", records.size()}, {"done", 0}, {"failed", 0}, {"damaged", 0}, {"preempted", 0}, {"other", 0}};
   json never_fired = json::array();
+  std::map<std::string, json> point_of;  // job id -> its grid point's label
   // Baselines by their non-absorption params (the last of equal ones wins), so finding a job's
   // baseline takes one look-up, not a scan of every job.
   std::map<std::string, const json*> baselines;
@@ -143,7 +140,12 @@ json build_report(const std::string& sweep_name, const std::vector<JobRecord>& r
     }
     report["jobs"].push_back(job);
   }
-  mark_pareto_front(report["jobs"]);
+  report["points"] = grid_points(report["jobs"], replicas);
+  mark_pareto_front(report["points"]);
+  for (const auto& point : report["points"]) {
+    for (const auto& id : point["jobs"]) point_of[id.get<std::string>()] = point["label"];
+  }
+  for (auto& job : report["jobs"]) job["point"] = point_of[job["id"].get<std::string>()];
   report["counts"] = counts;
   report["summary"] = summarize(report["jobs"]);
   report["absorption_never_fired"] = never_fired;

@@ -17,8 +17,10 @@ struct JobRecord {
   nlohmann::json curve = nlohmann::json::object();
 };
 
-// jobs: every job of the plan, in plan order.
-nlohmann::json build_report(const std::string& sweep_name, const std::vector<JobRecord>& jobs);
+// jobs: every job of the plan, in plan order. extra_replica_keys: the sweep's grid.replicas
+// (seed and data.seed are always replica keys).
+nlohmann::json build_report(const std::string& sweep_name, const std::vector<JobRecord>& jobs,
+                            const std::vector<std::string>& extra_replica_keys = {});
 // Writes report.json, report.md and report.html into out_dir.
 void write_report(const std::filesystem::path& out_dir, const nlohmann::json& report);
 

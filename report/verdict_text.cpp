@@ -1,5 +1,6 @@
-// Turns report["verdicts"] into sentences: a loud warning per penalty that never fired, what
-// repeats its baseline and the tolerance used, the best job per objective, unfinished jobs.
+// Turns report["verdicts"] into sentences: a loud warning when no difference can be told from
+// seed noise and per penalty that never fired, each point's effects with intervals, what repeats
+// its baseline and how that was judged, the best point per objective, unfinished jobs.
 #include "report/verdict_text.h"
 
 #include <cctype>
@@ -14,16 +15,44 @@ using nlohmann::json;
 using Kind = Verdict::Kind;
 
 std::string number(const json& value) { return format_number("%.4g", value); }
+std::string interval(const json& low, const json& high) { return "95% CI " + number(low) + " to " + number(high); }
 
 class Sentences {
  public:
   explicit Sentences(const json& report) : v_(report["verdicts"]) {
     for (const auto& job : report["jobs"]) by_id_[job["id"].get<std::string>()] = &job;
+    for (const auto& point : report["points"]) points_[point["label"].get<std::string>()] = &point;
   }
 
   // "job <id> (<params>)"
   std::string job(const json& id) const {
     return "job " + id.get<std::string>() + " (" + job_label(*by_id_.at(id.get<std::string>())) + ")";
+  }
+
+  // A point of one job as that job; else "<label> (<n> replicas)".
+  std::string point(const json& label) const {
+    const json& p = *points_.at(label.get<std::string>());
+    if (p["jobs"].size() == 1) return job(p["jobs"][0]);
+    return label.get<std::string>() + " (" + p["n"].dump() + " of " + std::to_string(p["jobs"].size()) +
+           " replicas finished)";
+  }
+
+  void replication(std::vector<Verdict>& out) const {
+    const auto& r = v_["replication"];
+    std::string keys;
+    for (const auto& k : r["replica_keys"]) keys += (keys.empty() ? "" : ", ") + k.get<std::string>();
+    if (!r["replicated"].get<bool>()) {
+      out.push_back({Kind::Warning, "Every grid point has a single replica, so no difference in this report can be told "
+                                    "from seed noise. Add seeds and re-run the same command with " +
+                                        r["hint"].get<std::string>() +
+                                        " (finished jobs are kept); replica keys here: " + keys + "."});
+      return;
+    }
+    if (r["single_replica_points"].get<int>() > 0) {
+      out.push_back({Kind::Finding, r["single_replica_points"].dump() +
+                                        " grid point(s) have a single finished replica: their differences cannot be "
+                                        "told from seed noise."});
+    }
   }
 
   void never_fired(std::vector<Verdict>& out) const {
@@ -35,23 +64,40 @@ class Sentences {
     }
   }
 
+  void effects(std::vector<Verdict>& out) const {
+    for (const auto& e : v_["effects"]) {
+      std::string parts;
+      for (const auto& [metric, d] : e["metrics"].items()) {
+        const double diff = d["mean"];
+        std::string part = d["distinguishable"].get<bool>()
+                               ? std::string(diff < 0 ? "lowers " : "raises ") + metric + " by " +
+                                     number(std::abs(diff)) + " (" + interval(d["ci_low"], d["ci_high"]) + ")"
+                               : metric + " unchanged within noise (" + format_signed("%.3g", diff) + ", " +
+                                     interval(d["ci_low"], d["ci_high"]) + ")";
+        parts += (parts.empty() ? "" : "; ") + part;
+      }
+      out.push_back({Kind::Finding, e["point"].get<std::string>() + " against its baseline (paired over " +
+                                        e["n"].dump() + " replicas): " + parts + "."});
+    }
+  }
+
   void equal_to_baseline(std::vector<Verdict>& out) const {
     const auto& eq = v_["equal_to_baseline"];
     if (eq["compared"].get<int>() == 0) return;
-    for (const auto& e : eq["jobs"]) {
+    for (const auto& e : eq["points"]) {
       std::string diffs;
       for (const auto& [metric, d] : e["differences"].items()) {
-        diffs += (diffs.empty() ? "" : ", ") + metric + " " + format_signed("%.3g", d.get<double>()) + " (tolerance " +
-                 number(e["tolerance"]["metrics"][metric]) + ")";
+        std::string how = e.contains("intervals") && e["intervals"].contains(metric)
+                              ? interval(e["intervals"][metric][0], e["intervals"][metric][1])
+                              : "tolerance " + number(e["tolerances"][metric]);
+        diffs += (diffs.empty() ? "" : ", ") + metric + " " + format_signed("%.3g", d.get<double>()) + " (" + how + ")";
       }
-      std::string from = e["tolerance"]["from"] == "fixed"
-                             ? "fixed tolerances"
-                             : "the spread of " + std::to_string(e["tolerance"]["replicas"].size()) + " seed replicas";
-      out.push_back({Kind::Finding, "Equal to its baseline within noise: " + job(e["id"]) + " against " +
-                                        job(e["baseline_id"]) + ": " + diffs + "; " + from + "."});
+      std::string from = e["from"] == "fixed" ? "fixed tolerances (one replica)" : "paired over replicas";
+      out.push_back({Kind::Finding, "Equal to its baseline within noise: " + point(e["point"]) + " against " +
+                                        point(e["baseline_point"]) + ": " + diffs + "; " + from + "."});
     }
-    if (eq["jobs"].empty()) {
-      out.push_back({Kind::Finding, "No job's metrics equal its baseline's within noise (" +
+    if (eq["points"].empty()) {
+      out.push_back({Kind::Finding, "No grid point's metrics equal its baseline's within noise (" +
                                         std::to_string(eq["compared"].get<int>()) + " compared)."});
     }
     std::string fixed;
@@ -61,9 +107,9 @@ class Sentences {
                (rel > 0 ? number(100 * rel) + "% of the baseline's" : number(abs));
     }
     out.push_back({Kind::Finding,
-                   "Within noise means every compared metric differs from the baseline's by at most the spread "
-                   "(max - min) over the baseline's seed replicas where the sweep has them, else by a fixed "
-                   "tolerance: " +
+                   "Within noise means: with replicas, the 95% t interval of the difference to the baseline (paired "
+                   "by replica) holds 0 for every compared metric; with one replica, every difference is at most a "
+                   "fixed tolerance: " +
                        fixed + "."});
   }
 
@@ -72,13 +118,22 @@ class Sentences {
       std::string rule = b["rule"];
       rule[0] = static_cast<char>(std::toupper(rule[0]));
       std::string text = rule + ": ";
-      if (b["id"].is_null()) {
-        text += "no job qualifies.";
-      } else if (b["id"] == b["baseline_id"]) {
-        text += "the baseline " + job(b["id"]) + " itself, " + number(b["value"]) + "; no penalised job does better.";
+      if (b["point"].is_null()) {
+        text += "no grid point qualifies.";
+      } else if (b["point"] == b["baseline_point"]) {
+        text += "the baseline itself: " + point(b["point"]) + ", " + number(b["value"]) +
+                "; no penalised setting does better on average.";
       } else {
-        text += job(b["id"]) + ", " + number(b["value"]) + " (its baseline " + b["baseline_id"].get<std::string>() +
-                ": " + number(b["baseline_value"]) + ").";
+        text += point(b["point"]) + ", " + number(b["value"]) + " (its baseline: " + number(b["baseline_value"]) + "); ";
+        if (b["distinguishable"].is_null()) {
+          text += "with fewer than 2 paired replicas this cannot be told from seed noise.";
+        } else {
+          const auto& d = b["difference"];
+          text += "the paired difference " + format_signed("%.3g", d["mean"].get<double>()) + " (" +
+                  interval(d["ci_low"], d["ci_high"]) + ", n = " + d["n"].dump() + ") " +
+                  (b["distinguishable"].get<bool>() ? "is distinguishable from seed noise."
+                                                    : "cannot be told from seed noise: its interval holds 0.");
+        }
       }
       out.push_back({Kind::Finding, text});
     }
@@ -98,6 +153,7 @@ class Sentences {
  private:
   const json& v_;
   std::map<std::string, const json*> by_id_;
+  std::map<std::string, const json*> points_;  // by label
 };
 
 }  // namespace
@@ -105,7 +161,9 @@ class Sentences {
 std::vector<Verdict> verdict_sentences(const json& report) {
   Sentences s(report);
   std::vector<Verdict> out;
+  s.replication(out);
   s.never_fired(out);
+  s.effects(out);
   s.equal_to_baseline(out);
   s.best(out);
   s.not_finished(out);

@@ -1,9 +1,12 @@
-// Computes the verdicts of report.json from its jobs: equality to the baseline within noise
-// (seed replicas' spread, else fixed tolerances), the best job per objective, unfinished jobs.
+// Computes the verdicts of report.json from its grid points. With replicas, a difference counts
+// only when the 95% t interval of the paired difference (point minus baseline, paired by replica)
+// excludes 0; a point with one replica is compared with fixed tolerances and said to be
+// indistinguishable from seed noise. The best point per objective is chosen on means.
 #include "report/verdicts.h"
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -17,8 +20,8 @@ namespace {
 
 using nlohmann::json;
 
-// Noise tolerances used when a baseline has no seed replicas: |job - baseline| <= absolute +
-// relative * |baseline|.
+// The metrics compared with the baseline, and the tolerances used for a point with one replica:
+// |point - baseline| <= absolute + relative * |baseline|.
 struct FixedTolerance {
   const char* metric;
   double absolute;
@@ -31,8 +34,6 @@ const FixedTolerance kFixedTolerances[] = {
 constexpr double kEvSlack = 0.01;
 // "at the baseline's L0": within this fraction of it.
 constexpr double kL0Slack = 0.10;
-
-const char* const kSeedKeys[] = {"seed", "data.seed"};
 
 enum class Near { Ev, L0 };  // which baseline constraint an objective keeps
 
@@ -53,121 +54,153 @@ const Objective kObjectives[] = {
 
 std::string rule(const Objective& o) {
   if (o.near == Near::Ev)
-    return fmt::format("{} with explained variance at most {:g} below its baseline's", o.what, kEvSlack);
-  return fmt::format("{} with L0 within {:g}% of its baseline's", o.what, 100 * kL0Slack);
+    return fmt::format("{} (mean over replicas) with mean explained variance at most {:g} below its baseline's", o.what,
+                       kEvSlack);
+  return fmt::format("{} (mean over replicas) with mean L0 within {:g}% of its baseline's", o.what, 100 * kL0Slack);
 }
 
-std::optional<double> metric(const json& job, const std::string& key) {
-  const auto& m = job["metrics"];
-  if (!m.contains(key) || !m[key].is_number()) return std::nullopt;
-  double v = m[key].get<double>();
-  return std::isfinite(v) ? std::optional<double>(v) : std::nullopt;
+// A point's mean of `key` over its finished replicas.
+std::optional<double> mean(const json& point, const std::string& key) {
+  const auto& m = point["metrics"];
+  if (!m.contains(key)) return std::nullopt;
+  return m[key]["mean"].get<double>();
 }
 
-bool done(const json& job) { return job["status"] == "done"; }
-
-json without_seeds(json params) {
-  for (const char* key : kSeedKeys) params.erase(key);
-  return params;
+// The paired difference of `key` to the baseline, when the point has one.
+const json* paired(const json& point, const std::string& key) {
+  if (!point.contains("paired") || !point["paired"].contains(key)) return nullptr;
+  return &point["paired"][key];
 }
+
+bool replicated(const json* difference) { return difference && (*difference)["n"].get<size_t>() >= 2; }
+
+bool measured(const json& point) { return point["n"].get<size_t>() > 0; }
 
 class Verdicts {
  public:
-  explicit Verdicts(const json& report) : jobs_(report["jobs"]) {
-    for (const auto& job : jobs_) {
-      by_id_[job["id"].get<std::string>()] = &job;
-      if (done(job) && job["baseline"].get<bool>()) replicas_[without_seeds(job["params"]).dump()].push_back(&job);
+  explicit Verdicts(const json& report) : report_(report), points_(report["points"]) {
+    for (const auto& point : points_) by_label_[point["label"].get<std::string>()] = &point;
+  }
+
+  // The measured baseline point a point is compared with: itself for a baseline.
+  const json* baseline_of(const json& point) const {
+    if (point["baseline"].get<bool>()) return &point;
+    if (!point.contains("baseline_point")) return nullptr;
+    const json* base = by_label_.at(point["baseline_point"].get<std::string>());
+    return measured(*base) ? base : nullptr;
+  }
+
+  json replication() const {
+    size_t most = 0, single = 0;
+    for (const auto& point : points_) {
+      if (!measured(point)) continue;
+      const size_t n = point["n"];
+      most = std::max(most, n);
+      single += n == 1;
     }
+    int64_t seed = 0;
+    if (!report_["jobs"].empty()) seed = report_["jobs"][0]["config"].value("seed", int64_t{0});
+    return {{"replica_keys", report_["replica_keys"]},
+            {"max_n", most},
+            {"single_replica_points", single},
+            {"replicated", most >= 2},
+            {"hint", fmt::format("--set 'grid.seed=[{}, {}, {}]'", seed, seed + 1, seed + 2)}};
   }
 
-  // The done baseline a job is compared with: itself for a baseline, else its baseline_id.
-  const json* baseline_of(const json& job) const {
-    if (job["baseline"].get<bool>()) return &job;
-    if (!job.contains("baseline_id")) return nullptr;
-    const json* base = by_id_.at(job["baseline_id"].get<std::string>());
-    return done(*base) ? base : nullptr;
-  }
-
-  // Per metric, how far a job may be from `base` and still count as equal; and where that came from.
-  json tolerances(const json& base) const {
-    const auto found = replicas_.find(without_seeds(base["params"]).dump());
-    const std::vector<const json*> replicas = found == replicas_.end() ? std::vector<const json*>{} : found->second;
-    json out = {{"from", replicas.size() >= 2 ? "seed replicas" : "fixed"},
-                {"replicas", json::array()},
-                {"metrics", json::object()}};
-    for (const auto* r : replicas) out["replicas"].push_back((*r)["id"]);
-    for (const auto& t : kFixedTolerances) {
-      auto b = metric(base, t.metric);
-      if (!b) continue;
-      if (replicas.size() < 2) {
-        out["metrics"][t.metric] = t.absolute + t.relative * std::abs(*b);
-        continue;
+  // For every penalised point with paired replicas: its difference to the baseline per metric.
+  json effects() const {
+    json out = json::array();
+    for (const auto& point : points_) {
+      const json* base = baseline_of(point);
+      if (point["baseline"].get<bool>() || !base) continue;
+      json metrics = json::object();
+      size_t n = 0;
+      for (const auto& t : kFixedTolerances) {
+        const json* d = paired(point, t.metric);
+        if (!replicated(d)) continue;
+        metrics[t.metric] = *d;
+        metrics[t.metric]["baseline_mean"] = *mean(*base, t.metric);
+        n = std::max(n, (*d)["n"].get<size_t>());
       }
-      std::vector<double> values;
-      for (const auto* r : replicas) {
-        if (auto v = metric(*r, t.metric)) values.push_back(*v);
-      }
-      auto [lo, hi] = std::minmax_element(values.begin(), values.end());
-      out["metrics"][t.metric] = *hi - *lo;
+      if (metrics.empty()) continue;
+      out.push_back({{"point", point["label"]}, {"baseline_point", (*base)["label"]}, {"n", n}, {"metrics", metrics}});
     }
     return out;
   }
 
+  // Points whose every compared metric is within noise of the baseline's: the paired interval
+  // holds 0 where there are replicas, else the fixed tolerance holds the difference.
   json equal_to_baseline() const {
     json fixed = json::object();
     for (const auto& t : kFixedTolerances) fixed[t.metric] = {{"absolute", t.absolute}, {"relative", t.relative}};
-    json out = {{"fixed_tolerances", fixed}, {"compared", 0}, {"jobs", json::array()}};
-    for (const auto& job : jobs_) {
-      const json* base = baseline_of(job);
-      if (!done(job) || job["baseline"].get<bool>() || !base) continue;
-      json tol = tolerances(*base);
-      json diff = json::object();
-      bool equal = true;
-      for (const auto& [key, allowed] : tol["metrics"].items()) {
-        auto v = metric(job, key);
-        if (!v) continue;
-        double d = *v - *metric(*base, key);
-        diff[key] = d;
-        equal = equal && std::abs(d) <= allowed.get<double>();
+    json out = {{"fixed_tolerances", fixed}, {"compared", 0}, {"points", json::array()}};
+    for (const auto& point : points_) {
+      const json* base = baseline_of(point);
+      if (point["baseline"].get<bool>() || !base || !measured(point)) continue;
+      json diff = json::object(), allowed = json::object(), intervals = json::object();
+      bool equal = true, with_replicas = false;
+      for (const auto& t : kFixedTolerances) {
+        const json* d = paired(point, t.metric);
+        if (replicated(d)) {
+          with_replicas = true;
+          diff[t.metric] = (*d)["mean"];
+          intervals[t.metric] = {(*d)["ci_low"], (*d)["ci_high"]};
+          equal = equal && !(*d)["distinguishable"].get<bool>();
+          continue;
+        }
+        auto v = mean(point, t.metric), b = mean(*base, t.metric);
+        if (!v || !b) continue;
+        diff[t.metric] = *v - *b;
+        allowed[t.metric] = t.absolute + t.relative * std::abs(*b);
+        equal = equal && std::abs(*v - *b) <= allowed[t.metric].get<double>();
       }
       if (diff.empty()) continue;
       out["compared"] = out["compared"].get<int>() + 1;
       if (!equal) continue;
-      out["jobs"].push_back(
-          {{"id", job["id"]}, {"baseline_id", (*base)["id"]}, {"differences", diff}, {"tolerance", tol}});
+      json entry = {{"point", point["label"]},
+                    {"baseline_point", (*base)["label"]},
+                    {"from", with_replicas ? "paired replicas" : "fixed"},
+                    {"differences", diff}};
+      if (!intervals.empty()) entry["intervals"] = intervals;
+      if (!allowed.empty()) entry["tolerances"] = allowed;
+      out["points"].push_back(entry);
     }
     return out;
   }
 
-  bool keeps(const Objective& o, const json& job, const json& base) const {
+  bool keeps(const Objective& o, const json& point, const json& base) const {
     if (o.near == Near::Ev) {
-      auto ev = metric(job, "explained_variance"), ev_base = metric(base, "explained_variance");
+      auto ev = mean(point, "explained_variance"), ev_base = mean(base, "explained_variance");
       return ev && ev_base && *ev >= *ev_base - kEvSlack;
     }
-    auto l0 = metric(job, "l0"), l0_base = metric(base, "l0");
+    auto l0 = mean(point, "l0"), l0_base = mean(base, "l0");
     return l0 && l0_base && std::abs(*l0 - *l0_base) <= kL0Slack * *l0_base;
   }
 
-  // Objectives whose metric no done job has (gt_* without ground truth) are left out.
+  // Objectives whose metric no point has (gt_* without ground truth) are left out.
   json best() const {
     json out = json::array();
     for (const auto& o : kObjectives) {
-      bool measured =
-          std::any_of(jobs_.begin(), jobs_.end(), [&](const json& j) { return done(j) && metric(j, o.metric); });
-      if (!measured) continue;
-      json entry = {{"objective", o.name}, {"metric", o.metric}, {"rule", rule(o)}, {"id", nullptr}, {"candidates", 0}};
+      if (std::none_of(points_.begin(), points_.end(), [&](const json& p) { return mean(p, o.metric).has_value(); }))
+        continue;
+      json entry = {{"objective", o.name}, {"metric", o.metric}, {"rule", rule(o)}, {"point", nullptr}, {"candidates", 0}};
       std::optional<double> best_value;
-      for (const auto& job : jobs_) {
-        const json* base = baseline_of(job);
-        auto value = metric(job, o.metric);
-        if (!done(job) || !base || !value || !keeps(o, job, *base)) continue;
+      for (const auto& point : points_) {
+        const json* base = baseline_of(point);
+        auto value = mean(point, o.metric);
+        if (!base || !value || !keeps(o, point, *base)) continue;
         entry["candidates"] = entry["candidates"].get<int>() + 1;
         if (best_value && (o.lower_is_better ? *value >= *best_value : *value <= *best_value)) continue;
         best_value = value;
-        entry["id"] = job["id"];
+        entry["point"] = point["label"];
+        entry["n"] = point["n"];
         entry["value"] = *value;
-        entry["baseline_id"] = (*base)["id"];
-        entry["baseline_value"] = *metric(*base, o.metric);
+        entry["baseline_point"] = (*base)["label"];
+        entry["baseline_value"] = *mean(*base, o.metric);
+        const json* d = paired(point, o.metric);
+        entry["difference"] = d ? *d : json();
+        // null: the baseline itself, or too few replicas to tell.
+        entry["distinguishable"] = replicated(d) ? json((*d)["distinguishable"]) : json();
       }
       out.push_back(entry);
     }
@@ -176,8 +209,8 @@ class Verdicts {
 
   json unfinished() const {
     json out = json::array();
-    for (const auto& job : jobs_) {
-      if (done(job)) continue;
+    for (const auto& job : report_["jobs"]) {
+      if (job["status"] == "done") continue;
       out.push_back({{"id", job["id"]},
                      {"status", job["status"]},
                      {"attempts", job["attempts"]},
@@ -187,16 +220,18 @@ class Verdicts {
   }
 
  private:
-  const json& jobs_;
-  std::map<std::string, const json*> by_id_;
-  std::map<std::string, std::vector<const json*>> replicas_;  // done baselines by their params without seeds
+  const json& report_;
+  const json& points_;
+  std::map<std::string, const json*> by_label_;
 };
 
 }  // namespace
 
 json verdicts(const json& report) {
   Verdicts v(report);
-  return {{"absorption_never_fired", report["absorption_never_fired"]},
+  return {{"replication", v.replication()},
+          {"absorption_never_fired", report["absorption_never_fired"]},
+          {"effects", v.effects()},
           {"equal_to_baseline", v.equal_to_baseline()},
           {"best", v.best()},
           {"not_finished", v.unfinished()}};

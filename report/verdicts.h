@@ -1,12 +1,13 @@
-// The report's verdicts as data: penalties that never fired, jobs whose metrics equal their
-// baseline's within noise, the best job for each objective, and the jobs that did not finish.
+// The report's verdicts as data: whether the sweep can tell effects from seed noise, each
+// penalised grid point's effects with intervals, penalties that never fired, points equal to
+// their baseline within noise, the best point per objective, and the jobs that did not finish.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 namespace sweep::launcher {
 
-// report: the report so far (jobs with baseline_id and metrics, absorption_never_fired). The
+// report: the report so far (jobs, points with replica statistics, absorption_never_fired). The
 // tolerances and rules used are part of the result, so the sentences can say them.
 nlohmann::json verdicts(const nlohmann::json& report);
 

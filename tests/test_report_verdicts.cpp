@@ -4,6 +4,7 @@
 // a directory that is not a sweep output.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <regex>
 
 #include <algorithm>
@@ -45,6 +46,18 @@ const json& find_by(const json& list, const std::string& key, const std::string&
 }
 
 json ratio(double r) { return {{"absorption.ratio_threshold", r}}; }
+
+// The ids of the jobs behind verdict entries that name grid points ("point": label).
+std::set<std::string> point_jobs(const json& report, const json& entries) {
+  std::set<std::string> out;
+  for (const auto& e : entries) {
+    for (const auto& p : report["points"]) {
+      if (p["label"] != e["point"]) continue;
+      for (const auto& id : p["jobs"]) out.insert(id.get<std::string>());
+    }
+  }
+  return out;
+}
 
 // One baseline and penalised jobs around it, each crafted to meet one verdict.
 class CraftedVerdicts : public ::testing::Test {
@@ -106,13 +119,13 @@ TEST_F(CraftedVerdicts, PenaltyThatNeverFiredIsAWarning) {
 
 TEST_F(CraftedVerdicts, JobsEqualToTheBaselineWithinFixedTolerances) {
   const json& eq = report_["verdicts"]["equal_to_baseline"];
-  EXPECT_EQ(ids(eq["jobs"]), (std::set<std::string>{"equal", "never"}));
+  EXPECT_EQ(point_jobs(report_, eq["points"]), (std::set<std::string>{"equal", "never"}));
   EXPECT_EQ(eq["compared"], 4) << "equal, never, better and worse have a finished baseline";
-  const json& e = find_by(eq["jobs"], "id", "equal");
-  EXPECT_EQ(e["baseline_id"], "base");
-  EXPECT_EQ(e["tolerance"]["from"], "fixed");
-  EXPECT_NEAR(e["tolerance"]["metrics"]["explained_variance"].get<double>(), 0.001, 1e-12);
-  EXPECT_NEAR(e["tolerance"]["metrics"]["l0"].get<double>(), 0.1, 1e-12) << "1% of the baseline's L0";
+  const json& e = find_by(eq["points"], "point", job("equal")["point"]);
+  EXPECT_EQ(e["baseline_point"], job("base")["point"]);
+  EXPECT_EQ(e["from"], "fixed");
+  EXPECT_NEAR(e["tolerances"]["explained_variance"].get<double>(), 0.001, 1e-12);
+  EXPECT_NEAR(e["tolerances"]["l0"].get<double>(), 0.1, 1e-12) << "1% of the baseline's L0";
   EXPECT_NEAR(e["differences"]["explained_variance"].get<double>(), 0.0004, 1e-9);
   for (const char* metric : {"explained_variance", "l0", "gt_mcc", "gt_absorption"}) {
     EXPECT_TRUE(e["differences"].contains(metric)) << metric;
@@ -128,17 +141,21 @@ TEST_F(CraftedVerdicts, JobsEqualToTheBaselineWithinFixedTolerances) {
 
 TEST_F(CraftedVerdicts, BestJobPerObjectiveKeepsTheBaselineConstraint) {
   const json& best = report_["verdicts"]["best"];
+  auto winner = [&](const char* objective) { return find_by(best, "objective", objective)["point"]; };
   // "worse" has the least absorption but loses 0.03 of explained variance: not a candidate.
-  EXPECT_EQ(find_by(best, "objective", "lowest_gt_absorption")["id"], "better");
+  EXPECT_EQ(winner("lowest_gt_absorption"), job("better")["point"]);
   EXPECT_EQ(find_by(best, "objective", "lowest_gt_absorption")["baseline_value"], 0.2);
-  EXPECT_EQ(find_by(best, "objective", "best_gt_mcc")["id"], "better");
-  EXPECT_EQ(find_by(best, "objective", "lowest_l0")["id"], "better");
+  EXPECT_EQ(winner("best_gt_mcc"), job("better")["point"]);
+  EXPECT_EQ(winner("lowest_l0"), job("better")["point"]);
   // L0 within 10% of 10: base, equal, never, better; "equal" explains the most variance.
-  EXPECT_EQ(find_by(best, "objective", "best_explained_variance_at_baseline_l0")["id"], "equal");
+  EXPECT_EQ(winner("best_explained_variance_at_baseline_l0"), job("equal")["point"]);
   EXPECT_EQ(find_by(best, "objective", "best_explained_variance_at_baseline_l0")["candidates"], 4);
-  EXPECT_NE(md_.find("Lowest gt_absorption with explained variance at most 0.01 below its baseline's: job better"),
+  EXPECT_TRUE(find_by(best, "objective", "lowest_gt_absorption")["distinguishable"].is_null()) << "one replica";
+  EXPECT_NE(md_.find("Lowest gt_absorption (mean over replicas) with mean explained variance at most 0.01 below its "
+                     "baseline's: job better"),
             std::string::npos)
       << md_;
+  EXPECT_NE(md_.find("with fewer than 2 paired replicas this cannot be told from seed noise"), std::string::npos) << md_;
 }
 
 TEST_F(CraftedVerdicts, UnfinishedJobsAreListedWithTheirReason) {
@@ -163,8 +180,8 @@ TEST_F(CraftedVerdicts, DifferencesParetoFrontAndCurvesBehindThePlots) {
   EXPECT_NEAR(job("better")["delta"]["explained_variance"].get<double>(), -0.005, 1e-9);
   EXPECT_NEAR(job("better")["delta"]["gt_absorption"].get<double>(), -0.15, 1e-9);
   std::set<std::string> front;
-  for (const auto& j : report_["jobs"]) {
-    if (j.value("pareto", false)) front.insert(j["id"]);
+  for (const auto& p : report_["points"]) {
+    if (p.value("pareto", false)) front.insert(p["jobs"][0].get<std::string>());
   }
   // "worse" (L0 12, EV 0.87) is beaten by the baseline on both; the others trade L0 for EV.
   EXPECT_EQ(front, (std::set<std::string>{"base", "equal", "never", "better"}));
@@ -174,34 +191,146 @@ TEST_F(CraftedVerdicts, DifferencesParetoFrontAndCurvesBehindThePlots) {
   EXPECT_TRUE(job("missing")["curve"].empty());
 }
 
-// Seed replicas of the baseline: their spread is the tolerance, wider here than the fixed one.
-TEST(SeedReplicaVerdicts, ToleranceIsTheSpreadOfTheBaselinesReplicas) {
-  const fs::path out = scratch() / "replicas";
-  auto params = [](int seed, bool penalised) {
-    json p = {{"seed", seed}};
-    if (penalised)
-      p["absorption.ratio_threshold"] = 5.0;
-    else
-      p["absorption.enabled"] = false;
-    return p;
+TEST_F(CraftedVerdicts, OneReplicaPerPointIsLoudlyUntellableFromSeedNoise) {
+  const json& r = report_["verdicts"]["replication"];
+  EXPECT_FALSE(r["replicated"].get<bool>());
+  EXPECT_EQ(r["max_n"], 1);
+  EXPECT_TRUE(report_["verdicts"]["effects"].empty()) << "no paired replicas, no effects";
+  EXPECT_NE(md_.find("> **WARNING: Every grid point has a single replica, so no difference in this report can be told "
+                     "from seed noise"),
+            std::string::npos)
+      << md_;
+  EXPECT_NE(md_.find("--set 'grid.seed=["), std::string::npos) << "says how to add seeds\n" << md_;
+}
+
+// Three seeds per grid point: a baseline, a penalty with no effect (differences that change sign
+// from seed to seed) and one with a real effect on gt_absorption (-0.03, far beyond the spread).
+class ReplicatedVerdicts : public ::testing::Test {
+ protected:
+  struct Seeded {
+    double ev, l0, mcc, absorption;
   };
-  write_crafted_sweep(out, "replicas",
-                      {done_job("b1", params(1, false), crafted_metrics(0.90, 10.0, 0.80, 0.20, 0.0)),
-                       done_job("b2", params(2, false), crafted_metrics(0.92, 11.0, 0.83, 0.18, 0.0)),
-                       done_job("j1", params(1, true), crafted_metrics(0.915, 10.5, 0.82, 0.19, 0.5)),
-                       done_job("j2", params(2, true), crafted_metrics(0.95, 11.0, 0.83, 0.18, 0.5))});
-  auto run = sweep_report(out, "replicas_report");
-  ASSERT_EQ(run.exit_code, 0) << run.log;
-  const json report = read_json(out / "report.json");
-  const json& eq = report["verdicts"]["equal_to_baseline"];
-  ASSERT_EQ(ids(eq["jobs"]), std::set<std::string>{"j1"}) << eq.dump(2);
-  const json& tol = eq["jobs"][0]["tolerance"];
-  EXPECT_EQ(tol["from"], "seed replicas");
-  EXPECT_EQ(ids(tol["replicas"]), (std::set<std::string>{"b1", "b2"}));
-  EXPECT_NEAR(tol["metrics"]["explained_variance"].get<double>(), 0.02, 1e-9);
-  EXPECT_NEAR(tol["metrics"]["l0"].get<double>(), 1.0, 1e-9);
-  const std::string md = read_text(out / "report.md");
-  EXPECT_NE(md.find("the spread of 2 seed replicas"), std::string::npos) << md;
+  static inline const Seeded kBase[] = {{0.90, 10.0, 0.80, 0.20}, {0.92, 11.0, 0.83, 0.18}, {0.91, 10.5, 0.81, 0.22}};
+  // Per seed, added to the baseline's: a no-op and an effect.
+  static inline const Seeded kNoop[] = {{0.0005, 0.05, 0.002, 0.003}, {-0.0004, -0.05, -0.001, -0.002}, {-0.0001, 0.0, -0.001, -0.001}};
+  static inline const Seeded kEffect[] = {{0.0005, 0.05, 0.012, -0.028}, {-0.0004, -0.05, 0.009, -0.031}, {-0.0001, 0.0, 0.010, -0.031}};
+
+  static CraftedJob job(const std::string& id, int seed, const json& point, const Seeded& add, double fired) {
+    const Seeded& b = kBase[seed - 1];
+    json params = point;
+    params["seed"] = seed;
+    return done_job(id, params,
+                    crafted_metrics(b.ev + add.ev, b.l0 + add.l0, b.mcc + add.mcc, b.absorption + add.absorption, fired));
+  }
+
+  static void SetUpTestSuite() {
+    out_ = scratch() / "replicated";
+    std::vector<CraftedJob> jobs;
+    for (int seed = 1; seed <= 3; ++seed) {
+      const std::string s = std::to_string(seed);
+      jobs.push_back(job("base" + s, seed, {{"absorption.enabled", false}}, {0, 0, 0, 0}, 0.0));
+      jobs.push_back(job("noop" + s, seed, ratio(5.0), kNoop[seed - 1], 0.5));
+      jobs.push_back(job("effect" + s, seed, ratio(20.0), kEffect[seed - 1], 0.5));
+    }
+    write_crafted_sweep(out_, "replicated", jobs);
+    run_ = sweep_report(out_, "replicated_report");
+  }
+
+  void SetUp() override {
+    ASSERT_EQ(run_.exit_code, 0) << run_.log;
+    report_ = read_json(out_ / "report.json");
+    md_ = read_text(out_ / "report.md");
+  }
+
+  const json& point_of(const std::string& job_id) const {
+    for (const auto& j : report_["jobs"]) {
+      if (j["id"] == job_id) return find_by(report_["points"], "label", j["point"]);
+    }
+    static const json none;
+    ADD_FAILURE() << "no job " << job_id;
+    return none;
+  }
+
+  static inline fs::path out_;
+  static inline RunResult run_;
+  json report_;
+  std::string md_;
+};
+
+TEST_F(ReplicatedVerdicts, EachPointHasNMeanAndSdOverItsSeeds) {
+  EXPECT_EQ(report_["replica_keys"], json({"seed", "data.seed"}));
+  ASSERT_EQ(report_["points"].size(), 3u) << "seeds are replicas, not grid points";
+  const json& base = point_of("base1");
+  EXPECT_EQ(base["n"], 3);
+  EXPECT_EQ(base["jobs"], json({"base1", "base2", "base3"}));
+  double mean = 0, squares = 0;
+  for (const auto& b : kBase) mean += b.ev / 3;
+  for (const auto& b : kBase) squares += (b.ev - mean) * (b.ev - mean);
+  EXPECT_NEAR(base["metrics"]["explained_variance"]["mean"].get<double>(), mean, 1e-12);
+  EXPECT_NEAR(base["metrics"]["explained_variance"]["sd"].get<double>(), std::sqrt(squares / 2), 1e-12);
+  // The paired difference of the effect on gt_absorption, and its t interval (t_0.975 with 2 df).
+  double d_mean = 0, d_squares = 0;
+  for (const auto& e : kEffect) d_mean += e.absorption / 3;
+  for (const auto& e : kEffect) d_squares += (e.absorption - d_mean) * (e.absorption - d_mean);
+  const double half = 4.3027 * std::sqrt(d_squares / 2) / std::sqrt(3.0);
+  const json& d = point_of("effect1")["paired"]["gt_absorption"];
+  EXPECT_EQ(d["n"], 3);
+  EXPECT_NEAR(d["mean"].get<double>(), d_mean, 1e-12);
+  EXPECT_NEAR(d["ci_low"].get<double>(), d_mean - half, 1e-6);
+  EXPECT_NEAR(d["ci_high"].get<double>(), d_mean + half, 1e-6);
+  EXPECT_TRUE(d["distinguishable"].get<bool>());
+  EXPECT_FALSE(point_of("noop1")["paired"]["gt_absorption"]["distinguishable"].get<bool>());
+}
+
+TEST_F(ReplicatedVerdicts, APenaltyWithoutEffectIsWithinNoise) {
+  const json& eq = report_["verdicts"]["equal_to_baseline"];
+  EXPECT_EQ(eq["compared"], 2);
+  ASSERT_EQ(eq["points"].size(), 1u) << eq.dump(2);
+  EXPECT_EQ(eq["points"][0]["point"], point_of("noop1")["label"]);
+  EXPECT_EQ(eq["points"][0]["from"], "paired replicas");
+  EXPECT_NE(md_.find("Equal to its baseline within noise: absorption.ratio_threshold=5.0 (3 of 3 replicas finished)"),
+            std::string::npos)
+      << md_;
+  EXPECT_NE(md_.find("absorption.ratio_threshold=5.0 against its baseline (paired over 3 replicas): "), std::string::npos)
+      << md_;
+  EXPECT_NE(md_.find("; gt_absorption unchanged within noise ("), std::string::npos) << md_;
+  EXPECT_EQ(md_.find("WARNING: Every grid point has a single replica"), std::string::npos) << md_;
+}
+
+TEST_F(ReplicatedVerdicts, ARealEffectIsReportedWithItsInterval) {
+  const auto sentence = md_.find("absorption.ratio_threshold=20.0 against its baseline (paired over 3 replicas): ");
+  ASSERT_NE(sentence, std::string::npos) << md_;
+  EXPECT_LT(md_.find("lowers gt_absorption by 0.03 (95% CI ", sentence), md_.find('\n', sentence)) << md_;
+  EXPECT_NE(md_.find("raises gt_mcc by"), std::string::npos) << md_;
+  const json& best = find_by(report_["verdicts"]["best"], "objective", "lowest_gt_absorption");
+  EXPECT_EQ(best["point"], point_of("effect1")["label"]);
+  EXPECT_EQ(best["n"], 3);
+  EXPECT_TRUE(best["distinguishable"].get<bool>());
+  EXPECT_NE(md_.find("is distinguishable from seed noise"), std::string::npos) << md_;
+  // Best explained variance at the baseline's L0 is chosen on means; its edge is noise.
+  const json& ev = find_by(report_["verdicts"]["best"], "objective", "best_explained_variance_at_baseline_l0");
+  if (!ev["distinguishable"].is_null()) EXPECT_FALSE(ev["distinguishable"].get<bool>()) << ev.dump();
+}
+
+// grid.replicas names further replica axes (any setting): jobs differing only there are one point.
+TEST(ReportFromRecords, GridReplicasNameFurtherReplicaAxes) {
+  std::vector<sweep::launcher::JobRecord> records;
+  for (int i = 0; i < 4; ++i) {
+    json params = {{"train.warmup_steps", i % 2}, {"train.lr", i < 2 ? 1e-3 : 1e-4}};
+    records.push_back({{{"id", "j" + std::to_string(i)},
+                        {"status", "done"},
+                        {"params", params},
+                        {"config", {{"absorption.enabled", false}}},
+                        {"metrics", {{"l0", 1.0 + i}, {"explained_variance", 0.9}}}},
+                       json::object()});
+  }
+  auto plain = sweep::launcher::build_report("grid", records);
+  EXPECT_EQ(plain["points"].size(), 4u);
+  auto grouped = sweep::launcher::build_report("grid", records, {"train.warmup_steps"});
+  ASSERT_EQ(grouped["points"].size(), 2u);
+  EXPECT_EQ(grouped["points"][0]["n"], 2);
+  EXPECT_NEAR(grouped["points"][0]["metrics"]["l0"]["mean"].get<double>(), 1.5, 1e-12);
+  EXPECT_EQ(grouped["replica_keys"], json({"seed", "data.seed", "train.warmup_steps"}));
 }
 
 TEST(SweepReportCommand, RefusesADirectoryThatIsNotASweepOutput) {
@@ -283,9 +412,15 @@ TEST(ReportFromRecords, ParetoFrontAndBaselinesMatchTheirDefinitions) {
   }
   auto report = sweep::launcher::build_report("grid", records);
   const auto& jobs = report["jobs"];
+  const auto& points = report["points"];
+  ASSERT_EQ(points.size(), jobs.size()) << "without replicas every job is its own grid point";
   int on_front = 0;
-  for (const auto& job : jobs) {
-    if (job["status"] != "done") continue;
+  for (size_t k = 0; k < jobs.size(); ++k) {
+    const auto& job = jobs[k];
+    if (job["status"] != "done") {
+      EXPECT_FALSE(points[k].contains("pareto")) << job["id"];
+      continue;
+    }
     const double l0 = job["metrics"]["l0"], ev = job["metrics"]["explained_variance"];
     bool dominated = false;
     for (const auto& other : jobs) {
@@ -293,7 +428,7 @@ TEST(ReportFromRecords, ParetoFrontAndBaselinesMatchTheirDefinitions) {
       const double l0_o = other["metrics"]["l0"], ev_o = other["metrics"]["explained_variance"];
       dominated = dominated || (l0_o <= l0 && ev_o >= ev && (l0_o < l0 || ev_o > ev));
     }
-    EXPECT_EQ(job["pareto"].get<bool>(), !dominated) << job["id"];
+    EXPECT_EQ(points[k]["pareto"].get<bool>(), !dominated) << job["id"];
     on_front += !dominated;
     if (!job["baseline"].get<bool>()) {
       const int i = std::stoi(job["id"].get<std::string>().substr(1));

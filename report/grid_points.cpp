@@ -1,0 +1,151 @@
+// Groups the report's jobs into grid points and computes their replica statistics.
+#include "report/grid_points.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "report/format.h"
+#include "report/statistics.h"
+
+namespace sweep::launcher {
+namespace {
+
+using nlohmann::json;
+
+const char* const kSeedKeys[] = {"seed", "data.seed"};
+
+bool finite(const json& value) { return value.is_number() && std::isfinite(value.get<double>()); }
+
+json summary_json(const Summary& s) {
+  json out = {{"n", s.n}, {"mean", s.mean}, {"sd", s.sd}};
+  if (s.ci_low) {
+    out["ci_low"] = *s.ci_low;
+    out["ci_high"] = *s.ci_high;
+  }
+  return out;
+}
+
+// A point under construction: its done jobs by their replica values.
+struct Point {
+  json entry;
+  std::map<std::string, const json*> done_by_replica;
+};
+
+class Grouping {
+ public:
+  Grouping(const json& jobs, const std::vector<std::string>& keys) : keys_(keys.begin(), keys.end()) {
+    for (const auto& job : jobs) {
+      auto [params, replica] = split(job["params"]);
+      const std::string key = params.dump() + (job["baseline"].get<bool>() ? "|baseline" : "");
+      auto [it, fresh] = index_.try_emplace(key, points_.size());
+      if (fresh) {
+        json label_job = {{"params", params}, {"baseline", job["baseline"]}};
+        points_.push_back({{{"label", job_label(label_job)},
+                            {"params", params},
+                            {"baseline", job["baseline"]},
+                            {"jobs", json::array()}},
+                           {}});
+      }
+      Point& point = points_[it->second];
+      point.entry["jobs"].push_back(job["id"]);
+      if (job["status"] == "done") point.done_by_replica[replica.dump()] = &job;
+    }
+  }
+
+  json finish() {
+    std::map<std::string, size_t> baselines;  // non-absorption params -> baseline point
+    for (size_t i = 0; i < points_.size(); ++i) {
+      if (points_[i].entry["baseline"].get<bool>())
+        baselines[non_absorption_params(points_[i].entry["params"]).dump()] = i;
+    }
+    for (auto& point : points_) {
+      point.entry["n"] = point.done_by_replica.size();
+      point.entry["metrics"] = metric_summaries(point);
+      if (!point.entry["baseline"].get<bool>()) {
+        auto b = baselines.find(non_absorption_params(point.entry["params"]).dump());
+        if (b != baselines.end()) {
+          point.entry["baseline_point"] = points_[b->second].entry["label"];
+          point.entry["paired"] = paired_differences(point, points_[b->second]);
+        }
+      }
+    }
+    json out = json::array();
+    for (auto& point : points_) out.push_back(std::move(point.entry));
+    return out;
+  }
+
+ private:
+  // A job's params split into the point's (replica keys removed) and its replica values.
+  std::pair<json, json> split(const json& params) const {
+    json point = json::object(), replica = json::object();
+    for (const auto& [k, v] : params.items()) (keys_.count(k) ? replica : point)[k] = v;
+    return {point, replica};
+  }
+
+  static json metric_summaries(const Point& point) {
+    std::map<std::string, std::vector<double>> values;
+    for (const auto& [replica, job] : point.done_by_replica) {
+      for (const auto& [k, v] : (*job)["metrics"].items()) {
+        if (finite(v)) values[k].push_back(v.get<double>());
+      }
+    }
+    json out = json::object();
+    for (const auto& [k, v] : values) {
+      json s = summary_json(summarize_values(v));
+      s.erase("ci_low");
+      s.erase("ci_high");
+      out[k] = s;
+    }
+    return out;
+  }
+
+  // Per metric, job minus baseline over the replicas both finished.
+  static json paired_differences(const Point& point, const Point& base) {
+    std::map<std::string, std::vector<double>> diffs;
+    for (const auto& [replica, job] : point.done_by_replica) {
+      auto b = base.done_by_replica.find(replica);
+      if (b == base.done_by_replica.end()) continue;
+      const json& bm = (*b->second)["metrics"];
+      for (const auto& [k, v] : (*job)["metrics"].items()) {
+        if (finite(v) && bm.contains(k) && finite(bm[k])) diffs[k].push_back(v.get<double>() - bm[k].get<double>());
+      }
+    }
+    json out = json::object();
+    for (const auto& [k, d] : diffs) {
+      const Summary s = summarize_values(d);
+      out[k] = summary_json(s);
+      out[k]["distinguishable"] = s.excludes_zero();
+    }
+    return out;
+  }
+
+  std::set<std::string> keys_;
+  std::vector<Point> points_;
+  std::map<std::string, size_t> index_;
+};
+
+}  // namespace
+
+std::vector<std::string> replica_keys(const std::vector<std::string>& extra) {
+  std::vector<std::string> keys(std::begin(kSeedKeys), std::end(kSeedKeys));
+  for (const auto& k : extra) {
+    if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+  }
+  return keys;
+}
+
+json non_absorption_params(const json& params) {
+  json out = json::object();
+  for (const auto& [k, v] : params.items()) {
+    if (k.rfind("absorption.", 0) != 0) out[k] = v;
+  }
+  return out;
+}
+
+json grid_points(const json& jobs, const std::vector<std::string>& replica_keys) {
+  return Grouping(jobs, replica_keys).finish();
+}
+
+}  // namespace sweep::launcher
