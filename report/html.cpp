@@ -91,15 +91,14 @@ void write_verdicts(std::ostream& html, const nlohmann::json& report) {
   html << "</ul>\n";
 }
 
-void write_table(std::ostream& html, const nlohmann::json& report) {
-  const JobTable table = job_table(report);
-  html << "<h2>Jobs</h2>\n<p>Click a column header to sort by it.</p>\n<table class=\"jobs sortable\">\n<thead><tr>";
+void write_table(std::ostream& html, const ReportTable& table) {
+  if (table.rows.empty()) return;
+  html << "<h2>" << escape(table.title) << "</h2>\n<p>Click a column header to sort by it.</p>\n"
+       << "<table class=\"" << table.name << " sortable\">\n<thead><tr>";
   for (const auto& h : table.headers) html << "<th>" << escape(h) << "</th>";
   html << "</tr></thead>\n<tbody>\n";
   for (size_t i = 0; i < table.rows.size(); ++i) {
-    const auto& job = report["jobs"][i];
-    html << "<tr class=\"" << escape(job["status"].get<std::string>())
-         << (job["baseline"].get<bool>() ? " baseline" : "") << "\">";
+    html << "<tr class=\"" << escape(table.row_classes[i]) << "\">";
     for (const auto& cell : table.rows[i]) {
       html << "<td";
       if (cell.kind == TableCell::Kind::Text) html << " class=\"text\"";
@@ -111,7 +110,7 @@ void write_table(std::ostream& html, const nlohmann::json& report) {
     }
     html << "</tr>\n";
   }
-  html << "</tbody>\n</table>\n<p>" << escape(job_table_notes()) << "</p>\n";
+  html << "</tbody>\n</table>\n<p>" << escape(table.notes) << "</p>\n";
 }
 
 void write_plots(std::ostream& html, const nlohmann::json& plots) {
@@ -142,7 +141,8 @@ std::string render_html(const nlohmann::json& report) {
        << "<h1>Sweep <code>" << escape(name) << "</code></h1>\n";
   write_summary(html, report);
   write_verdicts(html, report);
-  write_table(html, report);
+  write_table(html, point_table(report));
+  write_table(html, job_table(report));
   write_plots(html, plots);
   html << "<details class=\"licences\"><summary>Third-party licences (Vega, Vega-Lite, vega-embed and the "
           "packages they are built from, inlined in this page)</summary><pre>"

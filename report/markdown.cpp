@@ -1,5 +1,5 @@
 // Renders report.json as Markdown: summary line, verdicts (warnings loud), unfinished jobs with
-// their reasons, the job table and what its columns mean.
+// their reasons, the grid-point table (with replicas) and the job table, with what their columns mean.
 #include "report/markdown.h"
 
 #include <sstream>
@@ -16,6 +16,22 @@ std::string escape_cell(const std::string& text) {
   std::string out;
   for (char c : text) out += c == '|' ? std::string("\\|") : std::string(1, c);
   return out;
+}
+
+void write_table(std::ostream& md, const ReportTable& table) {
+  if (table.rows.empty()) return;
+  md << "\n## " << table.title << "\n\n|";
+  for (const auto& h : table.headers) md << " " << h << " |";
+  md << "\n|";
+  for (size_t i = 0; i < table.headers.size(); ++i) md << "---|";
+  md << "\n";
+  for (const auto& row : table.rows) {
+    md << "|";
+    for (const auto& cell : row)
+      md << " " << escape_cell(cell.text + (cell.delta.empty() ? "" : " " + cell.delta)) << " |";
+    md << "\n";
+  }
+  md << "\n" << table.notes << "\n";
 }
 
 }  // namespace
@@ -46,19 +62,8 @@ std::string render_markdown(const nlohmann::json& report) {
     md << "- " << v.text << "\n";
   }
 
-  const JobTable table = job_table(report);
-  md << "\n## Jobs\n\n|";
-  for (const auto& h : table.headers) md << " " << h << " |";
-  md << "\n|";
-  for (size_t i = 0; i < table.headers.size(); ++i) md << "---|";
-  md << "\n";
-  for (const auto& row : table.rows) {
-    md << "|";
-    for (const auto& cell : row)
-      md << " " << escape_cell(cell.text + (cell.delta.empty() ? "" : " " + cell.delta)) << " |";
-    md << "\n";
-  }
-  md << "\n" << job_table_notes() << "\n";
+  write_table(md, point_table(report));
+  write_table(md, job_table(report));
   return md.str();
 }
 

@@ -1,12 +1,13 @@
 // Builds the Vega-Lite specs of report.html from report.json; every number they show is in
-// report.json (metrics, pareto flags, curves), so other tools can redraw them.
+// report.json (points' means and sds, jobs' metrics, pareto flags, curves), so other tools can
+// redraw them. Replicas are drawn faint behind their grid point's mean, never as an x-axis.
 #include "report/plots.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
 
-#include "report/format.h"
 
 namespace sweep::launcher {
 namespace {
@@ -20,32 +21,56 @@ bool finite(const json& metrics, const std::string& key) {
   return metrics.contains(key) && metrics[key].is_number() && std::isfinite(metrics[key].get<double>());
 }
 
+// Faint points: one per finished replica, behind the means.
+json replica_layer(const json& rows, const json& x, const json& y, const json& colour) {
+  return {{"data", {{"values", rows}}},
+          {"mark", {{"type", "point"}, {"filled", true}, {"size", 40}, {"opacity", 0.25}}},
+          {"encoding", {{"x", x}, {"y", y}, {"color", colour}}}};
+}
+
 class Plots {
  public:
   explicit Plots(const json& report) : report_(report) {
-    for (const auto& job : report["jobs"]) labels_.push_back(job_label(job));
+    for (const auto& point : report["points"]) labels_.push_back(point["label"]);
   }
 
-  // Colour by the swept params, the same colour for a job in every plot.
+  // Colour by grid point, the same colour for a point (and its replicas) in every plot.
   json colour() const {
     return {{"field", "params"},
             {"type", "nominal"},
-            {"title", "swept params"},
+            {"title", "grid point"},
             {"scale", {{"domain", labels_}}},
             {"legend", {{"labelLimit", 400}}}};
   }
 
-  json pareto() const {
+  // One row per finished job with `fields` of its metrics, keyed by its point's label.
+  json replica_rows(std::initializer_list<const char*> fields) const {
     json rows = json::array();
     for (const auto& job : report_["jobs"]) {
       const auto& m = job["metrics"];
-      if (job["status"] != "done" || !finite(m, "l0") || !finite(m, "explained_variance")) continue;
-      rows.push_back({{"job", job["id"]},
-                      {"params", job_label(job)},
-                      {"l0", m["l0"]},
-                      {"explained_variance", m["explained_variance"]},
-                      {"pareto", job.value("pareto", false)},
-                      {"role", job["baseline"].get<bool>() ? "baseline" : "penalised"}});
+      if (job["status"] != "done") continue;
+      json row = {{"job", job["id"]}, {"params", job["point"]}};
+      bool complete = true;
+      for (const char* f : fields) {
+        complete = complete && finite(m, f);
+        if (complete) row[f] = m[f];
+      }
+      if (complete) rows.push_back(row);
+    }
+    return rows;
+  }
+
+  json pareto() const {
+    json rows = json::array();
+    for (const auto& point : report_["points"]) {
+      const auto& m = point["metrics"];
+      if (!m.contains("l0") || !m.contains("explained_variance")) continue;
+      rows.push_back({{"params", point["label"]},
+                      {"n", point["n"]},
+                      {"l0", m["l0"]["mean"]},
+                      {"explained_variance", m["explained_variance"]["mean"]},
+                      {"pareto", point.value("pareto", false)},
+                      {"role", point["baseline"].get<bool>() ? "baseline" : "penalised"}});
     }
     if (rows.empty()) return nullptr;
     json x = {{"field", "l0"},
@@ -67,54 +92,70 @@ class Plots {
                    {{"transform", {front}},
                     {"mark", {{"type", "point"}, {"size", 260}, {"color", "#222"}}},
                     {"encoding", {{"x", x}, {"y", y}}}},
+                   replica_layer(replica_rows({"l0", "explained_variance"}), x, y, colour()),
                    {{"mark", {{"type", "point"}, {"filled", true}, {"size", 90}}},
                     {"encoding",
                      {{"x", x},
                       {"y", y},
                       {"color", colour()},
-                      {"shape", {{"field", "role"}, {"type", "nominal"}, {"title", "job"}}},
-                      {"tooltip", tooltip({"job", "params", "l0", "explained_variance", "pareto"})}}}}}}};
+                      {"shape", {{"field", "role"}, {"type", "nominal"}, {"title", "role"}}},
+                      {"tooltip", tooltip({"params", "n", "l0", "explained_variance", "pareto"})}}}}}}};
     return {{"id", "plot-pareto"},
             {"title", "L0 against explained variance"},
             {"caption",
-             "Every finished job. Circled points joined by the dashed line form the Pareto front: no other "
-             "job has both a lower L0 and a higher explained variance."},
+             "Each grid point's mean over its finished replicas; its replicas are the faint points. Circled "
+             "points joined by the dashed line form the Pareto front: no other point has both a lower mean L0 "
+             "and a higher mean explained variance."},
             {"spec", spec}};
   }
 
-  // One plot of `metric` against swept param `key`, with each baseline as a dashed reference line.
+  // One plot of `metric` against swept param `key`: each point's mean with an error bar of one sd
+  // over its replicas (the replicas faint), and each baseline's mean as a dashed reference line.
   json metric_against_param(const std::string& metric, const std::string& key, size_t index) const {
-    json points = json::array(), baselines = json::array();
+    json means = json::array(), baselines = json::array(), replicas = json::array();
     bool numeric = true;
-    for (const auto& job : report_["jobs"]) {
-      const auto& m = job["metrics"];
-      if (job["status"] != "done" || !finite(m, metric)) continue;
-      if (job["baseline"].get<bool>()) {
-        baselines.push_back({{"job", job["id"]}, {"params", job_label(job)}, {"value", m[metric]}});
+    for (const auto& point : report_["points"]) {
+      const auto& m = point["metrics"];
+      if (!m.contains(metric)) continue;
+      const double mean = m[metric]["mean"], sd = m[metric]["sd"];
+      if (point["baseline"].get<bool>()) {
+        baselines.push_back({{"params", point["label"]}, {"n", point["n"]}, {"value", mean}});
       }
-      if (!job["params"].contains(key)) continue;
-      numeric = numeric && job["params"][key].is_number();
-      points.push_back(
-          {{"job", job["id"]}, {"params", job_label(job)}, {"x", job["params"][key]}, {"value", m[metric]}});
+      if (!point["params"].contains(key)) continue;
+      const json& x = point["params"][key];
+      numeric = numeric && x.is_number();
+      means.push_back({{"params", point["label"]}, {"n", point["n"]}, {"x", x}, {"value", mean}, {"sd", sd},
+                       {"low", mean - sd}, {"high", mean + sd}});
+      for (const auto& job : report_["jobs"]) {
+        if (job["point"] == point["label"] && job["status"] == "done" && finite(job["metrics"], metric))
+          replicas.push_back({{"params", point["label"]}, {"x", x}, {"value", job["metrics"][metric]}});
+      }
     }
-    if (points.empty()) return nullptr;
+    if (means.empty()) return nullptr;
+    json x = {{"field", "x"}, {"type", numeric ? "quantitative" : "nominal"}, {"title", key}};
     json y = {{"field", "value"}, {"type", "quantitative"}, {"title", metric}, {"scale", {{"zero", false}}}};
-    json layers = {{{"data", {{"values", points}}},
+    json layers = {replica_layer(replicas, x, y, colour()),
+                   {{"data", {{"values", means}}},
+                    {"mark", {{"type", "errorbar"}, {"ticks", true}}},
+                    {"encoding",
+                     {{"x", x},
+                      {"y", {{"field", "low"}, {"type", "quantitative"}, {"title", metric}}},
+                      {"y2", {{"field", "high"}}},
+                      {"color", colour()}}}},
+                   {{"data", {{"values", means}}},
                     {"mark", {{"type", "point"}, {"filled", true}, {"size", 90}}},
                     {"encoding",
-                     {{"x", {{"field", "x"}, {"type", numeric ? "quantitative" : "nominal"}, {"title", key}}},
-                      {"y", y},
-                      {"color", colour()},
-                      {"tooltip", tooltip({"job", "params", "x", "value"})}}}}};
+                     {{"x", x}, {"y", y}, {"color", colour()}, {"tooltip", tooltip({"params", "n", "x", "value", "sd"})}}}}};
     if (!baselines.empty()) {
       layers.push_back({{"data", {{"values", baselines}}},
                         {"mark", {{"type", "rule"}, {"color", "#555"}, {"strokeDash", {6, 4}}}},
-                        {"encoding", {{"y", y}, {"tooltip", tooltip({"job", "params", "value"})}}}});
+                        {"encoding", {{"y", y}, {"tooltip", tooltip({"params", "n", "value"})}}}});
     }
     return {{"id", "plot-metric-" + std::to_string(index)},
             {"title", metric + " against " + key},
-            {"caption", "Finished jobs that set " + key +
-                            "; the dashed line is the baseline (absorption.enabled = "
+            {"caption", "Grid points that set " + key +
+                            ": the mean over finished replicas, with an error bar of one standard deviation and "
+                            "the replicas faint; the dashed line is the baseline's mean (absorption.enabled = "
                             "false) with the same other settings."},
             {"spec", {{"width", 300}, {"height", 220}, {"layer", layers}}}};
   }
@@ -137,7 +178,7 @@ class Plots {
     flatten.insert(flatten.end(), series.begin(), series.end());
     for (const auto& job : report_["jobs"]) {
       if (!job["curve"].contains("step")) continue;
-      json row = {{"job", job["id"]}, {"params", job_label(job)}};
+      json row = {{"job", job["id"]}, {"params", job["point"]}};
       for (const auto& field : flatten) row[field] = job["curve"][field];
       rows.push_back(row);
     }
@@ -185,9 +226,11 @@ json plot_specs(const json& report) {
   };
   add(plots.pareto());
   size_t index = 0;
+  const json& replicas = report["replica_keys"];
   for (const char* metric : kKeyMetrics) {
     for (const auto& key : report["swept_keys"]) {
-      if (key != "absorption.enabled") add(plots.metric_against_param(metric, key, index++));
+      const bool replica = std::find(replicas.begin(), replicas.end(), key) != replicas.end();
+      if (key != "absorption.enabled" && !replica) add(plots.metric_against_param(metric, key, index++));
     }
   }
   add(plots.curves());

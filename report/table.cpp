@@ -1,4 +1,4 @@
-// Builds the job table's cells from report.json: the same columns and numbers in report.md and
+// Builds the report's tables from report.json: the same columns and numbers in report.md and
 // report.html.
 #include "report/table.h"
 
@@ -49,10 +49,30 @@ TableCell metric_cell(const json& job, const Column& col) {
   return cell;
 }
 
+// "0.9100 ± 0.0100"; the mean alone for one replica.
+TableCell summary_cell(const json& point, const Column& col) {
+  const json& m = point["metrics"];
+  if (!m.contains(col.metric)) return number_cell("n/a", json());
+  const json& s = m[col.metric];
+  std::string text = format_number(col.format, s["mean"]);
+  if (s["n"].get<int>() >= 2) text += " ± " + format_number(col.format, s["sd"]);
+  TableCell cell = number_cell(text, s["mean"]);
+  if (col.delta && point.contains("paired") && point["paired"].contains(col.metric)) {
+    const json& d = point["paired"][col.metric];
+    cell.delta = "(" + format_signed(col.format, d["mean"]);
+    if (d.contains("ci_low"))
+      cell.delta += " [" + format_number(col.format, d["ci_low"]) + ", " + format_number(col.format, d["ci_high"]) + "]";
+    cell.delta += ")";
+  }
+  return cell;
+}
+
 }  // namespace
 
-JobTable job_table(const json& report) {
-  JobTable table;
+ReportTable job_table(const json& report) {
+  ReportTable table;
+  table.name = "jobs";
+  table.title = "Jobs";
   table.headers.push_back("job");
   for (const auto& key : report["swept_keys"]) table.headers.push_back(key);
   for (const char* h : {"status", "attempts"}) table.headers.push_back(h);
@@ -80,14 +100,35 @@ JobTable job_table(const json& report) {
                    job["status"] == "done" ? "" : one_line(job.value("error", job["status"].get<std::string>())), "",
                    std::nullopt});
     table.rows.push_back(std::move(row));
+    table.row_classes.push_back(job["status"].get<std::string>() + (job["baseline"].get<bool>() ? " baseline" : ""));
   }
+  table.notes =
+      "Differences in parentheses are to the job's baseline (same settings, absorption.enabled = false). "
+      "EV: explained variance; L0: active latents per token; pairs/step: mean number of flagged latent pairs "
+      "per step; steps fired: share of steps with at least one flagged pair; train s: training seconds.";
   return table;
 }
 
-const char* job_table_notes() {
-  return "Differences in parentheses are to the job's baseline (same settings, absorption.enabled = false). "
-         "EV: explained variance; L0: active latents per token; pairs/step: mean number of flagged latent pairs "
-         "per step; steps fired: share of steps with at least one flagged pair; train s: training seconds.";
+ReportTable point_table(const json& report) {
+  ReportTable table;
+  table.name = "points";
+  table.title = "Grid points";
+  if (!report["verdicts"]["replication"]["replicated"].get<bool>()) return table;
+  table.headers = {"grid point", "replicas (done / jobs)"};
+  for (const auto& col : kColumns) table.headers.push_back(col.header);
+  for (const auto& point : report["points"]) {
+    std::vector<TableCell> row = {text_cell(point["label"].get<std::string>()),
+                                  number_cell(point["n"].dump() + " / " + std::to_string(point["jobs"].size()), point["n"])};
+    for (const auto& col : kColumns) row.push_back(summary_cell(point, col));
+    table.rows.push_back(std::move(row));
+    table.row_classes.push_back(point["baseline"].get<bool>() ? "done baseline" : "done");
+  }
+  std::string keys;
+  for (const auto& k : report["replica_keys"]) keys += (keys.empty() ? "" : ", ") + k.get<std::string>();
+  table.notes = "Each grid point's finished replicas (jobs that differ only in " + keys +
+                "): mean ± standard deviation. In parentheses: the mean difference to the baseline paired by "
+                "replica, and in brackets its 95% t interval; an interval that holds 0 is seed noise.";
+  return table;
 }
 
 }  // namespace sweep::launcher

@@ -1,6 +1,7 @@
-// The job table of the report as cells, one row per job: swept params, status, attempts, key
-// metrics with the difference to the baseline, training time, failure reason. report.md and
-// report.html both render it.
+// The report's tables as cells. The job table: one row per job with its swept params, status,
+// attempts, key metrics with the difference to the baseline, training time, failure reason. The
+// grid-point table: one row per point with n and the mean, sd and paired difference (with its
+// 95% interval) of each key metric. report.md and report.html both render them.
 #pragma once
 
 #include <optional>
@@ -19,13 +20,17 @@ struct TableCell {
   std::optional<double> sort;  // a Number cell's value; none when it has none ("n/a", "-")
 };
 
-struct JobTable {
+struct ReportTable {
+  std::string name;   // "jobs" or "points": the HTML table's class
+  std::string title;
   std::vector<std::string> headers;
-  std::vector<std::vector<TableCell>> rows;  // in plan order, as report["jobs"]
+  std::vector<std::vector<TableCell>> rows;  // in plan order, as report["jobs"] or report["points"]
+  std::vector<std::string> row_classes;      // per row: "done baseline", "failed", ...
+  std::string notes;                         // what the abbreviations and parentheses mean
 };
 
-JobTable job_table(const nlohmann::json& report);
-// What the table's abbreviations and parentheses mean, in one paragraph.
-const char* job_table_notes();
+ReportTable job_table(const nlohmann::json& report);
+// Empty (no rows) when no grid point has two or more replicas: the job table says it all.
+ReportTable point_table(const nlohmann::json& report);
 
 }  // namespace sweep::launcher

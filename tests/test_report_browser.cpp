@@ -73,7 +73,10 @@ void expect_renders_offline(const json& seen, const json& report) {
     for (const auto& job : report["jobs"]) any = any || (job["status"] == "done" && job["metrics"].contains(metric));
     metrics_present += any;
   }
-  for (const auto& key : report["swept_keys"]) swept += key != "absorption.enabled";
+  const json& replicas = report["replica_keys"];
+  for (const auto& key : report["swept_keys"]) {
+    swept += key != "absorption.enabled" && std::find(replicas.begin(), replicas.end(), key) == replicas.end();
+  }
   int done = report["counts"]["done"];
   ASSERT_EQ(seen["plots"].size(), static_cast<size_t>(2 + metrics_present * swept)) << seen["plots"].dump(1);
   EXPECT_EQ(seen["specIds"].size(), seen["plots"].size());
@@ -89,7 +92,8 @@ void expect_renders_offline(const json& seen, const json& report) {
       EXPECT_GE(marks.value("mark-line", 0), 3 * done) << "a line per job in each panel";
     } else {
       EXPECT_GE(marks.value("mark-symbol", 0), 1) << marks.dump();
-      EXPECT_GE(marks.value("mark-rule", 0), 1) << "the baseline's reference line";
+      // An error bar per grid point that sets the param, and the baseline's reference line.
+      EXPECT_GE(marks.value("mark-rule", 0), 2) << marks.dump();
     }
   }
 
@@ -134,6 +138,35 @@ TEST(ReportInBrowser, CraftedSweepWithUnfinishedJobsRendersOffline) {
   }
   EXPECT_TRUE(warned) << seen["verdicts"].dump(1);
   EXPECT_TRUE(failure_listed) << "the failure reason, markup and all, shows as text: " << seen["verdicts"].dump(1);
+}
+
+// Three seeds per grid point: the knob plots draw means with error bars over the replicas, seed
+// is no x-axis, and the grid-point table is there.
+TEST(ReportInBrowser, ReplicatedSweepDrawsErrorBars) {
+  const fs::path out = scratch() / "replicated_browser";
+  std::vector<CraftedJob> jobs;
+  for (int seed = 1; seed <= 3; ++seed) {
+    const double noise = 0.004 * (seed - 2);
+    jobs.push_back(done_job("base" + std::to_string(seed), {{"absorption.enabled", false}, {"seed", seed}},
+                            crafted_metrics(0.90 + noise, 10.0, 0.80, 0.20 + noise, 0.0)));
+    for (double rho : {5.0, 20.0}) {
+      jobs.push_back(done_job("r" + std::to_string(int(rho)) + "_" + std::to_string(seed),
+                              {{"absorption.ratio_threshold", rho}, {"seed", seed}},
+                              crafted_metrics(0.90 - noise, 10.0, 0.81, 0.20 - rho / 1000 + noise, 0.5)));
+    }
+  }
+  write_crafted_sweep(out, "replicated", jobs);
+  auto run = run_command({SWEEP_BINARY, "report", out.string()}, "replicated_browser_report");
+  ASSERT_EQ(run.exit_code, 0) << run.log;
+  const json report = read_json(out / "report.json");
+  const json seen = open_in_chromium(out, "replicated");
+  expect_renders_offline(seen, report);
+  for (const auto& plot : seen["plots"]) {
+    if (plot["id"].get<std::string>().rfind("plot-metric-", 0) != 0) continue;
+    // Two penalised points, each with an error bar (a rule and its two ticks), plus the baseline.
+    EXPECT_GE(plot["marks"].value("mark-rule", 0), 3) << plot.dump();
+  }
+  EXPECT_NE(read_text(out / "report.html").find("<table class=\"points sortable\">"), std::string::npos);
 }
 
 TEST(ReportInBrowser, RealSmallSweepRendersOffline) {
