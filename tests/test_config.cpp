@@ -24,6 +24,7 @@
 #include "config/grid.h"
 #include "config/job_settings.h"
 #include "config/sweep_file.h"
+#include "config/sweep_plan.h"
 #include "launcher/memory_check.h"
 #include "test_paths.h"
 #include "tests/config_error_check.h"
@@ -304,6 +305,19 @@ TEST_F(Config, GridKeyNamingNoSettingSuggestsClosest) {
     EXPECT_NE(what.find("bad.toml:2: name cannot be a grid axis"), std::string::npos) << what;
     EXPECT_EQ(what.find("did you mean"), std::string::npos) << what;
   }
+}
+
+// grid.replicas names replica axes (job settings only) and reaches plan.json, where the report reads them.
+TEST_F(Config, GridReplicasNameJobSettingsAndReachThePlan) {
+  const fs::path file = write("replicas.toml", "[grid]\nseed = [1, 2]\n\"data.seed\" = [0, 1]\nreplicas = [\"data.seed\"]\n");
+  const SweepSpec spec = load_sweep(file, {});
+  EXPECT_EQ(spec.replicas, std::vector<std::string>{"data.seed"});
+  EXPECT_EQ(plan_json(spec, expand_grid(spec))["grid"]["replicas"], nlohmann::json({"data.seed"}));
+  const SweepSpec none = load_sweep(write("plain.toml", "[grid]\nseed = [1, 2]\n"), {});
+  EXPECT_FALSE(plan_json(none, expand_grid(none))["grid"].contains("replicas")) << "plans of earlier sweeps unchanged";
+  expect_load_error("[grid]\nreplicas = [\"data.sed\"]\n",
+                    {"bad.toml:2:", "grid.replicas = [\"data.sed\"]", "must name a job setting", "did you mean \"data.seed\"?"});
+  expect_load_error("[grid]\nreplicas = \"seed\"\n", {"bad.toml:2:", "grid.replicas"});
 }
 
 TEST_F(Config, EmptyGridListIsRejected) {
