@@ -1,6 +1,7 @@
-// Benchmark of one job's training step: step time, tokens/s, the absorption penalty's share (step
-// time with it minus without it), the time of one candidate search, communication time, the bytes
-// the step all-reduces (the penalty's pair counts apart from the gradients), and peak memory.
+// Benchmark of one job's training step on the CPU or a GPU: step time, tokens/s, the absorption
+// penalty's share (step time with it minus without it), the time of one candidate search, the
+// step's FLOP rate against the device's measured matrix-multiply rate, communication time, the
+// bytes the step all-reduces (the penalty's pair counts apart from the gradients), and peak memory.
 // Run alone or under mpirun: all ranks form one job's group. Prints figures; asserts nothing.
 #include <mpi.h>
 #include <sys/resource.h>
@@ -14,6 +15,7 @@
 #include "sae/batch_statistics.h"
 #include "sharding/dataset.h"
 #include "worker/cpu_threads.h"
+#include "worker/matmul_rate.h"
 #include "worker/mpi_communicator.h"
 #include "worker/timing_communicator.h"
 #include "worker/trainer.h"
@@ -31,11 +33,11 @@ struct Timing {
   std::string tracking = "off";
 };
 
-Timing time_steps(worker::JobConfig cfg, bool absorption, int steps, worker::Communicator& group) {
+Timing time_steps(worker::JobConfig cfg, bool absorption, int steps, worker::Communicator& group, torch::Device device) {
   cfg.absorption.enabled = absorption;
   worker::TimingCommunicator comm(group);
   auto data = sharding::open_dataset(cfg.data);
-  worker::Trainer trainer(cfg, comm, torch::kCPU);
+  worker::Trainer trainer(cfg, comm, device);
   auto start = Clock::now();
   trainer.start_fresh(data->train_shard(0, cfg.train.batch_size, comm.rank(), comm.size()).activations);
   Timing t;
@@ -43,7 +45,7 @@ Timing time_steps(worker::JobConfig cfg, bool absorption, int steps, worker::Com
   trainer.step(data->train_shard(0, cfg.train.batch_size, comm.rank(), comm.size()).activations);  // warm-up
   comm.seconds = comm.bytes_reduced = 0;
   for (int s = 1; s <= steps; ++s) {
-    auto x = data->train_shard(s, cfg.train.batch_size, comm.rank(), comm.size()).activations;  // not timed
+    auto x = data->train_shard(s, cfg.train.batch_size, comm.rank(), comm.size()).activations.to(device);  // not timed
     comm.barrier();
     start = Clock::now();
     t.searches += trainer.step(x).refreshed;
@@ -67,15 +69,18 @@ double peak_rss_gib() {
 }
 
 // Times the step of one job on all ranks (the communicator must be gone before MPI_Finalize).
-void run(int64_t d_in, int64_t d_sae, int64_t batch, int steps, const std::string& pairs, double tau) {
+void run(int64_t d_in, int64_t d_sae, int64_t batch, int steps, const std::string& pairs, double tau, bool cuda) {
   worker::MpiCommunicator group(MPI_COMM_WORLD);
-  int local_size = 1;
+  int local_size = 1, local_rank = 0;
   {
     MPI_Comm local;
     MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local);
     MPI_Comm_size(local, &local_size);
+    MPI_Comm_rank(local, &local_rank);
     MPI_Comm_free(&local);
   }
+  const torch::Device device =
+      cuda ? torch::Device(torch::kCUDA, static_cast<int8_t>(local_rank % torch::cuda::device_count())) : torch::kCPU;
   int threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local_size);
   worker::use_cpu_threads(threads);
 
@@ -88,12 +93,17 @@ void run(int64_t d_in, int64_t d_sae, int64_t batch, int steps, const std::strin
   cfg.train.batch_size = batch;
   cfg.absorption.dot_threshold = tau;
   cfg.absorption.pairs = pairs == "dense" ? sae::PairTracking::Dense : sae::PairTracking::Candidates;
-  auto without = time_steps(cfg, false, steps, group);
-  auto with = time_steps(cfg, true, steps, group);
+  auto without = time_steps(cfg, false, steps, group, device);
+  auto with = time_steps(cfg, true, steps, group, device);
   if (group.rank() != 0) return;
+  // The step's matrix products: encoder and decoder forward (2 B d_in d_sae FLOPs each), their
+  // weight gradients and the decoder's input gradient (the encoder's input needs none).
+  const double step_flops = 10.0 * static_cast<double>(batch) * d_in * d_sae / group.size();
+  const int64_t n = device.is_cuda() ? 8192 : 2048;
+  const double fp32 = worker::matmul_flops_per_second(device, torch::kFloat, n);
   const double mib = 1024.0 * 1024.0, interval = static_cast<double>(cfg.absorption.refresh_every);
-  std::printf("ranks %d (CPU threads/rank %d)  d_in %lld  d_sae %lld  batch %lld  steps %d  tau %.2f  pairs %s\n",
-              group.size(), threads, static_cast<long long>(d_in), static_cast<long long>(d_sae),
+  std::printf("device %s  ranks %d (CPU threads/rank %d)  d_in %lld  d_sae %lld  batch %lld  steps %d  tau %.2f  pairs %s\n",
+              device.str().c_str(), group.size(), threads, static_cast<long long>(d_in), static_cast<long long>(d_sae),
               static_cast<long long>(batch), steps, tau, with.tracking.c_str());
   std::printf("  step %.1f ms   tokens/s %.0f   (without the penalty %.1f ms)\n", 1e3 * with.step_s, batch / with.step_s,
               1e3 * without.step_s);
@@ -104,6 +114,14 @@ void run(int64_t d_in, int64_t d_sae, int64_t batch, int steps, const std::strin
     std::printf("  one candidate search %.0f ms; with one every %.0f steps: penalty share %.1f%%; %lld candidate pairs\n",
                 1e3 * with.search_s, interval, 100.0 * amortised / (without.step_s + amortised),
                 static_cast<long long>(with.tracked_pairs));
+  }
+  std::printf("  FLOP rate without the penalty %.1f GFLOP/s per rank (10 B d_in d_sae per step) = %.1f%% of this "
+              "device's measured %lld^3 fp32 matmul rate, %.1f GFLOP/s\n",
+              step_flops / without.step_s / 1e9, 100.0 * step_flops / without.step_s / fp32, static_cast<long long>(n),
+              fp32 / 1e9);
+  if (device.is_cuda()) {
+    std::printf("  the device's measured %lld^3 bf16 matmul rate: %.1f GFLOP/s (training runs in fp32)\n",
+                static_cast<long long>(n), worker::matmul_flops_per_second(device, torch::kBFloat16, n) / 1e9);
   }
   std::printf("  all-reduce per step in a group: penalty's pair counts %.3f MiB, gradients and terms %.2f MiB\n",
               with.pair_count_bytes / mib, with.gradient_bytes / mib);
@@ -120,14 +138,22 @@ int main(int argc, char** argv) {
   int steps = 10;
   std::string pairs = "candidates";
   double tau = 0.3;
+  std::string device = "cpu";
   app.add_option("--d-in", d_in);
   app.add_option("--d-sae", d_sae);
   app.add_option("--batch", batch);
   app.add_option("--steps", steps);
   app.add_option("--pairs", pairs, "absorption.pairs: candidates or dense")->check(CLI::IsMember({"candidates", "dense"}));
   app.add_option("--tau", tau, "absorption.dot_threshold");
+  app.add_option("--device", device, "cpu, or cuda (each rank on GPU local rank mod visible GPUs)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   CLI11_PARSE(app, argc, argv);
-  run(d_in, d_sae, batch, steps, pairs, tau);
+  if (device == "cuda" && !torch::cuda::is_available()) {
+    std::fprintf(stderr, "sweep_bench: --device cuda, but this LibTorch sees no GPU\n");
+    MPI_Finalize();
+    return 2;
+  }
+  run(d_in, d_sae, batch, steps, pairs, tau, device == "cuda");
   MPI_Finalize();
   return 0;
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -160,6 +161,60 @@ class Plots {
             {"spec", {{"width", 300}, {"height", 220}, {"layer", layers}}}};
   }
 
+  // Decoder cosine against co-activation ratio at the end of training, one panel per grid point (its
+  // first finished replica): the highest-cosine latent pairs and, with ground truth, the pairs
+  // matched to true (parent, child) features, marked; tau and rho drawn.
+  json coverage() const {
+    json rows = json::array();
+    std::set<std::string> drawn;
+    for (const auto& job : report_["jobs"]) {
+      if (job["status"] != "done" || !job.contains("absorption_coverage")) continue;
+      const std::string point = job["point"];
+      if (!drawn.insert(point).second) continue;
+      const json& c = job["absorption_coverage"];
+      for (size_t k = 0; k < c["cosine"].size(); ++k) {
+        rows.push_back({{"params", point},
+                        {"job", job["id"]},
+                        {"i", c["i"][k]},
+                        {"j", c["j"][k]},
+                        {"cosine", c["cosine"][k]},
+                        {"ratio", c["ratio"][k]},
+                        {"pair", c["matched"][k].get<bool>() ? "matched (parent, child)" : "highest cosine"},
+                        {"tau", c["tau"]},
+                        {"rho", c["rho"]}});
+      }
+    }
+    if (rows.empty()) return nullptr;
+    json x = {{"field", "cosine"}, {"type", "quantitative"}, {"title", "decoder cosine"}};
+    json y = {{"field", "ratio"}, {"type", "quantitative"}, {"title", "co-activation ratio"}, {"scale", {{"type", "symlog"}}}};
+    json spec = {{"data", {{"values", rows}}},
+                 {"facet", {{"field", "params"}, {"type", "nominal"}, {"title", nullptr}}},
+                 {"columns", 3},
+                 {"spec",
+                  {{"width", 250},
+                   {"height", 180},
+                   {"layer",
+                    {{{"mark", {{"type", "point"}, {"filled", true}, {"size", 30}}},
+                      {"encoding",
+                       {{"x", x},
+                        {"y", y},
+                        {"color", {{"field", "pair"}, {"type", "nominal"}, {"title", "latent pair"}}},
+                        {"opacity", {{"condition", {{"test", "datum.pair === 'highest cosine'"}, {"value", 0.35}}}, {"value", 0.9}}},
+                        {"tooltip", tooltip({"job", "i", "j", "cosine", "ratio", "pair"})}}}},
+                     {{"mark", {{"type", "rule"}, {"color", "#b00"}, {"strokeDash", {6, 4}}}},
+                      {"encoding", {{"x", {{"aggregate", "min"}, {"field", "tau"}, {"type", "quantitative"}}}}}},
+                     {{"mark", {{"type", "rule"}, {"color", "#b00"}, {"strokeDash", {6, 4}}}},
+                      {"encoding", {{"y", {{"aggregate", "min"}, {"field", "rho"}, {"type", "quantitative"}}}}}}}}}}};
+    return {{"id", "plot-coverage"},
+            {"title", "Which pairs the penalty can reach"},
+            {"caption",
+             "Per grid point (its first finished replica), at the end of training: the decoder cosine and the "
+             "co-activation ratio on held-out rows of the 200 highest-cosine latent pairs (faint) and of every "
+             "pair of latents matched to a true (parent, child) pair of features. The dashed lines are tau and "
+             "rho: the penalty flags only pairs above and to the right of both (with both latents active)."},
+            {"spec", spec}};
+  }
+
   // Training curves from metrics.jsonl: one panel per series, one line per job.
   json curves() const {
     std::vector<std::string> series;
@@ -233,6 +288,7 @@ json plot_specs(const json& report) {
       if (key != "absorption.enabled" && !replica) add(plots.metric_against_param(metric, key, index++));
     }
   }
+  add(plots.coverage());
   add(plots.curves());
   return out;
 }

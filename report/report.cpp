@@ -127,6 +127,7 @@ json build_report(const std::string& sweep_name, const std::vector<JobRecord>& r
                 {"config", r["config"]},
                 {"curve", curve}};
     if (r.contains("error")) job["error"] = r["error"];
+    if (r.contains("absorption_coverage")) job["absorption_coverage"] = r["absorption_coverage"];
     // The baseline of a penalised job: the unpenalised job with the same non-absorption params.
     if (penalty_enabled(r)) {
       auto b = baselines.find(non_absorption_params(r.value("params", json::object())).dump());

@@ -24,6 +24,7 @@ const Column kColumns[] = {
     {"gt_mcc", "gt_mcc", "%.3f", true},
     {"gt_f1", "gt_f1", "%.3f", false},
     {"gt_absorption", "gt_absorption", "%.3f", true},
+    {"gt_pairs_in_region", "gt pairs in region", "%.2f", true},
     {"absorption_pairs_mean", "pairs/step", "%.2f", false},
     {"absorption_active_fraction", "steps fired", "%.3f", false},
 };
@@ -105,7 +106,9 @@ ReportTable job_table(const json& report) {
   table.notes =
       "Differences in parentheses are to the job's baseline (same settings, absorption.enabled = false). "
       "EV: explained variance; L0: active latents per token; pairs/step: mean number of flagged latent pairs "
-      "per step; steps fired: share of steps with at least one flagged pair; train s: training seconds.";
+      "per step; steps fired: share of steps with at least one flagged pair; gt pairs in region: share of the "
+      "latent pairs matched to true (parent, child) features inside the penalty's flagged region at the end; "
+      "train s: training seconds.";
   return table;
 }
 

@@ -64,6 +64,24 @@ class Sentences {
     }
   }
 
+  void coverage(std::vector<Verdict>& out) const {
+    const auto& c = v_["coverage"];
+    for (const auto& e : c["points"]) {
+      std::string base = e["baseline_share"].is_null()
+                             ? ""
+                             : " (the baseline, judged by the same thresholds: " +
+                                   format_number("%.0f", 100 * e["baseline_share"].get<double>()) + "%)";
+      out.push_back({Kind::Warning,
+                     "The flagged region holds few of the pairs that absorb in " + point(e["point"]) + ": " +
+                         format_number("%.0f", 100 * e["share"].get<double>()) +
+                         "% (mean over finished replicas) of the latent pairs matched to true (parent, child) "
+                         "features have both latents active, decoder cosine > tau = " + number(e["tau"]) +
+                         " and ratio > rho = " + number(e["rho"]) + " at the end of training" + base +
+                         ", so the penalty cannot reach most of them whatever its strength. Lower "
+                         "absorption.dot_threshold (see the coverage plot)."});
+    }
+  }
+
   void effects(std::vector<Verdict>& out) const {
     for (const auto& e : v_["effects"]) {
       std::string parts;
@@ -163,6 +181,7 @@ std::vector<Verdict> verdict_sentences(const json& report) {
   std::vector<Verdict> out;
   s.replication(out);
   s.never_fired(out);
+  s.coverage(out);
   s.effects(out);
   s.equal_to_baseline(out);
   s.best(out);

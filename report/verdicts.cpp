@@ -34,6 +34,8 @@ const FixedTolerance kFixedTolerances[] = {
 constexpr double kEvSlack = 0.01;
 // "at the baseline's L0": within this fraction of it.
 constexpr double kL0Slack = 0.10;
+// A flagged region that holds less than this share of the matched parent-child pairs holds few.
+constexpr double kFewInRegion = 0.5;
 
 enum class Near { Ev, L0 };  // which baseline constraint an objective keeps
 
@@ -207,6 +209,25 @@ class Verdicts {
     return out;
   }
 
+  // Penalised points whose flagged region holds few of the matched (parent, child) latent pairs at
+  // the end of training, with the baseline's share at the same thresholds.
+  json coverage() const {
+    json out = json::array();
+    for (const auto& point : points_) {
+      const json* base = baseline_of(point);
+      auto share = mean(point, "gt_pairs_in_region");
+      if (point["baseline"].get<bool>() || !share || *share >= kFewInRegion) continue;
+      const json* coverage = first_coverage(point);
+      if (!coverage) continue;
+      const double tau = (*coverage)["tau"], rho = (*coverage)["rho"];
+      json entry = {{"point", point["label"]}, {"share", *share}, {"n", point["n"]}, {"tau", tau}, {"rho", rho},
+                    {"baseline_share", nullptr}};
+      if (base) entry["baseline_share"] = share_in_region(*base, tau, rho);
+      out.push_back(entry);
+    }
+    return {{"few_below", kFewInRegion}, {"points", out}};
+  }
+
   json unfinished() const {
     json out = json::array();
     for (const auto& job : report_["jobs"]) {
@@ -220,6 +241,35 @@ class Verdicts {
   }
 
  private:
+  // The coverage of the first finished job of a point.
+  const json* first_coverage(const json& point) const {
+    for (const auto& job : report_["jobs"]) {
+      if (job["point"] == point["label"] && job["status"] == "done" && job.contains("absorption_coverage"))
+        return &job["absorption_coverage"];
+    }
+    return nullptr;
+  }
+
+  // A point's mean share of matched pairs with active latents, cosine > tau and ratio > rho.
+  json share_in_region(const json& point, double tau, double rho) const {
+    std::vector<double> shares;
+    for (const auto& job : report_["jobs"]) {
+      if (job["point"] != point["label"] || job["status"] != "done" || !job.contains("absorption_coverage")) continue;
+      const json& c = job["absorption_coverage"];
+      double matched = 0, inside = 0;
+      for (size_t k = 0; k < c["matched"].size(); ++k) {
+        if (!c["matched"][k].get<bool>()) continue;
+        matched += 1;
+        inside += c["active"][k].get<bool>() && c["cosine"][k].get<double>() > tau && c["ratio"][k].get<double>() > rho;
+      }
+      if (matched > 0) shares.push_back(inside / matched);
+    }
+    if (shares.empty()) return nullptr;
+    double sum = 0;
+    for (double s : shares) sum += s;
+    return sum / static_cast<double>(shares.size());
+  }
+
   const json& report_;
   const json& points_;
   std::map<std::string, const json*> by_label_;
@@ -234,6 +284,7 @@ json verdicts(const json& report) {
           {"effects", v.effects()},
           {"equal_to_baseline", v.equal_to_baseline()},
           {"best", v.best()},
+          {"coverage", v.coverage()},
           {"not_finished", v.unfinished()}};
 }
 

@@ -38,6 +38,29 @@ CandidateSearch find_candidates(const torch::Tensor& unit, double threshold, int
   return {torch::cat(is), torch::cat(js), torch::cat(outside)};
 }
 
+TopPairs top_cosine_pairs(const torch::Tensor& unit, int64_t k, int64_t block_elements) {
+  torch::NoGradGuard no_grad;
+  const int64_t d_sae = unit.size(0);
+  const int64_t block = rows_per_chunk(d_sae, block_elements);
+  const double none = -std::numeric_limits<double>::infinity();
+  auto index = torch::TensorOptions().device(unit.device()).dtype(torch::kLong);
+  auto cos = torch::empty({0}, unit.options());
+  auto i = torch::empty({0}, index), j = torch::empty({0}, index);
+  for (int64_t start = 0; start < d_sae; start += block) {
+    const int64_t rows = std::min(block, d_sae - start);
+    auto gram = unit.narrow(0, start, rows).mm(unit.t());  // [rows, d_sae]
+    auto row = torch::arange(start, start + rows, index).unsqueeze(1), col = torch::arange(d_sae, index).unsqueeze(0);
+    gram.masked_fill_(col <= row, none);  // pairs i < j only
+    auto [value, cell] = gram.flatten().topk(std::min<int64_t>(k, gram.numel()));
+    cos = torch::cat({cos, value}), i = torch::cat({i, cell.div(d_sae, "floor") + start});
+    j = torch::cat({j, cell.remainder(d_sae)});
+    auto best = std::get<1>(cos.topk(std::min<int64_t>(k, cos.numel())));
+    cos = cos.index_select(0, best), i = i.index_select(0, best), j = j.index_select(0, best);
+  }
+  auto real = cos > none;
+  return {i.masked_select(real), j.masked_select(real), cos.masked_select(real)};
+}
+
 torch::Tensor pair_cosines(const torch::Tensor& unit, const torch::Tensor& i, const torch::Tensor& j,
                            int64_t chunk_elements) {
   torch::NoGradGuard no_grad;

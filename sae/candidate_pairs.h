@@ -19,6 +19,14 @@ struct CandidateSearch {
 // `block_elements` cosines exist at once. Reads the device (the number of pairs found).
 CandidateSearch find_candidates(const torch::Tensor& unit, double threshold, int64_t block_elements = int64_t{1} << 24);
 
+struct TopPairs {
+  torch::Tensor i, j, cosine;  // [k] int64, int64, float: i < j, highest cosine first
+};
+
+// The k pairs i < j of highest cosine (fewer when there are fewer pairs), by the same blocked Gram:
+// each block's best k, merged.
+TopPairs top_cosine_pairs(const torch::Tensor& unit, int64_t k, int64_t block_elements = int64_t{1} << 24);
+
 // <u_i, u_j> for the listed pairs (no gradient), in chunks of at most `chunk_elements` products.
 torch::Tensor pair_cosines(const torch::Tensor& unit, const torch::Tensor& i, const torch::Tensor& j,
                            int64_t chunk_elements = int64_t{1} << 24);

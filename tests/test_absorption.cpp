@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "sae/absorption.h"
+#include "sae/absorption_coverage.h"
 #include "sae/pair_tracker.h"
 
 using namespace sweep::sae;
@@ -181,4 +182,36 @@ TEST(FiringStats, ConditionalRatioNeverExceedsOneAndLiftIsBoundedByOneOverP) {
   auto lift = ratio_matrix(stats, RatioKind::Lift);
   auto bound = 1.0 / torch::max(stats.P.unsqueeze(0), stats.P.unsqueeze(1));
   EXPECT_TRUE((lift <= bound * (1 + 1e-4)).all().item<bool>());
+}
+
+// Coverage: matched pairs first with their cosine and held-out ratio, the top pairs after them
+// without repeats, and the flagged region as the penalty defines it.
+TEST(AbsorptionCoverage, MeasuresMatchedAndTopPairsAgainstTauAndRho) {
+  // Latents 0 and 1 nearly parallel (cos 0.96), 2 orthogonal to both, 3 at 0.6 to 0.
+  auto W_dec = torch::tensor({{1.0, 0.0, 0.0}, {0.96, 0.28, 0.0}, {0.0, 0.0, 1.0}, {0.6, -0.8, 0.0}}, torch::kFloat);
+  AbsorptionCoverage coverage(W_dec, {{0, 1}, {0, 3}}, 3);
+  // 10 rows: latent 0 fires on rows 0-4, latent 1 on rows 0-1, latent 3 on rows 5-9, latent 2 never.
+  auto f = torch::zeros({10, 4});
+  f.narrow(0, 0, 5).select(1, 0).fill_(1.0);
+  f.narrow(0, 0, 2).select(1, 1).fill_(1.0);
+  f.narrow(0, 5, 5).select(1, 3).fill_(1.0);
+  coverage.add(f.narrow(0, 0, 4));
+  coverage.add(f.narrow(0, 4, 6));  // two batches sum like one
+  AbsorptionConfig cfg;
+  cfg.dot_threshold = 0.8;
+  cfg.ratio_threshold = 1.5;
+  auto pairs = coverage.result(cfg);
+  ASSERT_EQ(pairs.size(), 3u) << "(0,1) and (0,3) matched; of the top 3, (1,3) is new";
+  EXPECT_TRUE(pairs[0].matched && pairs[1].matched && !pairs[2].matched);
+  EXPECT_NEAR(pairs[0].cosine, 0.96, 1e-6);
+  // Lift of (0, 1): q / (p0 p1) = 0.2 / (0.5 * 0.2) = 2.
+  EXPECT_NEAR(pairs[0].ratio, 2.0, 1e-9);
+  EXPECT_TRUE(pairs[0].active && pairs[0].in_region);
+  EXPECT_NEAR(pairs[1].ratio, 0.0, 1e-12) << "0 and 3 never fire together";
+  EXPECT_FALSE(pairs[1].in_region);
+  EXPECT_EQ(pairs[2].i, 1);
+  EXPECT_EQ(pairs[2].j, 3);
+  cfg.ratio = RatioKind::Conditional;  // max(P(0|1), P(1|0)) = q / min(p0, p1) = 1
+  EXPECT_NEAR(coverage.result(cfg)[0].ratio, 1.0, 1e-9);
+  EXPECT_FALSE(coverage.result(cfg)[0].in_region) << "1 is not above rho 1.5";
 }

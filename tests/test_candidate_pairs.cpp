@@ -42,6 +42,20 @@ TEST(CandidatePairs, BlockedSearchFindsExactlyThePairsAboveTheThreshold) {
   }
 }
 
+TEST(CandidatePairs, TopCosinePairsAreTheHighestOfTheDenseGram) {
+  auto unit = random_unit_rows(40, 5, 4);
+  auto gram = torch::triu(unit.mm(unit.t()), 1) + torch::tril(torch::full({40, 40}, -3.0), 0);
+  auto want = std::get<0>(gram.flatten().topk(25));
+  for (int64_t block_elements : {int64_t{3 * 40}, int64_t{1} << 24}) {  // 3 rows a block, or one block
+    auto top = top_cosine_pairs(unit, 25, block_elements);
+    ASSERT_EQ(top.cosine.numel(), 25);
+    EXPECT_TRUE(torch::allclose(top.cosine, want)) << "block of " << block_elements;
+    EXPECT_TRUE((top.i < top.j).all().item<bool>());
+    EXPECT_TRUE(torch::allclose(gram.index({top.i, top.j}), top.cosine));
+  }
+  EXPECT_EQ(top_cosine_pairs(unit.narrow(0, 0, 4), 25).cosine.numel(), 6) << "4 rows have 6 pairs";
+}
+
 TEST(CandidatePairs, CoFiringAndCosinesOfTheListedPairsMatchTheDenseMatrices) {
   auto active = (torch::rand({40, 12}, at::make_generator<at::CPUGeneratorImpl>(2)) > 0.6).to(torch::kFloat);
   auto unit = random_unit_rows(12, 5, 3);

@@ -305,6 +305,26 @@ TEST(EndToEnd, QuickSweepReportsEveryJobOfThePlan) {
     for (const char* key : {"mse", "explained_variance", "l0", "gt_mcc"}) {
       EXPECT_TRUE(finite_number(m, key)) << key << " in " << m.dump();
     }
+    // Coverage: every matched (parent, child) latent pair first, then the highest-cosine pairs,
+    // judged against the job's own tau and rho; the metric is the matched pairs' share in the region.
+    const json& coverage = job["absorption_coverage"];
+    EXPECT_EQ(coverage["tau"], planned["config"]["absorption.dot_threshold"]);
+    EXPECT_EQ(coverage["rho"], planned["config"]["absorption.ratio_threshold"]);
+    size_t matched = 0, inside = 0;
+    for (size_t k = 0; k < coverage["cosine"].size(); ++k) {
+      const bool region = coverage["active"][k].get<bool>() && coverage["cosine"][k].get<double>() > coverage["tau"].get<double>() &&
+                          coverage["ratio"][k].get<double>() > coverage["rho"].get<double>();
+      EXPECT_EQ(coverage["in_region"][k].get<bool>(), region) << k;
+      if (!coverage["matched"][k].get<bool>()) continue;
+      EXPECT_EQ(k, matched) << "matched pairs come first";
+      ++matched;
+      inside += region;
+    }
+    EXPECT_EQ(m["gt_pairs_matched"].get<double>(), static_cast<double>(matched));
+    ASSERT_GT(matched, 0u);
+    EXPECT_NEAR(m["gt_pairs_in_region"].get<double>(), static_cast<double>(inside) / matched, 1e-12);
+    EXPECT_LE(coverage["cosine"].size() - matched, 200u) << "the 200 highest-cosine pairs, less the matched ones";
+    EXPECT_GT(coverage["cosine"].size() - matched, 100u);
     int absorption_keys = 0;
     for (const auto& [key, value] : m.items()) {
       if (key.rfind("absorption_", 0) != 0) continue;

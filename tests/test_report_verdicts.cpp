@@ -312,6 +312,44 @@ TEST_F(ReplicatedVerdicts, ARealEffectIsReportedWithItsInterval) {
   if (!ev["distinguishable"].is_null()) EXPECT_FALSE(ev["distinguishable"].get<bool>()) << ev.dump();
 }
 
+// The coverage verdict: a penalised point whose flagged region holds few matched parent-child
+// pairs is a warning, with the baseline's share at the same thresholds.
+TEST(SweepReportCommand, WarnsWhenTheFlaggedRegionHoldsFewOfThePairsThatAbsorb) {
+  const fs::path out = scratch() / "coverage";
+  json base_metrics = crafted_metrics(0.9, 10.0, 0.8, 0.2, 0.0), pen_metrics = crafted_metrics(0.9, 10.0, 0.8, 0.19, 0.5);
+  base_metrics["gt_pairs_in_region"] = 0.0;
+  pen_metrics["gt_pairs_in_region"] = 0.25;
+  write_crafted_sweep(out, "coverage",
+                      {done_job("base", {{"absorption.enabled", false}}, base_metrics),
+                       done_job("pen", {{"absorption.dot_threshold", 0.8}}, pen_metrics)});
+  // Four matched pairs (two of the baseline's inside tau 0.5 / rho 3, none inside 0.8 / 5) and a top pair.
+  auto coverage = [](double tau, double rho) {
+    return json{{"tau", tau}, {"rho", rho}, {"activation_threshold", 0.001}, {"ratio_kind", "lift"},
+                {"i", {0, 1, 2, 3, 4}}, {"j", {5, 6, 7, 8, 9}},
+                {"cosine", {0.6, 0.7, 0.3, 0.9, 0.95}}, {"ratio", {20.0, 4.0, 30.0, 1.0, 2.0}},
+                {"matched", {true, true, true, true, false}}, {"active", {true, true, true, true, true}},
+                {"in_region", {false, false, false, false, false}}};
+  };
+  for (const auto& [id, c] : {std::pair<std::string, json>{"base", coverage(0.5, 3.0)}, {"pen", coverage(0.8, 5.0)}}) {
+    json result = read_json(out / "jobs" / id / "result.json");
+    result["absorption_coverage"] = c;
+    std::ofstream(out / "jobs" / id / "result.json", std::ios::trunc) << result.dump();
+  }
+  auto run = sweep_report(out, "coverage_report");
+  ASSERT_EQ(run.exit_code, 0) << run.log;
+  const json report = read_json(out / "report.json");
+  const json& few = report["verdicts"]["coverage"]["points"];
+  ASSERT_EQ(few.size(), 1u) << report["verdicts"]["coverage"].dump();
+  EXPECT_EQ(few[0]["share"], 0.25);
+  EXPECT_EQ(few[0]["tau"], 0.8);
+  // The baseline's matched pairs at tau 0.8, rho 5: none of the four.
+  EXPECT_EQ(few[0]["baseline_share"], 0.0);
+  const std::string md = read_text(out / "report.md");
+  EXPECT_NE(md.find("> **WARNING: The flagged region holds few of the pairs that absorb in job pen"), std::string::npos) << md;
+  EXPECT_NE(md.find("25% (mean over finished replicas)"), std::string::npos) << md;
+  EXPECT_NE(md.find("(the baseline, judged by the same thresholds: 0%)"), std::string::npos) << md;
+}
+
 // grid.replicas names further replica axes (any setting): jobs differing only there are one point.
 TEST(ReportFromRecords, GridReplicasNameFurtherReplicaAxes) {
   std::vector<sweep::launcher::JobRecord> records;

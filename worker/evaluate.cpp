@@ -2,6 +2,7 @@
 // group agrees before each chunk whether to stop.
 #include "worker/evaluate.h"
 
+#include <cmath>
 #include <optional>
 
 #include "sae/ground_truth.h"
@@ -13,14 +14,24 @@ namespace sweep::worker {
 
 std::optional<Evaluation> evaluate(const sae::Sae& sae, const sharding::Dataset& data, Communicator& comm,
                                    int64_t eval_batch_size, torch::Device device,
+                                   const sae::AbsorptionConfig& absorption,
                                    const std::function<bool()>& stop_requested) {
   torch::NoGradGuard no_grad;
   const auto& cfg = sae.config();
   sae::ReconstructionMetrics recon(cfg.d_in, cfg.d_sae);
   std::optional<sae::GroundTruthMetrics> truth;
+  std::vector<std::pair<int64_t, int64_t>> matched_pairs;  // (parent latent, child latent)
   if (const auto* synthetic = data.synthetic()) {
     truth.emplace(sae::GroundTruth{synthetic->directions(), synthetic->parents()}, sae.W_dec);
+    const auto& latent = truth->matched_latent();
+    const auto& parents = synthetic->parents();
+    for (size_t child = 0; child < parents.size(); ++child) {
+      if (parents[child] < 0) continue;
+      const int64_t p = latent[parents[child]], c = latent[child];
+      if (p >= 0 && c >= 0 && p != c) matched_pairs.push_back({p, c});
+    }
   }
+  sae::AbsorptionCoverage coverage(sae.W_dec, matched_pairs, kCoverageTopPairs);
   int64_t total = data.eval_size();
   for (int64_t chunk = 0; chunk < total; chunk += eval_batch_size) {
     if (agree_at_step_boundary(comm, stop_requested(), false, std::nullopt).stop) return std::nullopt;
@@ -32,14 +43,22 @@ std::optional<Evaluation> evaluate(const sae::Sae& sae, const sharding::Dataset&
     auto fwd = sae.forward(rows.activations.to(device));
     recon.add(rows.activations, fwd);
     if (truth) truth->add(rows.feature_acts, fwd.f);
+    coverage.add(fwd.f);
   }
   comm.all_reduce_sum(recon.sums());
+  comm.all_reduce_sum(coverage.sums());
   Evaluation out;
   out.metrics = recon.result();
   out.firing_frequency = recon.firing_frequency();
+  out.coverage = coverage.result(absorption);
   if (truth) {
     comm.all_reduce_sum(truth->sums());
     for (const auto& [name, value] : truth->result()) out.metrics[name] = value;
+    // The share of matched pairs in the flagged region (NaN without any matched pair).
+    double in_region = 0;
+    for (const auto& pair : out.coverage) in_region += pair.matched && pair.in_region;
+    out.metrics["gt_pairs_matched"] = static_cast<double>(matched_pairs.size());
+    out.metrics["gt_pairs_in_region"] = matched_pairs.empty() ? std::nan("") : in_region / matched_pairs.size();
   }
   return out;
 }

@@ -1,5 +1,6 @@
-// Held-out evaluation of a trained SAE: reconstruction metrics and, on synthetic data,
-// metrics against the ground-truth features. Each rank scores a slice; sums are all-reduced.
+// Held-out evaluation of a trained SAE: reconstruction metrics, where the absorbing pairs lie
+// against the penalty's thresholds, and on synthetic data the metrics against the ground-truth
+// features. Each rank scores a slice; sums are all-reduced.
 #pragma once
 
 #include <functional>
@@ -9,6 +10,7 @@
 
 #include <torch/torch.h>
 
+#include "sae/absorption_coverage.h"
 #include "sae/sae_model.h"
 #include "sharding/dataset.h"
 #include "worker/communicator.h"
@@ -18,12 +20,19 @@ namespace sweep::worker {
 struct Evaluation {
   std::map<std::string, double> metrics;
   torch::Tensor firing_frequency;  // [d_sae] on the held-out set
+  // Matched (parent, child) latent pairs (with ground truth) and the highest-cosine pairs.
+  std::vector<sae::CoveragePair> coverage;
 };
+
+// How many of the highest-cosine latent pairs the coverage measures beside the matched ones.
+constexpr int64_t kCoverageTopPairs = 200;
 
 // Collective. nullopt when the group was asked to stop (checked before every chunk, so a stop
 // never waits for a long evaluation).
+// `absorption`: the thresholds the coverage is judged against (the job's).
 std::optional<Evaluation> evaluate(const sae::Sae& sae, const sharding::Dataset& data, Communicator& comm,
                                    int64_t eval_batch_size, torch::Device device,
+                                   const sae::AbsorptionConfig& absorption,
                                    const std::function<bool()>& stop_requested);
 
 }  // namespace sweep::worker

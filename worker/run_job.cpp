@@ -94,6 +94,23 @@ std::optional<nlohmann::json> resume_from_checkpoint(TrainingState& state, Commu
   return found ? found->progress : nlohmann::json::object();
 }
 
+// Where the matched and highest-cosine latent pairs lie against the job's thresholds (the report's
+// coverage plot): columns, one entry per pair.
+nlohmann::json coverage_json(const std::vector<sae::CoveragePair>& pairs, const sae::AbsorptionConfig& absorption) {
+  nlohmann::json out = {{"tau", absorption.dot_threshold},
+                        {"rho", absorption.ratio_threshold},
+                        {"activation_threshold", absorption.activation_threshold},
+                        {"ratio_kind", absorption.ratio == sae::RatioKind::Lift ? "lift" : "conditional"}};
+  for (const char* column : {"i", "j", "cosine", "ratio", "matched", "active", "in_region"})
+    out[column] = nlohmann::json::array();
+  for (const auto& p : pairs) {
+    out["i"].push_back(p.i), out["j"].push_back(p.j), out["cosine"].push_back(p.cosine);
+    out["ratio"].push_back(p.ratio), out["matched"].push_back(p.matched), out["active"].push_back(p.active);
+    out["in_region"].push_back(p.in_region);
+  }
+  return out;
+}
+
 JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs::path& job_dir,
                               const JobControl& control) {
   const bool leader = comm.is_leader();
@@ -175,7 +192,8 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
   raise_if_any_failed(comm, local_failure());
   double train_seconds = seconds_before + seconds_since(start);
 
-  auto evaluated = evaluate(trainer.model(), *data, comm, train.eval_batch_size, device, control.stop_requested);
+  auto evaluated =
+      evaluate(trainer.model(), *data, comm, train.eval_batch_size, device, cfg.absorption, control.stop_requested);
   if (!evaluated) return preempted(train.steps);  // stopped inside the evaluation: resumes at the evaluation
   const auto& eval = *evaluated;
   check_not_collapsed(eval, train);
@@ -187,6 +205,7 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
   nlohmann::json result = base_result(cfg);
   result["status"] = "done";
   result["metrics"] = metrics;
+  result["absorption_coverage"] = coverage_json(eval.coverage, cfg.absorption);
   result["train"] = {{"steps", train.steps},
                      {"tokens", tokens},
                      {"seconds", train_seconds},
