@@ -118,6 +118,7 @@ std::vector<KeySpec> build_schema() {
       {"data.seed", K::Int, 0, at_least(0), "seed of the data (synthetic features, shuffles, split)"},
       {"data.paths", K::StringList, json::array(), none(), "files: globs of .safetensors / .npy shards"},
       {"data.tensor", K::String, "activations", none(), "files: tensor name inside .safetensors"},
+      {"data.ground_truth", K::String, "", none(), "files: a .safetensors with the true features and every row's activations (the layout `sweep data export` writes), for the gt_* metrics", true, true},
       {"data.model_name", K::String, "synthetic", none(), "export metadata: model the activations came from"},
       {"data.hook_name", K::String, "synthetic", none(), "export metadata: hook point of the activations"},
       {"data.hook_layer", K::Int, 0, at_least(0), "export metadata: layer of the hook"},

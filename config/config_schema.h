@@ -24,6 +24,8 @@ struct KeySpec {
   // False for settings that change how a job runs but not what it computes (ranks, checkpoints,
   // retries): they are left out of job ids and may change when a sweep is resumed.
   bool affects_results = true;
+  // Left out of job ids while at its default: a setting added after ids existed keeps them.
+  bool id_omits_default = false;
 };
 
 const std::vector<KeySpec>& config_schema();

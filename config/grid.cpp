@@ -47,6 +47,9 @@ void validate_job(const SweepSpec& spec, const PlannedJob& job) {
   if (c["data.source"] == "files" && c["data.paths"].empty()) {
     fail("data.paths", "data.source = \"files\" needs at least one glob of .safetensors/.npy shards");
   }
+  if (c["data.source"] == "synthetic" && !c["data.ground_truth"].get<std::string>().empty()) {
+    fail("data.ground_truth", "applies to data.source = \"files\": the synthetic source has its own ground truth");
+  }
   if (c["data.source"] == "synthetic" && c["data.p_min"].get<double>() > c["data.p_max"].get<double>()) {
     fail("data.p_min", "larger than data.p_max = " + c["data.p_max"].dump());
   }
@@ -122,7 +125,8 @@ std::string job_id(const json& resolved) {
   // and retry settings) stay out of the id, so changing them keeps results and checkpoints.
   auto canonical = resolved;
   for (const auto& spec : config_schema()) {
-    if (!spec.affects_results) canonical.erase(spec.key);
+    if (!spec.affects_results || (spec.id_omits_default && canonical.value(spec.key, json()) == spec.default_value))
+      canonical.erase(spec.key);
   }
   const std::string text = canonical.dump();
   uint64_t hash = kFnvOffset;

@@ -55,6 +55,7 @@ const std::vector<Field<sharding::DataConfig>>& data_fields() {
       field("data.seed", &D::seed),
       field("data.paths", &D::paths),
       field("data.tensor", &D::tensor),
+      field("data.ground_truth", &D::ground_truth),
       field("data.d_in", &D::synthetic, &Y::d_in),
       field("data.n_roots", &D::synthetic, &Y::n_roots),
       field("data.branching", &D::synthetic, &Y::branching),

@@ -1,5 +1,5 @@
-// Generates rows [0, N) of the synthetic stream in chunks and stores them with the ground
-// truth: activations [N, d_in], directions, parents, feature_acts_{indptr,indices,values}.
+// `sweep data export`: rows [0, N) of the synthetic stream with their ground truth, in the layout
+// data.ground_truth reads (sharding/ground_truth_file.h).
 #include "launcher/data_export.h"
 
 #include <spdlog/spdlog.h>
@@ -8,8 +8,7 @@
 #include "config/config_error.h"
 #include "config/job_settings.h"
 #include "config/sweep_file.h"
-#include "sharding/safetensors.h"
-#include "sharding/synthetic.h"
+#include "sharding/ground_truth_file.h"
 
 namespace sweep::launcher {
 
@@ -34,28 +33,7 @@ int export_synthetic_data(const ExportOptions& options) {
   auto cfg = data.synthetic;
   cfg.seed = data.seed;
   sharding::SyntheticSource source(cfg);
-
-  std::vector<torch::Tensor> activations, indices, values, row_counts;
-  const int64_t chunk = 8192;
-  for (int64_t first = 0; first < n; first += chunk) {
-    auto rows = source.rows(first, std::min(chunk, n - first));
-    activations.push_back(rows.activations);
-    auto active = rows.feature_acts > 0;
-    auto nz = active.nonzero();  // [nnz, 2] row-major order
-    indices.push_back(nz.select(1, 1));
-    values.push_back(rows.feature_acts.masked_select(active));
-    row_counts.push_back(active.sum(1));
-  }
-  auto indptr = torch::cat({torch::zeros({1}, torch::kLong), torch::cat(row_counts).cumsum(0)});
-  sharding::write_safetensors(
-      options.out,
-      {{"activations", torch::cat(activations)},
-       {"directions", source.directions()},
-       {"parents", torch::tensor(source.parents(), torch::kLong)},
-       {"feature_acts_indptr", indptr},
-       {"feature_acts_indices", torch::cat(indices).to(torch::kLong)},
-       {"feature_acts_values", torch::cat(values).to(torch::kFloat)}},
-      {{"format", "sweep synthetic data"}, {"rows", "0.." + std::to_string(n)}});
+  sharding::write_synthetic_with_ground_truth(options.out, source, n);
   spdlog::info("wrote {} rows of d_in {} with {} ground-truth features to {}", n, source.d_in(), source.n_features(),
                options.out.string());
   return 0;

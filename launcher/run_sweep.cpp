@@ -43,7 +43,8 @@ std::map<std::string, int64_t> check_data(const SweepSpec& spec, const std::vect
       width[job.id] = c["data.d_in"];
       continue;
     }
-    auto key = c["data.paths"].dump() + c["data.tensor"].dump() + c["data.eval_tokens"].dump();
+    auto key = c["data.paths"].dump() + c["data.tensor"].dump() + c["data.eval_tokens"].dump() +
+               c["data.ground_truth"].dump();
     auto where = spec.where.count("data.paths") ? spec.where.at("data.paths") : spec.file.filename().string();
     if (!width_of_source.count(key)) {
       try {

@@ -18,7 +18,8 @@ class ReconstructionMetrics {
   void add(const torch::Tensor& x, const Forward& fwd);
   // The running sums (CPU, float64); all-reduce in place across shards before result().
   torch::Tensor& sums() { return sums_; }
-  // mse, explained_variance, cossim, l2_ratio, l0, l1, dead_fraction, dense_fraction, eval_tokens.
+  // mse, explained_variance, cossim, l2_ratio (these two over rows with x != 0), l0, l1,
+  // dead_fraction, dense_fraction, eval_tokens.
   std::map<std::string, double> result() const;
   // Firing frequency of every latent on the rows seen so far.
   torch::Tensor firing_frequency() const;

@@ -5,9 +5,11 @@
 #include <limits>
 
 #include <mutex>
+#include <optional>
 
 #include "sharding/data_error.h"
 #include "sharding/file_source.h"
+#include "sharding/ground_truth_file.h"
 
 namespace sweep::sharding {
 
@@ -20,12 +22,13 @@ namespace {
 
 class SyntheticDataset : public Dataset {
  public:
-  SyntheticDataset(const DataConfig& cfg) : eval_tokens_(cfg.eval_tokens), source_(with_seed(cfg)) {}
+  SyntheticDataset(const DataConfig& cfg)
+      : eval_tokens_(cfg.eval_tokens), source_(with_seed(cfg)), truth_{source_.directions(), source_.parents()} {}
 
   int64_t d_in() const override { return source_.d_in(); }
   int64_t eval_size() const override { return eval_tokens_; }
   int64_t train_size() const override { return std::numeric_limits<int64_t>::max(); }
-  const SyntheticSource* synthetic() const override { return &source_; }
+  const TrueFeatures* true_features() const override { return &truth_; }
 
   Rows train_shard(int64_t step, int64_t batch_size, int rank, int ranks) const override {
     auto [begin, end] = shard_range(batch_size, rank, ranks);
@@ -43,6 +46,7 @@ class SyntheticDataset : public Dataset {
 
   int64_t eval_tokens_;
   SyntheticSource source_;
+  TrueFeatures truth_;
 };
 
 class FileDataset : public Dataset {
@@ -56,7 +60,10 @@ class FileDataset : public Dataset {
     auto order = permutation(n, seed_);
     train_rows_ = order.narrow(0, 0, n - cfg.eval_tokens).contiguous();
     eval_rows_ = order.narrow(0, n - cfg.eval_tokens, cfg.eval_tokens);
+    if (!cfg.ground_truth.empty()) truth_.emplace(cfg.ground_truth, n, source_.d_in());
   }
+
+  const TrueFeatures* true_features() const override { return truth_ ? &truth_->features() : nullptr; }
 
   int64_t d_in() const override { return source_.d_in(); }
   int64_t eval_size() const override { return eval_rows_.size(0); }
@@ -78,7 +85,7 @@ class FileDataset : public Dataset {
   Rows eval_rows(int64_t first, int64_t count) const override {
     auto slice = eval_rows_.narrow(0, first, count).contiguous();
     std::vector<int64_t> indices(slice.data_ptr<int64_t>(), slice.data_ptr<int64_t>() + count);
-    return {source_.rows(indices), {}};
+    return {source_.rows(indices), truth_ ? truth_->feature_acts(indices) : torch::Tensor()};
   }
 
  private:
@@ -97,6 +104,7 @@ class FileDataset : public Dataset {
   }
 
   FileActivationSource source_;
+  std::optional<GroundTruthFile> truth_;
   uint64_t seed_;
   torch::Tensor train_rows_, eval_rows_;
   mutable std::mutex cache_mutex_;

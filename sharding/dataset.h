@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include "sharding/synthetic.h"
+#include "sharding/true_features.h"
 
 namespace sweep::sharding {
 
@@ -26,6 +27,7 @@ struct DataConfig {
   SyntheticConfig synthetic;
   std::vector<std::string> paths;  // globs
   std::string tensor = "activations";
+  std::string ground_truth;        // files: a ground-truth file (sharding/ground_truth_file.h); "" for none
 };
 
 class Dataset {
@@ -39,8 +41,8 @@ class Dataset {
   virtual int64_t eval_size() const = 0;
   // Rows the training stream draws from (the synthetic stream never repeats: INT64_MAX).
   virtual int64_t train_size() const = 0;
-  // Ground truth (synthetic only).
-  virtual const SyntheticSource* synthetic() const { return nullptr; }
+  // The true features, where the data has ground truth (then eval_rows fill feature_acts).
+  virtual const TrueFeatures* true_features() const { return nullptr; }
 };
 
 // Opens (and, for files, validates every shard of) the configured source.

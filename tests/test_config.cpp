@@ -456,6 +456,22 @@ TEST_F(Config, AbsorptionMatrixBytesGrowsQuadratically) {
   EXPECT_GT(absorption_matrix_bytes(512), 0.0);
 }
 
+TEST_F(Config, GroundTruthFileOnTheSyntheticSourceIsRefused) {
+  expect_plan_error("[data]\nground_truth = \"truth.safetensors\"\n",
+                    {"bad.toml", "data.ground_truth", "applies to data.source = \"files\""});
+}
+
+// A setting added after ids existed (data.ground_truth) keeps every id while at its default.
+TEST_F(Config, ASettingAtItsIdOmittedDefaultKeepsJobIds) {
+  const SweepSpec spec = load_sweep(write("ids.toml", "[grid]\nseed = [1]\n"), {});
+  auto resolved = expand_grid(spec).front().resolved;
+  const std::string id = job_id(resolved);
+  resolved.erase("data.ground_truth");
+  EXPECT_EQ(job_id(resolved), id);
+  resolved["data.ground_truth"] = "truth.safetensors";
+  EXPECT_NE(job_id(resolved), id);
+}
+
 TEST_F(Config, FilesSourceWithoutPaths) {
   expect_plan_error(
       "[data]\n"                // 1

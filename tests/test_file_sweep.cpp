@@ -70,6 +70,47 @@ TEST(FileSweep, TrainsOnShardsAndFailsOnlyTheJobThatReadsANanRow) {
   }
 }
 
+// data.ground_truth: benchmark data made elsewhere is scored against its true features, here the
+// embedded data exported with its ground truth; a ground truth for other rows is refused up front.
+TEST(FileSweep, GroundTruthFromAFileGivesTheGtMetrics) {
+  const fs::path data = scratch() / "exported.safetensors", other = scratch() / "other.safetensors";
+  for (const auto& [file, tokens] : {std::pair<fs::path, std::string>{data, "5000"}, {other, "4000"}}) {
+    auto exported = run_command({SWEEP_BINARY, "data", "export", quick_toml(), "--out", file.string(), "--tokens", tokens},
+                                "gt_export_" + tokens);
+    ASSERT_EQ(exported.exit_code, 0) << exported.log;
+  }
+  auto toml = scratch() / "gt_files.toml";
+  auto write_toml = [&](const fs::path& truth) {
+    std::ofstream(toml, std::ios::trunc) << "name = \"gt_files\"\n"
+                                            "[data]\nsource = \"files\"\neval_tokens = 1000\npaths = [\"" << data.string()
+                                         << "\"]\nground_truth = \"" << truth.string() << "\"\n"
+                                            "[sae]\nd_sae = 64\n[train]\nsteps = 40\nbatch_size = 200\nlog_every = 10\n"
+                                            "[grid]\n\"absorption.ratio_threshold\" = [5.0]\n";
+  };
+  write_toml(data);
+  auto r = run_command({SWEEP_BINARY, toml.string(), "--out", (scratch() / "gt_files_out").string()}, "gt_files");
+  ASSERT_EQ(r.exit_code, 0) << r.log;
+  auto report = read_json(scratch() / "gt_files_out" / "report.json");
+  ASSERT_EQ(report["jobs"].size(), 2u);
+  for (const auto& job : report["jobs"]) {
+    const auto& m = job["metrics"];
+    for (const char* key : {"gt_mcc", "gt_mmcs", "gt_f1", "gt_pairs_matched"}) {
+      ASSERT_TRUE(m.contains(key) && m[key].is_number()) << key << " in " << m.dump();
+    }
+    EXPECT_GT(m["gt_mcc"].get<double>(), 0.0);
+    EXPECT_GT(m["gt_pairs_matched"].get<double>(), 0.0) << "the exported parents reach the coverage";
+  }
+
+  write_toml(other);
+  auto refused = run_command({SWEEP_BINARY, toml.string(), "--out", (scratch() / "gt_other_out").string()}, "gt_other");
+  EXPECT_EQ(refused.exit_code, 2) << refused.log;
+  EXPECT_NE(refused.log.find("data.ground_truth = \"" + other.string() + "\": feature activations for 4000 rows, but the "
+                             "activation files hold 5000 rows"),
+            std::string::npos)
+      << refused.log;
+  EXPECT_FALSE(fs::exists(scratch() / "gt_other_out" / "jobs")) << "refused before any job";
+}
+
 TEST(FileSweep, EvalTokensLargerThanTheFilesIsRefusedBeforeTraining) {
   auto dir = make_shards();
   auto r = run_quick(0, "too_few",

@@ -3,8 +3,16 @@
 // hand-made absorbing latent.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <map>
+#include <string>
+
 #include "sae/ground_truth.h"
 #include "sae/metrics.h"
+#include "sharding/data_error.h"
+#include "sharding/dataset.h"
+#include "sharding/ground_truth_file.h"
+#include "sharding/safetensors.h"
 #include "sharding/synthetic.h"
 
 using namespace sweep::sae;
@@ -20,6 +28,21 @@ TEST(ReconstructionMetrics, PerfectReconstruction) {
   EXPECT_NEAR(r["cossim"], 1.0, 1e-6);
   EXPECT_NEAR(r["l2_ratio"], 1.0, 1e-6);
   EXPECT_EQ(r["eval_tokens"], 50);
+}
+
+// All-zero rows (cossim and l2_ratio are undefined there) are left out of those two means, so a
+// good reconstruction of the other rows reads as one: l2_ratio near 1, not 1e10.
+TEST(ReconstructionMetrics, ZeroRowsAreLeftOutOfCossimAndL2Ratio) {
+  torch::manual_seed(2);
+  auto x = torch::randn({40, 4});
+  x.narrow(0, 0, 15).zero_();
+  auto x_hat = x * 0.9 + 1e-6;  // zero rows reconstructed as almost zero
+  ReconstructionMetrics m(4, 6);
+  m.add(x, {torch::Tensor(), torch::relu(torch::randn({40, 6})), x_hat});
+  auto r = m.result();
+  EXPECT_NEAR(r["l2_ratio"], 0.9, 1e-4);
+  EXPECT_NEAR(r["cossim"], 1.0, 1e-4);
+  EXPECT_EQ(r["eval_tokens"], 40) << "every row still counts elsewhere";
 }
 
 TEST(ReconstructionMetrics, ExplainedVarianceIsAboutTheMeanNotZero) {
@@ -101,4 +124,90 @@ TEST(GroundTruthMetrics, TooFewSamplesGiveNoAbsorptionFigure) {
   m.add(acts, acts);
   EXPECT_TRUE(std::isnan(m.result()["gt_absorption"]));
   EXPECT_EQ(m.result()["gt_absorption_parents"], 0);
+}
+
+// Ground truth from a file (data.ground_truth): the held-out rows of a file data set carry the
+// same true activations as the synthetic rows they were exported from, so the gt metrics of an
+// SAE on them equal those computed from the synthetic source itself.
+TEST(GroundTruthFile, FileRowsScoreLikeTheSyntheticRowsTheyCameFrom) {
+  namespace fs = std::filesystem;
+  const std::string stem = (fs::temp_directory_path() / ("sweep_gt_" + std::to_string(::getpid()))).string();
+  const std::string file = stem + ".safetensors", short_file = stem + "_short.safetensors",
+                    narrow_file = stem + "_narrow.safetensors";
+  sweep::sharding::SyntheticConfig cfg;
+  cfg.seed = 3;
+  sweep::sharding::SyntheticSource source(cfg);
+  const int64_t n = 3000;
+  sweep::sharding::write_synthetic_with_ground_truth(file, source, n);
+
+  sweep::sharding::DataConfig data;
+  data.source = sweep::sharding::DataConfig::Source::Files;
+  data.paths = {file};
+  data.ground_truth = file;
+  data.eval_tokens = 1000;
+  auto dataset = sweep::sharding::open_dataset(data);
+  const auto* features = dataset->true_features();
+  ASSERT_NE(features, nullptr);
+  EXPECT_TRUE(torch::allclose(features->directions, source.directions(), 1e-5, 1e-6));
+  EXPECT_EQ(features->parents, source.parents());
+  auto rows = dataset->eval_rows(0, 1000);
+
+  // The synthetic row behind each held-out row, found by its activations (all-zero rows, which
+  // have no active feature, may stand for one another).
+  auto all = source.rows(0, n);
+  std::map<std::string, int64_t> row_of;
+  for (int64_t r = 0; r < n; ++r) {
+    auto row = all.activations[r].contiguous();
+    row_of[std::string(static_cast<const char*>(row.data_ptr()), row.nbytes())] = r;
+  }
+  std::vector<int64_t> origin;
+  for (int64_t k = 0; k < 1000; ++k) {
+    auto row = rows.activations[k].contiguous();
+    auto it = row_of.find(std::string(static_cast<const char*>(row.data_ptr()), row.nbytes()));
+    ASSERT_NE(it, row_of.end()) << "held-out row " << k << " is no exported row";
+    origin.push_back(it->second);
+  }
+  auto index = torch::tensor(origin, torch::kLong);
+  auto synthetic_acts = all.feature_acts.index_select(0, index);
+  ASSERT_TRUE(torch::equal(rows.feature_acts, synthetic_acts));
+
+  torch::manual_seed(5);
+  auto W_dec = torch::randn({source.n_features() + 8, source.d_in()});
+  auto f = torch::relu(rows.activations.mm(W_dec.t()) - 0.1);
+  GroundTruthMetrics from_file({features->directions, features->parents}, W_dec);
+  GroundTruthMetrics from_source({source.directions(), source.parents()}, W_dec);
+  from_file.add(rows.feature_acts, f);
+  from_source.add(synthetic_acts, f);
+  auto a = from_file.result(), b = from_source.result();
+  ASSERT_TRUE(a.count("gt_mcc"));
+  for (const auto& [name, value] : b) {
+    if (std::isnan(value)) {
+      EXPECT_TRUE(std::isnan(a[name])) << name;
+    } else {
+      EXPECT_NEAR(a[name], value, 1e-9) << name;
+    }
+  }
+
+  // A file for other rows or another width is refused, naming the file and the mismatch.
+  data.eval_tokens = 500;
+  sweep::sharding::write_safetensors(short_file, {{"activations", all.activations.narrow(0, 0, 2000)}});
+  data.paths = {short_file};
+  try {
+    sweep::sharding::open_dataset(data);
+    ADD_FAILURE() << "ground truth for 3000 rows accepted for 2000";
+  } catch (const sweep::sharding::DataError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("data.ground_truth = \"" + file + "\""), std::string::npos) << what;
+    EXPECT_NE(what.find("feature activations for 3000 rows, but the activation files hold 2000 rows"), std::string::npos)
+        << what;
+  }
+  sweep::sharding::write_safetensors(narrow_file, {{"activations", all.activations.narrow(1, 0, 10).contiguous()}});
+  data.paths = {narrow_file};
+  try {
+    sweep::sharding::open_dataset(data);
+    ADD_FAILURE() << "ground truth of another d_in accepted";
+  } catch (const sweep::sharding::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("but the activation files have d_in 10"), std::string::npos) << e.what();
+  }
+  for (const auto& f : {file, short_file, narrow_file}) fs::remove(f);
 }

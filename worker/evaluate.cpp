@@ -21,10 +21,10 @@ std::optional<Evaluation> evaluate(const sae::Sae& sae, const sharding::Dataset&
   sae::ReconstructionMetrics recon(cfg.d_in, cfg.d_sae);
   std::optional<sae::GroundTruthMetrics> truth;
   std::vector<std::pair<int64_t, int64_t>> matched_pairs;  // (parent latent, child latent)
-  if (const auto* synthetic = data.synthetic()) {
-    truth.emplace(sae::GroundTruth{synthetic->directions(), synthetic->parents()}, sae.W_dec);
+  if (const auto* features = data.true_features()) {
+    truth.emplace(sae::GroundTruth{features->directions, features->parents}, sae.W_dec);
     const auto& latent = truth->matched_latent();
-    const auto& parents = synthetic->parents();
+    const auto& parents = features->parents;
     for (size_t child = 0; child < parents.size(); ++child) {
       if (parents[child] < 0) continue;
       const int64_t p = latent[parents[child]], c = latent[child];
