@@ -136,9 +136,9 @@ std::vector<KeySpec> build_schema() {
       {"data.magnitude_std", K::Float, 0.15, at_least(0), "synthetic: magnitude spread"},
       {"data.noise_std", K::Float, 0.0, at_least(0), "synthetic: Gaussian noise per dimension"},
 
-      {"sae.arch", K::String, "relu", one_of({"relu", "topk", "jumprelu"}), "SAE architecture"},
+      {"sae.arch", K::String, "relu", one_of({"relu", "topk", "jumprelu", "batchtopk"}), "SAE architecture"},
       {"sae.d_sae", K::Int, 512, at_least(1), "number of latents"},
-      {"sae.k", K::Int, 32, at_least(1), "topk: active latents per token"},
+      {"sae.k", K::Int, 32, at_least(1), "topk: active latents per token; batchtopk: their mean over a batch (k x B kept)"},
       {"sae.k_aux", K::Int, 0, at_least(0), "topk: latents in the auxiliary loss (0: d_in / 2)"},
       {"sae.aux_weight", K::Float, 1.0 / 32.0, at_least(0), "topk: weight of the auxiliary loss"},
       {"sae.dead_after_tokens", K::Int, 1000000, at_least(1), "topk: tokens without firing before a latent is dead"},

@@ -36,7 +36,7 @@ void validate_job(const SweepSpec& spec, const PlannedJob& job) {
     throw ConfigError(where_set(spec, job.params, key) + ": " + key + " = " + c[key].dump() + ": " + message +
                       describe(job.params));
   };
-  if (c["sae.arch"] == "topk" && c["sae.k"].get<int64_t>() > c["sae.d_sae"].get<int64_t>()) {
+  if ((c["sae.arch"] == "topk" || c["sae.arch"] == "batchtopk") && c["sae.k"].get<int64_t>() > c["sae.d_sae"].get<int64_t>()) {
     fail("sae.k", "larger than sae.d_sae = " + c["sae.d_sae"].dump() + "; choose k <= d_sae");
   }
   int64_t ranks = c["train.ranks_per_job"];

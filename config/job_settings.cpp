@@ -83,7 +83,7 @@ const std::vector<Field<JobConfig>>& job_fields() {
       field("data.hook_layer", &J::origin, &sae::ActivationOrigin::hook_layer),
       field("data.context_size", &J::origin, &sae::ActivationOrigin::context_size),
       named("sae.arch", &J::sae, &sae::SaeConfig::arch,
-            {{"relu", sae::Arch::ReLU}, {"topk", sae::Arch::TopK}, {"jumprelu", sae::Arch::JumpReLU}}),
+            {{"relu", sae::Arch::ReLU}, {"topk", sae::Arch::TopK}, {"jumprelu", sae::Arch::JumpReLU}, {"batchtopk", sae::Arch::BatchTopK}}),
       field("sae.d_sae", &J::sae, &sae::SaeConfig::d_sae),
       field("sae.k", &J::sae, &sae::SaeConfig::k),
       field("sae.k_aux", &J::sae, &sae::SaeConfig::k_aux),

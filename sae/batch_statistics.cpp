@@ -7,8 +7,9 @@ BatchStatistics statistics_layout(const SaeConfig& cfg, const PairTracker& pairs
   BatchStatistics s;
   s.d_sae = cfg.d_sae;
   s.pairs = pairs.counts_numel();
-  s.residual = cfg.arch == Arch::TopK ? cfg.d_in : 0;
+  s.residual = cfg.arch == Arch::TopK || cfg.arch == Arch::BatchTopK ? cfg.d_in : 0;
   s.l0 = cfg.arch == Arch::JumpReLU ? 1 : 0;
+  s.kept = cfg.arch == Arch::BatchTopK ? 1 : 0;
   return s;
 }
 
@@ -25,6 +26,10 @@ BatchStatistics local_statistics(const SaeConfig& cfg, const Forward& fwd, const
     sections.push_back(e.pow(2).sum().reshape({1}));
   }
   if (s.l0 > 0) sections.push_back(l0_share.detach().reshape({1}));
+  if (s.kept > 0) {  // the smallest activation the batch top-k kept (0 if it kept none)
+    auto kept = fwd.f.masked_select(fwd.f > 0);
+    sections.push_back(kept.numel() > 0 ? kept.min().reshape({1}) : torch::zeros({1}, fwd.f.options()));
+  }
   s.buffer = torch::cat(sections);
   return s;
 }

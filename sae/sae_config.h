@@ -7,7 +7,7 @@
 
 namespace sweep::sae {
 
-enum class Arch { ReLU, TopK, JumpReLU };
+enum class Arch { ReLU, TopK, JumpReLU, BatchTopK };
 enum class ReconLoss { MSE, L2Norm };
 enum class RatioKind { Lift, Conditional };
 // Which latent pairs the penalty tracks: every pair (d_sae x d_sae matrices, the reference), or
@@ -18,8 +18,9 @@ struct SaeConfig {
   Arch arch = Arch::ReLU;
   int64_t d_in = 0;
   int64_t d_sae = 512;
-  // topk
+  // topk and batchtopk (batchtopk: k latents per row on average, k x B over a batch shard)
   int64_t k = 32;
+  double threshold_rate = 0.01;  // batchtopk: EMA rate of the inference threshold
   int64_t k_aux = 0;  // 0: d_in / 2
   double aux_weight = 1.0 / 32.0;
   int64_t dead_after_tokens = 1000000;

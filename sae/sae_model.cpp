@@ -1,4 +1,4 @@
-// SAE parameters, initialisation and forward pass for the relu, topk and jumprelu architectures,
+// SAE parameters, initialisation and forward pass for the relu, topk, jumprelu and batchtopk architectures,
 // plus the decoder unit-norm constraint applied around each optimiser step.
 #include "sae/sae_model.h"
 
@@ -11,6 +11,7 @@ const char* arch_name(Arch arch) {
     case Arch::ReLU: return "relu";
     case Arch::TopK: return "topk";
     case Arch::JumpReLU: return "jumprelu";
+    case Arch::BatchTopK: return "batchtopk";
   }
   return "?";
 }
@@ -28,6 +29,7 @@ Sae::Sae(const SaeConfig& cfg, uint64_t seed) : cfg_(cfg) {
     log_threshold = register_parameter(
         "log_threshold", torch::full({cfg.d_sae}, std::log(cfg.init_threshold)));
   }
+  if (cfg.arch == Arch::BatchTopK) batch_threshold = register_buffer("batch_threshold", torch::zeros({1}));
 }
 
 torch::Tensor Sae::threshold() const { return log_threshold.exp(); }
@@ -40,9 +42,24 @@ torch::Tensor Sae::activate(const torch::Tensor& pre) const {
       return torch::zeros_like(pre).scatter(1, std::get<1>(top), std::get<0>(top));
     }
     case Arch::JumpReLU: return jumprelu(pre, threshold(), cfg_.bandwidth);
+    case Arch::BatchTopK: {
+      auto f = torch::relu(pre);
+      return f * (f > batch_threshold).to(f.scalar_type());
+    }
   }
   return pre;
 }
+
+namespace {
+
+// The k x B largest activations of the batch (ReLU'd), the rest 0.
+torch::Tensor batch_topk(const torch::Tensor& pre, int64_t k) {
+  auto flat = torch::relu(pre).flatten();
+  auto top = flat.topk(std::min<int64_t>(k * pre.size(0), flat.numel()));
+  return torch::zeros_like(flat).scatter(0, std::get<1>(top), std::get<0>(top)).view_as(pre);
+}
+
+}  // namespace
 
 torch::Tensor Sae::encode(const torch::Tensor& x) const {
   return activate(torch::addmm(b_enc, x - b_dec, W_enc));
@@ -50,13 +67,16 @@ torch::Tensor Sae::encode(const torch::Tensor& x) const {
 
 torch::Tensor Sae::decode(const torch::Tensor& f) const { return torch::addmm(b_dec, f, W_dec); }
 
-Forward Sae::forward(const torch::Tensor& x) const {
+Forward Sae::run(const torch::Tensor& x, bool training) const {
   Forward out;
   out.pre = torch::addmm(b_enc, x - b_dec, W_enc);
-  out.f = activate(out.pre);
+  out.f = training && cfg_.arch == Arch::BatchTopK ? batch_topk(out.pre, cfg_.k) : activate(out.pre);
   out.x_hat = decode(out.f);
   return out;
 }
+
+Forward Sae::forward(const torch::Tensor& x) const { return run(x, false); }
+Forward Sae::forward_train(const torch::Tensor& x) const { return run(x, true); }
 
 void remove_parallel_decoder_grad(Sae& sae) {
   torch::NoGradGuard no_grad;

@@ -1,5 +1,7 @@
 // The SAE module: parameters, encoder activation per architecture, and decoder.
 // f = act(W_enc^T-layout (x - b_dec) + b_enc), x_hat = f W_dec + b_dec (SAELens layout).
+// BatchTopK trains on the k x B largest activations of its batch shard and infers with a
+// threshold, an EMA of the smallest activation kept during training (as SAELens does).
 #pragma once
 
 #include <torch/torch.h>
@@ -19,7 +21,10 @@ class Sae : public torch::nn::Module {
   // Deterministic in seed: every rank that builds Sae(cfg, seed) holds identical parameters.
   Sae(const SaeConfig& cfg, uint64_t seed);
 
+  // Inference (evaluation, export): batchtopk applies its threshold.
   Forward forward(const torch::Tensor& x) const;
+  // Training: batchtopk keeps the k x B largest activations of the batch; the others as forward.
+  Forward forward_train(const torch::Tensor& x) const;
   torch::Tensor encode(const torch::Tensor& x) const;
   torch::Tensor decode(const torch::Tensor& f) const;
   // Per-latent firing threshold (jumprelu only): exp(log_threshold).
@@ -32,9 +37,11 @@ class Sae : public torch::nn::Module {
   torch::Tensor b_enc;          // [d_sae]
   torch::Tensor b_dec;          // [d_in]
   torch::Tensor log_threshold;  // [d_sae], jumprelu only (undefined otherwise)
+  torch::Tensor batch_threshold;  // [1] buffer, batchtopk only: the inference threshold
 
  private:
   torch::Tensor activate(const torch::Tensor& pre) const;
+  Forward run(const torch::Tensor& x, bool training) const;
   SaeConfig cfg_;
 };
 

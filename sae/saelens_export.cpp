@@ -9,6 +9,7 @@ const char* saelens_architecture(Arch arch) {
     case Arch::ReLU: return "standard";
     case Arch::TopK: return "topk";
     case Arch::JumpReLU: return "jumprelu";
+    case Arch::BatchTopK: return "jumprelu";  // as SAELens saves it for inference: its threshold per latent
   }
   return "standard";
 }
@@ -51,6 +52,7 @@ SaeLensExport export_saelens(const Sae& sae, const torch::Tensor& firing_frequen
   out.weights = {{"W_enc", cpu(sae.W_enc)}, {"W_dec", cpu(sae.W_dec)}, {"b_enc", cpu(sae.b_enc)},
                  {"b_dec", cpu(sae.b_dec)}};
   if (c.arch == Arch::JumpReLU) out.weights.emplace_back("threshold", cpu(sae.threshold()));
+  if (c.arch == Arch::BatchTopK) out.weights.emplace_back("threshold", cpu(sae.batch_threshold.expand({c.d_sae})));
   out.sparsity = {{"sparsity", torch::log10(cpu(firing_frequency) + 1e-10)}};
   return out;
 }

@@ -28,7 +28,7 @@ struct SaeLensExport {
   std::vector<std::pair<std::string, torch::Tensor>> sparsity;  // sparsity = log10(freq + 1e-10)
 };
 
-// SAELens architecture name: "standard" for relu, "topk", "jumprelu".
+// SAELens architecture name: "standard" for relu, "topk", "jumprelu" (batchtopk too: saved for inference with its threshold).
 const char* saelens_architecture(Arch arch);
 
 SaeLensExport export_saelens(const Sae& sae, const torch::Tensor& firing_frequency,

@@ -441,6 +441,22 @@ TEST(EndToEnd, TopKSweepExportsTopKSaes) {
   });
 }
 
+// BatchTopK trains on k x B activations per batch and is exported for inference as a jumprelu with
+// its learned threshold (the same for every latent); held out, it fires about k latents per row.
+TEST(EndToEnd, BatchTopKSweepExportsJumpReluSaesWithItsThreshold) {
+  expect_architecture_run("batchtopk", {"sae.arch=batchtopk", "sae.k=8"}, "jumprelu", [&](const json& job, const json& cfg) {
+    EXPECT_FALSE(cfg.contains("k")) << cfg.dump();
+    const double l0 = job["metrics"].value("l0", 0.0);
+    EXPECT_GT(l0, 8.0 / 3) << "the threshold keeps about k per row";
+    EXPECT_LT(l0, 8.0 * 3);
+    auto weights = sweep::sharding::read_safetensors(scratch() / "batchtopk" / "jobs" / job["id"].get<std::string>() /
+                                                     "sae" / "sae_weights.safetensors");
+    const auto& threshold = weights.at("threshold");
+    EXPECT_GT(threshold.min().item<double>(), 0.0);
+    EXPECT_EQ(threshold.min().item<double>(), threshold.max().item<double>()) << "one threshold for all latents";
+  });
+}
+
 TEST(EndToEnd, JumpReluSweepExportsJumpReluSaes) {
   expect_architecture_run("jumprelu", {"sae.arch=jumprelu"}, "jumprelu", [](const json&, const json& cfg) {
     EXPECT_FALSE(cfg.contains("k")) << cfg.dump();

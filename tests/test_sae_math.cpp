@@ -6,6 +6,7 @@
 #include "sae/batch_statistics.h"
 #include "sae/jumprelu.h"
 #include "sae/losses.h"
+#include "sae/saelens_export.h"
 #include "sae/sae_model.h"
 
 using namespace sweep::sae;
@@ -73,6 +74,60 @@ TEST(SaeForward, JumpReluZeroesBelowThreshold) {
   EXPECT_TRUE(torch::allclose(out.f, torch::zeros({1, 3})));
   auto out2 = sae.forward(x_batch());
   EXPECT_TRUE(torch::allclose(out2.f, torch::tensor({{1.0f, 1.5f, 0.0f}, {0.0f, 0.0f, 0.0f}})));
+}
+
+// BatchTopK: training keeps the k x B largest activations of the whole batch (so rows may keep
+// more or fewer than k); inference keeps what exceeds the threshold.
+TEST(SaeForward, BatchTopKKeepsTheLargestOfTheBatchAndInfersWithItsThreshold) {
+  auto sae = tiny_sae(Arch::BatchTopK, 1);  // k x B = 2 of the batch's relu'd pre (1, 1.5, 0; 0, 0, 0)
+  auto train = sae.forward_train(x_batch());
+  EXPECT_TRUE(torch::allclose(train.f, torch::tensor({{1.0f, 1.5f, 0.0f}, {0.0f, 0.0f, 0.0f}})))
+      << "both kept activations in row 0, none in row 1";
+  torch::NoGradGuard no_grad;
+  sae.batch_threshold.fill_(1.2);
+  auto infer = sae.forward(x_batch());
+  EXPECT_TRUE(torch::allclose(infer.f, torch::tensor({{0.0f, 1.5f, 0.0f}, {0.0f, 0.0f, 0.0f}})));
+
+  // Random shapes: exactly k x B kept in training (no ties), every kept value at least each dropped one.
+  SaeConfig cfg;
+  cfg.arch = Arch::BatchTopK;
+  cfg.d_in = 8;
+  cfg.d_sae = 40;
+  cfg.k = 3;
+  Sae wide(cfg, 7);
+  auto x = torch::randn({16, 8});
+  auto f = wide.forward_train(x).f;
+  EXPECT_EQ((f > 0).sum().item<int64_t>(), 3 * 16);
+  auto pre = torch::relu(wide.forward(x).pre);
+  EXPECT_GE(f.masked_select(f > 0).min().item<double>(), pre.masked_select(f == 0).max().item<double>());
+}
+
+// BatchTopK is saved as SAELens saves it for inference: a jumprelu with its threshold per latent,
+// whose jumprelu forward (relu(pre) where pre > threshold) is the tool's own inference.
+TEST(SaeLensExport, BatchTopKIsSavedAsAJumpReluThatInfersAlike) {
+  SaeConfig cfg;
+  cfg.arch = Arch::BatchTopK;
+  cfg.d_in = 6;
+  cfg.d_sae = 20;
+  cfg.k = 4;
+  Sae sae(cfg, 3);
+  {
+    torch::NoGradGuard no_grad;
+    sae.batch_threshold.fill_(0.3);
+    sae.b_enc.copy_(torch::randn({20}) * 0.2);
+  }
+  auto exported = export_saelens(sae, torch::full({20}, 0.1), ActivationOrigin{});
+  EXPECT_EQ(exported.cfg["architecture"], "jumprelu");
+  std::map<std::string, torch::Tensor> w(exported.weights.begin(), exported.weights.end());
+  ASSERT_TRUE(w.count("threshold"));
+  EXPECT_EQ(w["threshold"].sizes(), torch::IntArrayRef({20}));
+  EXPECT_TRUE(torch::allclose(w["threshold"], torch::full({20}, 0.3)));
+  auto x = torch::randn({10, 6});
+  auto pre = torch::addmm(w["b_enc"], x - w["b_dec"], w["W_enc"]);
+  auto f = pre * (pre > w["threshold"]).to(torch::kFloat);  // SAELens's JumpReLU inference
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::allclose(f, sae.forward(x).f));
+  EXPECT_TRUE(torch::allclose(torch::addmm(w["b_dec"], f, w["W_dec"]), sae.forward(x).x_hat, 1e-5, 1e-6));
 }
 
 TEST(JumpRelu, StraightThroughGradients) {

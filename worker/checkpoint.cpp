@@ -142,6 +142,7 @@ std::vector<std::pair<std::string, torch::Tensor>> training_state_tensors(Traini
   std::vector<std::pair<std::string, torch::Tensor>> out;
   auto params = state.model->named_parameters();
   for (const auto& p : params) out.emplace_back("param." + p.key(), p.value());
+  for (const auto& b : state.model->named_buffers()) out.emplace_back("buffer." + b.key(), b.value());
   for (const auto& p : params) {
     auto& adam = adam_state(*state.optimizer, p.value());
     out.emplace_back("adam.exp_avg." + p.key(), adam.exp_avg());

@@ -68,8 +68,9 @@ torch::Tensor Trainer::forward_backward(const torch::Tensor& x, StepCollectives&
   auto& model = *state_.model;
   const auto batch = batch_context();
   const auto rows = static_cast<double>(cfg_.train.batch_size);
-  auto fwd = model.forward(x);
-  const bool jumprelu = cfg_.sae.arch == sae::Arch::JumpReLU, topk = cfg_.sae.arch == sae::Arch::TopK;
+  auto fwd = model.forward_train(x);
+  const bool jumprelu = cfg_.sae.arch == sae::Arch::JumpReLU;
+  const bool topk = cfg_.sae.arch == sae::Arch::TopK || cfg_.sae.arch == sae::Arch::BatchTopK;
   auto l0_share = jumprelu ? sae::jumprelu_l0_share(model, fwd.pre, batch) : torch::Tensor();
 
   // All-reduce 1: everything the losses need from the whole global batch.
@@ -91,6 +92,14 @@ torch::Tensor Trainer::forward_backward(const torch::Tensor& x, StepCollectives&
     auto fired = global.fired().to(torch::kDouble) > 0;
     state_.tokens_since_fired.add_(rows).masked_fill_(fired, 0.0);
     if (state_.absorption.enabled()) state_.absorption.update(global.fired(), global.co_fired(), cfg_.train.batch_size);
+    if (cfg_.sae.arch == sae::Arch::BatchTopK) {
+      // The inference threshold: an EMA of the shards' mean smallest kept activation, the same on
+      // every rank; it starts at the first step's value. Stays on the device.
+      auto kept_min = (global.kept_min() / static_cast<double>(group_.size())).reshape({1});
+      auto& t = model.batch_threshold;
+      auto rate = torch::where(t > 0, torch::full_like(t, cfg_.sae.threshold_rate), torch::ones_like(t));
+      t.add_(rate * (kept_min - t));
+    }
   }
   auto total = recon + sparse + aux;
   auto absorption = zero, flagged = zero, flagged_short_history = zero;
