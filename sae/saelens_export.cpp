@@ -48,6 +48,9 @@ SaeLensExport export_saelens(const Sae& sae, const torch::Tensor& firing_frequen
   if (c.arch == Arch::TopK) {
     out.cfg["k"] = c.k;
     out.cfg["activation_fn_kwargs"] = {{"k", c.k}};
+    // As SAELens's own inference save writes TopK: with decoder rows at unit norm (as they always
+    // are here) rescaling by their norms changes nothing, and SAELens may then fold them.
+    out.cfg["rescale_acts_by_decoder_norm"] = true;
   }
   out.weights = {{"W_enc", cpu(sae.W_enc)}, {"W_dec", cpu(sae.W_dec)}, {"b_enc", cpu(sae.b_enc)},
                  {"b_dec", cpu(sae.b_dec)}};

@@ -437,6 +437,13 @@ void expect_architecture_run(const std::string& name, const std::vector<std::str
 TEST(EndToEnd, TopKSweepExportsTopKSaes) {
   expect_architecture_run("topk", {"sae.arch=topk", "sae.k=8"}, "topk", [](const json& job, const json& cfg) {
     EXPECT_EQ(cfg["k"], 8);
+    // SAELens folds decoder norms only when told activations are rescaled by them: exact here,
+    // as the decoder rows are unit norm.
+    EXPECT_EQ(cfg["rescale_acts_by_decoder_norm"], true);
+    auto weights = sweep::sharding::read_safetensors(scratch() / "topk" / "jobs" / job["id"].get<std::string>() / "sae" /
+                                                     "sae_weights.safetensors");
+    auto norms = weights.at("W_dec").norm(2, 1);
+    EXPECT_TRUE(torch::allclose(norms, torch::ones_like(norms), 1e-5, 1e-5));
     EXPECT_LE(job["metrics"].value("l0", 1e9), 8.0 + 1e-9) << "a topk SAE fires at most k latents";
   });
 }
@@ -600,9 +607,17 @@ TEST(EndToEnd, AFiniteDivergenceOrAllLatentsDeadFailsTheJobAndNoVerdictPicksIt) 
     failed.insert(job["id"].get<std::string>());
   }
   EXPECT_EQ(failed.size(), 3u);
+  // No verdict picks a failed job: the best grid points hold finished jobs only.
+  int picked = 0;
   for (const auto& best : report["verdicts"]["best"]) {
-    if (best["id"].is_string()) EXPECT_EQ(failed.count(best["id"].get<std::string>()), 0u) << best.dump();
+    if (!best["point"].is_string()) continue;
+    for (const auto& job : report["jobs"]) {
+      if (job["point"] != best["point"]) continue;
+      ++picked;
+      EXPECT_EQ(failed.count(job["id"].get<std::string>()), 0u) << best.dump();
+    }
   }
+  EXPECT_GT(picked, 0) << report["verdicts"]["best"].dump();
 
   const auto& dead = cached_quick_run("all-dead", {"sae.arch=jumprelu", "sae.init_threshold=1000", "grid.include_baseline=false",
                                                    "grid.absorption.ratio_threshold=[2.0]"});

@@ -230,7 +230,9 @@ TEST(Losses, TopKAuxiliaryLossOfShardsFromSummedStatisticsIsTheWholeBatchLoss) {
       mean_of_shares += value(topk_aux_loss(sae, out.pre, part - out.x_hat, dead, summed, shard)) / 2;
     }
     EXPECT_NEAR(mean_of_shares, want, 1e-4 * std::max(1.0, std::abs(want)));
-    if (dead.any().item<bool>()) EXPECT_GT(want, 0.0);
+    if (dead.any().item<bool>()) {
+      EXPECT_GT(want, 0.0);
+    }
   }
 }
 
