@@ -197,6 +197,33 @@ TEST(Resume, AnAddedGridValueRunsOnlyTheNewJob) {
   EXPECT_EQ(read_json(out / "report.json")["jobs"].size(), 2u);
 }
 
+// The report's one-replica warning tells how to add seeds while keeping the finished jobs: its
+// --set, run on the same output directory, trains only the new seeds.
+TEST(Resume, TheReportsHintAddsSeedsAndKeepsTheFinishedJobs) {
+  auto out = scratch() / "seeds";
+  const std::vector<std::string> base = {quick_toml(), "--set", "train.steps=30", "--set",
+                                         "grid.absorption.ratio_threshold=[2.0]"};
+  ASSERT_EQ(run_command(sweep_command(0, out, base), "seeds-1").exit_code, 0);
+  const json first = read_json(out / "report.json");
+  const std::string hint = first["verdicts"]["replication"]["hint"];  // --set 'grid.seed=[...]'
+  ASSERT_EQ(hint.rfind("--set '", 0), 0u) << hint;
+  const std::string set = hint.substr(7, hint.size() - 8);
+  std::map<std::string, std::string> results;
+  for (const auto& job : first["jobs"]) results[job["id"]] = read_text(out / "jobs" / job["id"].get<std::string>() / "result.json");
+
+  auto args = base;
+  args.insert(args.end(), {"--set", set});
+  auto r = run_command(sweep_command(0, out, args), "seeds-2");
+  ASSERT_EQ(r.exit_code, 0) << r.log;
+  const json report = read_json(out / "report.json");
+  EXPECT_EQ(report["jobs"].size(), 6u);
+  for (const auto& [id, text] : results) {
+    EXPECT_EQ(read_text(out / "jobs" / id / "result.json"), text) << "finished job " << id << " ran again";
+  }
+  for (const auto& point : report["points"]) EXPECT_EQ(point["n"], 3) << point["label"];
+  EXPECT_TRUE(report["verdicts"]["replication"]["replicated"].get<bool>());
+}
+
 TEST(Resume, AChangedStepCountIsRefusedUnlessFresh) {
   auto out = scratch() / "changed";
   std::vector<std::string> args = {quick_toml(), "--set",
