@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -33,6 +34,7 @@ class Plots {
  public:
   explicit Plots(const json& report) : report_(report) {
     for (const auto& point : report["points"]) labels_.push_back(point["label"]);
+    for (const auto& job : report["jobs"]) job_by_id_[job["id"].get<std::string>()] = &job;
   }
 
   // Colour by grid point, the same colour for a point (and its replicas) in every plot.
@@ -127,8 +129,9 @@ class Plots {
       numeric = numeric && x.is_number();
       means.push_back({{"params", point["label"]}, {"n", point["n"]}, {"x", x}, {"value", mean}, {"sd", sd},
                        {"low", mean - sd}, {"high", mean + sd}});
-      for (const auto& job : report_["jobs"]) {
-        if (job["point"] == point["label"] && job["status"] == "done" && finite(job["metrics"], metric))
+      for (const auto& id : point["jobs"]) {
+        const json& job = *job_by_id_.at(id.get<std::string>());
+        if (job["status"] == "done" && finite(job["metrics"], metric))
           replicas.push_back({{"params", point["label"]}, {"x", x}, {"value", job["metrics"][metric]}});
       }
     }
@@ -269,6 +272,7 @@ class Plots {
 
   const json& report_;
   std::vector<std::string> labels_;
+  std::map<std::string, const json*> job_by_id_;
 };
 
 }  // namespace

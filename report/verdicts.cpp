@@ -82,6 +82,7 @@ class Verdicts {
  public:
   explicit Verdicts(const json& report) : report_(report), points_(report["points"]) {
     for (const auto& point : points_) by_label_[point["label"].get<std::string>()] = &point;
+    for (const auto& job : report["jobs"]) job_by_id_[job["id"].get<std::string>()] = &job;
   }
 
   // The measured baseline point a point is compared with: itself for a baseline.
@@ -217,9 +218,9 @@ class Verdicts {
       const json* base = baseline_of(point);
       auto share = mean(point, "gt_pairs_in_region");
       if (point["baseline"].get<bool>() || !share || *share >= kFewInRegion) continue;
-      const json* coverage = first_coverage(point);
-      if (!coverage) continue;
-      const double tau = (*coverage)["tau"], rho = (*coverage)["rho"];
+      const auto measured = coverages(point);
+      if (measured.empty()) continue;
+      const double tau = (*measured[0])["tau"], rho = (*measured[0])["rho"];
       json entry = {{"point", point["label"]}, {"share", *share}, {"n", point["n"]}, {"tau", tau}, {"rho", rho},
                     {"baseline_share", nullptr}};
       if (base) entry["baseline_share"] = share_in_region(*base, tau, rho);
@@ -241,21 +242,21 @@ class Verdicts {
   }
 
  private:
-  // The coverage of the first finished job of a point.
-  const json* first_coverage(const json& point) const {
-    for (const auto& job : report_["jobs"]) {
-      if (job["point"] == point["label"] && job["status"] == "done" && job.contains("absorption_coverage"))
-        return &job["absorption_coverage"];
+  // The coverages of a point's finished jobs, in plan order.
+  std::vector<const json*> coverages(const json& point) const {
+    std::vector<const json*> out;
+    for (const auto& id : point["jobs"]) {
+      const json& job = *job_by_id_.at(id.get<std::string>());
+      if (job["status"] == "done" && job.contains("absorption_coverage")) out.push_back(&job["absorption_coverage"]);
     }
-    return nullptr;
+    return out;
   }
 
   // A point's mean share of matched pairs with active latents, cosine > tau and ratio > rho.
   json share_in_region(const json& point, double tau, double rho) const {
     std::vector<double> shares;
-    for (const auto& job : report_["jobs"]) {
-      if (job["point"] != point["label"] || job["status"] != "done" || !job.contains("absorption_coverage")) continue;
-      const json& c = job["absorption_coverage"];
+    for (const json* coverage : coverages(point)) {
+      const json& c = *coverage;
       double matched = 0, inside = 0;
       for (size_t k = 0; k < c["matched"].size(); ++k) {
         if (!c["matched"][k].get<bool>()) continue;
@@ -273,6 +274,7 @@ class Verdicts {
   const json& report_;
   const json& points_;
   std::map<std::string, const json*> by_label_;
+  std::map<std::string, const json*> job_by_id_;
 };
 
 }  // namespace

@@ -43,6 +43,15 @@ BatchContext whole_batch() {
 
 double value(const torch::Tensor& t) { return t.item<double>(); }
 
+Sae batchtopk_sae(int64_t d_in, int64_t d_sae, int64_t k, uint64_t seed) {
+  SaeConfig cfg;
+  cfg.arch = Arch::BatchTopK;
+  cfg.d_in = d_in;
+  cfg.d_sae = d_sae;
+  cfg.k = k;
+  return Sae(cfg, seed);
+}
+
 // The batch statistics of one shard that is the whole batch (no penalty).
 BatchStatistics statistics_of(const Sae& sae, const Forward& out, const torch::Tensor& x,
                               const torch::Tensor& l0_share = {}) {
@@ -89,12 +98,7 @@ TEST(SaeForward, BatchTopKKeepsTheLargestOfTheBatchAndInfersWithItsThreshold) {
   EXPECT_TRUE(torch::allclose(infer.f, torch::tensor({{0.0f, 1.5f, 0.0f}, {0.0f, 0.0f, 0.0f}})));
 
   // Random shapes: exactly k x B kept in training (no ties), every kept value at least each dropped one.
-  SaeConfig cfg;
-  cfg.arch = Arch::BatchTopK;
-  cfg.d_in = 8;
-  cfg.d_sae = 40;
-  cfg.k = 3;
-  Sae wide(cfg, 7);
+  Sae wide = batchtopk_sae(8, 40, 3, 7);
   auto x = torch::randn({16, 8});
   auto f = wide.forward_train(x).f;
   EXPECT_EQ((f > 0).sum().item<int64_t>(), 3 * 16);
@@ -105,12 +109,7 @@ TEST(SaeForward, BatchTopKKeepsTheLargestOfTheBatchAndInfersWithItsThreshold) {
 // BatchTopK is saved as SAELens saves it for inference: a jumprelu with its threshold per latent,
 // whose jumprelu forward (relu(pre) where pre > threshold) is the tool's own inference.
 TEST(SaeLensExport, BatchTopKIsSavedAsAJumpReluThatInfersAlike) {
-  SaeConfig cfg;
-  cfg.arch = Arch::BatchTopK;
-  cfg.d_in = 6;
-  cfg.d_sae = 20;
-  cfg.k = 4;
-  Sae sae(cfg, 3);
+  Sae sae = batchtopk_sae(6, 20, 4, 3);
   {
     torch::NoGradGuard no_grad;
     sae.batch_threshold.fill_(0.3);
