@@ -2,13 +2,17 @@
 // penalty's share (step time with it minus without it), the time of one candidate search, the
 // step's FLOP rate against the device's measured matrix-multiply rate, communication time, the
 // bytes the step all-reduces (the penalty's pair counts apart from the gradients), and peak memory.
+// The job with the penalty and the one without step in turn, and step times are medians.
 // Run alone or under mpirun: all ranks form one job's group. Prints figures; asserts nothing.
 #include <mpi.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <thread>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -33,34 +37,61 @@ struct Timing {
   std::string tracking = "off";
 };
 
-Timing time_steps(worker::JobConfig cfg, bool absorption, int steps, worker::Communicator& group, torch::Device device) {
-  cfg.absorption.enabled = absorption;
-  worker::TimingCommunicator comm(group);
-  auto data = sharding::open_dataset(cfg.data);
-  worker::Trainer trainer(cfg, comm, device);
-  auto start = Clock::now();
-  trainer.start_fresh(data->train_shard(0, cfg.train.batch_size, comm.rank(), comm.size()).activations);
-  Timing t;
-  t.search_s = seconds_since(start);  // the bias's all-reduce is negligible beside the search
-  trainer.step(data->train_shard(0, cfg.train.batch_size, comm.rank(), comm.size()).activations);  // warm-up
-  comm.seconds = comm.bytes_reduced = 0;
-  for (int s = 1; s <= steps; ++s) {
-    auto x = data->train_shard(s, cfg.train.batch_size, comm.rank(), comm.size()).activations.to(device);  // not timed
-    comm.barrier();
-    start = Clock::now();
-    t.searches += trainer.step(x).refreshed;
-    t.step_s += seconds_since(start);
-  }
-  const auto& pairs = trainer.state().absorption;
-  t.step_s /= steps;
-  t.comm_s = comm.seconds / steps;
-  t.bytes = comm.bytes_reduced / steps;
-  t.tracked_pairs = pairs.tracked_pairs();
-  t.pair_count_bytes = 4 * pairs.counts_numel();
-  t.gradient_bytes = 4 * trainer.step_collective_sizes()[1];
-  t.tracking = !pairs.enabled() ? "off" : pairs.dense() ? "dense" : "candidates";
-  return t;
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
 }
+
+// One job's trainer, stepped on request, with each step's time kept.
+class StepTimer {
+ public:
+  StepTimer(worker::JobConfig cfg, bool absorption, worker::Communicator& group, torch::Device device)
+      : cfg_(with_absorption(cfg, absorption)), device_(device), comm_(group), data_(sharding::open_dataset(cfg_.data)),
+        trainer_(cfg_, comm_, device) {
+    auto start = Clock::now();
+    trainer_.start_fresh(shard(0));
+    timing_.search_s = seconds_since(start);  // the bias's all-reduce is negligible beside the search
+    trainer_.step(shard(0));                  // warm-up
+    comm_.seconds = comm_.bytes_reduced = 0;
+  }
+  void step(int s) {
+    auto x = shard(s).to(device_);  // not timed
+    comm_.barrier();
+    auto start = Clock::now();
+    timing_.searches += trainer_.step(x).refreshed;
+    seconds_.push_back(seconds_since(start));
+  }
+  // Median step time; the mean communication time and bytes.
+  Timing timing() {
+    Timing t = timing_;
+    const auto& pairs = trainer_.state().absorption;
+    const double steps = static_cast<double>(seconds_.size());
+    t.step_s = median(seconds_);
+    t.comm_s = comm_.seconds / steps;
+    t.bytes = comm_.bytes_reduced / steps;
+    t.tracked_pairs = pairs.tracked_pairs();
+    t.pair_count_bytes = 4 * pairs.counts_numel();
+    t.gradient_bytes = 4 * trainer_.step_collective_sizes()[1];
+    t.tracking = !pairs.enabled() ? "off" : pairs.dense() ? "dense" : "candidates";
+    return t;
+  }
+
+ private:
+  static worker::JobConfig with_absorption(worker::JobConfig cfg, bool absorption) {
+    cfg.absorption.enabled = absorption;
+    return cfg;
+  }
+  torch::Tensor shard(int s) const {
+    return data_->train_shard(s, cfg_.train.batch_size, comm_.rank(), comm_.size()).activations;
+  }
+  worker::JobConfig cfg_;
+  torch::Device device_;
+  worker::TimingCommunicator comm_;
+  std::unique_ptr<sharding::Dataset> data_;
+  worker::Trainer trainer_;
+  Timing timing_;
+  std::vector<double> seconds_;
+};
 
 double peak_rss_gib() {
   rusage usage{};
@@ -93,8 +124,13 @@ void run(int64_t d_in, int64_t d_sae, int64_t batch, int steps, const std::strin
   cfg.train.batch_size = batch;
   cfg.absorption.dot_threshold = tau;
   cfg.absorption.pairs = pairs == "dense" ? sae::PairTracking::Dense : sae::PairTracking::Candidates;
-  auto without = time_steps(cfg, false, steps, group, device);
-  auto with = time_steps(cfg, true, steps, group, device);
+  // Steps of the two jobs alternate, so that the machine's drift falls on both alike.
+  StepTimer plain(cfg, false, group, device), penalised(cfg, true, group, device);
+  for (int s = 1; s <= steps; ++s) {
+    plain.step(s);
+    penalised.step(s);
+  }
+  auto without = plain.timing(), with = penalised.timing();
   if (group.rank() != 0) return;
   // The step's matrix products: encoder and decoder forward (2 B d_in d_sae FLOPs each), their
   // weight gradients and the decoder's input gradient (the encoder's input needs none).
@@ -105,7 +141,7 @@ void run(int64_t d_in, int64_t d_sae, int64_t batch, int steps, const std::strin
   std::printf("device %s  ranks %d (CPU threads/rank %d)  d_in %lld  d_sae %lld  batch %lld  steps %d  tau %.2f  pairs %s\n",
               device.str().c_str(), group.size(), threads, static_cast<long long>(d_in), static_cast<long long>(d_sae),
               static_cast<long long>(batch), steps, tau, with.tracking.c_str());
-  std::printf("  step %.1f ms   tokens/s %.0f   (without the penalty %.1f ms)\n", 1e3 * with.step_s, batch / with.step_s,
+  std::printf("  step %.1f ms   tokens/s %.0f   (without the penalty %.1f ms; medians of alternating steps)\n", 1e3 * with.step_s, batch / with.step_s,
               1e3 * without.step_s);
   std::printf("  penalty share %.1f%% of the step (%lld candidate searches in these steps)\n",
               100.0 * (with.step_s - without.step_s) / with.step_s, static_cast<long long>(with.searches));
@@ -125,7 +161,7 @@ void run(int64_t d_in, int64_t d_sae, int64_t batch, int steps, const std::strin
   }
   std::printf("  all-reduce per step in a group: penalty's pair counts %.3f MiB, gradients and terms %.2f MiB\n",
               with.pair_count_bytes / mib, with.gradient_bytes / mib);
-  std::printf("  communication share %.1f%% (%.2f ms/step), all-reduced %.2f MiB/step   peak memory %.2f GiB\n",
+  std::printf("  communication share %.1f%% (%.2f ms/step), all-reduced %.2f MiB/step   peak memory of both jobs %.2f GiB\n",
               100.0 * with.comm_s / with.step_s, 1e3 * with.comm_s, with.bytes / mib, peak_rss_gib());
 }
 

@@ -1,6 +1,8 @@
 // Fills a shard's statistics buffer section by section, in the layout every rank derives alike.
 #include "sae/batch_statistics.h"
 
+#include <cmath>
+
 namespace sweep::sae {
 
 BatchStatistics statistics_layout(const SaeConfig& cfg, const PairTracker& pairs) {
@@ -17,18 +19,18 @@ BatchStatistics local_statistics(const SaeConfig& cfg, const Forward& fwd, const
                                  const PairTracker& pairs, const torch::Tensor& l0_share) {
   torch::NoGradGuard no_grad;
   auto s = statistics_layout(cfg, pairs);
-  auto active = (fwd.f > 0).to(fwd.f.scalar_type());
-  std::vector<torch::Tensor> sections{active.sum(0)};
-  if (s.pairs > 0) sections.push_back(pairs.count_co_firing(active));
+  auto fired = fwd.f > 0;
+  std::vector<torch::Tensor> sections{fired.sum(0).to(fwd.f.scalar_type())};
+  if (s.pairs > 0) sections.push_back(pairs.count_co_firing(fired).to(fwd.f.scalar_type()));
   if (s.residual > 0) {
     auto e = x - fwd.x_hat;
     sections.push_back(e.sum(0));
     sections.push_back(e.pow(2).sum().reshape({1}));
   }
   if (s.l0 > 0) sections.push_back(l0_share.detach().reshape({1}));
-  if (s.kept > 0) {  // the smallest activation the batch top-k kept (0 if it kept none)
-    auto kept = fwd.f.masked_select(fwd.f > 0);
-    sections.push_back(kept.numel() > 0 ? kept.min().reshape({1}) : torch::zeros({1}, fwd.f.options()));
+  if (s.kept > 0) {  // the smallest activation the batch top-k kept (0 if it kept none), on the device
+    auto smallest = torch::where(fired, fwd.f, torch::full({}, INFINITY, fwd.f.options())).amin();
+    sections.push_back(torch::where(fired.any(), smallest, torch::zeros_like(smallest)).reshape({1}));
   }
   s.buffer = torch::cat(sections);
   return s;

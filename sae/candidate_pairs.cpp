@@ -1,5 +1,5 @@
-// Candidate pairs: blocked Gram search, per-pair cosines and co-firing counts in chunks, and the
-// penalty's weighted cosine sum through a sparse matrix product.
+// Candidate pairs: blocked Gram search, per-pair cosines and (bit-packed) co-firing counts in
+// chunks, and the penalty's weighted cosine sum through a sparse matrix product.
 #include "sae/candidate_pairs.h"
 
 #include <algorithm>
@@ -21,21 +21,27 @@ CandidateSearch find_candidates(const torch::Tensor& unit, double threshold, int
   const int64_t d_sae = unit.size(0);
   const int64_t block = rows_per_chunk(d_sae, block_elements);
   const double none = -std::numeric_limits<double>::infinity();
-  std::vector<torch::Tensor> is, js, outside;
+  // Each block holds the cosines of its rows with every row from its first on (the upper
+  // triangle, half the Gram); a row's largest cosine outside its pairs is the larger of what its
+  // own block's row and the earlier blocks' columns saw.
+  auto row_max = torch::full({d_sae}, none, unit.options()), column_max = row_max.clone();
+  std::vector<torch::Tensor> is, js;
   for (int64_t start = 0; start < d_sae; start += block) {
     const int64_t rows = std::min(block, d_sae - start);
-    auto gram = unit.narrow(0, start, rows).mm(unit.t());  // [rows, d_sae]
-    gram.narrow(1, start, rows).diagonal().fill_(none);     // a row is never its own pair
+    auto gram = unit.narrow(0, start, rows).mm(unit.narrow(0, start, d_sae - start).t());  // [rows, d_sae - start]
+    gram.narrow(1, 0, rows).diagonal().fill_(none);  // a row is never its own pair
     auto paired = gram > threshold;
-    outside.push_back(gram.masked_fill_(paired, none).amax(1).clamp_min_(-2.0));
-    // Pairs i < j: the columns from the block's first row on, then j > i among them (few).
-    auto found = torch::nonzero(paired.narrow(1, start, d_sae - start));  // row-major: sorted by (i, j)
+    auto found = torch::nonzero(paired);  // row-major: sorted by (i, j)
     auto i = found.select(1, 0) + start, j = found.select(1, 1) + start;
-    auto upper = j > i;
+    auto upper = j > i;  // the block's own rows appear on both sides of its diagonal
     is.push_back(i.masked_select(upper));
     js.push_back(j.masked_select(upper));
+    gram.masked_fill_(paired, none);
+    row_max.narrow(0, start, rows).copy_(gram.amax(1));
+    auto seen = column_max.narrow(0, start, d_sae - start);
+    seen.copy_(torch::maximum(seen, gram.amax(0)));
   }
-  return {torch::cat(is), torch::cat(js), torch::cat(outside)};
+  return {torch::cat(is), torch::cat(js), torch::maximum(row_max, column_max).clamp_min_(-2.0)};
 }
 
 TopPairs top_cosine_pairs(const torch::Tensor& unit, int64_t k, int64_t block_elements) {
@@ -74,28 +80,71 @@ torch::Tensor pair_cosines(const torch::Tensor& unit, const torch::Tensor& i, co
   return out;
 }
 
-torch::Tensor pair_co_firing(const torch::Tensor& active, const torch::Tensor& i, const torch::Tensor& j,
+torch::Tensor packed_firing(const torch::Tensor& fired) {
+  torch::NoGradGuard no_grad;
+  const int64_t rows = fired.size(0), d_sae = fired.size(1), words = (rows + 63) / 64;
+  auto bits = (fired.scalar_type() == torch::kBool ? fired : fired > 0).contiguous().view(torch::kByte);
+  if (words * 64 != rows) bits = torch::constant_pad_nd(bits, {0, 0, 0, words * 64 - rows});
+  // Eight rows to a byte (row 8 r + k is bit k of byte r), summed down the batch, then one latent
+  // per row: [d_sae, 8 words] bytes, read as [d_sae, words] 64-bit words.
+  auto place = torch::tensor({1, 2, 4, 8, 16, 32, 64, 128}, bits.options()).view({1, 8, 1});
+  auto bytes = bits.view({words * 8, 8, d_sae}).mul(place).sum(1, false, torch::kByte);
+  return bytes.t().contiguous().view(torch::kLong);
+}
+
+torch::Tensor popcount(const torch::Tensor& words) {
+  // The SWAR count of set bits, with LibTorch's elementwise ops. Each mask keeps bit 63 clear, so
+  // the arithmetic right shift of a signed word acts as a logical one.
+  auto x = words - words.bitwise_right_shift(1).bitwise_and_(int64_t{0x5555555555555555});
+  x = x.bitwise_and(int64_t{0x3333333333333333}) + x.bitwise_right_shift(2).bitwise_and_(int64_t{0x3333333333333333});
+  x = (x + x.bitwise_right_shift(4)).bitwise_and_(int64_t{0x0f0f0f0f0f0f0f0f});  // each byte holds its count
+  return x.view(torch::kByte).view({words.size(0), -1}).sum(1, false, torch::kInt);
+}
+
+torch::Tensor pair_co_firing(const torch::Tensor& packed, const torch::Tensor& i, const torch::Tensor& j,
                              int64_t chunk_elements) {
   torch::NoGradGuard no_grad;
-  // [d_sae, B] bytes: a latent's firing over the batch is one row, a quarter of float's traffic.
-  auto by_latent = (active.t() > 0).to(torch::kByte).contiguous();
-  const int64_t n = i.numel(), chunk = rows_per_chunk(by_latent.size(1), chunk_elements);
-  auto out = torch::empty({n}, active.options());
+  const int64_t n = i.numel(), chunk = rows_per_chunk(packed.size(1), chunk_elements);
+  auto out = torch::empty({n}, packed.options().dtype(torch::kInt));
   for (int64_t start = 0; start < n; start += chunk) {
     const int64_t len = std::min(chunk, n - start);
-    auto a = by_latent.index_select(0, i.narrow(0, start, len)), b = by_latent.index_select(0, j.narrow(0, start, len));
-    out.narrow(0, start, len).copy_(a.mul_(b).sum(1, false, torch::kInt));
+    auto both = packed.index_select(0, i.narrow(0, start, len)).bitwise_and_(packed.index_select(0, j.narrow(0, start, len)));
+    out.narrow(0, start, len).copy_(popcount(both));
   }
   return out;
 }
 
+namespace {
+
+// sum_p w_p <u_i, u_j> of the unit rows u = W / |W|, with its gradient written out: for the
+// symmetric sparse weights S, G = S u is the gradient in u, and (G - u <u, G>) / |W| the one in W.
+// Autograd through the normalisation would cost several passes over W per step.
+struct WeightedPairCosines : torch::autograd::Function<WeightedPairCosines> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& W_dec, const torch::Tensor& i,
+                               const torch::Tensor& j, const torch::Tensor& weights) {
+    const int64_t d_sae = W_dec.size(0);
+    auto norm = W_dec.norm(2, 1, true).clamp_min(1e-12);
+    auto unit = W_dec / norm;
+    auto symmetric = torch::sparse_coo_tensor(torch::stack({torch::cat({i, j}), torch::cat({j, i})}),
+                                              torch::cat({weights, weights}), {d_sae, d_sae},
+                                              weights.options().layout(torch::kSparse));
+    auto G = torch::mm(symmetric, unit);
+    auto along = (unit * G).sum(1, true);
+    ctx->save_for_backward({(G - unit * along).div_(norm)});
+    return along.sum() * 0.5;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_output) {
+    auto grad = ctx->get_saved_variables()[0] * grad_output[0];
+    return {grad, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
 torch::Tensor weighted_pair_cosines(const torch::Tensor& W_dec, const torch::Tensor& i, const torch::Tensor& j,
                                     const torch::Tensor& weights) {
-  auto unit = unit_rows(W_dec);
-  const int64_t d_sae = W_dec.size(0);
-  auto weight_matrix = torch::sparse_coo_tensor(torch::stack({i, j}), weights.detach(), {d_sae, d_sae},
-                                               weights.options().layout(torch::kSparse));
-  return (unit * torch::mm(weight_matrix, unit)).sum();
+  return WeightedPairCosines::apply(W_dec, i, j, weights.detach());
 }
 
 torch::Tensor outside_cosine_bound(const torch::Tensor& outside_max, const torch::Tensor& drift) {

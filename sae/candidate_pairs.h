@@ -29,15 +29,24 @@ TopPairs top_cosine_pairs(const torch::Tensor& unit, int64_t k, int64_t block_el
 
 // <u_i, u_j> for the listed pairs (no gradient), in chunks of at most `chunk_elements` products.
 torch::Tensor pair_cosines(const torch::Tensor& unit, const torch::Tensor& i, const torch::Tensor& j,
-                           int64_t chunk_elements = int64_t{1} << 24);
+                           int64_t chunk_elements = int64_t{1} << 16);
 
-// sum_b a_bi a_bj for the listed pairs, from a batch's firing indicators `active` [B, d_sae]
-// (0/1): the columns of the paired latents only, never a d_sae x d_sae product.
-torch::Tensor pair_co_firing(const torch::Tensor& active, const torch::Tensor& i, const torch::Tensor& j,
-                             int64_t chunk_elements = int64_t{1} << 24);
+// A batch's firing `fired` [B, d_sae] (bool, or > 0: fired) as bits: [d_sae, ceil(B / 64)] int64, one
+// latent per row, row b of the batch in bit b % 64 of word b / 64 (the last word padded with 0).
+torch::Tensor packed_firing(const torch::Tensor& fired);
 
-// sum_p w_p cos(d_{i_p}, d_{j_p}), with gradient through W_dec: as sum(U * (W U)) with W the
-// sparse [d_sae, d_sae] matrix of the weights, so no [n, d_in] temporary is made.
+// The number of set bits of each row of `words` [n, w] int64, as [n] int32.
+torch::Tensor popcount(const torch::Tensor& words);
+
+// sum_b a_bi a_bj for the listed pairs, from a batch's `packed_firing`: an AND and a popcount of
+// the two latents' bits, never a d_sae x d_sae product. In chunks of at most `chunk_elements`
+// words. As int32.
+torch::Tensor pair_co_firing(const torch::Tensor& packed, const torch::Tensor& i, const torch::Tensor& j,
+                             int64_t chunk_elements = int64_t{1} << 16);
+
+// sum_p w_p cos(d_{i_p}, d_{j_p}), with gradient through W_dec (none through the weights): one
+// product of the symmetric sparse [d_sae, d_sae] matrix of the weights with the unit rows, so no
+// [n, d_in] temporary is made, and the gradient written out rather than traced.
 torch::Tensor weighted_pair_cosines(const torch::Tensor& W_dec, const torch::Tensor& i, const torch::Tensor& j,
                                     const torch::Tensor& weights);
 

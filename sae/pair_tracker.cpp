@@ -54,9 +54,11 @@ int64_t PairTracker::counts_numel() const {
   return dense() ? d_sae_ * d_sae_ : i_.numel();
 }
 
-torch::Tensor PairTracker::count_co_firing(const torch::Tensor& active) const {
+torch::Tensor PairTracker::count_co_firing(const torch::Tensor& fired) const {
   torch::NoGradGuard no_grad;
-  return dense() ? active.t().mm(active).flatten() : pair_co_firing(active, i_, j_);
+  if (!dense()) return pair_co_firing(packed_firing(fired), i_, j_);
+  auto active = fired.to(P.scalar_type());
+  return active.t().mm(active).flatten();
 }
 
 void PairTracker::update(const torch::Tensor& fired, const torch::Tensor& co_fired, int64_t global_rows) {

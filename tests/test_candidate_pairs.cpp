@@ -1,6 +1,8 @@
 // Candidate pairs against dense computations: the blocked search, co-firing counts, the weighted
 // cosine sum and its gradient; a tracker whose candidates are every pair equals the dense one bit
 // for bit; on a real training run no pair above tau is ever missing and the flagged pairs agree.
+#include <limits>
+
 #include <gtest/gtest.h>
 
 #include "sae/candidate_pairs.h"
@@ -61,9 +63,22 @@ TEST(CandidatePairs, CoFiringAndCosinesOfTheListedPairsMatchTheDenseMatrices) {
   auto unit = random_unit_rows(12, 5, 3);
   auto i = torch::tensor({0, 0, 3, 7, 10}, torch::kLong), j = torch::tensor({1, 11, 4, 9, 11}, torch::kLong);
   auto counts = active.t().mm(active), gram = unit.mm(unit.t());
-  EXPECT_TRUE(torch::equal(pair_co_firing(active, i, j, 40 * 2), counts.index({i, j})));  // chunks of 2 pairs
+  auto packed = packed_firing(active);
+  ASSERT_EQ(packed.sizes(), (std::vector<int64_t>{12, 1}));  // 40 rows in one padded word per latent
+  EXPECT_TRUE(torch::equal(pair_co_firing(packed, i, j, 2), counts.index({i, j}).to(torch::kInt)));  // chunks of 2 pairs
+  auto many = (torch::rand({200, 12}, at::make_generator<at::CPUGeneratorImpl>(5)) > 0.5);  // 4 words, the last partly
+  auto many_counts = many.to(torch::kFloat).t().mm(many.to(torch::kFloat));
+  EXPECT_TRUE(torch::equal(pair_co_firing(packed_firing(many), i, j), many_counts.index({i, j}).to(torch::kInt)));
   EXPECT_TRUE(torch::allclose(pair_cosines(unit, i, j, 5 * 2), gram.index({i, j})));
   EXPECT_GT(counts.index({i, j}).sum().item<double>(), 0.0);
+}
+
+TEST(CandidatePairs, PopcountCountsEveryBitOfASignedWord) {
+  auto words = torch::tensor({int64_t{0}, int64_t{-1}, std::numeric_limits<int64_t>::min(), int64_t{0x0f0f},
+                              int64_t{0x5555555555555555}, int64_t{7}},
+                             torch::kLong)
+                   .view({3, 2});
+  EXPECT_TRUE(torch::equal(popcount(words), torch::tensor({64, 9, 35}, torch::kInt)));
 }
 
 TEST(CandidatePairs, WeightedCosineSumAndItsGradientMatchTheDirectFormula) {
