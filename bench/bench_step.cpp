@@ -100,7 +100,14 @@ double peak_rss_gib() {
 }
 
 // Times the step of one job on all ranks (the communicator must be gone before MPI_Finalize).
-void run(int64_t d_in, int64_t d_sae, int64_t batch, int steps, const std::string& pairs, double tau, bool cuda) {
+// The SAE's shape and training step as sweep_bench's options give them.
+struct Shape {
+  int64_t d_in = 256, d_sae = 2048, batch = 1024, k = 32;
+  std::string arch = "relu", step = "auto";
+};
+
+void run(const Shape& shape, int steps, const std::string& pairs, double tau, bool cuda) {
+  const int64_t d_in = shape.d_in, d_sae = shape.d_sae, batch = shape.batch;
   worker::MpiCommunicator group(MPI_COMM_WORLD);
   int local_size = 1, local_rank = 0;
   {
@@ -121,6 +128,9 @@ void run(int64_t d_in, int64_t d_sae, int64_t batch, int steps, const std::strin
   cfg.data.eval_tokens = 0;
   cfg.sae.d_in = d_in;
   cfg.sae.d_sae = d_sae;
+  cfg.sae.arch = shape.arch == "topk" ? sae::Arch::TopK : shape.arch == "batchtopk" ? sae::Arch::BatchTopK : sae::Arch::ReLU;
+  cfg.sae.k = shape.k;
+  cfg.sae.step = shape.step == "dense" ? sae::StepMode::Dense : shape.step == "sparse" ? sae::StepMode::Sparse : sae::StepMode::Auto;
   cfg.train.batch_size = batch;
   cfg.absorption.dot_threshold = tau;
   cfg.absorption.pairs = pairs == "dense" ? sae::PairTracking::Dense : sae::PairTracking::Candidates;
@@ -138,8 +148,10 @@ void run(int64_t d_in, int64_t d_sae, int64_t batch, int steps, const std::strin
   const int64_t n = device.is_cuda() ? 8192 : 2048;
   const double fp32 = worker::matmul_flops_per_second(device, torch::kFloat, n);
   const double mib = 1024.0 * 1024.0, interval = static_cast<double>(cfg.absorption.refresh_every);
-  std::printf("device %s  ranks %d (CPU threads/rank %d)  d_in %lld  d_sae %lld  batch %lld  steps %d  tau %.2f  pairs %s\n",
-              device.str().c_str(), group.size(), threads, static_cast<long long>(d_in), static_cast<long long>(d_sae),
+  std::printf("device %s  ranks %d (CPU threads/rank %d)  %s%s  step %s  d_in %lld  d_sae %lld  batch %lld  steps %d  tau %.2f  pairs %s\n",
+              device.str().c_str(), group.size(), threads, shape.arch.c_str(),
+              shape.arch == "relu" ? "" : (" k " + std::to_string(shape.k)).c_str(), shape.step.c_str(),
+              static_cast<long long>(d_in), static_cast<long long>(d_sae),
               static_cast<long long>(batch), steps, tau, with.tracking.c_str());
   std::printf("  step %.1f ms   tokens/s %.0f   (without the penalty %.1f ms; medians of alternating steps)\n", 1e3 * with.step_s, batch / with.step_s,
               1e3 * without.step_s);
@@ -151,7 +163,7 @@ void run(int64_t d_in, int64_t d_sae, int64_t batch, int steps, const std::strin
                 1e3 * with.search_s, interval, 100.0 * amortised / (without.step_s + amortised),
                 static_cast<long long>(with.tracked_pairs));
   }
-  std::printf("  FLOP rate without the penalty %.1f GFLOP/s per rank (10 B d_in d_sae per step) = %.1f%% of this "
+  std::printf("  dense-equivalent FLOP rate without the penalty %.1f GFLOP/s per rank (10 B d_in d_sae per step; a sparse step does less) = %.1f%% of this "
               "device's measured %lld^3 fp32 matmul rate, %.1f GFLOP/s\n",
               step_flops / without.step_s / 1e9, 100.0 * step_flops / without.step_s / fp32, static_cast<long long>(n),
               fp32 / 1e9);
@@ -170,14 +182,17 @@ void run(int64_t d_in, int64_t d_sae, int64_t batch, int steps, const std::strin
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
   CLI::App app{"sweep_bench: time one job's training step"};
-  int64_t d_in = 256, d_sae = 2048, batch = 1024;
+  Shape shape;
   int steps = 10;
   std::string pairs = "candidates";
   double tau = 0.3;
   std::string device = "cpu";
-  app.add_option("--d-in", d_in);
-  app.add_option("--d-sae", d_sae);
-  app.add_option("--batch", batch);
+  app.add_option("--d-in", shape.d_in);
+  app.add_option("--d-sae", shape.d_sae);
+  app.add_option("--batch", shape.batch);
+  app.add_option("--arch", shape.arch, "sae.arch: relu, topk or batchtopk")->check(CLI::IsMember({"relu", "topk", "batchtopk"}));
+  app.add_option("--k", shape.k, "sae.k (topk, batchtopk)");
+  app.add_option("--step", shape.step, "train.step: auto, dense or sparse")->check(CLI::IsMember({"auto", "dense", "sparse"}));
   app.add_option("--steps", steps);
   app.add_option("--pairs", pairs, "absorption.pairs: candidates or dense")->check(CLI::IsMember({"candidates", "dense"}));
   app.add_option("--tau", tau, "absorption.dot_threshold");
@@ -189,7 +204,7 @@ int main(int argc, char** argv) {
     MPI_Finalize();
     return 2;
   }
-  run(d_in, d_sae, batch, steps, pairs, tau, device == "cuda");
+  run(shape, steps, pairs, tau, device == "cuda");
   MPI_Finalize();
   return 0;
 }

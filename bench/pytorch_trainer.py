@@ -79,7 +79,7 @@ def main():
             W_dec.grad -= (W_dec.grad * unit).sum(1, keepdim=True) * unit
         opt.step()
         with torch.no_grad():
-            W_dec /= W_dec.norm(dim=1, keepdim=True)
+            W_dec.div_(W_dec.norm(dim=1, keepdim=True))
         return loss.item()
 
     rows = x_all.shape[0]

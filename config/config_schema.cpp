@@ -160,6 +160,9 @@ std::vector<KeySpec> build_schema() {
       {"train.checkpoint_every", K::Int, 0, at_least(0), "steps between checkpoints (0: every train.checkpoint_minutes)", false},
       {"train.checkpoint_minutes", K::Float, 5.0, above(0), "minutes of training between checkpoints when checkpoint_every = 0", false},
       {"train.device", K::String, "auto", one_of({"auto", "cpu", "cuda"}), "torch device"},
+      {"train.step", K::String, "auto", one_of({"auto", "dense", "sparse"}),
+       "sparse: decode and back-propagate over each row's active latents only; auto: sparse while a row holds at most a "
+       "tenth of the latents (relu, topk, batchtopk; jumprelu is always dense)", true, true},
 
       {"absorption.enabled", K::Bool, true, none(), "add the absorption penalty"},
       {"absorption.penalty", K::Float, 0.1, at_least(0), "lambda"},

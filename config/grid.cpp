@@ -53,6 +53,9 @@ void validate_job(const SweepSpec& spec, const PlannedJob& job) {
   if (c["data.source"] == "synthetic" && c["data.p_min"].get<double>() > c["data.p_max"].get<double>()) {
     fail("data.p_min", "larger than data.p_max = " + c["data.p_max"].dump());
   }
+  if (c["train.step"] == "sparse" && c["sae.arch"] == "jumprelu") {
+    fail("train.step", "jumprelu has no sparse step (its threshold's gradient reaches inactive latents); use \"auto\" or \"dense\"");
+  }
   if (!c["absorption.enabled"].get<bool>()) return;
 
   double rho = c["absorption.ratio_threshold"].get<double>();

@@ -93,6 +93,8 @@ const std::vector<Field<JobConfig>>& job_fields() {
       field("sae.target_l0", &J::sae, &sae::SaeConfig::target_l0),
       field("sae.sparsity_penalty", &J::sae, &sae::SaeConfig::sparsity_penalty),
       field("sae.init_threshold", &J::sae, &sae::SaeConfig::init_threshold),
+      named("train.step", &J::sae, &sae::SaeConfig::step,
+            {{"auto", sae::StepMode::Auto}, {"dense", sae::StepMode::Dense}, {"sparse", sae::StepMode::Sparse}}),
       named("train.recon_loss", &J::loss, &sae::LossConfig::recon,
             {{"mse", sae::ReconLoss::MSE}, {"l2norm", sae::ReconLoss::L2Norm}}),
       field("train.l1_penalty", &J::loss, &sae::LossConfig::l1_penalty),

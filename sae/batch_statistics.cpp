@@ -19,9 +19,14 @@ BatchStatistics local_statistics(const SaeConfig& cfg, const Forward& fwd, const
                                  const PairTracker& pairs, const torch::Tensor& l0_share) {
   torch::NoGradGuard no_grad;
   auto s = statistics_layout(cfg, pairs);
-  auto fired = fwd.f > 0;
-  std::vector<torch::Tensor> sections{fired.sum(0).to(fwd.f.scalar_type())};
-  if (s.pairs > 0) sections.push_back(pairs.count_co_firing(fired).to(fwd.f.scalar_type()));
+  // A sparse step's activations are its code's values: counting them there skips a [B, d_sae] pass.
+  const auto& values = fwd.sparse() ? fwd.code.vals.detach() : fwd.f;
+  auto fired = values > 0;
+  auto counts = fwd.sparse() ? torch::zeros({cfg.d_sae}, values.options())
+                                   .index_add_(0, fwd.code.idx.reshape({-1}), fired.reshape({-1}).to(values.scalar_type()))
+                             : fired.sum(0).to(values.scalar_type());
+  std::vector<torch::Tensor> sections{counts};
+  if (s.pairs > 0) sections.push_back(pairs.count_co_firing(fwd.f > 0).to(values.scalar_type()));
   if (s.residual > 0) {
     auto e = x - fwd.x_hat;
     sections.push_back(e.sum(0));
@@ -29,7 +34,7 @@ BatchStatistics local_statistics(const SaeConfig& cfg, const Forward& fwd, const
   }
   if (s.l0 > 0) sections.push_back(l0_share.detach().reshape({1}));
   if (s.kept > 0) {  // the smallest activation the batch top-k kept (0 if it kept none), on the device
-    auto smallest = torch::where(fired, fwd.f, torch::full({}, INFINITY, fwd.f.options())).amin();
+    auto smallest = torch::where(fired, values, torch::full({}, INFINITY, values.options())).amin();
     sections.push_back(torch::where(fired.any(), smallest, torch::zeros_like(smallest)).reshape({1}));
   }
   s.buffer = torch::cat(sections);

@@ -31,7 +31,7 @@ torch::Tensor jumprelu_l0_loss(const SaeConfig& cfg, const torch::Tensor& l0_sha
   return value + (linear - linear.detach());
 }
 
-torch::Tensor topk_aux_loss(const Sae& sae, const torch::Tensor& pre, const torch::Tensor& residual,
+torch::Tensor topk_aux_loss(const Sae& sae, const Forward& fwd, const torch::Tensor& x, const torch::Tensor& residual,
                             const torch::Tensor& dead_mask, const BatchStatistics& global, const BatchContext& batch) {
   const auto& cfg = sae.config();
   // sum_b ||e_b - mean(e)||^2 = sum_b ||e_b||^2 - B ||mean(e)||^2, from the group's sums.
@@ -41,11 +41,16 @@ torch::Tensor topk_aux_loss(const Sae& sae, const torch::Tensor& pre, const torc
   auto e = residual.detach();
   // k_aux of the dead latents' pre-activations; with fewer dead ones the rest select zeros.
   int64_t k_aux = std::min(cfg.k_aux > 0 ? cfg.k_aux : cfg.d_in / 2, cfg.d_sae);
-  auto dead_pre = torch::relu(pre).masked_fill(dead_mask.logical_not(), 0.0);
-  auto top = dead_pre.topk(k_aux, 1);
-  auto f_aux = torch::zeros_like(pre).scatter(1, std::get<1>(top), std::get<0>(top));
-  auto e_hat = f_aux.mm(sae.W_dec);
-  auto any_dead = dead_mask.any().to(pre.scalar_type());
+  auto dead_pre = torch::relu(fwd.pre).masked_fill(dead_mask.logical_not(), 0.0);
+  torch::Tensor e_hat;
+  if (fwd.sparse()) {
+    e_hat = sparse_decode(sae.W_dec, sparse_code(largest_entries(dead_pre, k_aux), fwd.pre, x, sae.W_enc, sae.b_enc, sae.b_dec));
+  } else {
+    auto top = dead_pre.topk(k_aux, 1);
+    auto f_aux = torch::zeros_like(fwd.pre).scatter(1, std::get<1>(top), std::get<0>(top));
+    e_hat = f_aux.mm(sae.W_dec);
+  }
+  auto any_dead = dead_mask.any().to(fwd.pre.scalar_type());
   return any_dead * (e - e_hat).pow(2).sum() * static_cast<double>(batch.num_shards) / denom;
 }
 

@@ -15,7 +15,7 @@ namespace sweep::sae {
 torch::Tensor reconstruction_loss(const torch::Tensor& x, const torch::Tensor& x_hat,
                                   ReconLoss kind, const BatchContext& batch);
 
-// mean_b ||f||_1 (unweighted).
+// mean_b ||f||_1 (unweighted); of a sparse step's code values, which hold the same.
 torch::Tensor l1_loss(const torch::Tensor& f, const BatchContext& batch);
 
 // This shard's share of JumpReLU's L0 = mean_b sum_i H(pre - theta), with the threshold's
@@ -30,8 +30,9 @@ torch::Tensor jumprelu_l0_loss(const SaeConfig& cfg, const torch::Tensor& l0_sha
 // TopK auxiliary loss: the top-k_aux pre-activations of dead latents reconstruct the detached
 // residual e = x - x_hat; ||e - e_hat||^2 / sum_b ||e_b - mean(e)||^2 over the global batch (the
 // denominator from the reduced residual sums). Zero, with no gradient, when no latent is dead;
-// the dead set stays on the device.
-torch::Tensor topk_aux_loss(const Sae& sae, const torch::Tensor& pre, const torch::Tensor& residual,
+// the dead set stays on the device. The dead latents' reconstruction is sparse when the step's
+// forward `fwd` (of the shard x) is.
+torch::Tensor topk_aux_loss(const Sae& sae, const Forward& fwd, const torch::Tensor& x, const torch::Tensor& residual,
                             const torch::Tensor& dead_mask, const BatchStatistics& global, const BatchContext& batch);
 
 }  // namespace sweep::sae

@@ -13,6 +13,9 @@ enum class RatioKind { Lift, Conditional };
 // Which latent pairs the penalty tracks: every pair (d_sae x d_sae matrices, the reference), or
 // only the candidates whose decoder cosine can exceed tau (see sae/candidate_pairs.h).
 enum class PairTracking { Dense, Candidates };
+// The training step's decoder and backward pass: over every latent (dense products), over each
+// row's active latents only (sparse), or sparse while a row holds at most a tenth of the latents.
+enum class StepMode { Auto, Dense, Sparse };
 
 struct SaeConfig {
   Arch arch = Arch::ReLU;
@@ -29,6 +32,7 @@ struct SaeConfig {
   double target_l0 = 32.0;
   double sparsity_penalty = 1.0;
   double init_threshold = 0.001;
+  StepMode step = StepMode::Auto;
 };
 
 struct LossConfig {

@@ -67,11 +67,36 @@ torch::Tensor Sae::encode(const torch::Tensor& x) const {
 
 torch::Tensor Sae::decode(const torch::Tensor& f) const { return torch::addmm(b_dec, f, W_dec); }
 
+int64_t Sae::sparse_width(const torch::Tensor& f) const {
+  if (cfg_.step == StepMode::Dense || cfg_.arch == Arch::JumpReLU) return 0;
+  const int64_t width = cfg_.arch == Arch::TopK ? cfg_.k : code_width(f);
+  // Measured on 2 CPU cores (d_in 256, batch 1024): the sparse step is faster up to about a
+  // tenth of the latents per row at d_sae 4096 and 16384.
+  return cfg_.step == StepMode::Sparse || 10 * width <= cfg_.d_sae ? std::max<int64_t>(width, 1) : 0;
+}
+
 Forward Sae::run(const torch::Tensor& x, bool training) const {
   Forward out;
   out.pre = torch::addmm(b_enc, x - b_dec, W_enc);
-  out.f = training && cfg_.arch == Arch::BatchTopK ? batch_topk(out.pre, cfg_.k) : activate(out.pre);
-  out.x_hat = decode(out.f);
+  ChosenLatents chosen;
+  if (training && cfg_.arch == Arch::TopK && sparse_width(torch::Tensor()) > 0) {
+    torch::NoGradGuard no_grad;  // one top-k gives f and the code's latents
+    auto [values, idx] = torch::relu(out.pre).topk(cfg_.k, 1);
+    out.f = torch::zeros_like(out.pre).scatter_(1, idx, values);
+    chosen = {idx, values > 0};
+  } else {
+    out.f = training && cfg_.arch == Arch::BatchTopK ? batch_topk(out.pre, cfg_.k) : activate(out.pre);
+    const int64_t width = training ? sparse_width(out.f) : 0;
+    if (width == 0) {
+      out.x_hat = decode(out.f);
+      return out;
+    }
+    chosen = largest_entries(out.f, width);
+  }
+  out.pre = out.pre.detach();
+  out.f = out.f.detach();
+  out.code = sparse_code(chosen, out.pre, x, W_enc, b_enc, b_dec);
+  out.x_hat = sparse_decode(W_dec, out.code) + b_dec;
   return out;
 }
 

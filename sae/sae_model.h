@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "sae/sae_config.h"
+#include "sae/sparse_code.h"
 
 namespace sweep::sae {
 
@@ -14,6 +15,10 @@ struct Forward {
   torch::Tensor pre;    // [B, d_sae] pre-activations
   torch::Tensor f;      // [B, d_sae] latent activations (>= 0)
   torch::Tensor x_hat;  // [B, d_in]
+  // A sparse training step (undefined idx otherwise): the active latents with gradient; pre and f
+  // are then detached, and gradient reaches the parameters only through the code.
+  SparseCode code;
+  bool sparse() const { return code.idx.defined(); }
 };
 
 class Sae : public torch::nn::Module {
@@ -24,6 +29,8 @@ class Sae : public torch::nn::Module {
   // Inference (evaluation, export): batchtopk applies its threshold.
   Forward forward(const torch::Tensor& x) const;
   // Training: batchtopk keeps the k x B largest activations of the batch; the others as forward.
+  // Sparse or dense as config().step says (auto: sparse while a row holds at most a tenth of the
+  // latents; relu and batchtopk read the device for that, topk knows it is k).
   Forward forward_train(const torch::Tensor& x) const;
   torch::Tensor encode(const torch::Tensor& x) const;
   torch::Tensor decode(const torch::Tensor& f) const;
@@ -42,6 +49,9 @@ class Sae : public torch::nn::Module {
  private:
   torch::Tensor activate(const torch::Tensor& pre) const;
   Forward run(const torch::Tensor& x, bool training) const;
+  // The width of a training step's sparse code for activations f (topk needs none), 0 for a dense
+  // step.
+  int64_t sparse_width(const torch::Tensor& f) const;
   SaeConfig cfg_;
 };
 

@@ -196,9 +196,9 @@ TEST(Losses, TopKAuxiliaryLoss) {
   // k_aux = 1 dead latent (0): f_aux = (1, 0, 0), (0, 0, 0) -> e_hat = (1, 0), (0, 0).
   // ||e - e_hat||^2 = 1.25 + 0.04 = 1.29; mean(e) = (0, 0.35): sum ||e - mean||^2 = 0.045.
   auto global = statistics_of(sae, out, x_batch());
-  auto loss = topk_aux_loss(sae, out.pre, residual, dead, global, whole_batch());
+  auto loss = topk_aux_loss(sae, out, x_batch(), residual, dead, global, whole_batch());
   EXPECT_NEAR(value(loss), 1.29 / 0.045, 1e-3);
-  auto none_dead = topk_aux_loss(sae, out.pre, residual, torch::zeros({3}, torch::kBool), global, whole_batch());
+  auto none_dead = topk_aux_loss(sae, out, x_batch(), residual, torch::zeros({3}, torch::kBool), global, whole_batch());
   EXPECT_EQ(value(none_dead), 0.0);
 }
 
@@ -217,7 +217,7 @@ TEST(Losses, TopKAuxiliaryLossOfShardsFromSummedStatisticsIsTheWholeBatchLoss) {
   for (auto dead : {torch::tensor({1, 0, 0, 1, 0, 0, 0, 1, 0, 0}).to(torch::kBool), torch::zeros({10}, torch::kBool)}) {
     auto whole = sae.forward(x);
     BatchContext all{8, 1};
-    double want = value(topk_aux_loss(sae, whole.pre, x - whole.x_hat, dead, statistics_of(sae, whole, x), all));
+    double want = value(topk_aux_loss(sae, whole, x, x - whole.x_hat, dead, statistics_of(sae, whole, x), all));
     BatchContext shard{8, 2};
     std::vector<Forward> outs;
     auto summed = statistics_of(sae, sae.forward(x.narrow(0, 0, 4)), x.narrow(0, 0, 4));
@@ -226,7 +226,7 @@ TEST(Losses, TopKAuxiliaryLossOfShardsFromSummedStatisticsIsTheWholeBatchLoss) {
     for (int r = 0; r < 2; ++r) {
       auto part = x.narrow(0, 4 * r, 4);
       auto out = sae.forward(part);
-      mean_of_shares += value(topk_aux_loss(sae, out.pre, part - out.x_hat, dead, summed, shard)) / 2;
+      mean_of_shares += value(topk_aux_loss(sae, out, part, part - out.x_hat, dead, summed, shard)) / 2;
     }
     EXPECT_NEAR(mean_of_shares, want, 1e-4 * std::max(1.0, std::abs(want)));
     if (dead.any().item<bool>()) {

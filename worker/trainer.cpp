@@ -79,18 +79,19 @@ torch::Tensor Trainer::forward_backward(const torch::Tensor& x, StepCollectives&
 
   auto zero = torch::zeros({}, x.options());
   auto recon = sae::reconstruction_loss(x, fwd.x_hat, cfg_.loss.recon, batch);
-  auto sparse = cfg_.sae.arch == sae::Arch::ReLU ? cfg_.loss.l1_penalty * sae::l1_loss(fwd.f, batch)
+  auto sparse = cfg_.sae.arch == sae::Arch::ReLU ? cfg_.loss.l1_penalty * sae::l1_loss(fwd.sparse() ? fwd.code.vals : fwd.f, batch)
                 : jumprelu                        ? sae::jumprelu_l0_loss(cfg_.sae, l0_share, global, batch)
                                                   : zero;
   auto aux = zero;
-  if (topk) {
+  if (topk && any_dead_) {  // none dead (the last step's read said so): the auxiliary loss is 0
     auto dead = state_.tokens_since_fired > static_cast<double>(cfg_.sae.dead_after_tokens);
-    aux = cfg_.sae.aux_weight * sae::topk_aux_loss(model, fwd.pre, x - fwd.x_hat, dead, global, batch);
+    aux = cfg_.sae.aux_weight * sae::topk_aux_loss(model, fwd, x, x - fwd.x_hat, dead, global, batch);
   }
   {
     torch::NoGradGuard no_grad;
     auto fired = global.fired().to(torch::kDouble) > 0;
     state_.tokens_since_fired.add_(rows).masked_fill_(fired, 0.0);
+    if (topk) dead_next_ = (state_.tokens_since_fired > static_cast<double>(cfg_.sae.dead_after_tokens)).any().reshape({1});
     if (state_.absorption.enabled()) state_.absorption.update(global.fired(), global.co_fired(), cfg_.train.batch_size);
     if (cfg_.sae.arch == sae::Arch::BatchTopK) {
       // The inference threshold: an EMA of the shards' mean smallest kept activation, the same on
@@ -184,10 +185,13 @@ StepStats Trainer::step(const torch::Tensor& shard) {
     });
   }
 
-  // The step's one device read: the group's loss, the failure flag and the refresh flag.
+  // The step's one device read: the group's loss, the failure flag, the refresh flag and whether a
+  // latent is dead for the next step's auxiliary loss.
   torch::Tensor readback;
   if (!local_error) {
-    readback = torch::cat({stats.terms.narrow(0, kLoss, 1), failure_flag, refresh_due}).to(torch::kCPU, torch::kDouble);
+    auto dead_next = dead_next_.defined() ? dead_next_.to(torch::kFloat) : torch::ones_like(refresh_due);
+    readback = torch::cat({stats.terms.narrow(0, kLoss, 1), failure_flag, refresh_due, dead_next}).to(torch::kCPU, torch::kDouble);
+    any_dead_ = readback[3].item<double>() != 0.0;
   }
   if (local_error || readback[1].item<double>() != 0.0) raise_if_any_failed(group_, local_error);  // NaN != 0 too
   stats.loss = readback[0].item<double>();

@@ -83,6 +83,10 @@ class Trainer {
   std::optional<std::string> failure_;
   torch::Device device_;
   TrainingState state_;
+  // TopK family: whether a latent may be dead at this step, from the last step's read (true until
+  // one says otherwise, as after a resume); the aux loss is skipped when none is.
+  bool any_dead_ = true;
+  torch::Tensor dead_next_;  // [1] bool on the device: a latent is dead for the next step
 };
 
 }  // namespace sweep::worker

@@ -1,0 +1,107 @@
+// The sparse training step against the dense one: for relu, topk and batchtopk (with the penalty
+// and, for the TopK family, dead latents in the auxiliary loss), the same loss terms, gradients
+// and weights within float rounding after several steps; auto picks sparse only for sparse codes.
+#include <gtest/gtest.h>
+
+#include "sae/sparse_code.h"
+#include "sharding/dataset.h"
+#include "worker/communicator.h"
+#include "worker/trainer.h"
+
+using namespace sweep;
+
+namespace {
+
+worker::JobConfig job(sae::Arch arch, sae::StepMode step) {
+  worker::JobConfig cfg;
+  cfg.data.eval_tokens = 0;
+  cfg.sae.arch = arch;
+  cfg.sae.d_in = 64;
+  cfg.sae.d_sae = 128;
+  cfg.sae.k = 4;
+  cfg.sae.dead_after_tokens = 256;  // dead latents after one batch without firing: the aux loss works
+  cfg.sae.step = step;
+  cfg.train.batch_size = 256;
+  cfg.train.lr = 1e-3;
+  cfg.loss.l1_penalty = 0.15;
+  cfg.absorption.dot_threshold = 0.3;
+  cfg.absorption.ratio_threshold = 2.0;
+  return cfg;
+}
+
+struct Trained {
+  std::vector<torch::Tensor> parameters, first_gradients;
+  std::vector<double> losses;
+};
+
+Trained train(const worker::JobConfig& cfg, int steps) {
+  auto data = sharding::open_dataset(cfg.data);
+  worker::LocalCommunicator comm;
+  worker::Trainer trainer(cfg, comm, torch::kCPU);
+  trainer.start_fresh(data->train_shard(0, cfg.train.batch_size, 0, 1).activations);
+  Trained out;
+  for (int s = 0; s < steps; ++s) {
+    out.losses.push_back(trainer.step(data->train_shard(s, cfg.train.batch_size, 0, 1).activations).loss);
+    if (s == 0) {
+      for (const auto& p : trainer.model().parameters()) out.first_gradients.push_back(p.grad().clone());
+    }
+  }
+  for (const auto& p : trainer.model().parameters()) out.parameters.push_back(p.detach().clone());
+  return out;
+}
+
+double relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).abs().max().item<double>() / std::max(1e-12, b.abs().max().item<double>());
+}
+
+}  // namespace
+
+TEST(SparseStep, GivesTheDenseLossesGradientsAndWeightsForEachArchitecture) {
+  for (auto arch : {sae::Arch::ReLU, sae::Arch::TopK, sae::Arch::BatchTopK}) {
+    auto dense = train(job(arch, sae::StepMode::Dense), 8), sparse = train(job(arch, sae::StepMode::Sparse), 8);
+    const auto name = sae::arch_name(arch);
+    for (size_t s = 0; s < dense.losses.size(); ++s) {
+      EXPECT_NEAR(sparse.losses[s], dense.losses[s], 1e-5 * std::abs(dense.losses[s])) << name << " step " << s;
+    }
+    ASSERT_EQ(sparse.parameters.size(), dense.parameters.size());
+    for (size_t p = 0; p < dense.parameters.size(); ++p) {
+      EXPECT_LT(relative_difference(sparse.first_gradients[p], dense.first_gradients[p]), 1e-5) << name << " gradient " << p;
+      EXPECT_LT(relative_difference(sparse.parameters[p], dense.parameters[p]), 1e-5) << name << " parameter " << p;
+      EXPECT_GT(dense.first_gradients[p].abs().max().item<double>(), 0.0) << name << " parameter " << p << " has no gradient";
+    }
+  }
+}
+
+TEST(SparseStep, TheAuxiliaryLossOfDeadLatentsIsTheSameSparse) {
+  // After one batch without firing most of the 128 latents are dead at k = 4: the aux term counts.
+  auto cfg = job(sae::Arch::TopK, sae::StepMode::Dense);
+  auto data = sharding::open_dataset(cfg.data);
+  worker::LocalCommunicator comm;
+  std::vector<double> aux;
+  for (auto step : {sae::StepMode::Dense, sae::StepMode::Sparse}) {
+    cfg.sae.step = step;
+    worker::Trainer trainer(cfg, comm, torch::kCPU);
+    trainer.start_fresh(data->train_shard(0, cfg.train.batch_size, 0, 1).activations);
+    for (int s = 0; s < 3; ++s) trainer.step(data->train_shard(s, 256, 0, 1).activations);
+    aux.push_back(read_step_terms(trainer.step(data->train_shard(3, 256, 0, 1).activations)).aux);
+  }
+  EXPECT_GT(aux[0], 0.0) << "the auxiliary loss must be at work for this test to mean anything";
+  EXPECT_NEAR(aux[1], aux[0], 1e-5 * aux[0]);
+}
+
+TEST(SparseStep, AutoIsSparseForANarrowCodeOnly) {
+  torch::manual_seed(0);
+  auto f = torch::relu(torch::randn({16, 100}) - 1.5);  // about 7 of 100 active per row
+  EXPECT_EQ(sae::code_width(f), (f > 0).sum(1).max().item<int64_t>());
+  auto code = sae::sparse_code(sae::largest_entries(f, sae::code_width(f)), f, torch::zeros({16, 3}), torch::zeros({3, 100}),
+                               torch::zeros({100}), torch::zeros({3}));
+  EXPECT_TRUE(torch::equal(torch::zeros_like(f).scatter(1, code.idx, code.vals.detach()), f)) << "the code holds f exactly";
+  for (auto [arch, d_sae, k, want_sparse] : {std::tuple{sae::Arch::TopK, 128, 4, true}, std::tuple{sae::Arch::TopK, 128, 32, false},
+                                             std::tuple{sae::Arch::JumpReLU, 128, 4, false}}) {
+    auto cfg = job(arch, sae::StepMode::Auto);
+    cfg.sae.d_sae = d_sae;
+    cfg.sae.k = k;
+    sae::Sae model(cfg.sae, 1);
+    EXPECT_EQ(model.forward_train(torch::randn({8, 64})).sparse(), want_sparse) << sae::arch_name(arch) << " k " << k;
+  }
+}
