@@ -188,6 +188,8 @@ std::vector<KeySpec> build_schema() {
       {"slurm.max_requeues", K::Int, 10, at_least(0), "sweep submit: times an unfinished sweep requeues itself"},
       {"slurm.signal_lead", K::Int, 120, closed_range(1, 65535), "sweep submit: seconds before the time limit at which the sweep checkpoints"},
       {"slurm.sbatch_args", K::StringList, json::array(), sbatch_options(), "sweep submit: extra sbatch options, one #SBATCH line each"},
+      {"run.jobs_per_process", K::Int, 0, at_least(0),
+       "jobs one process trains side by side, each on its share of the cores (0: one per core on a CPU, one on a GPU); results do not depend on it", false},
       {"run.max_attempts", K::Int, 2, at_least(1), "failed attempts after which a job stays failed (a resume retries it until then)", false},
       {"run.progress_seconds", K::Float, 10.0, above(0), "seconds between a running job's progress lines (without a terminal)", false},
       {"run.heartbeat_seconds", K::Float, 10.0, above(0), "seconds between a running job's heartbeats in its state.json", false},

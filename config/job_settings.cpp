@@ -129,6 +129,7 @@ const std::vector<Field<JobConfig>>& job_fields() {
 const std::vector<Field<RunSettings>>& run_fields() {
   using R = RunSettings;
   static const std::vector<Field<R>> fields = {
+      field("run.jobs_per_process", &R::jobs_per_process),
       field("run.max_attempts", &R::max_attempts),
       field("run.progress_seconds", &R::progress_seconds),
       field("run.heartbeat_seconds", &R::heartbeat_seconds),

@@ -12,6 +12,7 @@ namespace sweep::launcher {
 
 // The run.* settings: how the launcher treats a job's attempts and progress, not what it computes.
 struct RunSettings {
+  int jobs_per_process = 0;         // side by side in one process (0: one per core on a CPU, one on a GPU)
   int max_attempts = 2;              // failed attempts after which a job stays failed
   double progress_seconds = 10.0;    // between a running job's progress lines
   double heartbeat_seconds = 10.0;   // between a running job's heartbeats in its state.json

@@ -139,7 +139,7 @@ worker::JobControl job_control(const GroupRun& run, size_t index) {
       state.heartbeat = *last_heartbeat = now;
       write_job_state(dir, state);
     }
-    if (run.world_rank == 0 && now - *last_sweep_line >= sweep_every) {
+    if (run.reports_sweep && now - *last_sweep_line >= sweep_every) {
       *last_sweep_line = now;
       log_sweep_progress(run);
     }
@@ -165,7 +165,7 @@ void run_group(const GroupRun& run) {
     if (run.group->is_leader()) {
       run.display->end_line();
       record_outcome(run, i, outcome);
-      if (run.world_rank == 0) log_sweep_progress(run);
+      if (run.reports_sweep) log_sweep_progress(run);
     }
     if (outcome.status == worker::JobStatus::Preempted) return;  // a stop ends the group, whichever rank it reached
   }

@@ -20,6 +20,7 @@ struct GroupRun {
   JobCounter* counter = nullptr;
   ClaimOwner me;
   int world_rank = 0;
+  bool reports_sweep = false;  // logs the sweep's progress (one group of the world does)
   int gpu_index = 0;
   ProgressDisplay* display = nullptr;  // the group leader's
   double started = 0;                  // when the sweep started (seconds since the epoch)

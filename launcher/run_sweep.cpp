@@ -3,7 +3,9 @@
 #include "launcher/run_sweep.h"
 
 #include <algorithm>
+#include <exception>
 #include <map>
+#include <memory>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -97,11 +99,53 @@ void check_device(const SweepSpec& spec) {
 }
 
 // CPU threads per rank: the machine's cores shared by the ranks on it.
-void share_cores(const MpiSession& mpi) {
-  int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  int threads = std::max(1, cores / mpi.local_size);
+int cores_here() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+
+// Jobs this process trains side by side: run.jobs_per_process, or for 0 one per core of its share
+// on a CPU (one on a GPU), never more than the jobs still to run.
+int wanted_side_by_side(const SweepSpec& spec, const MpiSession& mpi, bool gpu) {
+  const int asked = to_run_settings(spec.base).jobs_per_process;
+  if (spec.base["train.ranks_per_job"].get<int>() > 1) return 1;
+  return asked > 0 ? asked : gpu ? 1 : std::max(1, cores_here() / mpi.local_size);
+}
+
+int jobs_side_by_side(const SweepSpec& spec, const std::vector<PlannedJob>& jobs, const fs::path& out,
+                      const MpiSession& mpi, const torch::Device& device) {
+  int pending = 0;
+  for (const auto& job : jobs) pending += read_job_state(out / "jobs" / job.id).phase != JobPhase::Done;
+  return std::max(1, std::min(wanted_side_by_side(spec, mpi, device.is_cuda()), pending));
+}
+
+void share_cores(const MpiSession& mpi, int jobs_here) {
+  int threads = std::max(1, cores_here() / (mpi.local_size * jobs_here));
   const char* how = worker::use_cpu_threads(threads);
-  if (mpi.world_rank == 0) spdlog::info("{} CPU thread(s) per rank ({})", threads, how);
+  if (mpi.world_rank == 0) spdlog::info("{} CPU thread(s) per job, {} job(s) side by side per process ({})", threads, jobs_here, how);
+}
+
+// Threads of this process that each work through the sweep as a group of one rank.
+void run_side_by_side(const GroupRun& shared, int jobs_here, bool root, double progress_seconds) {
+  std::vector<std::unique_ptr<ProgressDisplay>> displays;
+  std::vector<std::exception_ptr> errors(jobs_here);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < jobs_here; ++t) {
+    displays.push_back(std::make_unique<ProgressDisplay>(false, progress_seconds));  // no live bar for several jobs
+    threads.emplace_back([&, t] {
+      try {
+        worker::LocalCommunicator alone;
+        GroupRun run = shared;
+        run.group = &alone;
+        run.display = displays[t].get();
+        run.reports_sweep = root && t == 0;
+        run_group(run);
+      } catch (...) {
+        errors[t] = std::current_exception();
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (const auto& error : errors) {
+    if (error) std::rethrow_exception(error);
+  }
 }
 
 // World rank 0, before any training: the plan (new, or the existing one extended), a copy of the
@@ -221,7 +265,10 @@ int run_sweep(const SweepOptions& options, const MpiSession& mpi) {
     check_world(spec, mpi.world_size);
     check_device(spec);
     widths = check_data(spec, jobs);
-    for (const auto& job : jobs) check_memory(job, widths.at(job.id), mpi.local_size, physical_memory_bytes(), spec.file.filename().string());
+    // Jobs side by side in each process hold their memory at once.
+    const int here = mpi.local_size * std::min<int>(wanted_side_by_side(spec, mpi, spec.base["train.device"] == "cuda"),
+                                                    static_cast<int>(jobs.size()));
+    for (const auto& job : jobs) check_memory(job, widths.at(job.id), here, physical_memory_bytes(), spec.file.filename().string());
   } catch (const ConfigError& e) {
     if (root) spdlog::error("{}", e.what());
     return kExitInvalidInput;
@@ -241,13 +288,14 @@ int run_sweep(const SweepOptions& options, const MpiSession& mpi) {
   if (code != kExitOk) return code;
   jobs = jobs_from_plan(read_json(out / "plan.json"));
   install_stop_handlers();
-  share_cores(mpi);
+  int gpu_index = torch::cuda::is_available() ? mpi.local_rank % static_cast<int>(torch::cuda::device_count()) : 0;
+  auto device = worker::pick_device(spec.base["train.device"], gpu_index);
+  const int jobs_here = jobs_side_by_side(spec, jobs, out, mpi, device);
+  share_cores(mpi, jobs_here);
 
   MPI_Comm group_comm;
   worker::check_mpi(MPI_Comm_split(MPI_COMM_WORLD, mpi.world_rank / group_size, mpi.world_rank, &group_comm), "MPI_Comm_split");
   {
-    int gpu_index = torch::cuda::is_available() ? mpi.local_rank % static_cast<int>(torch::cuda::device_count()) : 0;
-    auto device = worker::pick_device(spec.base["train.device"], gpu_index);
     auto group = worker::make_group_communicator(group_comm, device);
     MPI_Comm_free(&group_comm);
     if (root) {
@@ -256,9 +304,24 @@ int run_sweep(const SweepOptions& options, const MpiSession& mpi) {
                    out.string());
     }
     JobCounter counter(MPI_COMM_WORLD);
-    ProgressDisplay display(progress_bar_fits(mpi.world_size), to_run_settings(spec.base).progress_seconds);
-    GroupRun run{out, &jobs, group.get(), &counter, this_process(), mpi.world_rank, gpu_index, &display, now_seconds()};
-    run_group(run);
+    const double progress_seconds = to_run_settings(spec.base).progress_seconds;
+    ProgressDisplay display(progress_bar_fits(mpi.world_size), progress_seconds);
+    GroupRun run;
+    run.out = out;
+    run.jobs = &jobs;
+    run.group = group.get();
+    run.counter = &counter;
+    run.me = this_process();
+    run.world_rank = mpi.world_rank;
+    run.reports_sweep = root;
+    run.gpu_index = gpu_index;
+    run.display = &display;
+    run.started = now_seconds();
+    if (jobs_here == 1) {
+      run_group(run);
+    } else {
+      run_side_by_side(run, jobs_here, root, progress_seconds);
+    }
     worker::check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
   }
   int stopped_here = stop_requested() ? 1 : 0, stopped = 0;

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <set>
 #include <sstream>
@@ -663,4 +664,27 @@ TEST(EndToEnd, LogsAreColouredOnlyOnARealTerminal) {
   for (const auto& word : mpirun(1, 60)) under_mpirun += quote(word) + " ";
   EXPECT_EQ(in_terminal(under_mpirun + failing, "colour-mpirun").find(escape), std::string::npos);
   EXPECT_EQ(run_sweep_binary({"report", (scratch() / "no-such-sweep").string()}, "colour-file").log.find(escape), std::string::npos);
+}
+
+// A one-process sweep trains its jobs side by side (one per core, or run.jobs_per_process), each
+// on its share of the cores: every job's weights and metrics are those of one after another.
+TEST(EndToEnd, JobsSideBySideInOneProcessGiveTheResultsOfOneAfterAnother) {
+  auto apart = run_quick(0, "side-by-side-1", {"--set", "run.jobs_per_process=1"});
+  ASSERT_EQ(apart.exit_code, 0) << apart.log;
+  auto together = run_quick(0, "side-by-side-3", {"--set", "run.jobs_per_process=3"});
+  ASSERT_EQ(together.exit_code, 0) << together.log;
+  EXPECT_NE(together.log.find("3 job(s) side by side"), std::string::npos) << together.log;
+  auto jobs = read_json(scratch() / "side-by-side-1" / "report.json")["jobs"];
+  ASSERT_EQ(jobs.size(), 3u);
+  for (const auto& job : jobs) {
+    std::string id = job["id"];
+    auto weights = [&](const std::string& run) {
+      std::ifstream in(scratch() / run / "jobs" / id / "sae" / "sae_weights.safetensors", std::ios::binary);
+      return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    EXPECT_FALSE(weights("side-by-side-1").empty());
+    EXPECT_EQ(weights("side-by-side-3"), weights("side-by-side-1")) << id << ": weights differ";
+    auto metrics = [&](const std::string& run) { return read_json(scratch() / run / "jobs" / id / "result.json")["metrics"]; };
+    EXPECT_EQ(metrics("side-by-side-3"), metrics("side-by-side-1")) << id;
+  }
 }

@@ -75,6 +75,7 @@ fs::path sweep_file(const std::string& name, int steps, const std::string& ratio
                       << "\nbatch_size = 256\nlr = 1e-3\nwarmup_steps = 20\nl1_penalty = 0.15\nlog_every = 25\n"
                       << "checkpoint_every = 100\n[absorption]\ndot_threshold = 0.3\n"
                       << "[run]\nheartbeat_seconds = 0.1\n"  // progress in state.json, for the test to watch
+                      << "jobs_per_process = 1\n"            // one job at a time: the order of jobs is known
                       << "[grid]\n\"absorption.ratio_threshold\" = " << ratios << "\ninclude_baseline = true\n"
                       << "[slurm]\n" << slurm;
   return file;
