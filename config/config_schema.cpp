@@ -40,6 +40,12 @@ Check half_open(double lo, double hi) {  // (lo, hi]
     return x > lo && x <= hi ? "" : "must be in (" + fmt(lo) + ", " + fmt(hi) + "]";
   };
 }
+Check right_open(double lo, double hi) {  // [lo, hi)
+  return [lo, hi](const json& v) {
+    double x = v.get<double>();
+    return x >= lo && x < hi ? "" : "must be in [" + fmt(lo) + ", " + fmt(hi) + ")";
+  };
+}
 Check closed_range(double lo, double hi) {
   return [lo, hi](const json& v) {
     double x = v.get<double>();
@@ -53,6 +59,17 @@ Check one_of(std::vector<std::string> allowed) {
     std::string list;
     for (const auto& a : allowed) list += (list.empty() ? "\"" : ", \"") + a + "\"";
     return "must be one of " + list;
+  };
+}
+Check increasing_widths() {
+  return [](const json& v) {
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (v[i].get<int64_t>() < 1) return "widths must be at least 1, got " + v[i].dump();
+      if (i > 0 && v[i].get<int64_t>() <= v[i - 1].get<int64_t>()) {
+        return "widths must increase strictly (" + v[i - 1].dump() + " then " + v[i].dump() + ")";
+      }
+    }
+    return std::string();
   };
 }
 // A sweep's name names one directory under runs/: never a path that could lead elsewhere.
@@ -124,21 +141,27 @@ std::vector<KeySpec> build_schema() {
       {"data.hook_layer", K::Int, 0, at_least(0), "export metadata: layer of the hook"},
       {"data.context_size", K::Int, 1, at_least(1), "export metadata: context size"},
       {"data.d_in", K::Int, 64, at_least(1), "synthetic: activation dimension"},
-      {"data.n_roots", K::Int, 16, at_least(1), "synthetic: root features"},
-      {"data.branching", K::Int, 3, at_least(0), "synthetic: children per non-leaf feature"},
+      {"data.n_roots", K::Int, 64, at_least(1), "synthetic: root features"},
+      {"data.branching", K::Int, 4, at_least(0), "synthetic: children per non-leaf feature"},
       {"data.depth", K::Int, 2, at_least(1), "synthetic: levels per tree, roots included"},
       {"data.exclusive_children", K::Bool, true, none(), "synthetic: at most one child of a parent fires"},
-      {"data.p_max", K::Float, 0.25, half_open(0, 1), "synthetic: firing probability of the most frequent root"},
+      {"data.p_max", K::Float, 0.4, half_open(0, 1), "synthetic: firing probability of the most frequent root"},
       {"data.p_min", K::Float, 0.02, half_open(0, 1), "synthetic: firing probability of the rarest root"},
       {"data.child_prob", K::Float, 0.6, half_open(0, 1), "synthetic: P(child fires | parent fires)"},
       {"data.child_cosine", K::Float, 0.0, open_range(-1, 1), "synthetic: cosine between a child's direction and its parent's"},
+      {"data.orthogonalize_steps", K::Int, 50, at_least(0), "synthetic: steps spreading the feature directions apart, as SynthSAEBench orthogonalises them (each 2 n_features^2 d_in multiply-adds; 0: random directions)"},
       {"data.magnitude_mean", K::Float, 1.0, above(0), "synthetic: mean feature magnitude"},
       {"data.magnitude_std", K::Float, 0.15, at_least(0), "synthetic: magnitude spread"},
-      {"data.noise_std", K::Float, 0.0, at_least(0), "synthetic: Gaussian noise per dimension"},
+      {"data.noise_std", K::Float, 0.05, at_least(0), "synthetic: Gaussian noise per dimension (a dense background: no row is zero)"},
+      {"data.correlation_rank", K::Int, 0, at_least(0), "synthetic: shared factors of the roots' correlated firing (0: independent)"},
+      {"data.correlation_strength", K::Float, 0.0, right_open(0, 1), "synthetic: share of each root's firing variable from the shared factors"},
 
-      {"sae.arch", K::String, "relu", one_of({"relu", "topk", "jumprelu", "batchtopk"}), "SAE architecture"},
+      {"sae.arch", K::String, "relu", one_of({"relu", "topk", "jumprelu", "batchtopk", "matryoshka"}), "SAE architecture"},
       {"sae.d_sae", K::Int, 512, at_least(1), "number of latents"},
-      {"sae.k", K::Int, 32, at_least(1), "topk: active latents per token; batchtopk: their mean over a batch (k x B kept)"},
+      {"sae.k", K::Int, 32, at_least(1), "topk: active latents per token; batchtopk and matryoshka: their mean over a batch (k x B kept)"},
+      {"sae.matryoshka_widths", K::IntList, json::array(), increasing_widths(),
+       "matryoshka: widths of the nested prefixes, each with its own reconstruction loss (d_sae is the last, added "
+       "when left out); one width w1 makes a two-level SAE: w1 concept latents over d_sae - w1 base ones", true, true},
       {"sae.k_aux", K::Int, 0, at_least(0), "topk: latents in the auxiliary loss (0: d_in / 2)"},
       {"sae.aux_weight", K::Float, 1.0 / 32.0, at_least(0), "topk: weight of the auxiliary loss"},
       {"sae.dead_after_tokens", K::Int, 1000000, at_least(1), "topk: tokens without firing before a latent is dead"},
@@ -284,6 +307,7 @@ const char* kind_name(ValueKind kind) {
     case ValueKind::Bool: return "true or false";
     case ValueKind::String: return "a string";
     case ValueKind::StringList: return "a list of strings";
+    case ValueKind::IntList: return "a list of integers";
   }
   return "?";
 }

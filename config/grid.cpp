@@ -5,7 +5,9 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <set>
+#include <sstream>
 
 #include "common/byte_size.h"
 #include "common/fnv_hash.h"
@@ -14,6 +16,9 @@
 
 namespace sweep::launcher {
 namespace {
+
+// The most multiply-adds spreading the synthetic directions may take (about a minute on one core).
+constexpr double kMaxOrthogonalizeWork = 1e11;
 
 using nlohmann::json;
 
@@ -36,8 +41,23 @@ void validate_job(const SweepSpec& spec, const PlannedJob& job) {
     throw ConfigError(where_set(spec, job.params, key) + ": " + key + " = " + c[key].dump() + ": " + message +
                       describe(job.params));
   };
-  if ((c["sae.arch"] == "topk" || c["sae.arch"] == "batchtopk") && c["sae.k"].get<int64_t>() > c["sae.d_sae"].get<int64_t>()) {
+  if ((c["sae.arch"] == "topk" || c["sae.arch"] == "batchtopk" || c["sae.arch"] == "matryoshka") &&
+      c["sae.k"].get<int64_t>() > c["sae.d_sae"].get<int64_t>()) {
     fail("sae.k", "larger than sae.d_sae = " + c["sae.d_sae"].dump() + "; choose k <= d_sae");
+  }
+  if (c["sae.arch"] == "matryoshka") {
+    const auto& widths = c["sae.matryoshka_widths"];
+    if (widths.empty()) {
+      fail("sae.matryoshka_widths", "sae.arch = \"matryoshka\" needs the nested prefixes' widths, for example [" +
+                                        std::to_string(c["sae.d_sae"].get<int64_t>() / 8) + "] for a two-level SAE");
+    }
+    if (widths.back().get<int64_t>() > c["sae.d_sae"].get<int64_t>()) {
+      fail("sae.matryoshka_widths", "a width beyond sae.d_sae = " + c["sae.d_sae"].dump());
+    }
+    if (widths.front().get<int64_t>() < c["sae.k"].get<int64_t>()) {
+      fail("sae.matryoshka_widths", "the first prefix is narrower than sae.k = " + c["sae.k"].dump() +
+                                        ": it could not hold a row's k latents; widen it or lower k");
+    }
   }
   int64_t ranks = c["train.ranks_per_job"];
   if (c["train.batch_size"].get<int64_t>() % ranks != 0) {
@@ -52,6 +72,22 @@ void validate_job(const SweepSpec& spec, const PlannedJob& job) {
   }
   if (c["data.source"] == "synthetic" && c["data.p_min"].get<double>() > c["data.p_max"].get<double>()) {
     fail("data.p_min", "larger than data.p_max = " + c["data.p_max"].dump());
+  }
+  if (c["data.source"] == "synthetic" && c["data.correlation_strength"].get<double>() > 0 &&
+      c["data.correlation_rank"].get<int64_t>() == 0) {
+    fail("data.correlation_strength", "needs data.correlation_rank >= 1 shared factors to correlate the roots through");
+  }
+  if (c["data.source"] == "synthetic") {
+    // Spreading the directions costs 2 n^2 d multiply-adds a step, about 2e9 a second on one core.
+    const double n = synthetic_feature_count(c), work = 2.0 * n * n * c["data.d_in"].get<double>() *
+                                                        c["data.orthogonalize_steps"].get<double>();
+    if (work > kMaxOrthogonalizeWork) {
+      std::ostringstream text;
+      text << "spreading " << n << " feature directions apart takes about " << work
+           << " multiply-adds (minutes to hours, in every job); lower it (0 keeps random directions, which in "
+              "high dimensions are nearly orthogonal already)";
+      fail("data.orthogonalize_steps", text.str());
+    }
   }
   if (c["train.step"] == "sparse" && c["sae.arch"] == "jumprelu") {
     fail("train.step", "jumprelu has no sparse step (its threshold's gradient reaches inactive latents); use \"auto\" or \"dense\"");
@@ -139,6 +175,15 @@ std::string job_id(const json& resolved) {
 
 double physical_memory_bytes() {
   return static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+
+double synthetic_feature_count(const json& c) {
+  const double roots = c["data.n_roots"].get<double>(), branching = c["data.branching"].get<double>();
+  double per_tree = 0, level = 1;
+  for (int64_t l = 0; l < c["data.depth"].get<int64_t>() && std::isfinite(per_tree); ++l, level *= branching) {
+    per_tree += level;
+  }
+  return roots * per_tree;
 }
 
 double absorption_matrix_bytes(int64_t d_sae) {

@@ -25,6 +25,9 @@ std::vector<PlannedJob> expand_grid(const SweepSpec& spec);
 std::string job_id(const nlohmann::json& resolved);
 
 // Bytes the absorption penalty's dense d_sae x d_sae matrices take during a step.
+// The synthetic hierarchy's feature count: n_roots trees of `depth` levels, `branching` children
+// each (inf when it overflows a double).
+double synthetic_feature_count(const nlohmann::json& resolved);
 double absorption_matrix_bytes(int64_t d_sae);
 // This machine's memory.
 double physical_memory_bytes();

@@ -65,9 +65,12 @@ const std::vector<Field<sharding::DataConfig>>& data_fields() {
       field("data.p_min", &D::synthetic, &Y::p_min),
       field("data.child_prob", &D::synthetic, &Y::child_prob),
       field("data.child_cosine", &D::synthetic, &Y::child_cosine),
+      field("data.orthogonalize_steps", &D::synthetic, &Y::orthogonalize_steps),
       field("data.magnitude_mean", &D::synthetic, &Y::magnitude_mean),
       field("data.magnitude_std", &D::synthetic, &Y::magnitude_std),
       field("data.noise_std", &D::synthetic, &Y::noise_std),
+      field("data.correlation_rank", &D::synthetic, &Y::correlation_rank),
+      field("data.correlation_strength", &D::synthetic, &Y::correlation_strength),
   };
   return fields;
 }
@@ -83,9 +86,14 @@ const std::vector<Field<JobConfig>>& job_fields() {
       field("data.hook_layer", &J::origin, &sae::ActivationOrigin::hook_layer),
       field("data.context_size", &J::origin, &sae::ActivationOrigin::context_size),
       named("sae.arch", &J::sae, &sae::SaeConfig::arch,
-            {{"relu", sae::Arch::ReLU}, {"topk", sae::Arch::TopK}, {"jumprelu", sae::Arch::JumpReLU}, {"batchtopk", sae::Arch::BatchTopK}}),
+            {{"relu", sae::Arch::ReLU},
+             {"topk", sae::Arch::TopK},
+             {"jumprelu", sae::Arch::JumpReLU},
+             {"batchtopk", sae::Arch::BatchTopK},
+             {"matryoshka", sae::Arch::Matryoshka}}),
       field("sae.d_sae", &J::sae, &sae::SaeConfig::d_sae),
       field("sae.k", &J::sae, &sae::SaeConfig::k),
+      field("sae.matryoshka_widths", &J::sae, &sae::SaeConfig::matryoshka_widths),
       field("sae.k_aux", &J::sae, &sae::SaeConfig::k_aux),
       field("sae.aux_weight", &J::sae, &sae::SaeConfig::aux_weight),
       field("sae.dead_after_tokens", &J::sae, &sae::SaeConfig::dead_after_tokens),

@@ -74,12 +74,18 @@ json to_value(const toml::node& node, const KeySpec& spec, const std::string& wh
       if (!node.is_string()) wrong_type();
       value = *node.value<std::string>();
       break;
-    case ValueKind::StringList: {
+    case ValueKind::StringList:
+    case ValueKind::IntList: {
       if (!node.is_array()) wrong_type();
       value = json::array();
+      const bool strings = spec.kind == ValueKind::StringList;
       for (const auto& item : *node.as_array()) {
-        if (!item.is_string()) wrong_type();
-        value.push_back(*item.value<std::string>());
+        if (strings ? !item.is_string() : !item.is_integer()) wrong_type();
+        if (strings) {
+          value.push_back(*item.value<std::string>());
+        } else {
+          value.push_back(*item.value<int64_t>());
+        }
       }
       break;
     }

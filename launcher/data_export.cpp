@@ -33,9 +33,14 @@ int export_synthetic_data(const ExportOptions& options) {
   auto cfg = data.synthetic;
   cfg.seed = data.seed;
   sharding::SyntheticSource source(cfg);
-  sharding::write_synthetic_with_ground_truth(options.out, source, n);
-  spdlog::info("wrote {} rows of d_in {} with {} ground-truth features to {}", n, source.d_in(), source.n_features(),
-               options.out.string());
+  auto summary = sharding::write_synthetic_with_ground_truth(options.out, source, n);
+  const double d_in = static_cast<double>(source.d_in()), rows = static_cast<double>(n);
+  spdlog::info("wrote {} rows of d_in {} with {} ground-truth features ({:.1f} x d_in) to {}", n, source.d_in(),
+               source.n_features(), static_cast<double>(source.n_features()) / d_in, options.out.string());
+  spdlog::info("true features per row {:.2f}; rows without a feature {:.2f}%; all-zero rows {:.2f}%; mean max |cos| "
+               "between feature directions {:.3f}",
+               summary.mean_l0, 100.0 * static_cast<double>(summary.featureless_rows) / rows,
+               100.0 * static_cast<double>(summary.zero_rows) / rows, summary.mean_max_overlap);
   return 0;
 }
 

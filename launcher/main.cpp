@@ -9,6 +9,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "common/version.h"
 #include "config/config_schema.h"
 #include "launcher/data_export.h"
 #include "launcher/doctor.h"
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
   CLI::App app{"sweep: train grids of sparse autoencoders and aggregate them into one report"};
   app.require_subcommand(0, 1);
+  app.set_version_flag("--version", std::string("sweep ") + sweep::sweep_version());
 
   sweep::launcher::SweepOptions run;
   std::string out;

@@ -15,16 +15,6 @@ namespace {
 
 constexpr double kFloat = 4.0;
 
-// Features of the synthetic hierarchy: n_roots trees of `depth` levels, `branching` children each.
-double synthetic_features(const nlohmann::json& c) {
-  const double roots = c["data.n_roots"].get<double>(), branching = c["data.branching"].get<double>();
-  double per_tree = 0, level = 1;
-  for (int64_t l = 0; l < c["data.depth"].get<int64_t>() && std::isfinite(per_tree); ++l, level *= branching) {
-    per_tree += level;
-  }
-  return roots * per_tree;
-}
-
 }  // namespace
 
 std::vector<MemoryPart> job_memory(const PlannedJob& job, int64_t d_in_value) {
@@ -44,7 +34,7 @@ std::vector<MemoryPart> job_memory(const PlannedJob& job, int64_t d_in_value) {
     }
   }
   if (c["data.source"] == "synthetic") {
-    const double features = synthetic_features(c);
+    const double features = synthetic_feature_count(c);
     parts.push_back({"the synthetic features' directions (data.n_roots, data.branching, data.depth x data.d_in)", kFloat * features * d_in});
     parts.push_back({"the synthetic rows' feature activations (rows x features, from train.batch_size or "
                      "train.eval_batch_size and data.n_roots, data.branching, data.depth)",

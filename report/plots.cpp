@@ -164,6 +164,58 @@ class Plots {
             {"spec", {{"width", 300}, {"height", 220}, {"layer", layers}}}};
   }
 
+  // The clamping interventions: removal against preservation, a mark per grid point and strategy
+  // (the mean over its replicas; the replicas faint).
+  json interventions() const {
+    static const char* const kStrategies[] = {"base", "concept", "coordinated"};
+    json means = json::array(), replicas = json::array();
+    for (const auto& point : report_["points"]) {
+      const auto& m = point["metrics"];
+      for (const char* s : kStrategies) {
+        const std::string removal = std::string("clamp_") + s + "_removal", kept = std::string("clamp_") + s + "_preservation";
+        if (!m.contains(removal) || !m.contains(kept)) continue;
+        means.push_back({{"params", point["label"]}, {"n", point["n"]}, {"strategy", s},
+                         {"removal", m[removal]["mean"]}, {"preservation", m[kept]["mean"]}});
+      }
+    }
+    if (means.empty()) return nullptr;
+    for (const auto& job : report_["jobs"]) {
+      if (job["status"] != "done") continue;
+      const auto& m = job["metrics"];
+      for (const char* s : kStrategies) {
+        const std::string removal = std::string("clamp_") + s + "_removal", kept = std::string("clamp_") + s + "_preservation";
+        if (!finite(m, removal) || !finite(m, kept)) continue;
+        replicas.push_back({{"params", job["point"]}, {"job", job["id"]}, {"strategy", s},
+                            {"removal", m[removal]}, {"preservation", m[kept]}});
+      }
+    }
+    json x = {{"field", "removal"}, {"type", "quantitative"}, {"title", "removal (share of the target's contribution)"}};
+    json y = {{"field", "preservation"}, {"type", "quantitative"}, {"title", "preservation (rest of the signal)"},
+              {"scale", {{"zero", false}}}};
+    json shape = {{"field", "strategy"}, {"type", "nominal"}, {"title", "clamped"}};
+    json spec = {{"width", 460},
+                 {"height", 320},
+                 {"layer",
+                  {{{"data", {{"values", replicas}}},
+                    {"mark", {{"type", "point"}, {"filled", true}, {"size", 40}, {"opacity", 0.25}}},
+                    {"encoding", {{"x", x}, {"y", y}, {"color", colour()}, {"shape", shape}}}},
+                   {{"data", {{"values", means}}},
+                    {"mark", {{"type", "point"}, {"filled", true}, {"size", 110}}},
+                    {"encoding",
+                     {{"x", x},
+                      {"y", y},
+                      {"color", colour()},
+                      {"shape", shape},
+                      {"tooltip", tooltip({"params", "n", "strategy", "removal", "preservation"})}}}}}}};
+    return {{"id", "plot-interventions"},
+            {"title", "Clamping interventions: removal against preservation"},
+            {"caption",
+             "Per grid point and strategy, the mean over its replicas (the replicas faint) of the clamping "
+             "interventions' scores, averaged over the target root features: the ideal is removal 1 at "
+             "preservation 1 (top right)."},
+            {"spec", spec}};
+  }
+
   // Decoder cosine against co-activation ratio at the end of training, one panel per grid point (its
   // first finished replica): the highest-cosine latent pairs and, with ground truth, the pairs
   // matched to true (parent, child) features, marked; tau and rho drawn.
@@ -293,6 +345,7 @@ json plot_specs(const json& report) {
     }
   }
   add(plots.coverage());
+  add(plots.interventions());
   add(plots.curves());
   return out;
 }

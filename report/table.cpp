@@ -112,6 +112,37 @@ ReportTable job_table(const json& report) {
   return table;
 }
 
+ReportTable intervention_table(const json& report) {
+  static const Column kClampColumns[] = {
+      {"clamp_base_removal", "base: removal", "%.3f", false},
+      {"clamp_base_preservation", "base: preservation", "%.4f", false},
+      {"clamp_concept_removal", "concept: removal", "%.3f", false},
+      {"clamp_concept_preservation", "concept: preservation", "%.4f", false},
+      {"clamp_coordinated_removal", "coordinated: removal", "%.3f", false},
+      {"clamp_coordinated_preservation", "coordinated: preservation", "%.4f", false},
+  };
+  ReportTable table;
+  table.name = "interventions";
+  table.title = "Clamping interventions";
+  table.headers = {"grid point", "replicas"};
+  for (const auto& col : kClampColumns) table.headers.push_back(col.header);
+  for (const auto& point : report["points"]) {
+    if (!point["metrics"].contains("clamp_coordinated_removal")) continue;
+    std::vector<TableCell> row = {text_cell(point["label"].get<std::string>()), number_cell(point["n"].dump(), point["n"])};
+    for (const auto& col : kClampColumns) row.push_back(summary_cell(point, col));
+    table.rows.push_back(std::move(row));
+    table.row_classes.push_back(point["baseline"].get<bool>() ? "done baseline" : "done");
+  }
+  table.notes =
+      "For each target root feature (the most frequent first), its knowledge is removed by zeroing latents: "
+      "base, those of its children; concept, its own (a Matryoshka SAE's concept level where it has one); "
+      "coordinated, both. Removal: the share of the subtree's true contribution that leaves the "
+      "reconstruction (1 = all of it). Preservation: explained variance of the rest of the signal relative "
+      "to no intervention (1 = untouched; the analogue of keeping MMLU at 0.99). Means over the targets, "
+      "then mean ± sd over replicas.";
+  return table;
+}
+
 ReportTable point_table(const json& report) {
   ReportTable table;
   table.name = "points";

@@ -1,7 +1,8 @@
 // The report's tables as cells. The job table: one row per job with its swept params, status,
 // attempts, key metrics with the difference to the baseline, training time, failure reason. The
 // grid-point table: one row per point with n and the mean, sd and paired difference (with its
-// 95% interval) of each key metric. report.md and report.html both render them.
+// 95% interval) of each key metric. The intervention table: per grid point, the clamping
+// strategies' removal and preservation. report.md and report.html render them all.
 #pragma once
 
 #include <optional>
@@ -32,5 +33,8 @@ struct ReportTable {
 ReportTable job_table(const nlohmann::json& report);
 // Empty (no rows) when no grid point has two or more replicas: the job table says it all.
 ReportTable point_table(const nlohmann::json& report);
+// The clamping interventions per grid point: each strategy's removal and preservation (mean ± sd
+// over replicas). Empty when no job has ground truth.
+ReportTable intervention_table(const nlohmann::json& report);
 
 }  // namespace sweep::launcher

@@ -9,9 +9,9 @@ BatchStatistics statistics_layout(const SaeConfig& cfg, const PairTracker& pairs
   BatchStatistics s;
   s.d_sae = cfg.d_sae;
   s.pairs = pairs.counts_numel();
-  s.residual = cfg.arch == Arch::TopK || cfg.arch == Arch::BatchTopK ? cfg.d_in : 0;
+  s.residual = cfg.arch == Arch::TopK || selects_over_batch(cfg.arch) ? cfg.d_in : 0;
   s.l0 = cfg.arch == Arch::JumpReLU ? 1 : 0;
-  s.kept = cfg.arch == Arch::BatchTopK ? 1 : 0;
+  s.kept = selects_over_batch(cfg.arch) ? 1 : 0;
   return s;
 }
 

@@ -12,6 +12,26 @@ torch::Tensor reconstruction_loss(const torch::Tensor& x, const torch::Tensor& x
   return batch.mean_share(kind == ReconLoss::MSE ? squared : squared.sqrt());
 }
 
+torch::Tensor matryoshka_reconstruction_loss(const Sae& sae, const Forward& fwd, const torch::Tensor& x,
+                                             ReconLoss kind, const BatchContext& batch) {
+  auto total = reconstruction_loss(x, fwd.x_hat, kind, batch);
+  const auto widths = matryoshka_prefixes(sae.config());
+  torch::Tensor partial = sae.b_dec.unsqueeze(0);  // dense: the prefixes' decodes, segment by segment
+  int64_t done = 0;
+  for (size_t m = 0; m + 1 < widths.size(); ++m) {
+    const int64_t width = widths[m];
+    if (fwd.sparse()) {
+      auto inside = (fwd.code.idx < width).to(fwd.code.vals.scalar_type());
+      partial = sparse_decode(sae.W_dec, {fwd.code.idx, fwd.code.vals * inside}) + sae.b_dec;
+    } else {
+      partial = partial + fwd.f.narrow(1, done, width - done).mm(sae.W_dec.narrow(0, done, width - done));
+      done = width;
+    }
+    total = total + reconstruction_loss(x, partial, kind, batch);
+  }
+  return total;
+}
+
 torch::Tensor l1_loss(const torch::Tensor& f, const BatchContext& batch) {
   return batch.mean_share(f.abs().sum(1));
 }

@@ -1,4 +1,4 @@
-// Loss terms of the SAE objective other than the absorption penalty: reconstruction,
+// Loss terms of the SAE objective other than the absorption penalty: reconstruction (Matryoshka's per prefix),
 // L1 sparsity (relu), the JumpReLU L0 target and the TopK auxiliary dead-latent loss.
 #pragma once
 
@@ -14,6 +14,12 @@ namespace sweep::sae {
 // mse: mean_b ||x - x_hat||^2 ; l2norm: mean_b ||x - x_hat||_2.
 torch::Tensor reconstruction_loss(const torch::Tensor& x, const torch::Tensor& x_hat,
                                   ReconLoss kind, const BatchContext& batch);
+
+// Matryoshka: the sum over its nested prefixes of the reconstruction loss from the prefix's latents
+// alone (b_dec + f[:, :w] W_dec[:w]), the whole dictionary's (fwd.x_hat) last. The step's latents
+// are chosen once, over the whole dictionary, and each prefix keeps those it holds.
+torch::Tensor matryoshka_reconstruction_loss(const Sae& sae, const Forward& fwd, const torch::Tensor& x,
+                                             ReconLoss kind, const BatchContext& batch);
 
 // mean_b ||f||_1 (unweighted); of a sparse step's code values, which hold the same.
 torch::Tensor l1_loss(const torch::Tensor& f, const BatchContext& batch);

@@ -4,10 +4,12 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace sweep::sae {
 
-enum class Arch { ReLU, TopK, JumpReLU, BatchTopK };
+// Matryoshka is BatchTopK with a reconstruction loss for each nested prefix of the latents.
+enum class Arch { ReLU, TopK, JumpReLU, BatchTopK, Matryoshka };
 enum class ReconLoss { MSE, L2Norm };
 enum class RatioKind { Lift, Conditional };
 // Which latent pairs the penalty tracks: every pair (d_sae x d_sae matrices, the reference), or
@@ -24,6 +26,8 @@ struct SaeConfig {
   // topk and batchtopk (batchtopk: k latents per row on average, k x B over a batch shard)
   int64_t k = 32;
   double threshold_rate = 0.01;  // batchtopk: EMA rate of the inference threshold
+  // matryoshka: the nested prefixes' widths, increasing (d_sae is the last, added when missing)
+  std::vector<int64_t> matryoshka_widths;
   int64_t k_aux = 0;  // 0: d_in / 2
   double aux_weight = 1.0 / 32.0;
   int64_t dead_after_tokens = 1000000;
@@ -55,5 +59,9 @@ struct AbsorptionConfig {
 };
 
 const char* arch_name(Arch arch);
+// BatchTopK and Matryoshka share the batch-wide selection, the inference threshold and the export.
+inline bool selects_over_batch(Arch arch) { return arch == Arch::BatchTopK || arch == Arch::Matryoshka; }
+// Matryoshka's prefix widths, ending with d_sae.
+std::vector<int64_t> matryoshka_prefixes(const SaeConfig& cfg);
 
 }  // namespace sweep::sae

@@ -1,4 +1,5 @@
-// SAE parameters, initialisation and forward pass for the relu, topk, jumprelu and batchtopk architectures,
+// SAE parameters, initialisation and forward pass for the relu, topk, jumprelu, batchtopk and matryoshka
+// architectures,
 // plus the decoder unit-norm constraint applied around each optimiser step.
 #include "sae/sae_model.h"
 
@@ -12,8 +13,15 @@ const char* arch_name(Arch arch) {
     case Arch::TopK: return "topk";
     case Arch::JumpReLU: return "jumprelu";
     case Arch::BatchTopK: return "batchtopk";
+    case Arch::Matryoshka: return "matryoshka";
   }
   return "?";
+}
+
+std::vector<int64_t> matryoshka_prefixes(const SaeConfig& cfg) {
+  auto widths = cfg.matryoshka_widths;
+  if (widths.empty() || widths.back() != cfg.d_sae) widths.push_back(cfg.d_sae);
+  return widths;
 }
 
 Sae::Sae(const SaeConfig& cfg, uint64_t seed) : cfg_(cfg) {
@@ -29,7 +37,7 @@ Sae::Sae(const SaeConfig& cfg, uint64_t seed) : cfg_(cfg) {
     log_threshold = register_parameter(
         "log_threshold", torch::full({cfg.d_sae}, std::log(cfg.init_threshold)));
   }
-  if (cfg.arch == Arch::BatchTopK) batch_threshold = register_buffer("batch_threshold", torch::zeros({1}));
+  if (selects_over_batch(cfg.arch)) batch_threshold = register_buffer("batch_threshold", torch::zeros({1}));
 }
 
 torch::Tensor Sae::threshold() const { return log_threshold.exp(); }
@@ -42,7 +50,8 @@ torch::Tensor Sae::activate(const torch::Tensor& pre) const {
       return torch::zeros_like(pre).scatter(1, std::get<1>(top), std::get<0>(top));
     }
     case Arch::JumpReLU: return jumprelu(pre, threshold(), cfg_.bandwidth);
-    case Arch::BatchTopK: {
+    case Arch::BatchTopK:
+    case Arch::Matryoshka: {
       auto f = torch::relu(pre);
       return f * (f > batch_threshold).to(f.scalar_type());
     }
@@ -85,7 +94,7 @@ Forward Sae::run(const torch::Tensor& x, bool training) const {
     out.f = torch::zeros_like(out.pre).scatter_(1, idx, values);
     chosen = {idx, values > 0};
   } else {
-    out.f = training && cfg_.arch == Arch::BatchTopK ? batch_topk(out.pre, cfg_.k) : activate(out.pre);
+    out.f = training && selects_over_batch(cfg_.arch) ? batch_topk(out.pre, cfg_.k) : activate(out.pre);
     const int64_t width = training ? sparse_width(out.f) : 0;
     if (width == 0) {
       out.x_hat = decode(out.f);

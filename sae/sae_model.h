@@ -1,7 +1,8 @@
 // The SAE module: parameters, encoder activation per architecture, and decoder.
 // f = act(W_enc^T-layout (x - b_dec) + b_enc), x_hat = f W_dec + b_dec (SAELens layout).
 // BatchTopK trains on the k x B largest activations of its batch shard and infers with a
-// threshold, an EMA of the smallest activation kept during training (as SAELens does).
+// threshold, an EMA of the smallest activation kept during training (as SAELens does). Matryoshka
+// is BatchTopK whose loss also reconstructs from each nested prefix of the latents (sae/losses.h).
 #pragma once
 
 #include <torch/torch.h>
@@ -44,7 +45,7 @@ class Sae : public torch::nn::Module {
   torch::Tensor b_enc;          // [d_sae]
   torch::Tensor b_dec;          // [d_in]
   torch::Tensor log_threshold;  // [d_sae], jumprelu only (undefined otherwise)
-  torch::Tensor batch_threshold;  // [1] buffer, batchtopk only: the inference threshold
+  torch::Tensor batch_threshold;  // [1] buffer, batchtopk and matryoshka only: the inference threshold
 
  private:
   torch::Tensor activate(const torch::Tensor& pre) const;

@@ -9,7 +9,8 @@ const char* saelens_architecture(Arch arch) {
     case Arch::ReLU: return "standard";
     case Arch::TopK: return "topk";
     case Arch::JumpReLU: return "jumprelu";
-    case Arch::BatchTopK: return "jumprelu";  // as SAELens saves it for inference: its threshold per latent
+    case Arch::BatchTopK:  // as SAELens saves both for inference: jumprelu with the threshold per latent
+    case Arch::Matryoshka: return "jumprelu";
   }
   return "standard";
 }
@@ -20,8 +21,11 @@ SaeLensExport export_saelens(const Sae& sae, const torch::Tensor& firing_frequen
   const auto& c = sae.config();
   auto cpu = [](const torch::Tensor& t) { return t.detach().to(torch::kCPU, torch::kFloat).contiguous(); };
   SaeLensExport out;
+  // sae_lens_version names the SAELens whose loader this layout follows (SAELens 6.18 loads these
+  // files); SAELens did not train them, so sae_lens_training_version is null, as SAELens's own
+  // loaders write for SAEs trained elsewhere. The worker adds the tool's own version.
   nlohmann::json metadata = {
-      {"sae_lens_version", "6.0.0"},       {"sae_lens_training_version", "6.0.0"},
+      {"sae_lens_version", kSaeLensFormatVersion}, {"sae_lens_training_version", nullptr},
       {"model_name", origin.model_name},   {"hook_name", origin.hook_name},
       {"hook_layer", origin.hook_layer},   {"hook_head_index", nullptr},
       {"context_size", origin.context_size}, {"prepend_bos", true},
@@ -45,6 +49,7 @@ SaeLensExport export_saelens(const Sae& sae, const torch::Tensor& firing_frequen
     out.cfg[key] = metadata[key];
   }
   out.cfg["finetuning_scaling_factor"] = false;
+  if (c.arch == Arch::Matryoshka) out.cfg["metadata"]["matryoshka_widths"] = matryoshka_prefixes(c);
   if (c.arch == Arch::TopK) {
     out.cfg["k"] = c.k;
     out.cfg["activation_fn_kwargs"] = {{"k", c.k}};
@@ -55,7 +60,7 @@ SaeLensExport export_saelens(const Sae& sae, const torch::Tensor& firing_frequen
   out.weights = {{"W_enc", cpu(sae.W_enc)}, {"W_dec", cpu(sae.W_dec)}, {"b_enc", cpu(sae.b_enc)},
                  {"b_dec", cpu(sae.b_dec)}};
   if (c.arch == Arch::JumpReLU) out.weights.emplace_back("threshold", cpu(sae.threshold()));
-  if (c.arch == Arch::BatchTopK) out.weights.emplace_back("threshold", cpu(sae.batch_threshold.expand({c.d_sae})));
+  if (selects_over_batch(c.arch)) out.weights.emplace_back("threshold", cpu(sae.batch_threshold.expand({c.d_sae})));
   out.sparsity = {{"sparsity", torch::log10(cpu(firing_frequency) + 1e-10)}};
   return out;
 }

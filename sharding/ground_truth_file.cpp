@@ -6,8 +6,28 @@
 
 namespace sweep::sharding {
 
-void write_synthetic_with_ground_truth(const std::filesystem::path& file, const SyntheticSource& source, int64_t n) {
+namespace {
+
+double mean_max_overlap(const torch::Tensor& directions) {
+  const int64_t n = directions.size(0), block = 1024;
+  if (n < 2) return 0.0;
+  double sum = 0;
+  for (int64_t first = 0; first < n; first += block) {
+    const int64_t rows = std::min(block, n - first);
+    auto cosines = directions.narrow(0, first, rows).mm(directions.t()).abs();
+    cosines.narrow(1, first, rows).fill_diagonal_(0);
+    sum += std::get<0>(cosines.max(1)).sum().item<double>();
+  }
+  return sum / static_cast<double>(n);
+}
+
+}  // namespace
+
+ExportSummary write_synthetic_with_ground_truth(const std::filesystem::path& file, const SyntheticSource& source,
+                                                int64_t n) {
   std::vector<torch::Tensor> activations, indices, values, row_counts;
+  ExportSummary summary;
+  summary.rows = n;
   const int64_t chunk = 8192;
   for (int64_t first = 0; first < n; first += chunk) {
     auto rows = source.rows(first, std::min(chunk, n - first));
@@ -16,8 +36,12 @@ void write_synthetic_with_ground_truth(const std::filesystem::path& file, const 
     indices.push_back(active.nonzero().select(1, 1));  // row-major: row by row
     values.push_back(rows.feature_acts.masked_select(active));
     row_counts.push_back(active.sum(1));
+    summary.zero_rows += (rows.activations != 0).any(1).logical_not().sum().item<int64_t>();
+    summary.featureless_rows += (row_counts.back() == 0).sum().item<int64_t>();
   }
   auto indptr = torch::cat({torch::zeros({1}, torch::kLong), torch::cat(row_counts).cumsum(0)});
+  summary.mean_l0 = static_cast<double>(indptr[-1].item<int64_t>()) / static_cast<double>(n);
+  summary.mean_max_overlap = mean_max_overlap(source.directions());
   write_safetensors(file,
                     {{"activations", torch::cat(activations)},
                      {"directions", source.directions()},
@@ -26,6 +50,7 @@ void write_synthetic_with_ground_truth(const std::filesystem::path& file, const 
                      {"feature_acts_indices", torch::cat(indices).to(torch::kLong)},
                      {"feature_acts_values", torch::cat(values).to(torch::kFloat)}},
                     {{"format", "sweep synthetic data"}, {"rows", "0.." + std::to_string(n)}});
+  return summary;
 }
 
 GroundTruthFile::GroundTruthFile(const std::filesystem::path& file, int64_t rows, int64_t d_in) {

@@ -15,9 +15,21 @@
 
 namespace sweep::sharding {
 
+// What `sweep data export` says of the rows it wrote: how much superposition and how dense.
+struct ExportSummary {
+  int64_t rows = 0;
+  int64_t zero_rows = 0;         // activation rows that are exactly zero
+  int64_t featureless_rows = 0;  // rows with no true feature active (noise alone)
+  double mean_l0 = 0;            // true features active per row
+  // Mean over features of the largest |cosine| with another feature's direction (SynthSAEBench's
+  // mean-max overlap).
+  double mean_max_overlap = 0;
+};
+
 // Writes rows [0, rows) of a synthetic source with their ground truth in that layout, the
 // activations under "activations" (`sweep data export`).
-void write_synthetic_with_ground_truth(const std::filesystem::path& file, const SyntheticSource& source, int64_t rows);
+ExportSummary write_synthetic_with_ground_truth(const std::filesystem::path& file, const SyntheticSource& source,
+                                                int64_t rows);
 
 class GroundTruthFile {
  public:

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "sharding/counter_rng.h"
+#include "sharding/spread_directions.h"
 
 namespace sweep::sharding {
 namespace {
@@ -42,7 +43,8 @@ SyntheticSource::SyntheticSource(const SyntheticConfig& cfg) : cfg_(cfg) {
   auto dirs = torch::empty({n_features(), cfg.d_in}, torch::kFloat);
   auto* d = dirs.data_ptr<float>();
   for (int64_t i = 0; i < dirs.numel(); ++i) d[i] = static_cast<float>(rng.normal());
-  dirs = dirs / dirs.norm(2, 1, true);
+  dirs = (dirs / dirs.norm(2, 1, true)).contiguous();
+  spread_directions(dirs.data_ptr<float>(), n_features(), cfg.d_in, cfg.orthogonalize_steps);
   // Children lean towards their parent: exactly child_cosine with it (parents are built first).
   double c = cfg.child_cosine;
   for (int64_t i = 0; i < n_features(); ++i) {
@@ -52,6 +54,14 @@ SyntheticSource::SyntheticSource(const SyntheticConfig& cfg) : cfg_(cfg) {
     dirs[i].copy_(c * parent + std::sqrt(1.0 - c * c) * orthogonal / orthogonal.norm());
   }
   directions_ = dirs.contiguous();
+  // Unit loadings of the roots on the shared factors of the correlated firing.
+  const int64_t rank = cfg.correlation_rank;
+  for (int64_t r = 0; r < cfg.n_roots * rank; ++r) loadings_.push_back(rng.normal());
+  for (int64_t r = 0; r < cfg.n_roots && rank > 0; ++r) {
+    double norm = 0;
+    for (int64_t q = 0; q < rank; ++q) norm += loadings_[r * rank + q] * loadings_[r * rank + q];
+    for (int64_t q = 0; q < rank; ++q) loadings_[r * rank + q] /= std::sqrt(norm);
+  }
 }
 
 std::vector<double> SyntheticSource::firing_probability() const {
@@ -73,8 +83,21 @@ void SyntheticSource::sample_row(int64_t row, float* acts) const {
   CounterRng rng(cfg_.seed, kRowStream, static_cast<uint64_t>(row));
   auto magnitude = [&] { return static_cast<float>(std::abs(cfg_.magnitude_mean + cfg_.magnitude_std * rng.normal())); };
   std::vector<int64_t> firing;
-  for (int64_t r : roots_) {
-    if (rng.uniform() < root_prob_[r]) firing.push_back(r);
+  const int64_t rank = cfg_.correlation_rank;
+  if (rank == 0) {
+    for (int64_t r : roots_) {
+      if (rng.uniform() < root_prob_[r]) firing.push_back(r);
+    }
+  } else {
+    std::vector<double> shared(static_cast<size_t>(rank));
+    for (double& g : shared) g = rng.normal();
+    const double c = cfg_.correlation_strength;
+    for (int64_t r : roots_) {
+      double common = 0;
+      for (int64_t q = 0; q < rank; ++q) common += loadings_[r * rank + q] * shared[q];
+      const double z = std::sqrt(c) * common + std::sqrt(1.0 - c) * rng.normal();
+      if (0.5 * std::erfc(-z / std::sqrt(2.0)) < root_prob_[r]) firing.push_back(r);
+    }
   }
   // Walk down from every firing feature; firing grows as children fire.
   for (size_t i = 0; i < firing.size(); ++i) {

@@ -182,6 +182,13 @@ TEST(PairTracker, OnATrainingRunNoPairAboveTauIsMissedAndOnlyShortHistoriesDiffe
   cfg.absorption.refresh_every = 1000000;
   cfg.absorption.ema_decay = 0.9;  // 50 updates make a long history, well inside the run
   cfg.data.eval_tokens = 0;
+  // The earlier default data (64 random directions in d_in 64, no noise), whose latents come close
+  // enough for many pairs to pass tau within 400 steps; the spread-out default has almost none.
+  cfg.data.synthetic.n_roots = 16;
+  cfg.data.synthetic.branching = 3;
+  cfg.data.synthetic.p_max = 0.25;
+  cfg.data.synthetic.noise_std = 0.0;
+  cfg.data.synthetic.orthogonalize_steps = 0;
   auto agreement = sweep::test::lockstep_pair_agreement(cfg, 400);
   EXPECT_EQ(agreement.steps, 400);
   EXPECT_EQ(agreement.missed_steps, 0);

@@ -367,6 +367,48 @@ TEST_F(Config, TopkKLargerThanDSae) {
       {"bad.toml:4:", "sae.k = 32", "larger than sae.d_sae = 16", "choose k <= d_sae"});
 }
 
+TEST_F(Config, MatryoshkaWidthsAreCheckedAgainstTheSae) {
+  expect_plan_error("[sae]\narch = \"matryoshka\"\nd_sae = 64\n",
+                    {"sae.matryoshka_widths = []", "needs the nested prefixes' widths", "for example [8]"});
+  expect_plan_error("[sae]\narch = \"matryoshka\"\nd_sae = 64\nmatryoshka_widths = [16, 128]\n",
+                    {"bad.toml:4:", "a width beyond sae.d_sae = 64"});
+  expect_plan_error("[sae]\narch = \"matryoshka\"\nd_sae = 64\nk = 8\nmatryoshka_widths = [4]\n",
+                    {"bad.toml:5:", "narrower than sae.k = 8"});
+  expect_load_error("[sae]\nmatryoshka_widths = [16, 8]\n", {"bad.toml:2:", "widths must increase strictly (16 then 8)"});
+  expect_load_error("[sae]\nmatryoshka_widths = [16, \"a\"]\n", {"bad.toml:2:", "expected a list of integers"});
+  auto jobs = plan("[sae]\narch = \"matryoshka\"\nd_sae = 64\nk = 8\nmatryoshka_widths = [8, 32]\n");
+  EXPECT_EQ(jobs.size(), 2u);
+}
+
+TEST_F(Config, SpreadingTooManyDirectionsIsRefused) {
+  expect_plan_error("[data]\nn_roots = 20000\n",
+                    {"(default of data.orthogonalize_steps)", "data.orthogonalize_steps = 50", "spreading 100000 feature",
+                     "lower it (0 keeps random directions"});
+  EXPECT_EQ(plan("[data]\nn_roots = 20000\northogonalize_steps = 0\n").size(), 2u);
+}
+
+TEST_F(Config, CorrelationStrengthNeedsSharedFactors) {
+  expect_plan_error("[data]\ncorrelation_strength = 0.5\n",
+                    {"bad.toml:2:", "data.correlation_strength = 0.5", "needs data.correlation_rank >= 1"});
+}
+
+// Every shipped sweep file is read and planned without error (file sweeps too: planning does not
+// open their data).
+TEST(ShippedSweeps, EveryFileLoadsAndPlans) {
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(fs::path(SWEEP_SOURCE_DIR) / "sweeps")) {
+    if (entry.path().extension() != ".toml") continue;
+    SCOPED_TRACE(entry.path().filename().string());
+    ++files;
+    try {
+      EXPECT_FALSE(expand_grid(load_sweep(entry.path(), {})).empty());
+    } catch (const ConfigError& e) {
+      ADD_FAILURE() << e.what();
+    }
+  }
+  EXPECT_GE(files, 6);
+}
+
 TEST_F(Config, KLargerThanDSaeIsFineForRelu) {
   auto jobs = plan("[sae]\narch = \"relu\"\nd_sae = 16\nk = 32\n");
   EXPECT_EQ(jobs.size(), 2u);
@@ -806,7 +848,7 @@ TEST_F(Config, ImpossibleSizesAreRefusedUpFrontNamingTheLargestPart) {
       {"data.depth=60", "data.n_roots, data.branching, data.depth"},
   };
   for (const auto& [setting, part] : cases) {
-    auto job = plan("", {setting}).front();
+    auto job = plan("", {setting, "data.orthogonalize_steps=0"}).front();
     const int64_t d_in = job.resolved["data.d_in"];
     expect_config_error([&] { check_memory(job, d_in, 1, memory, "sweep.toml"); }, {"sweep.toml: job " + job.id, "needs about", part});
   }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "sae/ground_truth.h"
+#include "sae/interventions.h"
 #include "sae/metrics.h"
 #include "sharding/data_error.h"
 #include "sharding/dataset.h"
@@ -78,6 +79,8 @@ TEST(GroundTruthMetrics, TrueFeatureSaeScoresPerfectly) {
   sweep::sharding::SyntheticConfig cfg;
   cfg.d_in = 1024;  // near-orthogonal directions (crosstalk std ~0.03)
   cfg.child_cosine = 0.0;
+  cfg.orthogonalize_steps = 0;
+  cfg.noise_std = 0.0;
   sweep::sharding::SyntheticSource source(cfg);
   auto dirs = source.directions();
   // Latents = true directions (shuffled) plus spare ones; the encoder reads each direction out,
@@ -95,6 +98,52 @@ TEST(GroundTruthMetrics, TrueFeatureSaeScoresPerfectly) {
   EXPECT_GT(r["gt_f1"], 0.99);
   EXPECT_LT(r["gt_absorption"], 0.01);
   EXPECT_GT(r["gt_absorption_parents"], 0);
+}
+
+// An SAE whose latents are exactly the true features (f = the true activations, W_dec = the
+// directions): clamping both levels removes all of a target's subtree and leaves the rest whole;
+// the base and concept levels remove complementary shares.
+TEST(ClampingInterventions, TrueFeatureSaeRemovesEverythingAndKeepsTheRest) {
+  sweep::sharding::SyntheticConfig cfg;
+  cfg.d_in = 32;
+  cfg.n_roots = 6;
+  cfg.noise_std = 0.0;
+  sweep::sharding::SyntheticSource source(cfg);
+  const GroundTruth truth{source.directions(), source.parents()};
+  std::vector<int64_t> identity(static_cast<size_t>(source.n_features()));
+  for (size_t i = 0; i < identity.size(); ++i) identity[i] = static_cast<int64_t>(i);
+  EXPECT_EQ(latents_for_features(truth, identity, source.directions(), 0), identity) << "no levels: the matching";
+  ClampingInterventions clamp(truth, identity, source.directions(), 4);
+  EXPECT_EQ(clamp.targets(), 4);
+  auto rows = source.rows(0, 5000);
+  clamp.add(rows.activations, rows.activations, rows.feature_acts, rows.feature_acts);
+  auto r = clamp.result();
+  EXPECT_EQ(r["clamp_targets"], 4);
+  EXPECT_NEAR(r["clamp_coordinated_removal"], 1.0, 1e-5);
+  EXPECT_NEAR(r["clamp_coordinated_preservation"], 1.0, 1e-5);
+  EXPECT_NEAR(r["clamp_base_removal"] + r["clamp_concept_removal"], 1.0, 1e-5);
+  EXPECT_GT(r["clamp_base_removal"], 0.05);
+  EXPECT_GT(r["clamp_concept_removal"], 0.05);
+  // Clamping nothing of the target removes nothing and damages nothing: a latent that never fires.
+  auto silent = torch::cat({rows.feature_acts, torch::zeros({5000, 1})}, 1);
+  auto W_dec = torch::cat({source.directions(), torch::randn({1, 32})});
+  std::vector<int64_t> to_silent(identity.size(), source.n_features());
+  ClampingInterventions nothing(truth, to_silent, W_dec, 4);
+  nothing.add(rows.activations, rows.activations, silent, rows.feature_acts);
+  EXPECT_NEAR(nothing.result()["clamp_coordinated_removal"], 0.0, 1e-9);
+  EXPECT_NEAR(nothing.result()["clamp_coordinated_preservation"], 1.0, 1e-9);
+}
+
+// A two-level SAE clamps at its levels: a root's latent is its best-aligned concept latent (the
+// first concept_width), any other feature's its best-aligned base latent, whatever the matching.
+TEST(ClampingInterventions, TwoLevelSaesUseTheirLevels) {
+  auto dirs = torch::eye(4).narrow(0, 0, 3);  // features: root 0 with children 1 and 2
+  const GroundTruth truth{dirs, {-1, 0, 0}};
+  // Latents 0-1 are the concept level; latent 3 copies the root, latent 2 child 1, latent 4 child 2.
+  auto W_dec = torch::stack({dirs[1], dirs[0] * 0.9 + dirs[1] * 0.1, dirs[1], dirs[0], dirs[2]});
+  W_dec = W_dec / W_dec.norm(2, 1, true);
+  EXPECT_EQ(latents_for_features(truth, {3, 2, 4}, W_dec, 2), (std::vector<int64_t>{1, 2, 4}));
+  EXPECT_EQ(latents_for_features(truth, {3, 2, 4}, W_dec, 0), (std::vector<int64_t>{3, 2, 4}));
 }
 
 TEST(GroundTruthMetrics, AbsorbedParentLatentIsMeasured) {

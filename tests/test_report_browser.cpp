@@ -78,9 +78,13 @@ void expect_renders_offline(const json& seen, const json& report) {
     swept += key != "absorption.enabled" && std::find(replicas.begin(), replicas.end(), key) == replicas.end();
   }
   int done = report["counts"]["done"];
-  bool coverage = false;
-  for (const auto& job : report["jobs"]) coverage = coverage || job.contains("absorption_coverage");
-  ASSERT_EQ(seen["plots"].size(), static_cast<size_t>(2 + coverage + metrics_present * swept)) << seen["plots"].dump(1);
+  bool coverage = false, interventions = false;
+  for (const auto& job : report["jobs"]) {
+    coverage = coverage || job.contains("absorption_coverage");
+    interventions = interventions || job["metrics"].contains("clamp_coordinated_removal");
+  }
+  ASSERT_EQ(seen["plots"].size(), static_cast<size_t>(2 + coverage + interventions + metrics_present * swept))
+      << seen["plots"].dump(1);
   EXPECT_EQ(seen["specIds"].size(), seen["plots"].size());
   for (const auto& plot : seen["plots"]) {
     const std::string id = plot["id"];
@@ -93,6 +97,8 @@ void expect_renders_offline(const json& seen, const json& report) {
     } else if (id == "plot-coverage") {
       EXPECT_GE(marks.value("mark-symbol", 0), 10) << "the highest-cosine pairs of each grid point";
       EXPECT_GE(marks.value("mark-rule", 0), 2) << "tau and rho";
+    } else if (id == "plot-interventions") {
+      EXPECT_GE(marks.value("mark-symbol", 0), 6) << "faint replicas and means for three strategies";
     } else if (id == "plot-curves") {
       EXPECT_GE(marks.value("mark-line", 0), 3 * done) << "a line per job in each panel";
     } else {

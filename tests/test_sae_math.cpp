@@ -43,12 +43,13 @@ BatchContext whole_batch() {
 
 double value(const torch::Tensor& t) { return t.item<double>(); }
 
-Sae batchtopk_sae(int64_t d_in, int64_t d_sae, int64_t k, uint64_t seed) {
+Sae batchtopk_sae(int64_t d_in, int64_t d_sae, int64_t k, uint64_t seed, std::vector<int64_t> matryoshka_widths = {}) {
   SaeConfig cfg;
-  cfg.arch = Arch::BatchTopK;
+  cfg.arch = matryoshka_widths.empty() ? Arch::BatchTopK : Arch::Matryoshka;
   cfg.d_in = d_in;
   cfg.d_sae = d_sae;
   cfg.k = k;
+  cfg.matryoshka_widths = std::move(matryoshka_widths);
   return Sae(cfg, seed);
 }
 
@@ -106,27 +107,37 @@ TEST(SaeForward, BatchTopKKeepsTheLargestOfTheBatchAndInfersWithItsThreshold) {
   EXPECT_GE(f.masked_select(f > 0).min().item<double>(), pre.masked_select(f == 0).max().item<double>());
 }
 
-// BatchTopK is saved as SAELens saves it for inference: a jumprelu with its threshold per latent,
-// whose jumprelu forward (relu(pre) where pre > threshold) is the tool's own inference.
-TEST(SaeLensExport, BatchTopKIsSavedAsAJumpReluThatInfersAlike) {
-  Sae sae = batchtopk_sae(6, 20, 4, 3);
-  {
+// BatchTopK and Matryoshka are saved as SAELens saves them for inference: a jumprelu with the
+// threshold per latent, whose jumprelu forward (relu(pre) where pre > threshold) is the tool's own
+// inference; Matryoshka's widths, d_sae last, are in the metadata.
+TEST(SaeLensExport, BatchTopKAndMatryoshkaAreSavedAsJumpRelusThatInferAlike) {
+  for (std::vector<int64_t> widths : {std::vector<int64_t>{}, std::vector<int64_t>{5, 12}}) {
+    Sae sae = batchtopk_sae(6, 20, 4, 3, widths);
+    SCOPED_TRACE(arch_name(sae.config().arch));
+    {
+      torch::NoGradGuard no_grad;
+      sae.batch_threshold.fill_(0.3);
+      sae.b_enc.copy_(torch::randn({20}) * 0.2);
+    }
+    auto exported = export_saelens(sae, torch::full({20}, 0.1), ActivationOrigin{});
+    EXPECT_EQ(exported.cfg["architecture"], "jumprelu");
+    std::map<std::string, torch::Tensor> w(exported.weights.begin(), exported.weights.end());
+    ASSERT_TRUE(w.count("threshold"));
+    EXPECT_EQ(w["threshold"].sizes(), torch::IntArrayRef({20}));
+    EXPECT_TRUE(torch::allclose(w["threshold"], torch::full({20}, 0.3)));
+    auto x = torch::randn({10, 6});
+    auto pre = torch::addmm(w["b_enc"], x - w["b_dec"], w["W_enc"]);
+    auto f = pre * (pre > w["threshold"]).to(torch::kFloat);  // SAELens's JumpReLU inference
     torch::NoGradGuard no_grad;
-    sae.batch_threshold.fill_(0.3);
-    sae.b_enc.copy_(torch::randn({20}) * 0.2);
+    EXPECT_TRUE(torch::allclose(f, sae.forward(x).f));
+    EXPECT_TRUE(torch::allclose(torch::addmm(w["b_dec"], f, w["W_dec"]), sae.forward(x).x_hat, 1e-5, 1e-6));
+    if (widths.empty()) {
+      EXPECT_FALSE(exported.cfg["metadata"].contains("matryoshka_widths"));
+    } else {
+      EXPECT_EQ(exported.cfg["metadata"]["matryoshka_widths"], nlohmann::json::array({5, 12, 20}));
+    }
+    EXPECT_TRUE(exported.cfg["metadata"]["sae_lens_training_version"].is_null()) << "SAELens did not train it";
   }
-  auto exported = export_saelens(sae, torch::full({20}, 0.1), ActivationOrigin{});
-  EXPECT_EQ(exported.cfg["architecture"], "jumprelu");
-  std::map<std::string, torch::Tensor> w(exported.weights.begin(), exported.weights.end());
-  ASSERT_TRUE(w.count("threshold"));
-  EXPECT_EQ(w["threshold"].sizes(), torch::IntArrayRef({20}));
-  EXPECT_TRUE(torch::allclose(w["threshold"], torch::full({20}, 0.3)));
-  auto x = torch::randn({10, 6});
-  auto pre = torch::addmm(w["b_enc"], x - w["b_dec"], w["W_enc"]);
-  auto f = pre * (pre > w["threshold"]).to(torch::kFloat);  // SAELens's JumpReLU inference
-  torch::NoGradGuard no_grad;
-  EXPECT_TRUE(torch::allclose(f, sae.forward(x).f));
-  EXPECT_TRUE(torch::allclose(torch::addmm(w["b_dec"], f, w["W_dec"]), sae.forward(x).x_hat, 1e-5, 1e-6));
 }
 
 TEST(JumpRelu, StraightThroughGradients) {
@@ -155,6 +166,27 @@ TEST(Losses, ReconstructionAndL1) {
   EXPECT_NEAR(value(reconstruction_loss(x_batch(), out.x_hat, ReconLoss::MSE, whole_batch())), (0.25 + 0.04) / 2, 1e-6);
   EXPECT_NEAR(value(reconstruction_loss(x_batch(), out.x_hat, ReconLoss::L2Norm, whole_batch())), (0.5 + 0.2) / 2, 1e-6);
   EXPECT_NEAR(value(l1_loss(out.f, whole_batch())), (2.5 + 0.0) / 2, 1e-6);
+}
+
+// Matryoshka's reconstruction term: each prefix [0, w) reconstructs from its own latents of the
+// step's batch-wide selection, and the terms add up, the whole dictionary's last.
+TEST(Losses, MatryoshkaSumsTheReconstructionOfEveryPrefix) {
+  Sae sae = batchtopk_sae(6, 20, 4, 5, {5, 12});
+  torch::manual_seed(3);
+  auto x = torch::randn({10, 6});
+  auto fwd = sae.forward_train(x);
+  torch::NoGradGuard no_grad;
+  double expected = 0;
+  for (int64_t w : {5, 12, 20}) {
+    auto x_hat = sae.b_dec + fwd.f.narrow(1, 0, w).mm(sae.W_dec.narrow(0, 0, w));
+    expected += (x - x_hat).pow(2).sum(1).mean().item<double>();
+  }
+  BatchContext ten_rows;
+  ten_rows.global_rows = 10;
+  const double got = value(matryoshka_reconstruction_loss(sae, fwd, x, ReconLoss::MSE, ten_rows));
+  EXPECT_NEAR(got, expected, 1e-5 * expected);
+  EXPECT_GT(got, value(reconstruction_loss(x, fwd.x_hat, ReconLoss::MSE, ten_rows)) + 1.0)
+      << "the inner prefixes' terms add to the whole dictionary's";
 }
 
 TEST(Losses, ShardSharesAverageToTheGlobalLoss) {

@@ -1,4 +1,4 @@
-// The sparse training step against the dense one: for relu, topk and batchtopk (with the penalty
+// The sparse training step against the dense one: for relu, topk, batchtopk and matryoshka (with the penalty
 // and, for the TopK family, dead latents in the auxiliary loss), the same loss terms, gradients
 // and weights within float rounding after several steps; auto picks sparse only for sparse codes.
 #include <gtest/gtest.h>
@@ -19,6 +19,7 @@ worker::JobConfig job(sae::Arch arch, sae::StepMode step) {
   cfg.sae.d_in = 64;
   cfg.sae.d_sae = 128;
   cfg.sae.k = 4;
+  cfg.sae.matryoshka_widths = {16, 48};  // matryoshka only
   cfg.sae.dead_after_tokens = 256;  // dead latents after one batch without firing: the aux loss works
   cfg.sae.step = step;
   cfg.train.batch_size = 256;
@@ -57,7 +58,7 @@ double relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
 }  // namespace
 
 TEST(SparseStep, GivesTheDenseLossesGradientsAndWeightsForEachArchitecture) {
-  for (auto arch : {sae::Arch::ReLU, sae::Arch::TopK, sae::Arch::BatchTopK}) {
+  for (auto arch : {sae::Arch::ReLU, sae::Arch::TopK, sae::Arch::BatchTopK, sae::Arch::Matryoshka}) {
     auto dense = train(job(arch, sae::StepMode::Dense), 8), sparse = train(job(arch, sae::StepMode::Sparse), 8);
     const auto name = sae::arch_name(arch);
     for (size_t s = 0; s < dense.losses.size(); ++s) {
@@ -73,8 +74,10 @@ TEST(SparseStep, GivesTheDenseLossesGradientsAndWeightsForEachArchitecture) {
 }
 
 TEST(SparseStep, TheAuxiliaryLossOfDeadLatentsIsTheSameSparse) {
-  // After one batch without firing most of the 128 latents are dead at k = 4: the aux term counts.
+  // A batch of 256 rows at k = 4 fires at most 1024 latent slots: of 2048 latents, at least half
+  // are dead after one batch without firing, and the aux term counts.
   auto cfg = job(sae::Arch::TopK, sae::StepMode::Dense);
+  cfg.sae.d_sae = 2048;
   auto data = sharding::open_dataset(cfg.data);
   worker::LocalCommunicator comm;
   std::vector<double> aux;

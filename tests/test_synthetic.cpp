@@ -1,5 +1,6 @@
 // The synthetic source: firing rates, hierarchy (no child without its parent, exclusive
-// siblings), determinism by row index, directions, and the per-rank training shards.
+// siblings), correlated roots, determinism by row index, directions, the default data's
+// superposition and density, and the per-rank training shards.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,9 +17,26 @@ SyntheticConfig small_config() {
   cfg.n_roots = 6;
   cfg.branching = 2;
   cfg.depth = 3;
+  cfg.p_max = 0.25;
   cfg.child_cosine = 0.4;
+  cfg.noise_std = 0.0;
   cfg.seed = 11;
   return cfg;
+}
+
+// Mean |phi coefficient| of the roots' firing indicators over every pair of roots.
+double mean_root_correlation(const SyntheticSource& source, const torch::Tensor& active) {
+  std::vector<int64_t> roots;
+  for (int64_t i = 0; i < source.n_features(); ++i) {
+    if (source.parents()[i] < 0) roots.push_back(i);
+  }
+  auto a = active.index_select(1, torch::tensor(roots)).to(torch::kDouble);
+  auto centred = a - a.mean(0);
+  auto cov = centred.t().mm(centred) / static_cast<double>(a.size(0));
+  auto sd = cov.diagonal().sqrt();
+  auto corr = cov / sd.unsqueeze(0) / sd.unsqueeze(1);
+  const auto n = static_cast<double>(roots.size());
+  return (corr.abs().sum().item<double>() - n) / (n * (n - 1));
 }
 }  // namespace
 
@@ -66,6 +84,38 @@ TEST(Synthetic, ChildNeverFiresWithoutItsParentAndSiblingsExclude) {
     if (p >= 0) children_active.select(1, p).add_(active.select(1, c).to(torch::kLong));
   }
   EXPECT_LE(children_active.max().item<int64_t>(), 1);
+}
+
+TEST(Synthetic, CorrelatedRootsKeepTheirFiringRates) {
+  auto cfg = small_config();
+  cfg.n_roots = 12;
+  const int64_t n = 100000;
+  SyntheticSource independent(cfg);
+  const double baseline = mean_root_correlation(independent, independent.rows(0, n).feature_acts > 0);
+  cfg.correlation_rank = 2;
+  cfg.correlation_strength = 0.8;
+  SyntheticSource correlated(cfg);
+  auto active = correlated.rows(0, n).feature_acts > 0;
+  auto rates = active.to(torch::kDouble).mean(0);
+  auto expected = correlated.firing_probability();
+  for (int64_t i = 0; i < correlated.n_features(); ++i) {
+    double sigma = std::sqrt(expected[i] * (1 - expected[i]) / n);
+    // Correlated rows are fewer independent samples: a wider band than the independent test's.
+    EXPECT_NEAR(rates[i].item<double>(), expected[i], 8 * sigma + 1e-4) << "feature " << i;
+  }
+  const double with_factors = mean_root_correlation(correlated, active);
+  EXPECT_LT(baseline, 0.01) << "independent roots";
+  EXPECT_GT(with_factors, 10 * baseline) << "roots loading on shared factors fire together (or apart)";
+}
+
+TEST(Synthetic, TheDefaultDataHasSuperpositionAndAlmostNoZeroRows) {
+  SyntheticSource source{SyntheticConfig{}};
+  EXPECT_GE(source.n_features(), 4 * source.d_in()) << "several times more features than dimensions";
+  auto rows = source.rows(0, 20000);
+  const double zero_rows = (rows.activations != 0).any(1).logical_not().to(torch::kDouble).mean().item<double>();
+  const double featureless = (rows.feature_acts > 0).any(1).logical_not().to(torch::kDouble).mean().item<double>();
+  EXPECT_LT(zero_rows, 0.01);
+  EXPECT_LT(featureless, 0.05) << "most rows hold a feature, not noise alone";
 }
 
 TEST(Synthetic, RowsAreAFunctionOfTheirIndex) {

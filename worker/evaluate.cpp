@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "sae/ground_truth.h"
+#include "sae/interventions.h"
 #include "sae/metrics.h"
 #include "worker/group_failure.h"
 #include "worker/step_agreement.h"
@@ -20,9 +21,17 @@ std::optional<Evaluation> evaluate(const sae::Sae& sae, const sharding::Dataset&
   const auto& cfg = sae.config();
   sae::ReconstructionMetrics recon(cfg.d_in, cfg.d_sae);
   std::optional<sae::GroundTruthMetrics> truth;
+  std::optional<sae::ClampingInterventions> interventions;
   std::vector<std::pair<int64_t, int64_t>> matched_pairs;  // (parent latent, child latent)
   if (const auto* features = data.true_features()) {
-    truth.emplace(sae::GroundTruth{features->directions, features->parents}, sae.W_dec);
+    const sae::GroundTruth ground_truth{features->directions, features->parents};
+    truth.emplace(ground_truth, sae.W_dec);
+    // A two-level SAE clamps at its levels: Matryoshka's first prefix is the concept level.
+    const auto prefixes = sae::matryoshka_prefixes(cfg);
+    const int64_t concept_width = cfg.arch == sae::Arch::Matryoshka ? prefixes.front() : 0;
+    interventions.emplace(ground_truth,
+                          sae::latents_for_features(ground_truth, truth->matched_latent(), sae.W_dec, concept_width),
+                          sae.W_dec, kInterventionTargets);
     const auto& latent = truth->matched_latent();
     const auto& parents = features->parents;
     for (size_t child = 0; child < parents.size(); ++child) {
@@ -43,6 +52,7 @@ std::optional<Evaluation> evaluate(const sae::Sae& sae, const sharding::Dataset&
     auto fwd = sae.forward(rows.activations.to(device));
     recon.add(rows.activations, fwd);
     if (truth) truth->add(rows.feature_acts, fwd.f);
+    if (interventions) interventions->add(rows.activations, fwd.x_hat, fwd.f, rows.feature_acts);
     coverage.add(fwd.f);
   }
   comm.all_reduce_sum(recon.sums());
@@ -54,6 +64,8 @@ std::optional<Evaluation> evaluate(const sae::Sae& sae, const sharding::Dataset&
   if (truth) {
     comm.all_reduce_sum(truth->sums());
     for (const auto& [name, value] : truth->result()) out.metrics[name] = value;
+    comm.all_reduce_sum(interventions->sums());
+    for (const auto& [name, value] : interventions->result()) out.metrics[name] = value;
     // The share of matched pairs in the flagged region (NaN without any matched pair).
     double in_region = 0;
     for (const auto& pair : out.coverage) in_region += pair.matched && pair.in_region;

@@ -1,6 +1,6 @@
 // Held-out evaluation of a trained SAE: reconstruction metrics, where the absorbing pairs lie
-// against the penalty's thresholds, and on synthetic data the metrics against the ground-truth
-// features. Each rank scores a slice; sums are all-reduced.
+// against the penalty's thresholds, and with ground truth the metrics against the true features
+// and the clamping interventions. Each rank scores a slice; sums are all-reduced.
 #pragma once
 
 #include <functional>
@@ -26,6 +26,8 @@ struct Evaluation {
 
 // How many of the highest-cosine latent pairs the coverage measures beside the matched ones.
 constexpr int64_t kCoverageTopPairs = 200;
+// How many root features (the most frequent first) the clamping interventions target.
+constexpr int64_t kInterventionTargets = 32;
 
 // Collective. nullopt when the group was asked to stop (checked before every chunk, so a stop
 // never waits for a long evaluation).

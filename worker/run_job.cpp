@@ -10,6 +10,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include "common/version.h"
 #include "worker/checkpoint.h"
 #include "worker/evaluate.h"
 #include "worker/group_failure.h"
@@ -199,7 +200,11 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
   check_not_collapsed(eval, train);
   nlohmann::json metrics(eval.metrics);
   metrics.update(activity.summary());
-  if (leader) write_saelens(job_dir / "sae", sae::export_saelens(trainer.model(), eval.firing_frequency, cfg.origin));
+  if (leader) {
+    auto exported = sae::export_saelens(trainer.model(), eval.firing_frequency, cfg.origin);
+    exported.cfg["metadata"]["sweep_version"] = sweep_version();
+    write_saelens(job_dir / "sae", exported);
+  }
 
   double tokens = static_cast<double>(train.steps * train.batch_size);
   nlohmann::json result = base_result(cfg);

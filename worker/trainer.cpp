@@ -70,7 +70,7 @@ torch::Tensor Trainer::forward_backward(const torch::Tensor& x, StepCollectives&
   const auto rows = static_cast<double>(cfg_.train.batch_size);
   auto fwd = model.forward_train(x);
   const bool jumprelu = cfg_.sae.arch == sae::Arch::JumpReLU;
-  const bool topk = cfg_.sae.arch == sae::Arch::TopK || cfg_.sae.arch == sae::Arch::BatchTopK;
+  const bool topk = cfg_.sae.arch == sae::Arch::TopK || sae::selects_over_batch(cfg_.sae.arch);
   auto l0_share = jumprelu ? sae::jumprelu_l0_share(model, fwd.pre, batch) : torch::Tensor();
 
   // All-reduce 1: everything the losses need from the whole global batch.
@@ -78,7 +78,9 @@ torch::Tensor Trainer::forward_backward(const torch::Tensor& x, StepCollectives&
   collectives.all_reduce_sum(global.buffer);
 
   auto zero = torch::zeros({}, x.options());
-  auto recon = sae::reconstruction_loss(x, fwd.x_hat, cfg_.loss.recon, batch);
+  auto recon = cfg_.sae.arch == sae::Arch::Matryoshka
+                   ? sae::matryoshka_reconstruction_loss(model, fwd, x, cfg_.loss.recon, batch)
+                   : sae::reconstruction_loss(x, fwd.x_hat, cfg_.loss.recon, batch);
   auto sparse = cfg_.sae.arch == sae::Arch::ReLU ? cfg_.loss.l1_penalty * sae::l1_loss(fwd.sparse() ? fwd.code.vals : fwd.f, batch)
                 : jumprelu                        ? sae::jumprelu_l0_loss(cfg_.sae, l0_share, global, batch)
                                                   : zero;
@@ -93,7 +95,7 @@ torch::Tensor Trainer::forward_backward(const torch::Tensor& x, StepCollectives&
     state_.tokens_since_fired.add_(rows).masked_fill_(fired, 0.0);
     if (topk) dead_next_ = (state_.tokens_since_fired > static_cast<double>(cfg_.sae.dead_after_tokens)).any().reshape({1});
     if (state_.absorption.enabled()) state_.absorption.update(global.fired(), global.co_fired(), cfg_.train.batch_size);
-    if (cfg_.sae.arch == sae::Arch::BatchTopK) {
+    if (sae::selects_over_batch(cfg_.sae.arch)) {
       // The inference threshold: an EMA of the shards' mean smallest kept activation, the same on
       // every rank; it starts at the first step's value. Stays on the device.
       auto kept_min = (global.kept_min() / static_cast<double>(group_.size())).reshape({1});
