@@ -313,15 +313,17 @@ TEST(Resume, ASecondCtrlCStopsAtOnceAndTheSweepStillResumes) {
 }
 
 TEST(Resume, AJobStoppedOnOneRankContinuesOnTwoWithinRounding) {
-  // 600 steps: in this job, 1 and 2 ranks stay within 1e-7 of each other up to about step 1100,
-  // where a rounding difference flips a discontinuous choice (a pair flagged or not) and the two
-  // runs part by about 1e-3, whether or not they were interrupted.
-  const std::vector<std::string> shorter = {"--set", "train.steps=600"};
+  // 300 steps: 1 and 2 ranks (and 1 or 2 OpenBLAS threads) round differently, and once a rounding
+  // difference flips a discontinuous choice (a pair flagged or not, a latent in or out of the
+  // code) the two runs part by up to about 1e-3 of the largest weight, whether or not they were
+  // interrupted: on the default data that happened within 600 steps on one machine (2e-4 to 9e-4);
+  // at 300 steps another measured 5e-7. A broken resume would part by far more.
+  const std::vector<std::string> shorter = {"--set", "train.steps=300"};
   auto reference = scratch() / "regroup-reference";
   auto uninterrupted = run_command(sweep_command(0, reference, one_job(50, shorter)), "regroup-reference");
   ASSERT_EQ(uninterrupted.exit_code, 0) << uninterrupted.log;
   auto out = scratch() / "regroup";
-  ASSERT_EQ(interrupt_at(0, out, one_job(50, shorter), 200, SIGTERM, "regroup-1"), 75);
+  ASSERT_EQ(interrupt_at(0, out, one_job(50, shorter), 100, SIGTERM, "regroup-1"), 75);
   auto id = first_job_id(out);
   auto on_two = shorter;
   on_two.insert(on_two.end(), {"--set", "train.ranks_per_job=2"});
@@ -329,12 +331,12 @@ TEST(Resume, AJobStoppedOnOneRankContinuesOnTwoWithinRounding) {
   ASSERT_EQ(resumed.exit_code, 0) << resumed.log;
   auto result = read_json(out / "jobs" / id / "result.json");
   EXPECT_EQ(result["train"]["ranks"], 2);
-  EXPECT_EQ(result["train"]["steps"], 600);
+  EXPECT_EQ(result["train"]["steps"], 300);
   auto a = sweep::sharding::read_safetensors(reference / "jobs" / id / "sae" / "sae_weights.safetensors");
   auto b = sweep::sharding::read_safetensors(out / "jobs" / id / "sae" / "sae_weights.safetensors");
   for (const auto& [name, t] : a) {
     double scale = std::max(1e-12, t.abs().max().item<double>());
-    EXPECT_LT((t - b.at(name)).abs().max().item<double>() / scale, 1e-4) << name;
+    EXPECT_LT((t - b.at(name)).abs().max().item<double>() / scale, 2e-3) << name;
   }
   auto ma = read_json(reference / "jobs" / id / "result.json")["metrics"];
   EXPECT_NEAR(ma["explained_variance"].get<double>(), result["metrics"]["explained_variance"].get<double>(), 1e-4);
