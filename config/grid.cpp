@@ -89,9 +89,6 @@ void validate_job(const SweepSpec& spec, const PlannedJob& job) {
       fail("data.orthogonalize_steps", text.str());
     }
   }
-  if (c["train.step"] == "sparse" && c["sae.arch"] == "jumprelu") {
-    fail("train.step", "jumprelu has no sparse step (its threshold's gradient reaches inactive latents); use \"auto\" or \"dense\"");
-  }
   if (!c["absorption.enabled"].get<bool>()) return;
 
   double rho = c["absorption.ratio_threshold"].get<double>();

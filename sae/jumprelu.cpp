@@ -2,6 +2,8 @@
 // estimators for the threshold (rectangle kernel K(u) = 1[|u| < 1/2]).
 #include "sae/jumprelu.h"
 
+#include <ATen/ExpandUtils.h>
+
 namespace sweep::sae {
 namespace {
 
@@ -10,10 +12,11 @@ using torch::autograd::variable_list;
 
 torch::Tensor rectangle(const torch::Tensor& u) { return (u.abs() < 0.5).to(u.scalar_type()); }
 
-// Shared backward: the threshold gradient -(scale / bw) * K((z - theta) / bw) summed over the batch.
+// Shared backward: the threshold gradient -(scale / bw) * K((z - theta) / bw), summed to theta's
+// shape: over the batch for a [d_sae] threshold, not at all for one gathered per entry.
 torch::Tensor threshold_grad(const torch::Tensor& grad, const torch::Tensor& z,
                              const torch::Tensor& theta, const torch::Tensor& scale, double bw) {
-  return (grad * (-scale / bw) * rectangle((z - theta) / bw)).sum(0);
+  return at::sum_to(grad * (-scale / bw) * rectangle((z - theta) / bw), theta.sizes());
 }
 
 struct JumpReluFn : torch::autograd::Function<JumpReluFn> {

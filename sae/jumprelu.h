@@ -6,6 +6,7 @@
 
 namespace sweep::sae {
 
+// theta is [d_sae] (broadcast over the batch's rows) or z's shape (a sparse code's latents).
 // z * H(z - theta); d/dz = H(z - theta), d/dtheta = -(theta / bw) * K((z - theta) / bw).
 torch::Tensor jumprelu(const torch::Tensor& z, const torch::Tensor& theta, double bandwidth);
 // H(z - theta); d/dz = 0, d/dtheta = -(1 / bw) * K((z - theta) / bw).

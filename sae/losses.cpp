@@ -36,8 +36,12 @@ torch::Tensor l1_loss(const torch::Tensor& f, const BatchContext& batch) {
   return batch.mean_share(f.abs().sum(1));
 }
 
-torch::Tensor jumprelu_l0_share(const Sae& sae, const torch::Tensor& pre, const BatchContext& batch) {
-  return batch.mean_share(heaviside_step(pre, sae.threshold(), sae.config().bandwidth).sum(1));
+torch::Tensor jumprelu_l0_share(const Sae& sae, const Forward& fwd, const BatchContext& batch) {
+  const double bw = sae.config().bandwidth;
+  // A sparse code holds every entry within the kernel's reach; the others add 0 and no gradient.
+  auto steps = fwd.sparse() ? heaviside_step(fwd.pre.gather(1, fwd.code.idx), sae.threshold_at(fwd.code.idx), bw)
+                            : heaviside_step(fwd.pre, sae.threshold(), bw);
+  return batch.mean_share(steps.sum(1));
 }
 
 torch::Tensor jumprelu_l0_loss(const SaeConfig& cfg, const torch::Tensor& l0_share, const BatchStatistics& global,

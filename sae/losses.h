@@ -25,8 +25,8 @@ torch::Tensor matryoshka_reconstruction_loss(const Sae& sae, const Forward& fwd,
 torch::Tensor l1_loss(const torch::Tensor& f, const BatchContext& batch);
 
 // This shard's share of JumpReLU's L0 = mean_b sum_i H(pre - theta), with the threshold's
-// straight-through gradient.
-torch::Tensor jumprelu_l0_share(const Sae& sae, const torch::Tensor& pre, const BatchContext& batch);
+// straight-through gradient, from the step's forward (its code when sparse).
+torch::Tensor jumprelu_l0_share(const Sae& sae, const Forward& fwd, const BatchContext& batch);
 
 // sparsity_penalty * (L0 / target_l0 - 1)^2 of the global L0 (from the reduced statistics).
 // Its value is the global one; its gradient, averaged over shards, is the global gradient.

@@ -1,6 +1,6 @@
-// SAE parameters, initialisation and forward pass for the relu, topk, jumprelu, batchtopk and matryoshka
-// architectures,
-// plus the decoder unit-norm constraint applied around each optimiser step.
+// SAE parameters, initialisation and forward pass (dense, or sparse over a code of active latents) for
+// the relu, topk, jumprelu, batchtopk and matryoshka architectures, plus the decoder unit-norm
+// constraint applied around each optimiser step.
 #include "sae/sae_model.h"
 
 #include "sae/jumprelu.h"
@@ -76,12 +76,29 @@ torch::Tensor Sae::encode(const torch::Tensor& x) const {
 
 torch::Tensor Sae::decode(const torch::Tensor& f) const { return torch::addmm(b_dec, f, W_dec); }
 
+torch::Tensor Sae::threshold_at(const torch::Tensor& idx) const {
+  return threshold().index_select(0, idx.reshape({-1})).view_as(idx);
+}
+
 int64_t Sae::sparse_width(const torch::Tensor& f) const {
-  if (cfg_.step == StepMode::Dense || cfg_.arch == Arch::JumpReLU) return 0;
+  if (cfg_.step == StepMode::Dense) return 0;
   const int64_t width = cfg_.arch == Arch::TopK ? cfg_.k : code_width(f);
   // Measured on 2 CPU cores (d_in 256, batch 1024): the sparse step is faster up to about a
   // tenth of the latents per row at d_sae 4096 and 16384.
   return cfg_.step == StepMode::Sparse || 10 * width <= cfg_.d_sae ? std::max<int64_t>(width, 1) : 0;
+}
+
+ChosenLatents Sae::jumprelu_code_latents(const torch::Tensor& pre) const {
+  torch::NoGradGuard no_grad;
+  // Within reach: active (pre > theta), or close enough below for the threshold's straight-through
+  // gradient (pre > theta - bandwidth / 2). Padding then lies beyond reach, where the activation,
+  // its gradient and the kernel are all 0, so the code carries every entry's pre-activation.
+  auto reach = torch::relu(pre - (threshold() - cfg_.bandwidth / 2));
+  const int64_t width = sparse_width(reach);
+  if (width == 0) return {};
+  auto chosen = largest_entries(reach, width);
+  chosen.active.fill_(true);
+  return chosen;
 }
 
 Forward Sae::run(const torch::Tensor& x, bool training) const {
@@ -93,6 +110,9 @@ Forward Sae::run(const torch::Tensor& x, bool training) const {
     auto [values, idx] = torch::relu(out.pre).topk(cfg_.k, 1);
     out.f = torch::zeros_like(out.pre).scatter_(1, idx, values);
     chosen = {idx, values > 0};
+  } else if (training && cfg_.arch == Arch::JumpReLU && (chosen = jumprelu_code_latents(out.pre)).idx.defined()) {
+    torch::NoGradGuard no_grad;
+    out.f = out.pre * (out.pre > threshold()).to(out.pre.scalar_type());
   } else {
     out.f = training && selects_over_batch(cfg_.arch) ? batch_topk(out.pre, cfg_.k) : activate(out.pre);
     const int64_t width = training ? sparse_width(out.f) : 0;
@@ -105,6 +125,7 @@ Forward Sae::run(const torch::Tensor& x, bool training) const {
   out.pre = out.pre.detach();
   out.f = out.f.detach();
   out.code = sparse_code(chosen, out.pre, x, W_enc, b_enc, b_dec);
+  if (cfg_.arch == Arch::JumpReLU) out.code.vals = jumprelu(out.code.vals, threshold_at(out.code.idx), cfg_.bandwidth);
   out.x_hat = sparse_decode(W_dec, out.code) + b_dec;
   return out;
 }

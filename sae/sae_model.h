@@ -31,12 +31,15 @@ class Sae : public torch::nn::Module {
   Forward forward(const torch::Tensor& x) const;
   // Training: batchtopk keeps the k x B largest activations of the batch; the others as forward.
   // Sparse or dense as config().step says (auto: sparse while a row holds at most a tenth of the
-  // latents; relu and batchtopk read the device for that, topk knows it is k).
+  // latents; relu, jumprelu and batchtopk read the device for that, topk knows it is k). A sparse
+  // jumprelu code also holds the latents just below their threshold, for its gradient.
   Forward forward_train(const torch::Tensor& x) const;
   torch::Tensor encode(const torch::Tensor& x) const;
   torch::Tensor decode(const torch::Tensor& f) const;
-  // Per-latent firing threshold (jumprelu only): exp(log_threshold).
+  // Per-latent firing threshold (jumprelu only): exp(log_threshold); threshold_at(idx) of a code's
+  // latents, idx's shape, with gradient.
   torch::Tensor threshold() const;
+  torch::Tensor threshold_at(const torch::Tensor& idx) const;
 
   const SaeConfig& config() const { return cfg_; }
 
@@ -53,6 +56,8 @@ class Sae : public torch::nn::Module {
   // The width of a training step's sparse code for activations f (topk needs none), 0 for a dense
   // step.
   int64_t sparse_width(const torch::Tensor& f) const;
+  // A sparse jumprelu step's latents for pre-activations pre (no idx for a dense step).
+  ChosenLatents jumprelu_code_latents(const torch::Tensor& pre) const;
   SaeConfig cfg_;
 };
 

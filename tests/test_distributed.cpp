@@ -126,19 +126,22 @@ TEST(Distributed, BadDataIsRefusedOnEveryRankWithoutAHang) {
 
 // The sparse step data-parallel: topk on 2 ranks, sparse, ends where 1 rank's dense step does.
 TEST(Distributed, TheSparseStepOnTwoRanksMatchesTheDenseStepOnOne) {
-  std::vector<std::string> topk = kOneJob;
-  topk.insert(topk.end(), {"--set", "sae.arch=\"topk\"", "--set", "sae.k=4"});
-  auto dense_args = topk, sparse_args = topk;
-  dense_args.insert(dense_args.end(), {"--set", "train.step=\"dense\""});
-  sparse_args.insert(sparse_args.end(), {"--set", "train.step=\"sparse\"", "--set", "train.ranks_per_job=2"});
-  auto dense = run_quick(0, "step-dense", dense_args);
-  ASSERT_EQ(dense.exit_code, 0) << dense.log;
-  auto sparse = run_quick(2, "step-sparse", sparse_args);
-  ASSERT_EQ(sparse.exit_code, 0) << sparse.log;
-  auto jobs_of = [](const std::string& name) { return read_json(scratch() / name / "report.json")["jobs"]; };
-  std::string dense_id = jobs_of("step-dense")[0]["id"], sparse_id = jobs_of("step-sparse")[0]["id"];
-  EXPECT_NE(dense_id, sparse_id) << "train.step is part of a job's configuration";
-  double diff = max_relative_difference(scratch() / "step-dense" / "jobs" / dense_id / "sae" / "sae_weights.safetensors",
-                                        scratch() / "step-sparse" / "jobs" / sparse_id / "sae" / "sae_weights.safetensors");
-  EXPECT_LT(diff, 1e-4);
+  for (std::string arch : {"topk", "jumprelu"}) {
+    std::vector<std::string> args = kOneJob;
+    args.insert(args.end(), {"--set", "sae.arch=\"" + arch + "\"", "--set", "sae.k=4"});
+    auto dense_args = args, sparse_args = args;
+    dense_args.insert(dense_args.end(), {"--set", "train.step=\"dense\""});
+    sparse_args.insert(sparse_args.end(), {"--set", "train.step=\"sparse\"", "--set", "train.ranks_per_job=2"});
+    const std::string dense_dir = "step-dense-" + arch, sparse_dir = "step-sparse-" + arch;
+    auto dense = run_quick(0, dense_dir, dense_args);
+    ASSERT_EQ(dense.exit_code, 0) << dense.log;
+    auto sparse = run_quick(2, sparse_dir, sparse_args);
+    ASSERT_EQ(sparse.exit_code, 0) << sparse.log;
+    auto jobs_of = [](const std::string& name) { return read_json(scratch() / name / "report.json")["jobs"]; };
+    std::string dense_id = jobs_of(dense_dir)[0]["id"], sparse_id = jobs_of(sparse_dir)[0]["id"];
+    EXPECT_NE(dense_id, sparse_id) << "train.step is part of a job's configuration";
+    double diff = max_relative_difference(scratch() / dense_dir / "jobs" / dense_id / "sae" / "sae_weights.safetensors",
+                                          scratch() / sparse_dir / "jobs" / sparse_id / "sae" / "sae_weights.safetensors");
+    EXPECT_LT(diff, 1e-4) << arch;
+  }
 }

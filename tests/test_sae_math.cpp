@@ -211,7 +211,7 @@ TEST(Losses, JumpReluL0Target) {
   auto sae = tiny_sae(Arch::JumpReLU);
   auto out = sae.forward(x_batch());
   // L0 = mean(2, 0) = 1, target 2: (1/2 - 1)^2 = 0.25.
-  auto share = jumprelu_l0_share(sae, out.pre, whole_batch());
+  auto share = jumprelu_l0_share(sae, out, whole_batch());
   auto loss = jumprelu_l0_loss(sae.config(), share, statistics_of(sae, out, x_batch(), share), whole_batch());
   EXPECT_NEAR(value(loss), 0.25, 1e-6);
   loss.backward();

@@ -1,6 +1,7 @@
-// The sparse training step against the dense one: for relu, topk, batchtopk and matryoshka (with the penalty
-// and, for the TopK family, dead latents in the auxiliary loss), the same loss terms, gradients
-// and weights within float rounding after several steps; auto picks sparse only for sparse codes.
+// The sparse training step against the dense one: for relu, topk, jumprelu, batchtopk and matryoshka (with the
+// penalty and, for the TopK family, dead latents in the auxiliary loss), the same loss terms,
+// gradients and weights within float rounding after several steps; auto picks sparse only for
+// sparse codes.
 #include <gtest/gtest.h>
 
 #include "sae/sparse_code.h"
@@ -25,6 +26,11 @@ worker::JobConfig job(sae::Arch arch, sae::StepMode step) {
   cfg.train.batch_size = 256;
   cfg.train.lr = 1e-3;
   cfg.loss.l1_penalty = 0.15;
+  // jumprelu: a threshold near the pre-activations and a wide kernel, so that entries lie within
+  // the kernel below and above it and the threshold's gradient is at work.
+  cfg.sae.init_threshold = 0.1;
+  cfg.sae.bandwidth = 0.05;
+  cfg.sae.target_l0 = 4;
   cfg.absorption.dot_threshold = 0.3;
   cfg.absorption.ratio_threshold = 2.0;
   return cfg;
@@ -58,7 +64,7 @@ double relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
 }  // namespace
 
 TEST(SparseStep, GivesTheDenseLossesGradientsAndWeightsForEachArchitecture) {
-  for (auto arch : {sae::Arch::ReLU, sae::Arch::TopK, sae::Arch::BatchTopK, sae::Arch::Matryoshka}) {
+  for (auto arch : {sae::Arch::ReLU, sae::Arch::TopK, sae::Arch::JumpReLU, sae::Arch::BatchTopK, sae::Arch::Matryoshka}) {
     auto dense = train(job(arch, sae::StepMode::Dense), 8), sparse = train(job(arch, sae::StepMode::Sparse), 8);
     const auto name = sae::arch_name(arch);
     for (size_t s = 0; s < dense.losses.size(); ++s) {
@@ -100,11 +106,19 @@ TEST(SparseStep, AutoIsSparseForANarrowCodeOnly) {
                                torch::zeros({100}), torch::zeros({3}));
   EXPECT_TRUE(torch::equal(torch::zeros_like(f).scatter(1, code.idx, code.vals.detach()), f)) << "the code holds f exactly";
   for (auto [arch, d_sae, k, want_sparse] : {std::tuple{sae::Arch::TopK, 128, 4, true}, std::tuple{sae::Arch::TopK, 128, 32, false},
-                                             std::tuple{sae::Arch::JumpReLU, 128, 4, false}}) {
+                                             std::tuple{sae::Arch::ReLU, 128, 0, false}}) {
     auto cfg = job(arch, sae::StepMode::Auto);
     cfg.sae.d_sae = d_sae;
     cfg.sae.k = k;
     sae::Sae model(cfg.sae, 1);
     EXPECT_EQ(model.forward_train(torch::randn({8, 64})).sparse(), want_sparse) << sae::arch_name(arch) << " k " << k;
+  }
+  // jumprelu: pre-activations about N(0, 1); a threshold of 0.1 lets half of them through, one of 3
+  // about one in 700.
+  for (auto [threshold, want_sparse] : {std::pair{0.1, false}, std::pair{3.0, true}}) {
+    auto cfg = job(sae::Arch::JumpReLU, sae::StepMode::Auto);
+    cfg.sae.init_threshold = threshold;
+    sae::Sae model(cfg.sae, 1);
+    EXPECT_EQ(model.forward_train(torch::randn({8, 64})).sparse(), want_sparse) << "jumprelu threshold " << threshold;
   }
 }

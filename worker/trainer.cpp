@@ -71,7 +71,7 @@ torch::Tensor Trainer::forward_backward(const torch::Tensor& x, StepCollectives&
   auto fwd = model.forward_train(x);
   const bool jumprelu = cfg_.sae.arch == sae::Arch::JumpReLU;
   const bool topk = cfg_.sae.arch == sae::Arch::TopK || sae::selects_over_batch(cfg_.sae.arch);
-  auto l0_share = jumprelu ? sae::jumprelu_l0_share(model, fwd.pre, batch) : torch::Tensor();
+  auto l0_share = jumprelu ? sae::jumprelu_l0_share(model, fwd, batch) : torch::Tensor();
 
   // All-reduce 1: everything the losses need from the whole global batch.
   auto global = sae::local_statistics(cfg_.sae, fwd, x, state_.absorption, l0_share);
