@@ -103,6 +103,7 @@ double peak_rss_gib() {
 // The SAE's shape and training step as sweep_bench's options give them.
 struct Shape {
   int64_t d_in = 256, d_sae = 2048, batch = 1024, k = 32;
+  double threshold = 0.001;  // jumprelu's initial threshold
   std::string arch = "relu", step = "auto";
 };
 
@@ -128,8 +129,12 @@ void run(const Shape& shape, int steps, const std::string& pairs, double tau, bo
   cfg.data.eval_tokens = 0;
   cfg.sae.d_in = d_in;
   cfg.sae.d_sae = d_sae;
-  cfg.sae.arch = shape.arch == "topk" ? sae::Arch::TopK : shape.arch == "batchtopk" ? sae::Arch::BatchTopK : sae::Arch::ReLU;
+  cfg.sae.arch = shape.arch == "topk"       ? sae::Arch::TopK
+                 : shape.arch == "batchtopk" ? sae::Arch::BatchTopK
+                 : shape.arch == "jumprelu"  ? sae::Arch::JumpReLU
+                                             : sae::Arch::ReLU;
   cfg.sae.k = shape.k;
+  cfg.sae.init_threshold = shape.threshold;
   cfg.sae.step = shape.step == "dense" ? sae::StepMode::Dense : shape.step == "sparse" ? sae::StepMode::Sparse : sae::StepMode::Auto;
   cfg.train.batch_size = batch;
   cfg.absorption.dot_threshold = tau;
@@ -150,7 +155,10 @@ void run(const Shape& shape, int steps, const std::string& pairs, double tau, bo
   const double mib = 1024.0 * 1024.0, interval = static_cast<double>(cfg.absorption.refresh_every);
   std::printf("device %s  ranks %d (CPU threads/rank %d)  %s%s  step %s  d_in %lld  d_sae %lld  batch %lld  steps %d  tau %.2f  pairs %s\n",
               device.str().c_str(), group.size(), threads, shape.arch.c_str(),
-              shape.arch == "relu" ? "" : (" k " + std::to_string(shape.k)).c_str(), shape.step.c_str(),
+              shape.arch == "relu"       ? ""
+              : shape.arch == "jumprelu" ? (" threshold " + std::to_string(shape.threshold)).c_str()
+                                         : (" k " + std::to_string(shape.k)).c_str(),
+              shape.step.c_str(),
               static_cast<long long>(d_in), static_cast<long long>(d_sae),
               static_cast<long long>(batch), steps, tau, with.tracking.c_str());
   std::printf("  step %.1f ms   tokens/s %.0f   (without the penalty %.1f ms; medians of alternating steps)\n", 1e3 * with.step_s, batch / with.step_s,
@@ -190,8 +198,10 @@ int main(int argc, char** argv) {
   app.add_option("--d-in", shape.d_in);
   app.add_option("--d-sae", shape.d_sae);
   app.add_option("--batch", shape.batch);
-  app.add_option("--arch", shape.arch, "sae.arch: relu, topk or batchtopk")->check(CLI::IsMember({"relu", "topk", "batchtopk"}));
+  app.add_option("--arch", shape.arch, "sae.arch: relu, topk, batchtopk or jumprelu")
+      ->check(CLI::IsMember({"relu", "topk", "batchtopk", "jumprelu"}));
   app.add_option("--k", shape.k, "sae.k (topk, batchtopk)");
+  app.add_option("--threshold", shape.threshold, "sae.init_threshold (jumprelu)");
   app.add_option("--step", shape.step, "train.step: auto, dense or sparse")->check(CLI::IsMember({"auto", "dense", "sparse"}));
   app.add_option("--steps", steps);
   app.add_option("--pairs", pairs, "absorption.pairs: candidates or dense")->check(CLI::IsMember({"candidates", "dense"}));

@@ -185,7 +185,7 @@ std::vector<KeySpec> build_schema() {
       {"train.device", K::String, "auto", one_of({"auto", "cpu", "cuda"}), "torch device"},
       {"train.step", K::String, "auto", one_of({"auto", "dense", "sparse"}),
        "sparse: decode and back-propagate over each row's active latents only; auto: sparse while a row holds at most a "
-       "tenth of the latents (relu, topk, batchtopk; jumprelu is always dense)", true, true},
+       "tenth of the latents (jumprelu counts those within half a bandwidth below the threshold too)", true, true},
 
       {"absorption.enabled", K::Bool, true, none(), "add the absorption penalty"},
       {"absorption.penalty", K::Float, 0.1, at_least(0), "lambda"},
