@@ -115,7 +115,8 @@ Forward Sae::run(const torch::Tensor& x, bool training) const {
     out.f = out.pre * (out.pre > threshold()).to(out.pre.scalar_type());
   } else {
     out.f = training && selects_over_batch(cfg_.arch) ? batch_topk(out.pre, cfg_.k) : activate(out.pre);
-    const int64_t width = training ? sparse_width(out.f) : 0;
+    // jumprelu decided above, from the latents within the kernel's reach, not the active ones alone.
+    const int64_t width = training && cfg_.arch != Arch::JumpReLU ? sparse_width(out.f) : 0;
     if (width == 0) {
       out.x_hat = decode(out.f);
       return out;
