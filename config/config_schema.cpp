@@ -72,6 +72,14 @@ Check increasing_widths() {
     return std::string();
   };
 }
+Check non_negative_weights() {
+  return [](const json& v) {
+    for (const auto& w : v) {
+      if (w.get<double>() < 0) return "weights must be at least 0, got " + w.dump();
+    }
+    return std::string();
+  };
+}
 // A sweep's name names one directory under runs/: never a path that could lead elsewhere.
 Check path_component() {
   return [](const json& v) {
@@ -162,6 +170,9 @@ std::vector<KeySpec> build_schema() {
       {"sae.matryoshka_widths", K::IntList, json::array(), increasing_widths(),
        "matryoshka: widths of the nested prefixes, each with its own reconstruction loss (d_sae is the last, added "
        "when left out); one width w1 makes a two-level SAE: w1 concept latents over d_sae - w1 base ones", true, true},
+      {"sae.matryoshka_weights", K::FloatList, json::array(), non_negative_weights(),
+       "matryoshka: each prefix's weight in the reconstruction loss, in the prefixes' order (d_sae's last); [] "
+       "weighs every prefix 1", true, true},
       {"sae.k_aux", K::Int, 0, at_least(0), "topk: latents in the auxiliary loss (0: d_in / 2)"},
       {"sae.aux_weight", K::Float, 1.0 / 32.0, at_least(0), "topk: weight of the auxiliary loss"},
       {"sae.dead_after_tokens", K::Int, 1000000, at_least(1), "topk: tokens without firing before a latent is dead"},
@@ -308,6 +319,7 @@ const char* kind_name(ValueKind kind) {
     case ValueKind::String: return "a string";
     case ValueKind::StringList: return "a list of strings";
     case ValueKind::IntList: return "a list of integers";
+    case ValueKind::FloatList: return "a list of numbers";
   }
   return "?";
 }

@@ -12,7 +12,7 @@
 
 namespace sweep::launcher {
 
-enum class ValueKind { Int, Float, Bool, String, StringList, IntList };
+enum class ValueKind { Int, Float, Bool, String, StringList, IntList, FloatList };
 
 struct KeySpec {
   std::string key;  // "section.name" or a top-level "name"

@@ -58,6 +58,18 @@ void validate_job(const SweepSpec& spec, const PlannedJob& job) {
       fail("sae.matryoshka_widths", "the first prefix is narrower than sae.k = " + c["sae.k"].dump() +
                                         ": it could not hold a row's k latents; widen it or lower k");
     }
+    const auto& weights = c["sae.matryoshka_weights"];
+    const size_t prefixes = widths.size() + (widths.back() == c["sae.d_sae"] ? 0 : 1);
+    if (!weights.empty() && weights.size() != prefixes) {
+      fail("sae.matryoshka_weights", "holds " + std::to_string(weights.size()) + " weights for the " +
+                                         std::to_string(prefixes) + " prefixes (sae.matryoshka_widths, then d_sae); give "
+                                         "one weight per prefix, or [] to weigh each 1");
+    }
+    double weight_sum = 0;
+    for (const auto& w : weights) weight_sum += w.get<double>();
+    if (!weights.empty() && weight_sum == 0) {
+      fail("sae.matryoshka_weights", "every weight is 0, so nothing would be reconstructed; give some prefix a weight above 0");
+    }
   }
   int64_t ranks = c["train.ranks_per_job"];
   if (c["train.batch_size"].get<int64_t>() % ranks != 0) {

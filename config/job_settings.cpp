@@ -94,6 +94,7 @@ const std::vector<Field<JobConfig>>& job_fields() {
       field("sae.d_sae", &J::sae, &sae::SaeConfig::d_sae),
       field("sae.k", &J::sae, &sae::SaeConfig::k),
       field("sae.matryoshka_widths", &J::sae, &sae::SaeConfig::matryoshka_widths),
+      field("sae.matryoshka_weights", &J::sae, &sae::SaeConfig::matryoshka_weights),
       field("sae.k_aux", &J::sae, &sae::SaeConfig::k_aux),
       field("sae.aux_weight", &J::sae, &sae::SaeConfig::aux_weight),
       field("sae.dead_after_tokens", &J::sae, &sae::SaeConfig::dead_after_tokens),

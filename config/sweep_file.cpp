@@ -43,6 +43,20 @@ std::string toml_type_name(const toml::node& node) {
   return s.str();
 }
 
+// A finite number within float32's range (training runs in float32), or fails naming the key.
+template <typename WrongType>
+double float32_number(const toml::node& node, const KeySpec& spec, const std::string& where, WrongType wrong_type) {
+  if (!node.is_number()) wrong_type();
+  double v = node.is_integer() ? static_cast<double>(node.as_integer()->get()) : node.as_floating_point()->get();
+  if (!std::isfinite(v)) fail(where, spec.key + ": expected a finite number, got " + std::to_string(v));
+  if (std::abs(v) > std::numeric_limits<float>::max()) {
+    std::ostringstream text;
+    text << v;
+    fail(where, spec.key + " = " + text.str() + " is beyond float32's range (about 3.4e38)");
+  }
+  return v;
+}
+
 // Converts one TOML value to JSON of the key's kind, or fails naming the key.
 json to_value(const toml::node& node, const KeySpec& spec, const std::string& where) {
   auto wrong_type = [&] {
@@ -54,18 +68,9 @@ json to_value(const toml::node& node, const KeySpec& spec, const std::string& wh
       if (!node.is_integer()) wrong_type();
       value = *node.value<int64_t>();
       break;
-    case ValueKind::Float: {
-      if (!node.is_number()) wrong_type();
-      double v = node.is_integer() ? static_cast<double>(node.as_integer()->get()) : node.as_floating_point()->get();
-      if (!std::isfinite(v)) fail(where, spec.key + ": expected a finite number, got " + std::to_string(v));
-      if (std::abs(v) > std::numeric_limits<float>::max()) {  // training runs in float32
-        std::ostringstream text;
-        text << v;
-        fail(where, spec.key + " = " + text.str() + " is beyond float32's range (about 3.4e38)");
-      }
-      value = v;
+    case ValueKind::Float:
+      value = float32_number(node, spec, where, wrong_type);
       break;
-    }
     case ValueKind::Bool:
       if (!node.is_boolean()) wrong_type();
       value = *node.value<bool>();
@@ -75,16 +80,19 @@ json to_value(const toml::node& node, const KeySpec& spec, const std::string& wh
       value = *node.value<std::string>();
       break;
     case ValueKind::StringList:
-    case ValueKind::IntList: {
+    case ValueKind::IntList:
+    case ValueKind::FloatList: {
       if (!node.is_array()) wrong_type();
       value = json::array();
-      const bool strings = spec.kind == ValueKind::StringList;
       for (const auto& item : *node.as_array()) {
-        if (strings ? !item.is_string() : !item.is_integer()) wrong_type();
-        if (strings) {
+        if (spec.kind == ValueKind::StringList) {
+          if (!item.is_string()) wrong_type();
           value.push_back(*item.value<std::string>());
-        } else {
+        } else if (spec.kind == ValueKind::IntList) {
+          if (!item.is_integer()) wrong_type();
           value.push_back(*item.value<int64_t>());
+        } else {
+          value.push_back(float32_number(item, spec, where, wrong_type));
         }
       }
       break;

@@ -14,8 +14,10 @@ torch::Tensor reconstruction_loss(const torch::Tensor& x, const torch::Tensor& x
 
 torch::Tensor matryoshka_reconstruction_loss(const Sae& sae, const Forward& fwd, const torch::Tensor& x,
                                              ReconLoss kind, const BatchContext& batch) {
-  auto total = reconstruction_loss(x, fwd.x_hat, kind, batch);
   const auto widths = matryoshka_prefixes(sae.config());
+  const auto& weights = sae.config().matryoshka_weights;
+  auto weight = [&](size_t m) { return weights.empty() ? 1.0 : weights.at(m); };
+  auto total = weight(widths.size() - 1) * reconstruction_loss(x, fwd.x_hat, kind, batch);
   torch::Tensor partial = sae.b_dec.unsqueeze(0);  // dense: the prefixes' decodes, segment by segment
   int64_t done = 0;
   for (size_t m = 0; m + 1 < widths.size(); ++m) {
@@ -27,7 +29,7 @@ torch::Tensor matryoshka_reconstruction_loss(const Sae& sae, const Forward& fwd,
       partial = partial + fwd.f.narrow(1, done, width - done).mm(sae.W_dec.narrow(0, done, width - done));
       done = width;
     }
-    total = total + reconstruction_loss(x, partial, kind, batch);
+    total = total + weight(m) * reconstruction_loss(x, partial, kind, batch);
   }
   return total;
 }

@@ -15,9 +15,10 @@ namespace sweep::sae {
 torch::Tensor reconstruction_loss(const torch::Tensor& x, const torch::Tensor& x_hat,
                                   ReconLoss kind, const BatchContext& batch);
 
-// Matryoshka: the sum over its nested prefixes of the reconstruction loss from the prefix's latents
-// alone (b_dec + f[:, :w] W_dec[:w]), the whole dictionary's (fwd.x_hat) last. The step's latents
-// are chosen once, over the whole dictionary, and each prefix keeps those it holds.
+// Matryoshka: the sum over its nested prefixes, each weighted (sae.matryoshka_weights; 1 when
+// empty), of the reconstruction loss from the prefix's latents alone (b_dec + f[:, :w] W_dec[:w]),
+// the whole dictionary's (fwd.x_hat) last. The step's latents are chosen once, over the whole
+// dictionary, and each prefix keeps those it holds.
 torch::Tensor matryoshka_reconstruction_loss(const Sae& sae, const Forward& fwd, const torch::Tensor& x,
                                              ReconLoss kind, const BatchContext& batch);
 

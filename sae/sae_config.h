@@ -28,6 +28,8 @@ struct SaeConfig {
   double threshold_rate = 0.01;  // batchtopk: EMA rate of the inference threshold
   // matryoshka: the nested prefixes' widths, increasing (d_sae is the last, added when missing)
   std::vector<int64_t> matryoshka_widths;
+  // matryoshka: each prefix's weight in the reconstruction loss, in the prefixes' order; empty: all 1
+  std::vector<double> matryoshka_weights;
   int64_t k_aux = 0;  // 0: d_in / 2
   double aux_weight = 1.0 / 32.0;
   int64_t dead_after_tokens = 1000000;

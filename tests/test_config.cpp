@@ -380,6 +380,22 @@ TEST_F(Config, MatryoshkaWidthsAreCheckedAgainstTheSae) {
   EXPECT_EQ(jobs.size(), 2u);
 }
 
+TEST_F(Config, MatryoshkaWeightsNeedOnePerPrefix) {
+  const std::string sae = "[sae]\narch = \"matryoshka\"\nd_sae = 64\nk = 8\nmatryoshka_widths = [8, 32]\n";
+  expect_plan_error(sae + "matryoshka_weights = [1, 2]\n",
+                    {"bad.toml:6:", "holds 2 weights for the 3 prefixes", "one weight per prefix, or []"});
+  expect_plan_error(sae + "matryoshka_weights = [0, 0, 0]\n", {"bad.toml:6:", "every weight is 0"});
+  expect_load_error("[sae]\nmatryoshka_weights = [1, -0.5]\n", {"bad.toml:2:", "weights must be at least 0, got -0.5"});
+  expect_load_error("[sae]\nmatryoshka_weights = [1, \"a\"]\n", {"bad.toml:2:", "expected a list of numbers"});
+  auto jobs = plan(sae + "matryoshka_weights = [0.5, 1, 2]\n");
+  ASSERT_FALSE(jobs.empty());
+  EXPECT_EQ(to_job_config(jobs[0]).sae.matryoshka_weights, (std::vector<double>{0.5, 1, 2}));
+  // Widths that end at d_sae give one prefix fewer to weigh.
+  EXPECT_FALSE(plan("[sae]\narch = \"matryoshka\"\nd_sae = 64\nk = 8\nmatryoshka_widths = [8, 64]\n"
+                    "matryoshka_weights = [1, 3]\n")
+                   .empty());
+}
+
 TEST_F(Config, SpreadingTooManyDirectionsIsRefused) {
   expect_plan_error("[data]\nn_roots = 20000\n",
                     {"(default of data.orthogonalize_steps)", "data.orthogonalize_steps = 50", "spreading 100000 feature",

@@ -189,6 +189,29 @@ TEST(Losses, MatryoshkaSumsTheReconstructionOfEveryPrefix) {
       << "the inner prefixes' terms add to the whole dictionary's";
 }
 
+TEST(Losses, MatryoshkaWeighsEachPrefixsReconstruction) {
+  Sae plain = batchtopk_sae(6, 20, 4, 5, {5, 12});
+  auto cfg = plain.config();
+  cfg.matryoshka_weights = {0.5, 0.0, 3.0};
+  Sae weighted(cfg, 5);
+  torch::manual_seed(3);
+  auto x = torch::randn({10, 6});
+  auto fwd = weighted.forward_train(x);
+  torch::NoGradGuard no_grad;
+  BatchContext ten_rows;
+  ten_rows.global_rows = 10;
+  double expected = 0;
+  const std::vector<int64_t> widths{5, 12, 20};
+  for (size_t m = 0; m < widths.size(); ++m) {
+    auto x_hat = weighted.b_dec + fwd.f.narrow(1, 0, widths[m]).mm(weighted.W_dec.narrow(0, 0, widths[m]));
+    expected += cfg.matryoshka_weights[m] * value(reconstruction_loss(x, x_hat, ReconLoss::MSE, ten_rows));
+  }
+  const double got = value(matryoshka_reconstruction_loss(weighted, fwd, x, ReconLoss::MSE, ten_rows));
+  EXPECT_NEAR(got, expected, 1e-5 * expected);
+  EXPECT_NE(got, value(matryoshka_reconstruction_loss(plain, fwd, x, ReconLoss::MSE, ten_rows)))
+      << "the weights change the loss";
+}
+
 TEST(Losses, ShardSharesAverageToTheGlobalLoss) {
   auto x = torch::randn({8, 2});
   auto x_hat = torch::randn({8, 2});
