@@ -26,7 +26,7 @@ BatchStatistics local_statistics(const SaeConfig& cfg, const Forward& fwd, const
                                    .index_add_(0, fwd.code.idx.reshape({-1}), fired.reshape({-1}).to(values.scalar_type()))
                              : fired.sum(0).to(values.scalar_type());
   std::vector<torch::Tensor> sections{counts};
-  if (s.pairs > 0) sections.push_back(pairs.count_co_firing(fwd.f > 0).to(values.scalar_type()));
+  if (s.pairs > 0) sections.push_back(pairs.count_co_firing(fwd.sparse() ? fwd.f > 0 : fired).to(values.scalar_type()));
   if (s.residual > 0) {
     auto e = x - fwd.x_hat;
     sections.push_back(e.sum(0));

@@ -1,5 +1,5 @@
 // Candidate pairs: blocked Gram search, per-pair cosines and (bit-packed) co-firing counts in
-// chunks, and the penalty's weighted cosine sum through a sparse matrix product.
+// chunks, and the penalty's weighted cosine sum over the pairs it weighs.
 #include "sae/candidate_pairs.h"
 
 #include <algorithm>
@@ -74,8 +74,8 @@ torch::Tensor pair_cosines(const torch::Tensor& unit, const torch::Tensor& i, co
   auto out = torch::empty({n}, unit.options());
   for (int64_t start = 0; start < n; start += chunk) {
     const int64_t len = std::min(chunk, n - start);
-    auto a = unit.index_select(0, i.narrow(0, start, len)), b = unit.index_select(0, j.narrow(0, start, len));
-    out.narrow(0, start, len).copy_((a * b).sum(1));
+    auto a = unit.index_select(0, i.narrow(0, start, len));
+    out.narrow(0, start, len).copy_(a.mul_(unit.index_select(0, j.narrow(0, start, len))).sum(1));
   }
   return out;
 }
@@ -114,37 +114,46 @@ torch::Tensor pair_co_firing(const torch::Tensor& packed, const torch::Tensor& i
   return out;
 }
 
+torch::Tensor positions_to_visit(const torch::Tensor& mask) {
+  if (mask.device().is_cpu()) return torch::nonzero(mask).flatten();
+  return torch::arange(mask.numel(), mask.options().dtype(torch::kLong));
+}
+
 namespace {
 
 // sum_p w_p <u_i, u_j> of the unit rows u = W / |W|, with its gradient written out: for the
-// symmetric sparse weights S, G = S u is the gradient in u, and (G - u <u, G>) / |W| the one in W.
+// symmetric weights S, G = S u is the gradient in u, and (G - u <u, G>) / |W| the one in W.
 // Autograd through the normalisation would cost several passes over W per step.
 struct WeightedPairCosines : torch::autograd::Function<WeightedPairCosines> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& W_dec, const torch::Tensor& i,
-                               const torch::Tensor& j, const torch::Tensor& weights) {
-    const int64_t d_sae = W_dec.size(0);
-    auto norm = W_dec.norm(2, 1, true).clamp_min(1e-12);
-    auto unit = W_dec / norm;
-    auto symmetric = torch::sparse_coo_tensor(torch::stack({torch::cat({i, j}), torch::cat({j, i})}),
-                                              torch::cat({weights, weights}), {d_sae, d_sae},
-                                              weights.options().layout(torch::kSparse));
-    auto G = torch::mm(symmetric, unit);
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& W_dec, const torch::Tensor& unit,
+                               const torch::Tensor& i, const torch::Tensor& j, const torch::Tensor& weights,
+                               int64_t chunk_elements) {
+    const int64_t n = i.numel(), chunk = rows_per_chunk(unit.size(1), chunk_elements);
+    auto G = torch::zeros_like(unit);
+    for (int64_t start = 0; start < n; start += chunk) {
+      const int64_t len = std::min(chunk, n - start);
+      auto pi = i.narrow(0, start, len), pj = j.narrow(0, start, len);
+      auto w = weights.narrow(0, start, len).unsqueeze(1);
+      G.index_add_(0, pi, unit.index_select(0, pj).mul_(w));
+      G.index_add_(0, pj, unit.index_select(0, pi).mul_(w));
+    }
     auto along = (unit * G).sum(1, true);
-    ctx->save_for_backward({(G - unit * along).div_(norm)});
+    ctx->save_for_backward({(G - unit * along).div_(W_dec.norm(2, 1, true).clamp_min(1e-12))});
     return along.sum() * 0.5;
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_output) {
     auto grad = ctx->get_saved_variables()[0] * grad_output[0];
-    return {grad, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {grad, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
 }  // namespace
 
-torch::Tensor weighted_pair_cosines(const torch::Tensor& W_dec, const torch::Tensor& i, const torch::Tensor& j,
-                                    const torch::Tensor& weights) {
-  return WeightedPairCosines::apply(W_dec, i, j, weights.detach());
+torch::Tensor weighted_pair_cosines(const torch::Tensor& W_dec, const torch::Tensor& unit, const torch::Tensor& i,
+                                    const torch::Tensor& j, const torch::Tensor& weights, int64_t chunk_elements) {
+  if (i.numel() == 0) return torch::zeros({}, W_dec.options());
+  return WeightedPairCosines::apply(W_dec, unit.detach(), i, j, weights.detach(), chunk_elements);
 }
 
 torch::Tensor outside_cosine_bound(const torch::Tensor& outside_max, const torch::Tensor& drift) {

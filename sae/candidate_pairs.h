@@ -29,7 +29,7 @@ TopPairs top_cosine_pairs(const torch::Tensor& unit, int64_t k, int64_t block_el
 
 // <u_i, u_j> for the listed pairs (no gradient), in chunks of at most `chunk_elements` products.
 torch::Tensor pair_cosines(const torch::Tensor& unit, const torch::Tensor& i, const torch::Tensor& j,
-                           int64_t chunk_elements = int64_t{1} << 16);
+                           int64_t chunk_elements = int64_t{1} << 18);
 
 // A batch's firing `fired` [B, d_sae] (bool, or > 0: fired) as bits: [d_sae, ceil(B / 64)] int64, one
 // latent per row, row b of the batch in bit b % 64 of word b / 64 (the last word padded with 0).
@@ -44,11 +44,18 @@ torch::Tensor popcount(const torch::Tensor& words);
 torch::Tensor pair_co_firing(const torch::Tensor& packed, const torch::Tensor& i, const torch::Tensor& j,
                              int64_t chunk_elements = int64_t{1} << 16);
 
-// sum_p w_p cos(d_{i_p}, d_{j_p}), with gradient through W_dec (none through the weights): one
-// product of the symmetric sparse [d_sae, d_sae] matrix of the weights with the unit rows, so no
-// [n, d_in] temporary is made, and the gradient written out rather than traced.
-torch::Tensor weighted_pair_cosines(const torch::Tensor& W_dec, const torch::Tensor& i, const torch::Tensor& j,
-                                    const torch::Tensor& weights);
+// The positions of `mask`'s set entries where reading them costs nothing (on the CPU), every
+// position elsewhere (a GPU would have to stop and count them): callers treat the extra positions
+// as unset, so both give the same result. [m] int64.
+torch::Tensor positions_to_visit(const torch::Tensor& mask);
+
+// sum_p w_p cos(d_{i_p}, d_{j_p}), with gradient through W_dec (none through the weights); `unit`
+// is W_dec's unit rows. The gradient is written out rather than traced: the weighted sums of the
+// partners' unit rows, gathered pair by pair in chunks of at most `chunk_elements` (no [d_sae,
+// d_sae] matrix), projected off each row. No pairs: a constant 0.
+torch::Tensor weighted_pair_cosines(const torch::Tensor& W_dec, const torch::Tensor& unit, const torch::Tensor& i,
+                                    const torch::Tensor& j, const torch::Tensor& weights,
+                                    int64_t chunk_elements = int64_t{1} << 18);
 
 // The largest amount by which the cosine of a pair outside the candidates can have grown since
 // the search, as a bound: for unit rows |cos_ij - cos_ij(search)| <= |u_i - u_i(search)| +

@@ -79,25 +79,30 @@ torch::Tensor PairTracker::corrected_Q() const {
   return Q_ * factor.to(Q_.scalar_type());
 }
 
-PairTracker::CandidateFlags PairTracker::candidate_flags(const torch::Tensor& W_dec) const {
+PairTracker::CandidateFlags PairTracker::candidate_flags(const torch::Tensor& unit) const {
   torch::NoGradGuard no_grad;
-  auto cosines = pair_cosines(unit_rows(W_dec.detach()), i_, j_);
   auto Q = corrected_Q();
   auto P_i = P.index_select(0, i_), P_j = P.index_select(0, j_);
-  auto near = (P_i > cfg_.activation_threshold)
-                  .logical_and_(P_j > cfg_.activation_threshold)
-                  .logical_and_(cosines > cfg_.dot_threshold);
+  auto active = (P_i > cfg_.activation_threshold).logical_and_(P_j > cfg_.activation_threshold);
   auto ratio = [&](const torch::Tensor& denom) {
     return torch::where(denom > 0, Q / denom.clamp_min(1e-30), torch::zeros_like(Q));
   };
   // R_ij for the ordered pair (i, j) and R_ji for (j, i), as the dense matrix has them.
   auto R_ij = cfg_.ratio == RatioKind::Lift ? ratio(P_i * P_j) : ratio(P_j);
   auto R_ji = cfg_.ratio == RatioKind::Lift ? R_ij : ratio(P_i);
+  auto over_ij = active.logical_and(R_ij > cfg_.ratio_threshold);
+  auto over_ji = active.logical_and(R_ji > cfg_.ratio_threshold);
+  // Only pairs that pass the firing and ratio tests need their cosine.
   CandidateFlags out;
-  out.ij = near.logical_and(R_ij > cfg_.ratio_threshold);
-  out.ji = near.logical_and(R_ji > cfg_.ratio_threshold);
-  auto zero = torch::zeros_like(Q);
-  out.weights = torch::where(out.ij, R_ij - cfg_.ratio_threshold, zero) + torch::where(out.ji, R_ji - cfg_.ratio_threshold, zero);
+  out.at = positions_to_visit(over_ij.logical_or(over_ji));
+  out.i = i_.index_select(0, out.at);
+  out.j = j_.index_select(0, out.at);
+  auto near = pair_cosines(unit, out.i, out.j) > cfg_.dot_threshold;
+  out.ij = over_ij.index_select(0, out.at).logical_and_(near);
+  out.ji = over_ji.index_select(0, out.at).logical_and_(near);
+  auto zero = torch::zeros({out.at.numel()}, Q.options());
+  out.weights = torch::where(out.ij, R_ij.index_select(0, out.at) - cfg_.ratio_threshold, zero) +
+                torch::where(out.ji, R_ji.index_select(0, out.at) - cfg_.ratio_threshold, zero);
   return out;
 }
 
@@ -108,10 +113,15 @@ AbsorptionPenalty PairTracker::penalty(const torch::Tensor& W_dec) const {
     out.flagged_short_history = short_history ? out.flagged.clone() : torch::zeros_like(out.flagged);
     return out;
   }
-  auto flags = candidate_flags(W_dec);
-  auto young = (updates_ - entry_).to(torch::kDouble) < 5.0 / (1.0 - cfg_.ema_decay);
+  torch::Tensor unit;
+  {
+    torch::NoGradGuard no_grad;
+    unit = unit_rows(W_dec.detach());
+  }
+  auto flags = candidate_flags(unit);
+  auto young = (updates_ - entry_.index_select(0, flags.at)).to(torch::kDouble) < 5.0 / (1.0 - cfg_.ema_decay);
   AbsorptionPenalty out;
-  out.loss = weighted_pair_cosines(W_dec, i_, j_, flags.weights);
+  out.loss = weighted_pair_cosines(W_dec, unit, flags.i, flags.j, flags.weights);
   out.flagged = (flags.ij.sum() + flags.ji.sum()).to(P.scalar_type());
   out.flagged_short_history =
       (flags.ij.logical_and(young).sum() + flags.ji.logical_and(young).sum()).to(P.scalar_type());
@@ -124,9 +134,9 @@ torch::Tensor PairTracker::flagged_pairs(const torch::Tensor& W_dec) const {
     auto mask = flagged_mask(decoder_cosines(W_dec.detach()), ratio_matrix(dense_, cfg_.ratio), P, cfg_);
     return torch::nonzero(mask);
   }
-  auto flags = candidate_flags(W_dec);
-  auto ij = torch::stack({i_.masked_select(flags.ij), j_.masked_select(flags.ij)}, 1);
-  auto ji = torch::stack({j_.masked_select(flags.ji), i_.masked_select(flags.ji)}, 1);
+  auto flags = candidate_flags(unit_rows(W_dec.detach()));
+  auto ij = torch::stack({flags.i.masked_select(flags.ij), flags.j.masked_select(flags.ij)}, 1);
+  auto ji = torch::stack({flags.j.masked_select(flags.ji), flags.i.masked_select(flags.ji)}, 1);
   auto all = torch::cat({ij, ji});
   auto order = torch::argsort(all.select(1, 0) * d_sae_ + all.select(1, 1));
   return all.index_select(0, order);

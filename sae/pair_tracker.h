@@ -58,11 +58,14 @@ class PairTracker {
   torch::Tensor P;  // [d_sae]
 
  private:
+  // The candidates examined (see positions_to_visit): every one that could be flagged, at least.
   struct CandidateFlags {
-    torch::Tensor ij, ji;  // [n] flagged as (i, j) and as (j, i)
-    torch::Tensor weights;  // [n] sum over the flagged orders of (R - rho)
+    torch::Tensor at;       // [m] their positions among the candidates
+    torch::Tensor i, j;     // [m] the pairs
+    torch::Tensor ij, ji;   // [m] flagged as (i, j) and as (j, i)
+    torch::Tensor weights;  // [m] sum over the flagged orders of (R - rho)
   };
-  CandidateFlags candidate_flags(const torch::Tensor& W_dec) const;
+  CandidateFlags candidate_flags(const torch::Tensor& unit) const;  // from W_dec's unit rows
   torch::Tensor corrected_Q() const;  // candidates: Q as if tracked from the first update (README)
   void become_dense();
 

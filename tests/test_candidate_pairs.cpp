@@ -85,7 +85,7 @@ TEST(CandidatePairs, WeightedCosineSumAndItsGradientMatchTheDirectFormula) {
   auto W = (3.0 * random_unit_rows(9, 4, 4)).requires_grad_(true);
   auto i = torch::tensor({0, 2, 2, 5}, torch::kLong), j = torch::tensor({1, 3, 8, 6}, torch::kLong);
   auto w = torch::tensor({0.5f, 0.0f, 2.0f, 1.5f});
-  auto sparse = weighted_pair_cosines(W, i, j, w);
+  auto sparse = weighted_pair_cosines(W, unit_rows(W.detach()), i, j, w, 2 * 4);  // chunks of 2 pairs
   auto grad_sparse = torch::autograd::grad({sparse}, {W})[0];
   auto unit = W / W.norm(2, 1, true);
   auto direct = (w * (unit.index_select(0, i) * unit.index_select(0, j)).sum(1)).sum();
@@ -94,6 +94,14 @@ TEST(CandidatePairs, WeightedCosineSumAndItsGradientMatchTheDirectFormula) {
   EXPECT_TRUE(torch::allclose(grad_sparse, grad_direct, 1e-5, 1e-5));
   EXPECT_EQ(grad_sparse[4].abs().sum().item<double>(), 0.0);  // row 4 is in no pair
   EXPECT_GT(grad_sparse[8].abs().sum().item<double>(), 0.0);
+  auto none = torch::zeros({0}, torch::kLong);
+  EXPECT_EQ(weighted_pair_cosines(W, unit_rows(W.detach()), none, none, torch::zeros({0})).item<double>(), 0.0);
+}
+
+TEST(CandidatePairs, OnTheCpuOnlyTheSetPositionsAreVisited) {
+  auto mask = torch::tensor({false, true, false, false, true});
+  EXPECT_TRUE(torch::equal(positions_to_visit(mask), torch::tensor({1, 4}, torch::kLong)));
+  EXPECT_EQ(positions_to_visit(torch::zeros({3}, torch::kBool)).numel(), 0);
 }
 
 // With tau - margin below every cosine, every pair is a candidate from the first update on: the
