@@ -98,7 +98,10 @@ torch::Tensor popcount(const torch::Tensor& words) {
   auto x = words - words.bitwise_right_shift(1).bitwise_and_(int64_t{0x5555555555555555});
   x = x.bitwise_and(int64_t{0x3333333333333333}) + x.bitwise_right_shift(2).bitwise_and_(int64_t{0x3333333333333333});
   x = (x + x.bitwise_right_shift(4)).bitwise_and_(int64_t{0x0f0f0f0f0f0f0f0f});  // each byte holds its count
-  return x.view(torch::kByte).view({words.size(0), -1}).sum(1, false, torch::kInt);
+  // The product's top byte is the sum of the bytes (at most 64, so bit 63 stays clear); summing the
+  // words as int64 spares a reduction that would first copy every byte to a wider type.
+  x = x.mul_(int64_t{0x0101010101010101}).bitwise_right_shift_(56);
+  return x.sum(1).to(torch::kInt);
 }
 
 torch::Tensor pair_co_firing(const torch::Tensor& packed, const torch::Tensor& i, const torch::Tensor& j,
@@ -121,25 +124,30 @@ torch::Tensor positions_to_visit(const torch::Tensor& mask) {
 
 namespace {
 
-// sum_p w_p <u_i, u_j> of the unit rows u = W / |W|, with its gradient written out: for the
-// symmetric weights S, G = S u is the gradient in u, and (G - u <u, G>) / |W| the one in W.
-// Autograd through the normalisation would cost several passes over W per step.
+// sum_p w_p <u_i, u_j> of the unit rows u = W / |W|, with its gradient written out pair by pair:
+// row i's share of pair p is w_p (u_j - u_i <u_i, u_j>) / |W_i| (and row j's alike), so only the
+// pairs' rows are touched. Autograd through the normalisation would cost passes over all of W.
 struct WeightedPairCosines : torch::autograd::Function<WeightedPairCosines> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& W_dec, const torch::Tensor& unit,
                                const torch::Tensor& i, const torch::Tensor& j, const torch::Tensor& weights,
                                int64_t chunk_elements) {
     const int64_t n = i.numel(), chunk = rows_per_chunk(unit.size(1), chunk_elements);
-    auto G = torch::zeros_like(unit);
+    auto inverse_norm = W_dec.norm(2, 1).clamp_min(1e-12).reciprocal();
+    auto grad = torch::zeros_like(W_dec);
+    auto total = torch::zeros({}, W_dec.options());
     for (int64_t start = 0; start < n; start += chunk) {
       const int64_t len = std::min(chunk, n - start);
       auto pi = i.narrow(0, start, len), pj = j.narrow(0, start, len);
-      auto w = weights.narrow(0, start, len).unsqueeze(1);
-      G.index_add_(0, pi, unit.index_select(0, pj).mul_(w));
-      G.index_add_(0, pj, unit.index_select(0, pi).mul_(w));
+      auto w = weights.narrow(0, start, len);
+      auto u_i = unit.index_select(0, pi), u_j = unit.index_select(0, pj);
+      auto cosine = (u_i * u_j).sum(1, true);
+      total += (w * cosine.squeeze(1)).sum();
+      auto w_i = (w * inverse_norm.index_select(0, pi)).unsqueeze(1), w_j = (w * inverse_norm.index_select(0, pj)).unsqueeze(1);
+      grad.index_add_(0, pi, (u_j - u_i * cosine).mul_(w_i));
+      grad.index_add_(0, pj, (u_i - u_j * cosine).mul_(w_j));
     }
-    auto along = (unit * G).sum(1, true);
-    ctx->save_for_backward({(G - unit * along).div_(W_dec.norm(2, 1, true).clamp_min(1e-12))});
-    return along.sum() * 0.5;
+    ctx->save_for_backward({grad});
+    return total;
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_output) {

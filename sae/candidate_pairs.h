@@ -50,9 +50,9 @@ torch::Tensor pair_co_firing(const torch::Tensor& packed, const torch::Tensor& i
 torch::Tensor positions_to_visit(const torch::Tensor& mask);
 
 // sum_p w_p cos(d_{i_p}, d_{j_p}), with gradient through W_dec (none through the weights); `unit`
-// is W_dec's unit rows. The gradient is written out rather than traced: the weighted sums of the
-// partners' unit rows, gathered pair by pair in chunks of at most `chunk_elements` (no [d_sae,
-// d_sae] matrix), projected off each row. No pairs: a constant 0.
+// is W_dec's unit rows. The gradient is written out rather than traced, pair by pair in chunks of
+// at most `chunk_elements`: only the pairs' rows are touched, and no [d_sae, d_sae] matrix is made.
+// No pairs: a constant 0.
 torch::Tensor weighted_pair_cosines(const torch::Tensor& W_dec, const torch::Tensor& unit, const torch::Tensor& i,
                                     const torch::Tensor& j, const torch::Tensor& weights,
                                     int64_t chunk_elements = int64_t{1} << 18);

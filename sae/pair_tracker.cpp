@@ -121,7 +121,9 @@ AbsorptionPenalty PairTracker::penalty(const torch::Tensor& W_dec) const {
   auto flags = candidate_flags(unit);
   auto young = (updates_ - entry_.index_select(0, flags.at)).to(torch::kDouble) < 5.0 / (1.0 - cfg_.ema_decay);
   AbsorptionPenalty out;
-  out.loss = weighted_pair_cosines(W_dec, unit, flags.i, flags.j, flags.weights);
+  auto weighed = positions_to_visit(flags.ij.logical_or(flags.ji));
+  out.loss = weighted_pair_cosines(W_dec, unit, flags.i.index_select(0, weighed), flags.j.index_select(0, weighed),
+                                   flags.weights.index_select(0, weighed));
   out.flagged = (flags.ij.sum() + flags.ji.sum()).to(P.scalar_type());
   out.flagged_short_history =
       (flags.ij.logical_and(young).sum() + flags.ji.logical_and(young).sum()).to(P.scalar_type());
