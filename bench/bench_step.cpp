@@ -33,6 +33,7 @@ double seconds_since(Clock::time_point start) { return std::chrono::duration<dou
 
 struct Timing {
   double step_s = 0, comm_s = 0, bytes = 0, search_s = 0;
+  double co_firing_s = 0, penalty_s = 0, refresh_due_s = 0;  // the penalty's own work, timed apart
   int64_t searches = 0, tracked_pairs = 0, pair_count_bytes = 0, gradient_bytes = 0;
   std::string tracking = "off";
 };
@@ -60,6 +61,32 @@ class StepTimer {
     auto start = Clock::now();
     timing_.searches += trainer_.step(x).refreshed;
     seconds_.push_back(seconds_since(start));
+  }
+  // The penalty's work in this state, each part timed alone (median of 5): the co-firing counts of
+  // the next batch, the penalty with its backward, and the drift bound. The step-time difference
+  // holds these and what they cost the rest of the step (caches); on a noisy machine it is the
+  // less precise of the two.
+  void time_penalty_parts(int s) {
+    auto& pairs = trainer_.state().absorption;
+    if (!pairs.enabled()) return;
+    auto& W_dec = trainer_.state().model->W_dec;
+    auto fired = trainer_.model().forward_train(shard(s).to(device_)).f.detach() > 0;
+    auto median_of = [&](auto work) {
+      std::vector<double> v;
+      for (int r = 0; r < 5; ++r) {
+        auto start = Clock::now();
+        work();
+        v.push_back(seconds_since(start));
+      }
+      return median(v);
+    };
+    timing_.co_firing_s = median_of([&] { pairs.count_co_firing(fired).sum().item<double>(); });
+    timing_.penalty_s = median_of([&] {
+      auto loss = pairs.penalty(W_dec).loss;
+      if (loss.requires_grad()) loss.backward();
+      W_dec.mutable_grad() = torch::Tensor();
+    });
+    timing_.refresh_due_s = median_of([&] { pairs.refresh_due(W_dec).item<bool>(); });
   }
   // Median step time; the mean communication time and bytes.
   Timing timing() {
@@ -145,6 +172,7 @@ void run(const Shape& shape, int steps, const std::string& pairs, double tau, bo
     plain.step(s);
     penalised.step(s);
   }
+  penalised.time_penalty_parts(steps + 1);
   auto without = plain.timing(), with = penalised.timing();
   if (group.rank() != 0) return;
   // The step's matrix products: encoder and decoder forward (2 B d_in d_sae FLOPs each), their
@@ -165,6 +193,11 @@ void run(const Shape& shape, int steps, const std::string& pairs, double tau, bo
               1e3 * without.step_s);
   std::printf("  penalty share %.1f%% of the step (%lld candidate searches in these steps)\n",
               100.0 * (with.step_s - without.step_s) / with.step_s, static_cast<long long>(with.searches));
+  const double parts_s = with.co_firing_s + with.penalty_s + with.refresh_due_s;
+  std::printf("  penalty's work timed apart %.1f ms = %.1f%% of a step without it (co-firing %.1f, penalty and its backward %.1f, "
+              "drift bound %.1f ms)\n",
+              1e3 * parts_s, 100.0 * parts_s / (without.step_s + parts_s), 1e3 * with.co_firing_s, 1e3 * with.penalty_s,
+              1e3 * with.refresh_due_s);
   if (with.tracking == "candidates") {
     double amortised = (with.step_s - without.step_s) + with.search_s / interval;
     std::printf("  one candidate search %.0f ms; with one every %.0f steps: penalty share %.1f%%; %lld candidate pairs\n",
