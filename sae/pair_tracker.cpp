@@ -113,11 +113,7 @@ AbsorptionPenalty PairTracker::penalty(const torch::Tensor& W_dec) const {
     out.flagged_short_history = short_history ? out.flagged.clone() : torch::zeros_like(out.flagged);
     return out;
   }
-  torch::Tensor unit;
-  {
-    torch::NoGradGuard no_grad;
-    unit = unit_rows(W_dec.detach());
-  }
+  auto unit = unit_rows(W_dec.detach());
   auto flags = candidate_flags(unit);
   auto young = (updates_ - entry_.index_select(0, flags.at)).to(torch::kDouble) < 5.0 / (1.0 - cfg_.ema_decay);
   AbsorptionPenalty out;
