@@ -124,10 +124,6 @@ torch::Tensor positions_to_visit(const torch::Tensor& mask) {
 
 namespace {
 
-torch::Tensor row_norms(const torch::Tensor& W, const torch::Tensor& rows) {
-  return W.index_select(0, rows).norm(2, 1).clamp_min(1e-12);
-}
-
 // sum_p w_p <u_i, u_j> of the unit rows u = W / |W|, with its gradient written out pair by pair:
 // row i's share of pair p is w_p (u_j - u_i <u_i, u_j>) / |W_i| (and row j's alike), so only the
 // pairs' rows are touched. Autograd through the normalisation would cost passes over all of W.
@@ -136,6 +132,7 @@ struct WeightedPairCosines : torch::autograd::Function<WeightedPairCosines> {
                                const torch::Tensor& i, const torch::Tensor& j, const torch::Tensor& weights,
                                int64_t chunk_elements) {
     const int64_t n = i.numel(), chunk = rows_per_chunk(unit.size(1), chunk_elements);
+    auto inverse_norm = W_dec.norm(2, 1).clamp_min(1e-12).reciprocal();
     auto grad = torch::zeros_like(W_dec);
     auto total = torch::zeros({}, W_dec.options());
     for (int64_t start = 0; start < n; start += chunk) {
@@ -145,7 +142,7 @@ struct WeightedPairCosines : torch::autograd::Function<WeightedPairCosines> {
       auto u_i = unit.index_select(0, pi), u_j = unit.index_select(0, pj);
       auto cosine = (u_i * u_j).sum(1, true);
       total += (w * cosine.squeeze(1)).sum();
-      auto w_i = (w / row_norms(W_dec, pi)).unsqueeze(1), w_j = (w / row_norms(W_dec, pj)).unsqueeze(1);
+      auto w_i = (w * inverse_norm.index_select(0, pi)).unsqueeze(1), w_j = (w * inverse_norm.index_select(0, pj)).unsqueeze(1);
       grad.index_add_(0, pi, (u_j - u_i * cosine).mul_(w_i));
       grad.index_add_(0, pj, (u_i - u_j * cosine).mul_(w_j));
     }
