@@ -167,12 +167,17 @@ class Plots {
   // The clamping interventions: removal against preservation, a mark per grid point and strategy
   // (the mean over its replicas; the replicas faint).
   json interventions() const {
-    static const char* const kStrategies[] = {"base", "concept", "coordinated"};
+    struct Scores {
+      std::string strategy, removal, kept;  // the strategy and its two metrics' names
+    };
+    std::vector<Scores> strategies;
+    for (std::string s : {"base", "concept", "coordinated"}) {
+      strategies.push_back({s, "clamp_" + s + "_removal", "clamp_" + s + "_preservation"});
+    }
     json means = json::array(), replicas = json::array();
     for (const auto& point : report_["points"]) {
       const auto& m = point["metrics"];
-      for (const char* s : kStrategies) {
-        const std::string removal = std::string("clamp_") + s + "_removal", kept = std::string("clamp_") + s + "_preservation";
+      for (const auto& [s, removal, kept] : strategies) {
         if (!m.contains(removal) || !m.contains(kept)) continue;
         means.push_back({{"params", point["label"]}, {"n", point["n"]}, {"strategy", s},
                          {"removal", m[removal]["mean"]}, {"preservation", m[kept]["mean"]}});
@@ -182,8 +187,7 @@ class Plots {
     for (const auto& job : report_["jobs"]) {
       if (job["status"] != "done") continue;
       const auto& m = job["metrics"];
-      for (const char* s : kStrategies) {
-        const std::string removal = std::string("clamp_") + s + "_removal", kept = std::string("clamp_") + s + "_preservation";
+      for (const auto& [s, removal, kept] : strategies) {
         if (!finite(m, removal) || !finite(m, kept)) continue;
         replicas.push_back({{"params", job["point"]}, {"job", job["id"]}, {"strategy", s},
                             {"removal", m[removal]}, {"preservation", m[kept]}});

@@ -46,29 +46,35 @@ std::vector<int64_t> latents_for_features(const GroundTruth& truth, const std::v
 
 ClampingInterventions::ClampingInterventions(const GroundTruth& truth, const std::vector<int64_t>& latent_of_feature,
                                              const torch::Tensor& W_dec, int64_t max_targets)
-    : directions_(truth.directions.to(torch::kCPU, torch::kFloat)),
-      W_dec_(W_dec.detach().to(torch::kCPU, torch::kFloat)),
-      d_in_(truth.directions.size(1)) {
+    : d_in_(truth.directions.size(1)) {
+  torch::NoGradGuard no_grad;
+  const auto directions = truth.directions.to(torch::kCPU, torch::kFloat);
+  const auto decoder = W_dec.detach().to(torch::kCPU, torch::kFloat);
   const auto& parents = truth.parents;
   const auto n = static_cast<int64_t>(parents.size());
   for (int64_t root = 0; root < n && targets() < max_targets; ++root) {
     if (parents[root] >= 0 || latent_of_feature[root] < 0) continue;
-    Target t;
-    t.subtree = {root};
+    std::vector<int64_t> subtree{root};
     for (int64_t i = 0; i < n; ++i) {  // parents precede children: one pass finds every descendant
-      if (parents[i] >= 0 && std::find(t.subtree.begin(), t.subtree.end(), parents[i]) != t.subtree.end()) {
-        t.subtree.push_back(i);
+      if (parents[i] >= 0 && std::find(subtree.begin(), subtree.end(), parents[i]) != subtree.end()) {
+        subtree.push_back(i);
       }
     }
     const int64_t concept = latent_of_feature[root];
     std::vector<int64_t> base;
-    for (size_t k = 1; k < t.subtree.size(); ++k) {
-      const int64_t l = latent_of_feature[t.subtree[k]];
+    for (size_t k = 1; k < subtree.size(); ++k) {
+      const int64_t l = latent_of_feature[subtree[k]];
       if (l >= 0 && l != concept && std::find(base.begin(), base.end(), l) == base.end()) base.push_back(l);
     }
     auto both = base;
     both.push_back(concept);
-    t.clamped = {base, {concept}, both};
+    Target t;
+    t.subtree = torch::tensor(subtree, torch::kLong);
+    t.subtree_directions = directions.index_select(0, t.subtree);
+    for (const auto& latents : {base, std::vector<int64_t>{concept}, both}) {
+      t.clamped.push_back(torch::tensor(latents, torch::kLong));
+      t.clamped_rows.push_back(decoder.index_select(0, t.clamped.back()));
+    }
     targets_.push_back(std::move(t));
   }
   sums_ = torch::zeros({1 + targets() * (kSlots + d_in_)}, torch::kDouble);
@@ -85,8 +91,7 @@ void ClampingInterventions::add(const torch::Tensor& x_in, const torch::Tensor& 
   sums_[0] += static_cast<double>(x.size(0));
   for (int64_t t = 0; t < targets(); ++t) {
     const auto& target = targets_[t];
-    auto subtree = torch::tensor(target.subtree, torch::kLong);
-    auto c = acts.index_select(1, subtree).mm(directions_.index_select(0, subtree));
+    auto c = acts.index_select(1, target.subtree).mm(target.subtree_directions);
     auto cc = (c * c).sum(1);
     auto rest = x - c;
     std::vector<torch::Tensor> slots(kSlots);
@@ -94,8 +99,7 @@ void ClampingInterventions::add(const torch::Tensor& x_in, const torch::Tensor& 
     slots[kRestSquares] = sum(rest * rest);
     slots[kReferenceError] = sum(orthogonal_to(e, c, cc).pow(2));
     for (int64_t s = 0; s < kStrategies; ++s) {
-      auto latents = torch::tensor(target.clamped[s], torch::kLong);
-      auto removed = f.index_select(1, latents).mm(W_dec_.index_select(0, latents));  // x_hat - x_hat'
+      auto removed = f.index_select(1, target.clamped[s]).mm(target.clamped_rows[s]);  // x_hat - x_hat'
       slots[kRemoved + s] = sum(removed * c);
       slots[kError + s] = sum(orthogonal_to(e - c + removed, c, cc).pow(2));  // r - x_hat', off c
     }

@@ -46,11 +46,12 @@ class ClampingInterventions {
   std::map<std::string, double> result() const;
 
  private:
+  // Built once, indexed for every chunk of rows.
   struct Target {
-    std::vector<int64_t> subtree;                   // T and its descendants
-    std::vector<std::vector<int64_t>> clamped;      // latents per strategy
+    torch::Tensor subtree;             // T and its descendants (feature indices)
+    torch::Tensor subtree_directions;  // their true directions [|subtree|, d_in]
+    std::vector<torch::Tensor> clamped, clamped_rows;  // per strategy: the latents, their W_dec rows
   };
-  torch::Tensor directions_, W_dec_;  // CPU float
   std::vector<Target> targets_;
   int64_t d_in_;
   torch::Tensor sums_;
