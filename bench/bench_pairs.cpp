@@ -13,8 +13,9 @@ using namespace sweep;
 
 int main(int argc, char** argv) {
   CLI::App app{"sweep_bench_pairs: candidate pairs against dense, in lock-step on one run"};
-  int64_t d_sae = 128, steps = 4000, batch = 1024;
-  double tau = 0.8, rho = 5.0, l1 = 0.15, lr = 1e-3, margin = worker::JobConfig{}.absorption.candidate_margin;
+  // sweeps/ratio.toml's settings unless told otherwise: relu on the embedded synthetic data.
+  int64_t d_sae = 320, steps = 2000, batch = 1024, warmup = 200;
+  double tau = 0.8, rho = 5.0, l1 = 0.6, lr = 4e-3, margin = worker::JobConfig{}.absorption.candidate_margin;
   uint64_t seed = 42;
   app.add_option("--d-sae", d_sae);
   app.add_option("--steps", steps);
@@ -24,16 +25,17 @@ int main(int argc, char** argv) {
   app.add_option("--margin", margin, "absorption.candidate_margin");
   app.add_option("--l1", l1, "train.l1_penalty");
   app.add_option("--lr", lr, "train.lr");
+  app.add_option("--warmup", warmup, "train.warmup_steps");
   app.add_option("--seed", seed);
   CLI11_PARSE(app, argc, argv);
   worker::use_cpu_threads(static_cast<int>(std::thread::hardware_concurrency()));
 
-  // sweeps/ratio.toml's settings unless told otherwise: relu on the embedded synthetic data.
   worker::JobConfig cfg;
   cfg.seed = seed;
   cfg.sae.d_sae = d_sae;
   cfg.train.batch_size = batch;
   cfg.train.lr = lr;
+  cfg.train.warmup_steps = warmup;
   cfg.loss.l1_penalty = l1;
   cfg.data.eval_tokens = 0;
   cfg.absorption.enabled = true;
@@ -51,5 +53,6 @@ int main(int argc, char** argv) {
               static_cast<long long>(a.missed_steps), static_cast<long long>(a.refreshes),
               a.mean_candidates, static_cast<long long>(a.max_candidates),
               static_cast<long long>(d_sae * (d_sae - 1) / 2));
+  if (a.dense_flagged == 0) std::printf("  WARNING: dense flagged no pair, so the agreement says nothing: lower --tau or --rho\n");
   return 0;
 }
