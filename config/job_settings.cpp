@@ -118,6 +118,8 @@ const std::vector<Field<JobConfig>>& job_fields() {
       named("absorption.pairs", &J::absorption, &A::pairs,
             {{"candidates", sae::PairTracking::Candidates}, {"dense", sae::PairTracking::Dense}}),
       field("absorption.candidate_margin", &J::absorption, &A::candidate_margin),
+      field("absorption.watch_margin", &J::absorption, &A::watch_margin),
+      field("absorption.watch_pairs_per_latent", &J::absorption, &A::watch_pairs_per_latent),
       field("absorption.refresh_every", &J::absorption, &A::refresh_every),
       field("absorption.max_candidate_fraction", &J::absorption, &A::max_candidate_fraction),
       field("train.steps", &J::train, &T::steps),

@@ -25,7 +25,7 @@ CandidateSearch find_candidates(const torch::Tensor& unit, double threshold, int
   // triangle, half the Gram); a row's largest cosine outside its pairs is the larger of what its
   // own block's row and the earlier blocks' columns saw.
   auto row_max = torch::full({d_sae}, none, unit.options()), column_max = row_max.clone();
-  std::vector<torch::Tensor> is, js;
+  std::vector<torch::Tensor> is, js, cosines;
   for (int64_t start = 0; start < d_sae; start += block) {
     const int64_t rows = std::min(block, d_sae - start);
     auto gram = unit.narrow(0, start, rows).mm(unit.narrow(0, start, d_sae - start).t());  // [rows, d_sae - start]
@@ -36,12 +36,29 @@ CandidateSearch find_candidates(const torch::Tensor& unit, double threshold, int
     auto upper = j > i;  // the block's own rows appear on both sides of its diagonal
     is.push_back(i.masked_select(upper));
     js.push_back(j.masked_select(upper));
+    cosines.push_back(gram.masked_select(paired).masked_select(upper));
     gram.masked_fill_(paired, none);
     row_max.narrow(0, start, rows).copy_(gram.amax(1));
     auto seen = column_max.narrow(0, start, d_sae - start);
     seen.copy_(torch::maximum(seen, gram.amax(0)));
   }
-  return {torch::cat(is), torch::cat(js), torch::maximum(row_max, column_max).clamp_min_(-2.0)};
+  return {torch::cat(is), torch::cat(js), torch::cat(cosines), torch::maximum(row_max, column_max).clamp_min_(-2.0)};
+}
+
+double cosine_above_pair_count(const torch::Tensor& unit, int64_t pairs, int64_t block_elements) {
+  torch::NoGradGuard no_grad;
+  const int64_t d_sae = unit.size(0);
+  if (pairs >= d_sae * (d_sae - 1) / 2) return -std::numeric_limits<double>::infinity();
+  const int64_t sampled = std::min(d_sae, rows_per_chunk(d_sae, block_elements));
+  auto index = torch::TensorOptions().device(unit.device()).dtype(torch::kLong);
+  auto rows = torch::arange(sampled, index).mul_(d_sae).div_(sampled, "floor");  // evenly spaced, distinct
+  auto gram = unit.index_select(0, rows).mm(unit.t());  // [sampled, d_sae]
+  gram.scatter_(1, rows.unsqueeze(1), -std::numeric_limits<double>::infinity());  // a row is never its own pair
+  // Over all d_sae rows each pair would be seen twice, once from each end; the sample sees
+  // sampled / d_sae of that.
+  const double seen = 2.0 * static_cast<double>(pairs) * static_cast<double>(sampled) / static_cast<double>(d_sae);
+  const int64_t k = std::clamp<int64_t>(static_cast<int64_t>(seen + 0.5), 1, gram.numel());
+  return std::get<0>(gram.flatten().topk(k)).min().item<double>();
 }
 
 TopPairs top_cosine_pairs(const torch::Tensor& unit, int64_t k, int64_t block_elements) {

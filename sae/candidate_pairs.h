@@ -12,12 +12,18 @@ torch::Tensor unit_rows(const torch::Tensor& W_dec);
 
 struct CandidateSearch {
   torch::Tensor i, j;         // [n] int64, i < j, sorted by (i, j): the pairs with cosine > threshold
+  torch::Tensor cosine;       // [n] their cosines
   torch::Tensor outside_max;  // [d_sae] each row's largest cosine to a row it is not paired with (-2: none)
 };
 
 // Row blocks of unit rows against all of them, thresholded, indices kept; at most
 // `block_elements` cosines exist at once. Reads the device (the number of pairs found).
 CandidateSearch find_candidates(const torch::Tensor& unit, double threshold, int64_t block_elements = int64_t{1} << 24);
+
+// A cosine c such that about `pairs` pairs i < j have a cosine above it (-inf when there are not
+// that many pairs), estimated from the cosines of evenly spaced rows to all rows: every row when
+// d_sae rows fit in `block_elements`, otherwise as many as do. Reads the device.
+double cosine_above_pair_count(const torch::Tensor& unit, int64_t pairs, int64_t block_elements = int64_t{1} << 24);
 
 struct TopPairs {
   torch::Tensor i, j, cosine;  // [k] int64, int64, float: i < j, highest cosine first

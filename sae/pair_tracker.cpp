@@ -154,12 +154,14 @@ std::string PairTracker::refresh(const torch::Tensor& W_dec) {
   if (!enabled() || dense()) return "";
   torch::NoGradGuard no_grad;
   auto unit = unit_rows(W_dec.detach());
-  auto found = find_candidates(unit, cfg_.dot_threshold - cfg_.candidate_margin);
+  const double needed = cfg_.dot_threshold - cfg_.candidate_margin;
+  auto found = find_candidates(unit, watch_threshold(unit));
   const int64_t n = found.i.numel(), all = d_sae_ * (d_sae_ - 1) / 2;
-  if (static_cast<double>(n) > cfg_.max_candidate_fraction * static_cast<double>(all)) {
+  const int64_t n_needed = (found.cosine > needed).sum().item<int64_t>();
+  if (static_cast<double>(n_needed) > cfg_.max_candidate_fraction * static_cast<double>(all)) {
     become_dense();
-    return std::to_string(n) + " of the " + std::to_string(all) + " pairs have decoder cosine above tau - margin = " +
-           std::to_string(cfg_.dot_threshold - cfg_.candidate_margin) + ", more than absorption.max_candidate_fraction = " +
+    return std::to_string(n_needed) + " of the " + std::to_string(all) + " pairs have decoder cosine above tau - margin = " +
+           std::to_string(needed) + ", more than absorption.max_candidate_fraction = " +
            std::to_string(cfg_.max_candidate_fraction) + "; tracking every pair (dense) from step " + std::to_string(updates_);
   }
   auto keys = found.i * d_sae_ + found.j;
@@ -181,6 +183,13 @@ std::string PairTracker::refresh(const torch::Tensor& W_dec) {
   outside_max_ = found.outside_max;
   searched_at_ = updates_;
   return "";
+}
+
+double PairTracker::watch_threshold(const torch::Tensor& unit) const {
+  const double needed = cfg_.dot_threshold - cfg_.candidate_margin, widest = cfg_.dot_threshold - cfg_.watch_margin;
+  if (widest >= needed) return needed;
+  const double budget = cosine_above_pair_count(unit, cfg_.watch_pairs_per_latent * d_sae_);
+  return std::min(needed, std::max(widest, budget));
 }
 
 void PairTracker::become_dense() {

@@ -66,6 +66,9 @@ class PairTracker {
     torch::Tensor weights;  // [m] sum over the flagged orders of (R - rho)
   };
   CandidateFlags candidate_flags(const torch::Tensor& unit) const;  // from W_dec's unit rows
+  // The search's threshold: tau - candidate_margin, lowered towards tau - watch_margin as far as
+  // about watch_pairs_per_latent x d_sae pairs allow (reads the device).
+  double watch_threshold(const torch::Tensor& unit) const;
   torch::Tensor corrected_Q() const;  // candidates: Q as if tracked from the first update (README)
   void become_dense();
 

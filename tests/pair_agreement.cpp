@@ -4,8 +4,10 @@
 #include "tests/pair_agreement.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
+#include "sae/absorption.h"
 #include "sae/pair_tracker.h"
 #include "sharding/dataset.h"
 #include "worker/communicator.h"
@@ -53,11 +55,16 @@ PairAgreement lockstep_pair_agreement(const worker::JobConfig& job, int64_t step
       out.dense_flagged += want.numel();
       out.candidate_flagged += got.numel();
       out.both_flagged += torch::isin(want, got).sum().item<int64_t>();
+      const double dense_loss = dense.penalty(W_dec).loss.item<double>(), candidate_loss = candidates.penalty(W_dec).loss.item<double>();
+      out.dense_penalty += dense_loss;
+      out.candidate_penalty += candidate_loss;
+      out.penalty_difference += std::abs(dense_loss - candidate_loss);
       // Pairs flagged by one tracker only: how long has the candidate tracked them?
       auto differ = torch::cat({want.masked_select(torch::isin(want, got).logical_not()),
                                 got.masked_select(torch::isin(got, want).logical_not())});
       if (differ.numel() > 0) {
-        auto unordered = torch::minimum(differ / d_sae, differ % d_sae) * d_sae + torch::maximum(differ / d_sae, differ % d_sae);
+        auto first = differ.div(d_sae, "floor"), second = differ.remainder(d_sae);
+        auto unordered = torch::minimum(first, second) * d_sae + torch::maximum(first, second);
         auto named = candidates.tensors();
         std::map<std::string, torch::Tensor> state(named.begin(), named.end());
         auto tracked = state.at("absorption.pairs.i") * d_sae + state.at("absorption.pairs.j");
@@ -65,6 +72,13 @@ PairAgreement lockstep_pair_agreement(const worker::JobConfig& job, int64_t step
         auto history = (step + 1) - state.at("absorption.pairs.entry").index_select(0, at);
         const double long_history = 5.0 / (1.0 - cfg.absorption.ema_decay);
         out.long_history_disagreements += (history.to(torch::kDouble) >= long_history).sum().item<int64_t>();
+        auto dense_state = dense.tensors();  // {P, Q}
+        sae::AbsorptionStats stats;
+        stats.P = dense_state.at(0).second;
+        stats.Q = dense_state.at(1).second;
+        auto R = sae::ratio_matrix(stats, cfg.absorption.ratio).flatten().index_select(0, differ);
+        const double rho = cfg.absorption.ratio_threshold;
+        out.largest_ratio_gap = std::max(out.largest_ratio_gap, (R - rho).abs().max().item<double>() / rho);
       }
     }
     trainer.step(x);

@@ -1,6 +1,7 @@
 // Candidate pairs against dense computations: the blocked search, co-firing counts, the weighted
-// cosine sum and its gradient; a tracker whose candidates are every pair equals the dense one bit
-// for bit; on a real training run no pair above tau is ever missing and the flagged pairs agree.
+// cosine sum and its gradient; the watch's budget; a tracker whose candidates are every pair equals
+// the dense one bit for bit; on a real training run no pair above tau is ever missing and the
+// flagged pairs and the penalty agree.
 #include <limits>
 
 #include <gtest/gtest.h>
@@ -38,10 +39,24 @@ TEST(CandidatePairs, BlockedSearchFindsExactlyThePairsAboveTheThreshold) {
     auto want = torch::nonzero(torch::triu(gram > 0.5, 1));
     ASSERT_GT(want.size(0), 10);
     EXPECT_TRUE(torch::equal(torch::stack({found.i, found.j}, 1), want)) << "block of " << block_elements;
+    EXPECT_TRUE(torch::allclose(found.cosine, gram.index({found.i, found.j})));
     // Each row's largest cosine to a row it is not paired with.
     auto outside = gram.masked_fill((gram > 0.5).logical_or(torch::eye(50, torch::kBool)), -2.0).amax(1);
     EXPECT_TRUE(torch::allclose(found.outside_max, outside));
   }
+}
+
+// With every row sampled the estimate is exact: strictly above the cosine lie `pairs` - 1 pairs
+// (the pairs-th pair's own cosine is the one returned); from a sample of the rows it is near.
+TEST(CandidatePairs, TheCosineAboveAPairCountLeavesThatManyPairsAboveIt) {
+  auto unit = random_unit_rows(60, 5, 8);
+  auto upper = torch::triu(unit.mm(unit.t()), 1) + torch::tril(torch::full({60, 60}, -3.0), 0);
+  auto above = [&](double c) { return (upper > c).sum().item<int64_t>(); };
+  EXPECT_EQ(above(cosine_above_pair_count(unit, 100)), 99);
+  const int64_t sampled = above(cosine_above_pair_count(unit, 300, 15 * 60));  // 15 of the 60 rows
+  EXPECT_GT(sampled, 150);
+  EXPECT_LT(sampled, 600);
+  EXPECT_EQ(cosine_above_pair_count(unit, 60 * 59 / 2), -std::numeric_limits<double>::infinity());
 }
 
 TEST(CandidatePairs, TopCosinePairsAreTheHighestOfTheDenseGram) {
@@ -149,6 +164,32 @@ TEST(PairTracker, TooManyCandidatesTurnTheTrackerDense) {
   EXPECT_EQ(tracker.counts_numel(), 64);
 }
 
+// The search goes below tau - candidate_margin towards tau - watch_margin as far as the budget of
+// watch_pairs_per_latent x d_sae pairs allows, and never stops above tau - candidate_margin.
+TEST(PairTracker, TheWatchWidensTheSearchAsFarAsItsBudgetAllows) {
+  auto W = random_unit_rows(40, 5, 9);
+  auto upper = torch::triu(W.mm(W.t()), 1) + torch::tril(torch::full({40, 40}, -3.0), 0);
+  auto above = [&](double c) { return (upper > c).sum().item<int64_t>(); };
+  auto cfg = penalty_config(PairTracking::Candidates);
+  cfg.dot_threshold = 0.8;
+  cfg.candidate_margin = 0.1;
+  cfg.watch_margin = 0.5;
+  const int64_t needed = above(0.7), widest = above(0.3);
+  ASSERT_LT(needed + 40, widest - 40);  // a budget of one pair per latent lies strictly between
+  auto tracked = [&](int64_t per_latent) {
+    cfg.watch_pairs_per_latent = per_latent;
+    PairTracker tracker(cfg, 40, torch::kFloat);
+    EXPECT_EQ(tracker.refresh(W), "");
+    return tracker.tracked_pairs();
+  };
+  EXPECT_EQ(tracked(0), needed);
+  EXPECT_EQ(tracked(100), widest);
+  const int64_t budget = (needed + widest) / 2 / 40;
+  EXPECT_EQ(tracked(budget), budget * 40 - 1);
+  cfg.watch_margin = 0.05;  // narrower than candidate_margin: no watch
+  EXPECT_EQ(tracked(100), needed);
+}
+
 // A pair that stays a candidate across a search keeps its history; one that enters starts from zero.
 TEST(PairTracker, ASearchKeepsTheHistoryOfPairsThatStay) {
   auto cfg = penalty_config(PairTracking::Candidates);
@@ -204,6 +245,8 @@ TEST(PairTracker, OnATrainingRunNoPairAboveTauIsMissedAndOnlyShortHistoriesDiffe
   EXPECT_GT(agreement.dense_flagged, 100);
   EXPECT_GT(agreement.both_flagged, 0);
   EXPECT_EQ(agreement.long_history_disagreements, 0);
+  EXPECT_GE(agreement.share_of_either(), 0.99);
+  EXPECT_LT(agreement.penalty_difference_share(), 0.01);
   std::printf("candidates: %lld searches, %.0f candidates on average (max %lld) of %d pairs; flagged pair-steps: "
               "dense %lld, candidates %lld, both %lld\n",
               static_cast<long long>(agreement.refreshes), agreement.mean_candidates,
