@@ -211,7 +211,7 @@ std::vector<KeySpec> build_schema() {
       {"absorption.watch_margin", K::Float, 0.7, open_range(0, 2),
        "candidates: also pairs with decoder cosine above tau - watch_margin, while they fit in watch_pairs_per_latent, "
        "so that a pair's Q has a history when it can first be flagged (at most candidate_margin: none)"},
-      {"absorption.watch_pairs_per_latent", K::Int, 8, at_least(0),
+      {"absorption.watch_pairs_per_latent", K::Int, 4, at_least(0),
        "candidates: the pairs watched beyond tau - candidate_margin stop at about this many per latent"},
       {"absorption.refresh_every", K::Int, 100, at_least(1), "candidates: steps after which the candidates are found anew at the latest"},
       {"absorption.max_candidate_fraction", K::Float, 0.25, half_open(0, 1),

@@ -57,7 +57,7 @@ struct AbsorptionConfig {
   PairTracking pairs = PairTracking::Candidates;
   double candidate_margin = 0.1;       // candidates: every pair with cosine > tau - margin
   double watch_margin = 0.7;           // and pairs with cosine > tau - watch_margin, while they fit in
-  int64_t watch_pairs_per_latent = 8;  // this many pairs per latent
+  int64_t watch_pairs_per_latent = 4;  // this many pairs per latent
   int64_t refresh_every = 100;         // candidates are found anew at least this often (steps)
   double max_candidate_fraction = 0.25;  // more candidates than this share of all pairs: dense
 };
