@@ -16,6 +16,7 @@
 #include "config/sweep_file.h"
 #include "tests/pair_agreement.h"
 #include "worker/cpu_threads.h"
+#include "worker/freed_memory.h"
 
 using namespace sweep;
 
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
   app.add_option("--set", overrides, "KEY=VALUE, as for sweep (grid.KEY=[...] sets a grid axis)");
   CLI11_PARSE(app, argc, argv);
   worker::use_cpu_threads(static_cast<int>(std::thread::hardware_concurrency()));
+  worker::keep_freed_memory();
 
   worker::JobConfig cfg;
   try {

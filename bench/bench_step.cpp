@@ -19,6 +19,7 @@
 #include "sae/batch_statistics.h"
 #include "sharding/dataset.h"
 #include "worker/cpu_threads.h"
+#include "worker/freed_memory.h"
 #include "worker/matmul_rate.h"
 #include "worker/mpi_communicator.h"
 #include "worker/timing_communicator.h"
@@ -149,6 +150,7 @@ void run(const Shape& shape, int steps, const std::string& pairs, double tau, bo
       cuda ? torch::Device(torch::kCUDA, static_cast<int8_t>(local_rank % torch::cuda::device_count())) : torch::kCPU;
   int threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local_size);
   worker::use_cpu_threads(threads);
+  worker::keep_freed_memory();
 
   worker::JobConfig cfg;
   cfg.data.synthetic.d_in = d_in;

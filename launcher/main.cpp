@@ -17,6 +17,7 @@
 #include "report/files.h"
 #include "report/status.h"
 #include "slurm/submit.h"
+#include "worker/freed_memory.h"
 
 namespace {
 
@@ -40,6 +41,7 @@ void colour_only_on_a_terminal() {
 
 int main(int argc, char** argv) {
   colour_only_on_a_terminal();
+  sweep::worker::keep_freed_memory();
   spdlog::set_pattern("[%H:%M:%S] %^%l%$ %v");
   CLI::App app{"sweep: train grids of sparse autoencoders and aggregate them into one report"};
   app.require_subcommand(0, 1);

@@ -21,12 +21,15 @@ BatchStatistics local_statistics(const SaeConfig& cfg, const Forward& fwd, const
   auto s = statistics_layout(cfg, pairs);
   // A sparse step's activations are its code's values: counting them there skips a [B, d_sae] pass.
   const auto& values = fwd.sparse() ? fwd.code.vals.detach() : fwd.f;
-  auto fired = values > 0;
+  // Every architecture's activations are >= 0, so "fired" (> 0) is "nonzero": on the CPU the cast
+  // to bool is about 4x faster than the comparison, and summing its bytes as int32 2x faster than
+  // summing the bools (measured at [1024, 16384] on one thread).
+  auto fired = values.to(torch::kBool);
   auto counts = fwd.sparse() ? torch::zeros({cfg.d_sae}, values.options())
                                    .index_add_(0, fwd.code.idx.reshape({-1}), fired.reshape({-1}).to(values.scalar_type()))
-                             : fired.sum(0).to(values.scalar_type());
+                             : fired.view(torch::kByte).sum(0, false, torch::kInt).to(values.scalar_type());
   std::vector<torch::Tensor> sections{counts};
-  if (s.pairs > 0) sections.push_back(pairs.count_co_firing(fwd.sparse() ? fwd.f > 0 : fired).to(values.scalar_type()));
+  if (s.pairs > 0) sections.push_back(pairs.count_co_firing(fwd.sparse() ? fwd.f.to(torch::kBool) : fired).to(values.scalar_type()));
   if (s.residual > 0) {
     auto e = x - fwd.x_hat;
     sections.push_back(e.sum(0));
