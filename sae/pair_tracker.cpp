@@ -154,7 +154,7 @@ std::string PairTracker::refresh(const torch::Tensor& W_dec) {
   if (!enabled() || dense()) return "";
   torch::NoGradGuard no_grad;
   auto unit = unit_rows(W_dec.detach());
-  const double needed = cfg_.dot_threshold - cfg_.candidate_margin;
+  const double needed = needed_threshold();
   auto found = find_candidates(unit, watch_threshold(unit));
   const int64_t n = found.i.numel(), all = d_sae_ * (d_sae_ - 1) / 2;
   const int64_t n_needed = (found.cosine > needed).sum().item<int64_t>();
@@ -186,7 +186,7 @@ std::string PairTracker::refresh(const torch::Tensor& W_dec) {
 }
 
 double PairTracker::watch_threshold(const torch::Tensor& unit) const {
-  const double needed = cfg_.dot_threshold - cfg_.candidate_margin, widest = cfg_.dot_threshold - cfg_.watch_margin;
+  const double needed = needed_threshold(), widest = cfg_.dot_threshold - cfg_.watch_margin;
   if (widest >= needed) return needed;
   const double budget = cosine_above_pair_count(unit, cfg_.watch_pairs_per_latent * d_sae_);
   return std::min(needed, std::max(widest, budget));

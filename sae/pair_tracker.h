@@ -66,6 +66,8 @@ class PairTracker {
     torch::Tensor weights;  // [m] sum over the flagged orders of (R - rho)
   };
   CandidateFlags candidate_flags(const torch::Tensor& unit) const;  // from W_dec's unit rows
+  // tau - candidate_margin: every pair above it is tracked, which keeps the drift bound's promise.
+  double needed_threshold() const { return cfg_.dot_threshold - cfg_.candidate_margin; }
   // The search's threshold: tau - candidate_margin, lowered towards tau - watch_margin as far as
   // about watch_pairs_per_latent x d_sae pairs allow (reads the device).
   double watch_threshold(const torch::Tensor& unit) const;
