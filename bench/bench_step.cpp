@@ -135,7 +135,7 @@ struct Shape {
   std::string arch = "relu", step = "auto";
 };
 
-void run(const Shape& shape, int steps, const std::string& pairs, double tau, bool cuda) {
+void run(const Shape& shape, int steps, const std::string& pairs, double tau, bool cuda, int threads) {
   const int64_t d_in = shape.d_in, d_sae = shape.d_sae, batch = shape.batch;
   worker::MpiCommunicator group(MPI_COMM_WORLD);
   int local_size = 1, local_rank = 0;
@@ -148,7 +148,7 @@ void run(const Shape& shape, int steps, const std::string& pairs, double tau, bo
   }
   const torch::Device device =
       cuda ? torch::Device(torch::kCUDA, static_cast<int8_t>(local_rank % torch::cuda::device_count())) : torch::kCPU;
-  int threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local_size);
+  if (threads == 0) threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local_size);
   worker::use_cpu_threads(threads);
   worker::keep_freed_memory();
 
@@ -230,6 +230,7 @@ int main(int argc, char** argv) {
   std::string pairs = "candidates";
   double tau = 0.3;
   std::string device = "cpu";
+  int threads = 0;
   app.add_option("--d-in", shape.d_in);
   app.add_option("--d-sae", shape.d_sae);
   app.add_option("--batch", shape.batch);
@@ -243,13 +244,14 @@ int main(int argc, char** argv) {
   app.add_option("--tau", tau, "absorption.dot_threshold");
   app.add_option("--device", device, "cpu, or cuda (each rank on GPU local rank mod visible GPUs)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--threads", threads, "CPU threads per rank (default: the cores shared among this machine's ranks)");
   CLI11_PARSE(app, argc, argv);
   if (device == "cuda" && !torch::cuda::is_available()) {
     std::fprintf(stderr, "sweep_bench: --device cuda, but this LibTorch sees no GPU\n");
     MPI_Finalize();
     return 2;
   }
-  run(shape, steps, pairs, tau, device == "cuda");
+  run(shape, steps, pairs, tau, device == "cuda", threads);
   MPI_Finalize();
   return 0;
 }

@@ -100,7 +100,7 @@ torch::Tensor pair_cosines(const torch::Tensor& unit, const torch::Tensor& i, co
 torch::Tensor packed_firing(const torch::Tensor& fired) {
   torch::NoGradGuard no_grad;
   const int64_t rows = fired.size(0), d_sae = fired.size(1), words = (rows + 63) / 64;
-  auto bits = (fired.scalar_type() == torch::kBool ? fired : fired > 0).contiguous().view(torch::kByte);
+  auto bits = fired.to(torch::kBool).contiguous().view(torch::kByte);  // a no-op for bools
   if (words * 64 != rows) bits = torch::constant_pad_nd(bits, {0, 0, 0, words * 64 - rows});
   // Eight rows to a byte (row 8 r + k is bit k of byte r), summed down the batch, then one latent
   // per row: [d_sae, 8 words] bytes, read as [d_sae, words] 64-bit words.

@@ -37,7 +37,7 @@ TopPairs top_cosine_pairs(const torch::Tensor& unit, int64_t k, int64_t block_el
 torch::Tensor pair_cosines(const torch::Tensor& unit, const torch::Tensor& i, const torch::Tensor& j,
                            int64_t chunk_elements = int64_t{1} << 18);
 
-// A batch's firing `fired` [B, d_sae] (bool, or > 0: fired) as bits: [d_sae, ceil(B / 64)] int64, one
+// A batch's firing `fired` [B, d_sae] (bool, or numbers: nonzero fired) as bits: [d_sae, ceil(B / 64)] int64, one
 // latent per row, row b of the batch in bit b % 64 of word b / 64 (the last word padded with 0).
 torch::Tensor packed_firing(const torch::Tensor& fired);
 

@@ -35,7 +35,7 @@ torch::Tensor matryoshka_reconstruction_loss(const Sae& sae, const Forward& fwd,
 }
 
 torch::Tensor l1_loss(const torch::Tensor& f, const BatchContext& batch) {
-  return batch.mean_share(f.abs().sum(1));
+  return batch.mean_share(f.sum(1));
 }
 
 torch::Tensor jumprelu_l0_share(const Sae& sae, const Forward& fwd, const BatchContext& batch) {

@@ -22,7 +22,9 @@ torch::Tensor reconstruction_loss(const torch::Tensor& x, const torch::Tensor& x
 torch::Tensor matryoshka_reconstruction_loss(const Sae& sae, const Forward& fwd, const torch::Tensor& x,
                                              ReconLoss kind, const BatchContext& batch);
 
-// mean_b ||f||_1 (unweighted); of a sparse step's code values, which hold the same.
+// mean_b ||f||_1 (unweighted) of activations f >= 0, so the sum of f: no |f| pass, nor its sign in
+// backward (f's gradient at 0 differs, but ReLU's backward zeroes it there). Of a sparse step's code
+// values, which hold the same.
 torch::Tensor l1_loss(const torch::Tensor& f, const BatchContext& batch);
 
 // This shard's share of JumpReLU's L0 = mean_b sum_i H(pre - theta), with the threshold's

@@ -80,9 +80,9 @@ torch::Tensor Sae::threshold_at(const torch::Tensor& idx) const {
   return threshold().index_select(0, idx.reshape({-1})).view_as(idx);
 }
 
-int64_t Sae::sparse_width(const torch::Tensor& f) const {
+int64_t Sae::sparse_width(const torch::Tensor& fired) const {
   if (cfg_.step == StepMode::Dense) return 0;
-  const int64_t width = cfg_.arch == Arch::TopK ? cfg_.k : code_width(f);
+  const int64_t width = cfg_.arch == Arch::TopK ? cfg_.k : code_width(fired);
   // Measured on 2 CPU cores (d_in 256, batch 1024): the sparse step is faster up to about a
   // tenth of the latents per row at d_sae 4096 and 16384.
   return cfg_.step == StepMode::Sparse || 10 * width <= cfg_.d_sae ? std::max<int64_t>(width, 1) : 0;
@@ -94,7 +94,7 @@ ChosenLatents Sae::jumprelu_code_latents(const torch::Tensor& pre) const {
   // gradient (pre > theta - bandwidth / 2). Padding then lies beyond reach, where the activation,
   // its gradient and the kernel are all 0, so the code carries every entry's pre-activation.
   auto reach = torch::relu(pre - (threshold() - cfg_.bandwidth / 2));
-  const int64_t width = sparse_width(reach);
+  const int64_t width = sparse_width(firing(reach));
   if (width == 0) return {};
   auto chosen = largest_entries(reach, width);
   chosen.active.fill_(true);
@@ -115,8 +115,9 @@ Forward Sae::run(const torch::Tensor& x, bool training) const {
     out.f = out.pre * (out.pre > threshold()).to(out.pre.scalar_type());
   } else {
     out.f = training && selects_over_batch(cfg_.arch) ? batch_topk(out.pre, cfg_.k) : activate(out.pre);
+    if (training) out.fired = firing(out.f);
     // jumprelu decided above, from the latents within the kernel's reach, not the active ones alone.
-    const int64_t width = training && cfg_.arch != Arch::JumpReLU ? sparse_width(out.f) : 0;
+    const int64_t width = training && cfg_.arch != Arch::JumpReLU ? sparse_width(out.fired) : 0;
     if (width == 0) {
       out.x_hat = decode(out.f);
       return out;

@@ -16,6 +16,7 @@ struct Forward {
   torch::Tensor pre;    // [B, d_sae] pre-activations
   torch::Tensor f;      // [B, d_sae] latent activations (>= 0)
   torch::Tensor x_hat;  // [B, d_in]
+  torch::Tensor fired;  // [B, d_sae] firing(f), where a training step needed it (every dense one), else undefined
   // A sparse training step (undefined idx otherwise): the active latents with gradient; pre and f
   // are then detached, and gradient reaches the parameters only through the code.
   SparseCode code;
@@ -53,9 +54,9 @@ class Sae : public torch::nn::Module {
  private:
   torch::Tensor activate(const torch::Tensor& pre) const;
   Forward run(const torch::Tensor& x, bool training) const;
-  // The width of a training step's sparse code for activations f (topk needs none), 0 for a dense
-  // step.
-  int64_t sparse_width(const torch::Tensor& f) const;
+  // The width of a training step's sparse code for activations whose firing() is `fired` (topk
+  // needs none), 0 for a dense step.
+  int64_t sparse_width(const torch::Tensor& fired) const;
   // A sparse jumprelu step's latents for pre-activations pre (no idx for a dense step).
   ChosenLatents jumprelu_code_latents(const torch::Tensor& pre) const;
   SaeConfig cfg_;

@@ -1,5 +1,8 @@
-// The sparse code's encoder values (a custom autograd function) and its decoder (embedding_bag).
+// The sparse code's width, its encoder values (a custom autograd function) and its decoder
+// (embedding_bag).
 #include "sae/sparse_code.h"
+
+#include <cmath>
 
 namespace sweep::sae {
 namespace {
@@ -32,7 +35,12 @@ struct ChosenPreactivations : torch::autograd::Function<ChosenPreactivations> {
 
 }  // namespace
 
-int64_t code_width(const torch::Tensor& f) { return (f > 0).sum(1).max().item<int64_t>(); }
+torch::Tensor firing(const torch::Tensor& f) { return f.detach().sign(); }
+
+int64_t code_width(const torch::Tensor& fired) {
+  const double widest = fired.sum(1).max().item<double>();
+  return std::isfinite(widest) ? static_cast<int64_t>(widest) : fired.size(1);
+}
 
 ChosenLatents largest_entries(const torch::Tensor& f, int64_t width) {
   torch::NoGradGuard no_grad;

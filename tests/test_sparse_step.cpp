@@ -101,8 +101,14 @@ TEST(SparseStep, TheAuxiliaryLossOfDeadLatentsIsTheSameSparse) {
 TEST(SparseStep, AutoIsSparseForANarrowCodeOnly) {
   torch::manual_seed(0);
   auto f = torch::relu(torch::randn({16, 100}) - 1.5);  // about 7 of 100 active per row
-  EXPECT_EQ(sae::code_width(f), (f > 0).sum(1).max().item<int64_t>());
-  auto code = sae::sparse_code(sae::largest_entries(f, sae::code_width(f)), f, torch::zeros({16, 3}), torch::zeros({3, 100}),
+  auto fired = sae::firing(f);
+  EXPECT_TRUE(torch::equal(fired, (f > 0).to(f.scalar_type()))) << "firing is 1 where f > 0, 0 elsewhere";
+  EXPECT_EQ(sae::code_width(fired), (f > 0).sum(1).max().item<int64_t>());
+  auto with_nan = f.clone();
+  with_nan[0][0] = NAN;
+  const int64_t nan_width = sae::code_width(sae::firing(with_nan));  // sign(NaN) is 0 on the CPU, NaN elsewhere
+  EXPECT_TRUE(nan_width >= 0 && nan_width <= 100) << "a NaN activation gives a width of the batch, not " << nan_width;
+  auto code = sae::sparse_code(sae::largest_entries(f, sae::code_width(fired)), f, torch::zeros({16, 3}), torch::zeros({3, 100}),
                                torch::zeros({100}), torch::zeros({3}));
   EXPECT_TRUE(torch::equal(torch::zeros_like(f).scatter(1, code.idx, code.vals.detach()), f)) << "the code holds f exactly";
   for (auto [arch, d_sae, k, want_sparse] : {std::tuple{sae::Arch::TopK, 128, 4, true}, std::tuple{sae::Arch::TopK, 128, 32, false},
