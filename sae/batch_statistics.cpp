@@ -23,13 +23,13 @@ BatchStatistics local_statistics(const SaeConfig& cfg, const Forward& fwd, const
   // A dense step counts down the batch with a matrix-vector product (BLAS's threads; about 4x a
   // column sum at [1024, 16384]), exact while counts stay below 2^24.
   const auto& values = fwd.sparse() ? fwd.code.vals.detach() : fwd.f;
+  // Every dense training step holds fwd.fired; a sparse step (topk) needs it only for the pairs.
+  auto fired = fwd.fired;
+  if (!fired.defined() && (!fwd.sparse() || s.pairs > 0)) fired = firing(fwd.f);
   auto counts = fwd.sparse() ? torch::zeros({cfg.d_sae}, values.options()).index_add_(0, fwd.code.idx.reshape({-1}), firing(values).reshape({-1}))
-                             : fwd.fired.t().mv(torch::ones({fwd.fired.size(0)}, fwd.fired.options()));
+                             : fired.t().mv(torch::ones({fired.size(0)}, fired.options()));
   std::vector<torch::Tensor> sections{counts};
-  // Every dense step holds fwd.fired; a sparse one may not (topk), and needs it only for the pairs.
-  if (s.pairs > 0) {
-    sections.push_back(pairs.count_co_firing(fwd.fired.defined() ? fwd.fired : firing(fwd.f)).to(values.scalar_type()));
-  }
+  if (s.pairs > 0) sections.push_back(pairs.count_co_firing(fired).to(values.scalar_type()));
   if (s.residual > 0) {
     auto e = x - fwd.x_hat;
     sections.push_back(e.sum(0));
