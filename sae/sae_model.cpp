@@ -3,6 +3,7 @@
 // constraint applied around each optimiser step.
 #include "sae/sae_model.h"
 
+#include "sae/encoder.h"
 #include "sae/jumprelu.h"
 
 namespace sweep::sae {
@@ -71,7 +72,7 @@ torch::Tensor batch_topk(const torch::Tensor& pre, int64_t k) {
 }  // namespace
 
 torch::Tensor Sae::encode(const torch::Tensor& x) const {
-  return activate(torch::addmm(b_enc, x - b_dec, W_enc));
+  return activate(encoder_preactivations(x, W_enc, b_enc, b_dec));
 }
 
 torch::Tensor Sae::decode(const torch::Tensor& f) const { return torch::addmm(b_dec, f, W_dec); }
@@ -103,7 +104,7 @@ ChosenLatents Sae::jumprelu_code_latents(const torch::Tensor& pre) const {
 
 Forward Sae::run(const torch::Tensor& x, bool training) const {
   Forward out;
-  out.pre = torch::addmm(b_enc, x - b_dec, W_enc);
+  out.pre = encoder_preactivations(x, W_enc, b_enc, b_dec);
   ChosenLatents chosen;
   if (training && cfg_.arch == Arch::TopK && sparse_width(torch::Tensor()) > 0) {
     torch::NoGradGuard no_grad;  // one top-k gives f and the code's latents

@@ -1,39 +1,11 @@
-// The sparse code's width, its encoder values (a custom autograd function) and its decoder
-// (embedding_bag).
+// The sparse code's width, its encoder values (sae/encoder.h) and its decoder (embedding_bag).
 #include "sae/sparse_code.h"
 
 #include <cmath>
 
+#include "sae/encoder.h"
+
 namespace sweep::sae {
-namespace {
-
-// Pre-activations of the chosen latents idx [B, w]; forward returns the given values, backward
-// sends their gradient g to W_enc (sparse [d_sae, B] of g times x - b_dec), b_enc (g summed per
-// latent) and b_dec (-W_enc times that sum).
-struct ChosenPreactivations : torch::autograd::Function<ChosenPreactivations> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& chosen, const torch::Tensor& idx,
-                               const torch::Tensor& x, const torch::Tensor& W_enc, const torch::Tensor& b_enc,
-                               const torch::Tensor& b_dec) {
-    ctx->save_for_backward({idx, x, W_enc, b_dec});
-    return chosen.clone();
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grad_output) {
-    auto saved = ctx->get_saved_variables();
-    const auto &idx = saved[0], &x = saved[1], &W_enc = saved[2], &b_dec = saved[3];
-    const int64_t rows = idx.size(0), width = idx.size(1), d_sae = W_enc.size(1);
-    auto g = grad_output[0].reshape({-1});
-    auto latent = idx.reshape({-1});
-    auto row = torch::arange(rows, idx.options()).repeat_interleave(width);
-    auto by_latent = torch::sparse_coo_tensor(torch::stack({latent, row}), g, {d_sae, rows});
-    auto grad_W_enc = torch::mm(by_latent, x - b_dec).t();  // [d_in, d_sae]
-    auto per_latent = torch::zeros({d_sae}, g.options()).index_add_(0, latent, g);
-    auto grad_b_dec = -W_enc.mv(per_latent);
-    return {torch::Tensor(), torch::Tensor(), torch::Tensor(), grad_W_enc, per_latent, grad_b_dec};
-  }
-};
-
-}  // namespace
 
 torch::Tensor firing(const torch::Tensor& f) { return f.detach().sign(); }
 
@@ -52,7 +24,7 @@ SparseCode sparse_code(const ChosenLatents& chosen, const torch::Tensor& pre, co
                        const torch::Tensor& W_enc, const torch::Tensor& b_enc, const torch::Tensor& b_dec) {
   SparseCode code;
   code.idx = chosen.idx;
-  auto values = ChosenPreactivations::apply(pre.detach().gather(1, code.idx), code.idx, x, W_enc, b_enc, b_dec);
+  auto values = chosen_preactivations(pre.detach().gather(1, code.idx), code.idx, x, W_enc, b_enc, b_dec);
   code.vals = values * chosen.active.to(values.scalar_type());
   return code;
 }

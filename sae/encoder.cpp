@@ -1,0 +1,63 @@
+// The encoder's pre-activations with hand-written backward passes (dense, and a sparse code's).
+#include "sae/encoder.h"
+
+namespace sweep::sae {
+namespace {
+
+// The gradients of b_enc and b_dec from the pre-activations' gradient summed per latent.
+std::pair<torch::Tensor, torch::Tensor> bias_gradients(const torch::Tensor& per_latent, const torch::Tensor& W_enc) {
+  return {per_latent, -W_enc.mv(per_latent)};
+}
+
+struct DensePreactivations : torch::autograd::Function<DensePreactivations> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& W_enc,
+                               const torch::Tensor& b_enc, const torch::Tensor& b_dec) {
+    auto centred = x - b_dec;
+    ctx->save_for_backward({centred, W_enc});
+    return torch::addmm(b_enc, centred, W_enc);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_output) {
+    auto saved = ctx->get_saved_variables();
+    const auto &centred = saved[0], &W_enc = saved[1], &g = grad_output[0];
+    auto [grad_b_enc, grad_b_dec] = bias_gradients(g.sum(0), W_enc);
+    auto grad_x = ctx->needs_input_grad(0) ? g.mm(W_enc.t()) : torch::Tensor();
+    return {grad_x, centred.t().mm(g), grad_b_enc, grad_b_dec};
+  }
+};
+
+struct ChosenPreactivations : torch::autograd::Function<ChosenPreactivations> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& chosen, const torch::Tensor& idx,
+                               const torch::Tensor& x, const torch::Tensor& W_enc, const torch::Tensor& b_enc,
+                               const torch::Tensor& b_dec) {
+    ctx->save_for_backward({idx, x, W_enc, b_dec});
+    return chosen.clone();
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_output) {
+    auto saved = ctx->get_saved_variables();
+    const auto &idx = saved[0], &x = saved[1], &W_enc = saved[2], &b_dec = saved[3];
+    const int64_t rows = idx.size(0), width = idx.size(1), d_sae = W_enc.size(1);
+    auto g = grad_output[0].reshape({-1});
+    auto latent = idx.reshape({-1});
+    auto row = torch::arange(rows, idx.options()).repeat_interleave(width);
+    auto by_latent = torch::sparse_coo_tensor(torch::stack({latent, row}), g, {d_sae, rows});
+    auto grad_W_enc = torch::mm(by_latent, x - b_dec).t();  // [d_in, d_sae]
+    auto [grad_b_enc, grad_b_dec] = bias_gradients(torch::zeros({d_sae}, g.options()).index_add_(0, latent, g), W_enc);
+    return {torch::Tensor(), torch::Tensor(), torch::Tensor(), grad_W_enc, grad_b_enc, grad_b_dec};
+  }
+};
+
+}  // namespace
+
+torch::Tensor encoder_preactivations(const torch::Tensor& x, const torch::Tensor& W_enc, const torch::Tensor& b_enc,
+                                     const torch::Tensor& b_dec) {
+  return DensePreactivations::apply(x, W_enc, b_enc, b_dec);
+}
+
+torch::Tensor chosen_preactivations(const torch::Tensor& chosen, const torch::Tensor& idx, const torch::Tensor& x,
+                                    const torch::Tensor& W_enc, const torch::Tensor& b_enc, const torch::Tensor& b_dec) {
+  return ChosenPreactivations::apply(chosen, idx, x, W_enc, b_enc, b_dec);
+}
+
+}  // namespace sweep::sae

@@ -1,0 +1,20 @@
+// The encoder's pre-activations pre = (x - b_dec) W_enc + b_enc as autograd functions whose
+// backward passes skip x's gradient (activations never need one): dense over [B, d_sae], and over
+// a sparse code's chosen entries. Autograd's own addmm would spend one product of the step's six
+// on the [B, d_in] gradient of x - b_dec only to sum it into b_dec's.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace sweep::sae {
+
+// [B, d_sae], with gradient into W_enc, b_enc and b_dec (b_dec's as -W_enc times b_enc's).
+torch::Tensor encoder_preactivations(const torch::Tensor& x, const torch::Tensor& W_enc, const torch::Tensor& b_enc,
+                                     const torch::Tensor& b_dec);
+
+// The pre-activations `chosen` [B, w] of the latents idx [B, w], already computed (no gradient),
+// returned with gradient into W_enc (a sparse [d_sae, B] product with x - b_dec), b_enc and b_dec.
+torch::Tensor chosen_preactivations(const torch::Tensor& chosen, const torch::Tensor& idx, const torch::Tensor& x,
+                                    const torch::Tensor& W_enc, const torch::Tensor& b_enc, const torch::Tensor& b_dec);
+
+}  // namespace sweep::sae
