@@ -71,7 +71,7 @@ class StepTimer {
     auto& pairs = trainer_.state().absorption;
     if (!pairs.enabled()) return;
     auto& W_dec = trainer_.state().model->W_dec;
-    auto fired = trainer_.model().forward_train(shard(s).to(device_)).f.detach() > 0;
+    auto fwd = trainer_.model().forward_train(shard(s).to(device_));
     auto median_of = [&](auto work) {
       std::vector<double> v;
       for (int r = 0; r < 5; ++r) {
@@ -81,7 +81,11 @@ class StepTimer {
       }
       return median(v);
     };
-    timing_.co_firing_s = median_of([&] { pairs.count_co_firing(fired).sum().item<double>(); });
+    timing_.co_firing_s = median_of([&] {  // with the bits or firing the step makes for them
+      auto counts = pairs.counts_from_bits() ? pairs.count_co_firing({}, sae::firing_bits(fwd))
+                                             : pairs.count_co_firing(sae::firing(fwd.f));
+      counts.sum().item<double>();
+    });
     timing_.penalty_s = median_of([&] {
       auto loss = pairs.penalty(W_dec).loss;
       if (loss.requires_grad()) loss.backward();

@@ -37,7 +37,7 @@ void AbsorptionCoverage::add(const torch::Tensor& f) {
   auto active = (f > 0).to(torch::kFloat);
   sums_[0] += f.size(0);
   sums_.narrow(0, 1, d_sae_) += active.sum(0).to(torch::kDouble).cpu();
-  if (i_.numel() > 0) sums_.narrow(0, 1 + d_sae_, i_.numel()) += pair_co_firing(packed_firing(f), i_, j_).to(torch::kDouble).cpu();
+  if (i_.numel() > 0) sums_.narrow(0, 1 + d_sae_, i_.numel()) += pair_co_firing(packed_firing(active), i_, j_).to(torch::kDouble).cpu();
 }
 
 std::vector<CoveragePair> AbsorptionCoverage::result(const AbsorptionConfig& cfg) const {

@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "sae/candidate_pairs.h"
+
 namespace sweep::sae {
 
 BatchStatistics statistics_layout(const SaeConfig& cfg, const PairTracker& pairs) {
@@ -15,6 +17,11 @@ BatchStatistics statistics_layout(const SaeConfig& cfg, const PairTracker& pairs
   return s;
 }
 
+torch::Tensor firing_bits(const Forward& fwd) {
+  if (fwd.sparse()) return packed_code_firing(fwd.code.idx, firing(fwd.code.vals.detach()), fwd.f.size(1));
+  return packed_firing(fwd.fired.defined() ? fwd.fired : firing(fwd.f));
+}
+
 BatchStatistics local_statistics(const SaeConfig& cfg, const Forward& fwd, const torch::Tensor& x,
                                  const PairTracker& pairs, const torch::Tensor& l0_share) {
   torch::NoGradGuard no_grad;
@@ -23,13 +30,16 @@ BatchStatistics local_statistics(const SaeConfig& cfg, const Forward& fwd, const
   // A dense step counts down the batch with a matrix-vector product (BLAS's threads; about 4x a
   // column sum at [1024, 16384]), exact while counts stay below 2^24.
   const auto& values = fwd.sparse() ? fwd.code.vals.detach() : fwd.f;
-  // Every dense training step holds fwd.fired; a sparse step (topk) needs it only for the pairs.
+  // Every dense training step holds fwd.fired; a sparse step needs it only for dense pairs' counts.
   auto fired = fwd.fired;
-  if (!fired.defined() && (!fwd.sparse() || s.pairs > 0)) fired = firing(fwd.f);
-  auto counts = fwd.sparse() ? torch::zeros({cfg.d_sae}, values.options()).index_add_(0, fwd.code.idx.reshape({-1}), firing(values).reshape({-1}))
-                             : fired.t().mv(torch::ones({fired.size(0)}, fired.options()));
+  if (!fired.defined() && (!fwd.sparse() || (s.pairs > 0 && !pairs.counts_from_bits()))) fired = firing(fwd.f);
+  // Candidate pairs count from the firing's bits, which also give a dense step's counts (a popcount).
+  auto bits = s.pairs > 0 && pairs.counts_from_bits() ? firing_bits(fwd) : torch::Tensor();
+  auto counts = fwd.sparse()     ? torch::zeros({cfg.d_sae}, values.options()).index_add_(0, fwd.code.idx.reshape({-1}), firing(values).reshape({-1}))
+                : bits.defined() ? popcount(bits).to(values.scalar_type())
+                                 : fired.t().mv(torch::ones({fired.size(0)}, fired.options()));
   std::vector<torch::Tensor> sections{counts};
-  if (s.pairs > 0) sections.push_back(pairs.count_co_firing(fired).to(values.scalar_type()));
+  if (s.pairs > 0) sections.push_back(pairs.count_co_firing(fired, bits).to(values.scalar_type()));
   if (s.residual > 0) {
     auto e = x - fwd.x_hat;
     sections.push_back(e.sum(0));

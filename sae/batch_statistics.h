@@ -28,6 +28,9 @@ struct BatchStatistics {
 // The buffer's layout for this configuration (no data): every rank of a group derives the same.
 BatchStatistics statistics_layout(const SaeConfig& cfg, const PairTracker& pairs);
 
+// The batch's firing as packed_firing's bits, from a sparse step's code where it has one.
+torch::Tensor firing_bits(const Forward& fwd);
+
 // This shard's statistics. `l0_share` is JumpReLU's (undefined for the other architectures).
 BatchStatistics local_statistics(const SaeConfig& cfg, const Forward& fwd, const torch::Tensor& x,
                                  const PairTracker& pairs, const torch::Tensor& l0_share);

@@ -37,9 +37,14 @@ TopPairs top_cosine_pairs(const torch::Tensor& unit, int64_t k, int64_t block_el
 torch::Tensor pair_cosines(const torch::Tensor& unit, const torch::Tensor& i, const torch::Tensor& j,
                            int64_t chunk_elements = int64_t{1} << 18);
 
-// A batch's firing `fired` [B, d_sae] (bool, or numbers: nonzero fired) as bits: [d_sae, ceil(B / 64)] int64, one
+// A batch's firing `fired` [B, d_sae] (bool, or firing()'s 0/1 numbers) as bits: [d_sae, ceil(B / 64)] int64, one
 // latent per row, row b of the batch in bit b % 64 of word b / 64 (the last word padded with 0).
 torch::Tensor packed_firing(const torch::Tensor& fired);
+
+// packed_firing of a sparse code: row b lists the latents `idx` [B, w] with `fired` [B, w] (bool or
+// 0/1 numbers) saying which of them fired; each latent at most once per row (padding, which may
+// repeat one, must have fired 0). The same bits from B w entries instead of B d_sae.
+torch::Tensor packed_code_firing(const torch::Tensor& idx, const torch::Tensor& fired, int64_t d_sae);
 
 // The number of set bits of each row of `words` [n, w] int64, as [n] int32.
 torch::Tensor popcount(const torch::Tensor& words);

@@ -54,9 +54,9 @@ int64_t PairTracker::counts_numel() const {
   return dense() ? d_sae_ * d_sae_ : i_.numel();
 }
 
-torch::Tensor PairTracker::count_co_firing(const torch::Tensor& fired) const {
+torch::Tensor PairTracker::count_co_firing(const torch::Tensor& fired, const torch::Tensor& bits) const {
   torch::NoGradGuard no_grad;
-  if (!dense()) return pair_co_firing(packed_firing(fired), i_, j_);
+  if (counts_from_bits()) return pair_co_firing(bits.defined() ? bits : packed_firing(fired), i_, j_);
   auto active = fired.to(P.scalar_type());
   return active.t().mm(active).flatten();
 }

@@ -26,8 +26,11 @@ class PairTracker {
   int64_t tracked_pairs() const;
   // Length of the pairs' co-firing counts in a step's statistics (0 when the penalty is off).
   int64_t counts_numel() const;
-  // This shard's co-firing counts of the tracked pairs, from its firing [B, d_sae] (bool, or firing()'s 0/1).
-  torch::Tensor count_co_firing(const torch::Tensor& fired) const;
+  // Candidates count co-firing from the batch's firing as bits (packed_firing), dense from the firing itself.
+  bool counts_from_bits() const { return enabled() && !dense(); }
+  // This shard's co-firing counts of the tracked pairs, from its firing [B, d_sae] (bool, or
+  // firing()'s 0/1); `bits`: packed_firing(fired) where the caller holds it (made here otherwise).
+  torch::Tensor count_co_firing(const torch::Tensor& fired, const torch::Tensor& bits = {}) const;
   // One EMA update from the group's summed counts over the global batch of `global_rows` rows.
   void update(const torch::Tensor& fired, const torch::Tensor& co_fired, int64_t global_rows);
   AbsorptionPenalty penalty(const torch::Tensor& W_dec) const;

@@ -8,6 +8,7 @@
 
 #include "sae/candidate_pairs.h"
 #include "sae/pair_tracker.h"
+#include "sae/sparse_code.h"
 #include "tests/pair_agreement.h"
 
 using namespace sweep::sae;
@@ -86,6 +87,18 @@ TEST(CandidatePairs, CoFiringAndCosinesOfTheListedPairsMatchTheDenseMatrices) {
   EXPECT_TRUE(torch::equal(pair_co_firing(packed_firing(many), i, j), many_counts.index({i, j}).to(torch::kInt)));
   EXPECT_TRUE(torch::allclose(pair_cosines(unit, i, j, 5 * 2), gram.index({i, j})));
   EXPECT_GT(counts.index({i, j}).sum().item<double>(), 0.0);
+}
+
+TEST(CandidatePairs, ASparseCodesBitsAreThoseOfItsDenseFiring) {
+  // 130 rows: three words per latent, bit 63 set in the first two, the last word partly used.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(6);
+  auto f = torch::relu(torch::randn({130, 40}, gen) - 1.3);
+  auto chosen = largest_entries(f, 12);  // more than some rows' active latents: padding that did not fire
+  ASSERT_FALSE(chosen.active.all().item<bool>());
+  ASSERT_TRUE(((f > 0).sum(1) <= 12).all().item<bool>()) << "every active latent is in the code";
+  auto bits = packed_code_firing(chosen.idx, chosen.active, 40);
+  EXPECT_TRUE(torch::equal(bits, packed_firing(f > 0)));
+  EXPECT_TRUE(torch::equal(popcount(bits), (f > 0).sum(0).to(torch::kInt)));
 }
 
 TEST(CandidatePairs, PopcountCountsEveryBitOfASignedWord) {
