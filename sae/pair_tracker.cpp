@@ -2,6 +2,7 @@
 // when the candidates must be found anew, and the state's checkpoint tensors.
 #include "sae/pair_tracker.h"
 
+#include <limits>
 #include <stdexcept>
 
 #include "sae/candidate_pairs.h"
@@ -11,6 +12,7 @@ namespace {
 
 // Float rounding of the Gram and of the unit rows, well above what they can reach.
 constexpr double kCosineSlack = 1e-4;
+constexpr const char* kCosineAtSearch = "absorption.pairs.cosine";
 
 torch::Tensor tensor_or_throw(const std::map<std::string, torch::Tensor>& saved, const std::string& name) {
   auto it = saved.find(name);
@@ -41,6 +43,7 @@ PairTracker::PairTracker(const AbsorptionConfig& cfg, int64_t d_sae, const torch
     reference_ = torch::zeros({d_sae, 0}, options.dtype(torch::kBFloat16));
     reference_error_ = torch::zeros({d_sae}, options);
     outside_max_ = torch::zeros({d_sae}, options);
+    cosine_ = torch::zeros({0}, options);
   }
 }
 
@@ -79,7 +82,19 @@ torch::Tensor PairTracker::corrected_Q() const {
   return Q_ * factor.to(Q_.scalar_type());
 }
 
-PairTracker::CandidateFlags PairTracker::candidate_flags(const torch::Tensor& unit) const {
+torch::Tensor PairTracker::drift(const torch::Tensor& W_dec, const torch::Tensor& unit) const {
+  const void* of = W_dec.unsafeGetTensorImpl();
+  if (drift_.defined() && drift_of_ == of && drift_version_ == W_dec._version()) return drift_;
+  torch::NoGradGuard no_grad;
+  drift_ = reference_.size(1) != unit.size(1)  // not searched yet
+               ? torch::full({d_sae_}, std::numeric_limits<double>::infinity(), unit.options())
+               : (unit - reference_.to(unit.scalar_type())).norm(2, 1) + reference_error_;
+  drift_of_ = of;
+  drift_version_ = W_dec._version();
+  return drift_;
+}
+
+PairTracker::CandidateFlags PairTracker::candidate_flags(const torch::Tensor& unit, const torch::Tensor& drift) const {
   torch::NoGradGuard no_grad;
   auto Q = corrected_Q();
   auto P_i = P.index_select(0, i_), P_j = P.index_select(0, j_);
@@ -92,9 +107,11 @@ PairTracker::CandidateFlags PairTracker::candidate_flags(const torch::Tensor& un
   auto R_ji = cfg_.ratio == RatioKind::Lift ? R_ij : ratio(P_i);
   auto over_ij = active.logical_and(R_ij > cfg_.ratio_threshold);
   auto over_ji = active.logical_and(R_ji > cfg_.ratio_threshold);
-  // Only pairs that pass the firing and ratio tests need their cosine.
+  // Only pairs that pass the firing and ratio tests, and that the drift leaves within reach of tau,
+  // need their cosine: |cos(now) - cos(at the search)| <= drift_i + drift_j.
+  auto reach = cosine_ + drift.index_select(0, i_) + drift.index_select(0, j_) > cfg_.dot_threshold - kCosineSlack;
   CandidateFlags out;
-  out.at = positions_to_visit(over_ij.logical_or(over_ji));
+  out.at = positions_to_visit(over_ij.logical_or(over_ji).logical_and_(reach));
   out.i = i_.index_select(0, out.at);
   out.j = j_.index_select(0, out.at);
   auto near = pair_cosines(unit, out.i, out.j) > cfg_.dot_threshold;
@@ -114,7 +131,7 @@ AbsorptionPenalty PairTracker::penalty(const torch::Tensor& W_dec) const {
     return out;
   }
   auto unit = unit_rows(W_dec.detach());
-  auto flags = candidate_flags(unit);
+  auto flags = candidate_flags(unit, drift(W_dec, unit));
   auto young = (updates_ - entry_.index_select(0, flags.at)).to(torch::kDouble) < 5.0 / (1.0 - cfg_.ema_decay);
   AbsorptionPenalty out;
   auto weighed = positions_to_visit(flags.ij.logical_or(flags.ji));
@@ -132,7 +149,8 @@ torch::Tensor PairTracker::flagged_pairs(const torch::Tensor& W_dec) const {
     auto mask = flagged_mask(decoder_cosines(W_dec.detach()), ratio_matrix(dense_, cfg_.ratio), P, cfg_);
     return torch::nonzero(mask);
   }
-  auto flags = candidate_flags(unit_rows(W_dec.detach()));
+  auto unit = unit_rows(W_dec.detach());
+  auto flags = candidate_flags(unit, drift(W_dec, unit));
   auto ij = torch::stack({flags.i.masked_select(flags.ij), flags.j.masked_select(flags.ij)}, 1);
   auto ji = torch::stack({flags.j.masked_select(flags.ji), flags.i.masked_select(flags.ji)}, 1);
   auto all = torch::cat({ij, ji});
@@ -146,8 +164,7 @@ torch::Tensor PairTracker::refresh_due(const torch::Tensor& W_dec) const {
   if (updates_ - searched_at_ >= cfg_.refresh_every || reference_.size(1) != W_dec.size(1)) return no.logical_not();
   torch::NoGradGuard no_grad;
   auto unit = unit_rows(W_dec.detach());
-  auto drift = (unit - reference_.to(unit.scalar_type())).norm(2, 1) + reference_error_;
-  return outside_cosine_bound(outside_max_, drift) > cfg_.dot_threshold - kCosineSlack;
+  return outside_cosine_bound(outside_max_, drift(W_dec, unit)) > cfg_.dot_threshold - kCosineSlack;
 }
 
 std::string PairTracker::refresh(const torch::Tensor& W_dec) {
@@ -181,7 +198,9 @@ std::string PairTracker::refresh(const torch::Tensor& W_dec) {
   reference_ = unit.to(torch::kBFloat16);
   reference_error_ = (reference_.to(unit.scalar_type()) - unit).norm(2, 1);
   outside_max_ = found.outside_max;
+  cosine_ = found.cosine.to(options_.dtype());
   searched_at_ = updates_;
+  forget_drift();
   return "";
 }
 
@@ -203,7 +222,8 @@ void PairTracker::become_dense() {
     dense_.Q.index_put_({j_, i_}, Q);
   }
   dense_.Q.diagonal().copy_(P);
-  i_ = j_ = Q_ = entry_ = reference_ = reference_error_ = outside_max_ = torch::Tensor();
+  i_ = j_ = Q_ = entry_ = reference_ = reference_error_ = outside_max_ = cosine_ = torch::Tensor();
+  forget_drift();
 }
 
 torch::Tensor PairTracker::shape_header() const {
@@ -228,7 +248,9 @@ void PairTracker::reshape(const torch::Tensor& header, int64_t updates) {
   reference_ = torch::zeros({d_sae_, d_in}, options_.dtype(torch::kBFloat16));
   reference_error_ = torch::zeros({d_sae_}, options_);
   outside_max_ = torch::zeros({d_sae_}, options_);
+  cosine_ = torch::zeros({n}, options_);
   searched_at_ = h[2].item<int64_t>();
+  forget_drift();
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> PairTracker::tensors() const {
@@ -242,7 +264,8 @@ std::vector<std::pair<std::string, torch::Tensor>> PairTracker::tensors() const 
           {"absorption.pairs.entry", entry_},
           {"absorption.pairs.reference", reference_},
           {"absorption.pairs.reference_error", reference_error_},
-          {"absorption.pairs.outside_max", outside_max_}};
+          {"absorption.pairs.outside_max", outside_max_},
+          {kCosineAtSearch, cosine_}};
 }
 
 void PairTracker::restore(const std::map<std::string, torch::Tensor>& saved, int64_t updates) {
@@ -266,7 +289,11 @@ void PairTracker::restore(const std::map<std::string, torch::Tensor>& saved, int
         {"absorption.pairs.entry", {{n}, torch::kLong}},
         {"absorption.pairs.reference", {{d_sae_, shape[3].item<int64_t>()}, torch::kBFloat16}},
         {"absorption.pairs.reference_error", {{d_sae_}, P.scalar_type()}},
-        {"absorption.pairs.outside_max", {{d_sae_}, P.scalar_type()}}};
+        {"absorption.pairs.outside_max", {{d_sae_}, P.scalar_type()}},
+        {kCosineAtSearch, {{n}, P.scalar_type()}}};
+    // Checkpoints from before the cosines were kept: +inf computes every candidate's cosine.
+    const bool has_cosines = saved.count(kCosineAtSearch) > 0;
+    if (!has_cosines) want.erase(kCosineAtSearch);
     for (const auto& [name, spec] : want) expect_shape(tensor_or_throw(saved, name), name, spec.first, spec.second);
     auto i = saved.at("absorption.pairs.i"), j = saved.at("absorption.pairs.j");
     if (n > 0 && (i.min().item<int64_t>() < 0 || (i >= j).any().item<bool>() || j.max().item<int64_t>() >= d_sae_)) {
@@ -275,8 +302,9 @@ void PairTracker::restore(const std::map<std::string, torch::Tensor>& saved, int
     if (dense()) throw std::runtime_error("the checkpoint tracks candidate pairs, this job tracks every pair");
     reshape(shape, updates);
     for (auto& [name, target] : tensors()) {
-      if (name != "absorption.pairs.shape") target.copy_(saved.at(name));
+      if (name != "absorption.pairs.shape" && (name != kCosineAtSearch || has_cosines)) target.copy_(saved.at(name));
     }
+    if (!has_cosines) cosine_.fill_(std::numeric_limits<double>::infinity());
   }
   P.copy_(saved_P);
   updates_ = updates;

@@ -68,7 +68,13 @@ class PairTracker {
     torch::Tensor ij, ji;   // [m] flagged as (i, j) and as (j, i)
     torch::Tensor weights;  // [m] sum over the flagged orders of (R - rho)
   };
-  CandidateFlags candidate_flags(const torch::Tensor& unit) const;  // from W_dec's unit rows
+  // From W_dec's unit rows and their drift since the last search.
+  CandidateFlags candidate_flags(const torch::Tensor& unit, const torch::Tensor& drift) const;
+  // Each unit row's distance from its row at the last search, at most: the bfloat16 reference's
+  // distance plus the reference's own error. Kept for W_dec as it stands (its version counter), so
+  // that the step's penalty reuses what the previous step's refresh_due computed from the same weights.
+  torch::Tensor drift(const torch::Tensor& W_dec, const torch::Tensor& unit) const;
+  void forget_drift() const { drift_ = torch::Tensor(); }
   // tau - candidate_margin: every pair above it is tracked, which keeps the drift bound's promise.
   double needed_threshold() const { return cfg_.dot_threshold - cfg_.candidate_margin; }
   // The search's threshold: tau - candidate_margin, lowered towards tau - watch_margin as far as
@@ -87,7 +93,13 @@ class PairTracker {
   // At the last search: unit rows in bfloat16, how far each is from the exact row, and each row's
   // largest cosine to a row it is not paired with. They bound the cosines of the pairs outside.
   torch::Tensor reference_, reference_error_, outside_max_;
+  // Each candidate's cosine at the last search: with the drift, it rules pairs out of reach of tau
+  // without their cosine being computed.
+  torch::Tensor cosine_;
   int64_t searched_at_ = 0;  // updates_ at the last search
+  mutable torch::Tensor drift_;  // drift(): the last one, of W_dec at drift_version_
+  mutable const void* drift_of_ = nullptr;
+  mutable int64_t drift_version_ = 0;
 };
 
 }  // namespace sweep::sae

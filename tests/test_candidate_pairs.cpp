@@ -227,6 +227,35 @@ TEST(PairTracker, ASearchKeepsTheHistoryOfPairsThatStay) {
   EXPECT_EQ(entry[2].item<int64_t>(), 1);
 }
 
+// The cosines at the search rule far pairs out; a checkpoint written before they were kept restores
+// with none ruled out, and flags the same pairs.
+TEST(PairTracker, ACheckpointWithoutTheSearchCosinesRestoresAndFlagsTheSamePairs) {
+  auto cfg = penalty_config(PairTracking::Candidates);
+  cfg.ratio_threshold = 1.2;
+  cfg.candidate_margin = 1.0;
+  cfg.max_candidate_fraction = 1.0;
+  PairTracker saved(cfg, 10, torch::kFloat);
+  auto W = random_unit_rows(10, 3, 5);
+  W[1] = W[0] + 0.1 * W[2];
+  saved.refresh(W);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(8);
+  for (int step = 0; step < 4; ++step) {
+    auto active = (at::rand({64, 10}, gen) > 0.7).to(torch::kFloat);
+    active.select(1, 1).copy_(active.select(1, 0));
+    saved.update(active.sum(0), saved.count_co_firing(active), 64);
+  }
+  ASSERT_GT(saved.flagged_pairs(W).size(0), 0);
+  auto named = saved.tensors();
+  std::map<std::string, torch::Tensor> old_format(named.begin(), named.end());
+  ASSERT_EQ(old_format.erase("absorption.pairs.cosine"), 1u);
+  PairTracker restored(cfg, 10, torch::kFloat);
+  restored.restore(old_format, 4);
+  EXPECT_TRUE(torch::equal(restored.flagged_pairs(W), saved.flagged_pairs(W)));
+  auto restored_named = restored.tensors();
+  std::map<std::string, torch::Tensor> after(restored_named.begin(), restored_named.end());
+  EXPECT_TRUE(torch::isinf(after.at("absorption.pairs.cosine")).all().item<bool>());
+}
+
 // A relu SAE trained on the synthetic data with the penalty at tau 0.5: the candidates are found
 // anew only when the drift bound asks (the interval is out of reach), and after every step every
 // pair whose dense cosine exceeds tau is a candidate. Flagged pairs differ from dense only while
