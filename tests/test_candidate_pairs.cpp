@@ -3,6 +3,9 @@
 // the dense one bit for bit; on a real training run no pair above tau is ever missing and the
 // flagged pairs and the penalty agree.
 #include <limits>
+#include <map>
+#include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -18,6 +21,28 @@ namespace {
 torch::Tensor random_unit_rows(int64_t n, int64_t d, uint64_t seed) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   return unit_rows(at::randn({n, d}, gen, torch::kFloat));
+}
+
+// Ten unit rows in 3 dimensions, rows 0 and 1 nearly parallel.
+torch::Tensor rows_with_a_near_parallel_pair() {
+  auto W = random_unit_rows(10, 3, 5);
+  W[1] = W[0] + 0.1 * W[2];
+  return W;
+}
+
+// `steps` batches of 64 rows over those ten latents, 0 and 1 always firing together, into each tracker.
+void feed_co_firing(const std::vector<PairTracker*>& trackers, int steps, uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (int step = 0; step < steps; ++step) {
+    auto active = (at::rand({64, 10}, gen) > 0.7).to(torch::kFloat);
+    active.select(1, 1).copy_(active.select(1, 0));
+    for (auto* tracker : trackers) tracker->update(active.sum(0), tracker->count_co_firing(active), 64);
+  }
+}
+
+std::map<std::string, torch::Tensor> state_of(const PairTracker& tracker) {
+  auto named = tracker.tensors();
+  return {named.begin(), named.end()};
 }
 
 AbsorptionConfig penalty_config(PairTracking pairs) {
@@ -142,19 +167,11 @@ TEST(PairTracker, CandidatesThatAreEveryPairGiveTheDensePenaltyBitForBit) {
     candidate_cfg.candidate_margin = 1.9;
     candidate_cfg.max_candidate_fraction = 1.0;
     PairTracker dense(dense_cfg, 10, torch::kFloat), candidates(candidate_cfg, 10, torch::kFloat);
-    auto W = random_unit_rows(10, 3, 5);
-    W[1] = W[0] + 0.1 * W[2];  // a near-parallel pair that co-fires below
+    auto W = rows_with_a_near_parallel_pair();
     candidates.refresh(W);
     ASSERT_FALSE(candidates.dense());
     ASSERT_EQ(candidates.tracked_pairs(), 45);
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(6);
-    for (int step = 0; step < 6; ++step) {
-      auto active = (at::rand({64, 10}, gen) > 0.7).to(torch::kFloat);
-      active.select(1, 1).copy_(active.select(1, 0));
-      auto fired = active.sum(0);
-      dense.update(fired, dense.count_co_firing(active), 64);
-      candidates.update(fired, candidates.count_co_firing(active), 64);
-    }
+    feed_co_firing({&dense, &candidates}, 6, 6);
     auto Wd = W.clone().requires_grad_(true), Wc = W.clone().requires_grad_(true);
     auto want = dense.penalty(Wd), got = candidates.penalty(Wc);
     ASSERT_GT(want.flagged_pairs(), 0);
@@ -218,8 +235,7 @@ TEST(PairTracker, ASearchKeepsTheHistoryOfPairsThatStay) {
   auto W2 = torch::tensor({{1.0f, 0.0f}, {0.9f, 0.1f}, {0.95f, 0.2f}});  // 2 now joins both
   tracker.refresh(W2);
   ASSERT_EQ(tracker.tracked_pairs(), 3);
-  auto named = tracker.tensors();
-  std::map<std::string, torch::Tensor> after(named.begin(), named.end());
+  auto after = state_of(tracker);
   auto Q = after.at("absorption.pairs.Q"), entry = after.at("absorption.pairs.entry");
   EXPECT_NEAR(Q[0].item<double>(), 0.1, 1e-6);  // (0, 1): one update of 1 - beta = 0.1
   EXPECT_EQ(Q[1].item<double>(), 0.0);          // (0, 2), new
@@ -235,25 +251,16 @@ TEST(PairTracker, ACheckpointWithoutTheSearchCosinesRestoresAndFlagsTheSamePairs
   cfg.candidate_margin = 1.0;
   cfg.max_candidate_fraction = 1.0;
   PairTracker saved(cfg, 10, torch::kFloat);
-  auto W = random_unit_rows(10, 3, 5);
-  W[1] = W[0] + 0.1 * W[2];
+  auto W = rows_with_a_near_parallel_pair();
   saved.refresh(W);
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(8);
-  for (int step = 0; step < 4; ++step) {
-    auto active = (at::rand({64, 10}, gen) > 0.7).to(torch::kFloat);
-    active.select(1, 1).copy_(active.select(1, 0));
-    saved.update(active.sum(0), saved.count_co_firing(active), 64);
-  }
+  feed_co_firing({&saved}, 4, 8);
   ASSERT_GT(saved.flagged_pairs(W).size(0), 0);
-  auto named = saved.tensors();
-  std::map<std::string, torch::Tensor> old_format(named.begin(), named.end());
+  auto old_format = state_of(saved);
   ASSERT_EQ(old_format.erase("absorption.pairs.cosine"), 1u);
   PairTracker restored(cfg, 10, torch::kFloat);
   restored.restore(old_format, 4);
   EXPECT_TRUE(torch::equal(restored.flagged_pairs(W), saved.flagged_pairs(W)));
-  auto restored_named = restored.tensors();
-  std::map<std::string, torch::Tensor> after(restored_named.begin(), restored_named.end());
-  EXPECT_TRUE(torch::isinf(after.at("absorption.pairs.cosine")).all().item<bool>());
+  EXPECT_TRUE(torch::isinf(state_of(restored).at("absorption.pairs.cosine")).all().item<bool>());
 }
 
 // A relu SAE trained on the synthetic data with the penalty at tau 0.5: the candidates are found
