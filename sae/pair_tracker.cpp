@@ -88,7 +88,7 @@ torch::Tensor PairTracker::drift(const torch::Tensor& W_dec, const torch::Tensor
   torch::NoGradGuard no_grad;
   drift_ = reference_.size(1) != unit.size(1)  // not searched yet
                ? torch::full({d_sae_}, std::numeric_limits<double>::infinity(), unit.options())
-               : (unit - reference_.to(unit.scalar_type())).norm(2, 1) + reference_error_;
+               : (unit - reference_).norm(2, 1) + reference_error_;  // bfloat16 widened as it is read
   drift_of_ = of;
   drift_version_ = W_dec._version();
   return drift_;
