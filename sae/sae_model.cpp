@@ -123,7 +123,7 @@ Forward Sae::run(const torch::Tensor& x, bool training) const {
       out.x_hat = decode(out.f);
       return out;
     }
-    chosen = largest_entries(out.f, width);
+    chosen = active_entries(out.fired, width);
   }
   out.pre = out.pre.detach();
   out.f = out.f.detach();

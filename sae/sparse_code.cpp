@@ -20,6 +20,19 @@ ChosenLatents largest_entries(const torch::Tensor& f, int64_t width) {
   return {idx, values > 0};
 }
 
+ChosenLatents active_entries(const torch::Tensor& fired, int64_t width) {
+  torch::NoGradGuard no_grad;
+  const int64_t rows = fired.size(0);
+  auto at = torch::nonzero(fired);  // [n, 2], row by row, columns ascending within a row
+  auto row = at.select(1, 0), column = at.select(1, 1);
+  auto per_row = torch::bincount(row, {}, rows);
+  auto slot = torch::arange(at.size(0), at.options()) - (per_row.cumsum(0) - per_row).index_select(0, row);
+  ChosenLatents out;
+  out.idx = torch::zeros({rows, std::max<int64_t>(width, 1)}, at.options()).index_put_({row, slot}, column);
+  out.active = torch::zeros(out.idx.sizes(), at.options().dtype(torch::kBool)).index_put_({row, slot}, torch::ones({}, at.options().dtype(torch::kBool)));
+  return out;
+}
+
 SparseCode sparse_code(const ChosenLatents& chosen, const torch::Tensor& pre, const torch::Tensor& x,
                        const torch::Tensor& W_enc, const torch::Tensor& b_enc, const torch::Tensor& b_dec) {
   SparseCode code;

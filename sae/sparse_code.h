@@ -30,6 +30,12 @@ struct ChosenLatents {
 // The `width` largest entries of each row of the activations `f` [B, d_sae] (no gradient).
 ChosenLatents largest_entries(const torch::Tensor& f, int64_t width);
 
+// Every entry of each row where the 0/1 firing `fired` [B, d_sae] is set, in column order, then
+// padding (latent 0, inactive) up to `width`, which is at least code_width(fired). One nonzero()
+// pass, which reads the device as code_width does: a top-k of every row took 7.5 ms at [1024, 768]
+// on one CPU thread, about a third of a topk k 32 step.
+ChosenLatents active_entries(const torch::Tensor& fired, int64_t width);
+
 // The code of the chosen latents. Its values are their pre-activations where active (0 elsewhere),
 // with gradient into W_enc, b_enc and b_dec: pre_bl = (x_b - b_dec) . W_enc[:, l] + b_enc_l, taken
 // from `pre` (no gradient), with the backward pass written over the chosen latents only (a sparse

@@ -98,6 +98,28 @@ TEST(SparseStep, TheAuxiliaryLossOfDeadLatentsIsTheSameSparse) {
   EXPECT_NEAR(aux[1], aux[0], 1e-5 * aux[0]);
 }
 
+TEST(SparseStep, ActiveEntriesListEveryFiringLatentOfARowInColumnOrderThenPadding) {
+  torch::manual_seed(3);
+  auto f = torch::relu(torch::randn({16, 100}) - 1.5);
+  f[2].zero_();  // a row with nothing active: all padding
+  auto fired = sae::firing(f);
+  const int64_t width = sae::code_width(fired) + 3;
+  auto chosen = sae::active_entries(fired, width);
+  ASSERT_EQ(chosen.idx.sizes(), (std::vector<int64_t>{16, width}));
+  auto counts = chosen.active.sum(1);
+  EXPECT_TRUE(torch::equal(counts, (f > 0).sum(1))) << "each row lists its active latents";
+  EXPECT_TRUE(torch::equal(torch::zeros_like(f).scatter_add(1, chosen.idx, chosen.active.to(f.scalar_type())), fired))
+      << "exactly the firing latents, padding adding nothing";
+  for (int64_t b = 0; b < 16; ++b) {
+    const int64_t n = counts[b].item<int64_t>();
+    EXPECT_FALSE(chosen.active[b].narrow(0, n, width - n).any().item<bool>()) << "padding follows the active entries, row " << b;
+    if (n > 1) {
+      auto listed = chosen.idx[b].narrow(0, 0, n);
+      EXPECT_TRUE((listed.narrow(0, 1, n - 1) > listed.narrow(0, 0, n - 1)).all().item<bool>()) << "column order, row " << b;
+    }
+  }
+}
+
 TEST(SparseStep, AutoIsSparseForANarrowCodeOnly) {
   torch::manual_seed(0);
   auto f = torch::relu(torch::randn({16, 100}) - 1.5);  // about 7 of 100 active per row
