@@ -32,8 +32,8 @@ ChosenLatents largest_entries(const torch::Tensor& f, int64_t width);
 
 // Every entry of each row where the 0/1 firing `fired` [B, d_sae] is set, in column order, then
 // padding (latent 0, inactive) up to `width`, which is at least code_width(fired). One nonzero()
-// pass, which reads the device as code_width does: a top-k of every row took 7.5 ms at [1024, 768]
-// on one CPU thread, about a third of a topk k 32 step.
+// pass, which reads the device as code_width does. On one CPU thread, rows of 1024 x d_sae about
+// 1.4% active: 1.2 ms at d_sae 768 and 24 ms at 16384, where a top-k of width took 2.5 and 57 ms.
 ChosenLatents active_entries(const torch::Tensor& fired, int64_t width);
 
 // The code of the chosen latents. Its values are their pre-activations where active (0 elsewhere),
