@@ -99,16 +99,17 @@ torch::Tensor pair_cosines(const torch::Tensor& unit, const torch::Tensor& i, co
 
 torch::Tensor packed_firing(const torch::Tensor& fired) {
   torch::NoGradGuard no_grad;
-  const int64_t rows = fired.size(0), words = (rows + 63) / 64;
+  const int64_t rows = fired.size(0), d_sae = fired.size(1), words = (rows + 63) / 64;
   // float32 (or double): a half or bfloat16 product would round its sums, which reach 2^16 - 1.
   auto ones = fired.scalar_type() == torch::kDouble ? fired : fired.to(torch::kFloat);
+  if (rows % 64 != 0) ones = torch::constant_pad_nd(ones, {0, 0, 0, 64 * words - rows});  // rows that never fire
   // Sixteen rows to a number, row 16 c + k as 2^k of number c, summed exactly in floating point
-  // (below 2^16) by one product with a [4 words, B] matrix: one pass over the batch's firing, where
-  // bools multiplied and summed byte by byte took three. Then four numbers to a 64-bit word.
-  auto row = torch::arange(rows, ones.options().dtype(torch::kLong));
-  auto place = torch::zeros({4 * words, rows}, ones.options());
-  place.index_put_({row.div(16, "floor"), row}, torch::pow(2.0, row.remainder(16)).to(ones.scalar_type()));
-  auto chunks = place.mm(ones).to(torch::kLong).view({words, 4, -1});  // [words, 4, d_sae]
+  // (below 2^16) by a [1, 16] x [16, d_sae] product per number: one batched pass over the firing.
+  // At [1024, 16384] on this project's 2-core machine that took 3.0 ms, against 16.9 ms for one
+  // [4 words, B] x [B, d_sae] product, whose left matrix is all zeros but 16 entries a row. Then
+  // four numbers to a 64-bit word.
+  auto powers = torch::pow(2.0, torch::arange(16, ones.options())).view({1, 1, 16}).expand({4 * words, 1, 16});
+  auto chunks = torch::bmm(powers, ones.reshape({4 * words, 16, d_sae})).to(torch::kLong).view({words, 4, d_sae});
   auto shift = torch::tensor({0, 16, 32, 48}, chunks.options()).view({1, 4, 1});
   return chunks.bitwise_left_shift(shift).sum(1).t().contiguous();
 }
@@ -125,15 +126,23 @@ torch::Tensor packed_code_firing(const torch::Tensor& idx, const torch::Tensor& 
 }
 
 torch::Tensor popcount(const torch::Tensor& words) {
+  TORCH_CHECK(words.size(1) < 4096, "popcount: at most 4095 words a row (16-bit sums)");
   // The SWAR count of set bits, with LibTorch's elementwise ops. Each mask keeps bit 63 clear, so
   // the arithmetic right shift of a signed word acts as a logical one.
   auto x = words - words.bitwise_right_shift(1).bitwise_and_(int64_t{0x5555555555555555});
-  x = x.bitwise_and(int64_t{0x3333333333333333}) + x.bitwise_right_shift(2).bitwise_and_(int64_t{0x3333333333333333});
-  x = (x + x.bitwise_right_shift(4)).bitwise_and_(int64_t{0x0f0f0f0f0f0f0f0f});  // each byte holds its count
-  // The product's top byte is the sum of the bytes (at most 64, so bit 63 stays clear); summing the
-  // words as int64 spares a reduction that would first copy every byte to a wider type.
-  x = x.mul_(int64_t{0x0101010101010101}).bitwise_right_shift_(56);
-  return x.sum(1).to(torch::kInt);
+  x = x.bitwise_and(int64_t{0x3333333333333333}).add_(x.bitwise_right_shift(2).bitwise_and_(int64_t{0x3333333333333333}));
+  x = x.add_(x.bitwise_right_shift(4)).bitwise_and_(int64_t{0x0f0f0f0f0f0f0f0f});  // each byte holds its count, <= 8
+  constexpr int64_t kLow16 = 0xffff, kByteLanes = 0x00ff00ff00ff00ff;
+  auto bytes_to_16_bit = [](const torch::Tensor& t) {
+    return t.bitwise_and(kByteLanes).add_(t.bitwise_right_shift(8).bitwise_and_(kByteLanes));
+  };
+  // Sum the words before their bytes: up to 31 words keep each byte below 256 (a top byte of 128 or
+  // more makes the word negative; the masks clear what the arithmetic shifts bring in). That spares
+  // the per-word horizontal sum. Wider rows sum 16-bit lanes, each below 16 x 4096.
+  auto lanes = words.size(1) <= 31 ? bytes_to_16_bit(x.sum(1)) : bytes_to_16_bit(x).sum(1);
+  auto total = lanes.bitwise_and(kLow16);
+  for (int shift : {16, 32, 48}) total.add_(lanes.bitwise_right_shift(shift).bitwise_and_(kLow16));
+  return total.to(torch::kInt);
 }
 
 torch::Tensor pair_co_firing(const torch::Tensor& packed, const torch::Tensor& i, const torch::Tensor& j,

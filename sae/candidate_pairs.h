@@ -46,14 +46,14 @@ torch::Tensor packed_firing(const torch::Tensor& fired);
 // repeat one, must have fired 0). The same bits from B w entries instead of B d_sae.
 torch::Tensor packed_code_firing(const torch::Tensor& idx, const torch::Tensor& fired, int64_t d_sae);
 
-// The number of set bits of each row of `words` [n, w] int64, as [n] int32.
+// The number of set bits of each row of `words` [n, w] int64 (w < 4096), as [n] int32.
 torch::Tensor popcount(const torch::Tensor& words);
 
 // sum_b a_bi a_bj for the listed pairs, from a batch's `packed_firing`: an AND and a popcount of
 // the two latents' bits, never a d_sae x d_sae product. In chunks of at most `chunk_elements`
 // words. As int32.
 torch::Tensor pair_co_firing(const torch::Tensor& packed, const torch::Tensor& i, const torch::Tensor& j,
-                             int64_t chunk_elements = int64_t{1} << 16);
+                             int64_t chunk_elements = int64_t{1} << 18);
 
 // The positions of `mask`'s set entries where reading them costs nothing (on the CPU), every
 // position elsewhere (a GPU would have to stop and count them): callers treat the extra positions

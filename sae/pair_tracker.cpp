@@ -82,20 +82,23 @@ torch::Tensor PairTracker::corrected_Q() const {
   return Q_ * factor.to(Q_.scalar_type());
 }
 
-torch::Tensor PairTracker::drift(const torch::Tensor& W_dec, const torch::Tensor& unit) const {
+const PairTracker::RowsSeen& PairTracker::rows_seen(const torch::Tensor& W_dec) const {
   const void* of = W_dec.unsafeGetTensorImpl();
-  if (drift_.defined() && drift_of_ == of && drift_version_ == W_dec._version()) return drift_;
+  if (seen_.unit.defined() && seen_of_ == of && seen_version_ == W_dec._version()) return seen_;
   torch::NoGradGuard no_grad;
-  drift_ = reference_.size(1) != unit.size(1)  // not searched yet
-               ? torch::full({d_sae_}, std::numeric_limits<double>::infinity(), unit.options())
-               : (unit - reference_).norm(2, 1) + reference_error_;  // bfloat16 widened as it is read
-  drift_of_ = of;
-  drift_version_ = W_dec._version();
-  return drift_;
+  seen_.unit = unit_rows(W_dec.detach());
+  seen_.drift = reference_.size(1) != W_dec.size(1)  // not searched yet
+                    ? torch::full({d_sae_}, std::numeric_limits<double>::infinity(), seen_.unit.options())
+                    : (seen_.unit - reference_).norm(2, 1) + reference_error_;  // bfloat16 widened as it is read
+  seen_of_ = of;
+  seen_version_ = W_dec._version();
+  return seen_;
 }
 
-PairTracker::CandidateFlags PairTracker::candidate_flags(const torch::Tensor& unit, const torch::Tensor& drift) const {
+PairTracker::CandidateFlags PairTracker::candidate_flags(const RowsSeen& rows) const {
   torch::NoGradGuard no_grad;
+  const auto& unit = rows.unit;
+  const auto& drift = rows.drift;
   auto Q = corrected_Q();
   auto P_i = P.index_select(0, i_), P_j = P.index_select(0, j_);
   auto active = (P_i > cfg_.activation_threshold).logical_and_(P_j > cfg_.activation_threshold);
@@ -130,12 +133,12 @@ AbsorptionPenalty PairTracker::penalty(const torch::Tensor& W_dec) const {
     out.flagged_short_history = short_history ? out.flagged.clone() : torch::zeros_like(out.flagged);
     return out;
   }
-  auto unit = unit_rows(W_dec.detach());
-  auto flags = candidate_flags(unit, drift(W_dec, unit));
+  const auto& rows = rows_seen(W_dec);
+  auto flags = candidate_flags(rows);
   auto young = (updates_ - entry_.index_select(0, flags.at)).to(torch::kDouble) < 5.0 / (1.0 - cfg_.ema_decay);
   AbsorptionPenalty out;
   auto weighed = positions_to_visit(flags.ij.logical_or(flags.ji));
-  out.loss = weighted_pair_cosines(W_dec, unit, flags.i.index_select(0, weighed), flags.j.index_select(0, weighed),
+  out.loss = weighted_pair_cosines(W_dec, rows.unit, flags.i.index_select(0, weighed), flags.j.index_select(0, weighed),
                                    flags.weights.index_select(0, weighed));
   out.flagged = (flags.ij.sum() + flags.ji.sum()).to(P.scalar_type());
   out.flagged_short_history =
@@ -149,8 +152,7 @@ torch::Tensor PairTracker::flagged_pairs(const torch::Tensor& W_dec) const {
     auto mask = flagged_mask(decoder_cosines(W_dec.detach()), ratio_matrix(dense_, cfg_.ratio), P, cfg_);
     return torch::nonzero(mask);
   }
-  auto unit = unit_rows(W_dec.detach());
-  auto flags = candidate_flags(unit, drift(W_dec, unit));
+  auto flags = candidate_flags(rows_seen(W_dec));
   auto ij = torch::stack({flags.i.masked_select(flags.ij), flags.j.masked_select(flags.ij)}, 1);
   auto ji = torch::stack({flags.j.masked_select(flags.ji), flags.i.masked_select(flags.ji)}, 1);
   auto all = torch::cat({ij, ji});
@@ -162,15 +164,13 @@ torch::Tensor PairTracker::refresh_due(const torch::Tensor& W_dec) const {
   auto no = torch::zeros({}, options_.dtype(torch::kBool));
   if (!enabled() || dense()) return no;
   if (updates_ - searched_at_ >= cfg_.refresh_every || reference_.size(1) != W_dec.size(1)) return no.logical_not();
-  torch::NoGradGuard no_grad;
-  auto unit = unit_rows(W_dec.detach());
-  return outside_cosine_bound(outside_max_, drift(W_dec, unit)) > cfg_.dot_threshold - kCosineSlack;
+  return outside_cosine_bound(outside_max_, rows_seen(W_dec).drift) > cfg_.dot_threshold - kCosineSlack;
 }
 
 std::string PairTracker::refresh(const torch::Tensor& W_dec) {
   if (!enabled() || dense()) return "";
   torch::NoGradGuard no_grad;
-  auto unit = unit_rows(W_dec.detach());
+  auto unit = rows_seen(W_dec).unit;  // refresh_due has just computed them, as a rule
   const double needed = needed_threshold();
   auto found = find_candidates(unit, watch_threshold(unit));
   const int64_t n = found.i.numel(), all = d_sae_ * (d_sae_ - 1) / 2;
@@ -200,7 +200,7 @@ std::string PairTracker::refresh(const torch::Tensor& W_dec) {
   outside_max_ = found.outside_max;
   cosine_ = found.cosine.to(options_.dtype());
   searched_at_ = updates_;
-  forget_drift();
+  forget_rows_seen();
   return "";
 }
 
@@ -223,7 +223,7 @@ void PairTracker::become_dense() {
   }
   dense_.Q.diagonal().copy_(P);
   i_ = j_ = Q_ = entry_ = reference_ = reference_error_ = outside_max_ = cosine_ = torch::Tensor();
-  forget_drift();
+  forget_rows_seen();
 }
 
 torch::Tensor PairTracker::shape_header() const {
@@ -250,7 +250,7 @@ void PairTracker::reshape(const torch::Tensor& header, int64_t updates) {
   outside_max_ = torch::zeros({d_sae_}, options_);
   cosine_ = torch::zeros({n}, options_);
   searched_at_ = h[2].item<int64_t>();
-  forget_drift();
+  forget_rows_seen();
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> PairTracker::tensors() const {

@@ -68,13 +68,16 @@ class PairTracker {
     torch::Tensor ij, ji;   // [m] flagged as (i, j) and as (j, i)
     torch::Tensor weights;  // [m] sum over the flagged orders of (R - rho)
   };
-  // From W_dec's unit rows and their drift since the last search.
-  CandidateFlags candidate_flags(const torch::Tensor& unit, const torch::Tensor& drift) const;
-  // Each unit row's distance from its row at the last search, at most: the bfloat16 reference's
-  // distance plus the reference's own error. Kept for W_dec as it stands (its version counter), so
-  // that the step's penalty reuses what the previous step's refresh_due computed from the same weights.
-  torch::Tensor drift(const torch::Tensor& W_dec, const torch::Tensor& unit) const;
-  void forget_drift() const { drift_ = torch::Tensor(); }
+  // W_dec's unit rows and each one's distance from its row at the last search, at most (the
+  // bfloat16 reference's distance plus the reference's own error).
+  struct RowsSeen {
+    torch::Tensor unit, drift;
+  };
+  // RowsSeen of W_dec as it stands, kept until W_dec changes (its version counter): the step's
+  // penalty reuses what the previous step's refresh_due computed from the same weights.
+  const RowsSeen& rows_seen(const torch::Tensor& W_dec) const;
+  void forget_rows_seen() const { seen_ = RowsSeen(); }
+  CandidateFlags candidate_flags(const RowsSeen& rows) const;
   // tau - candidate_margin: every pair above it is tracked, which keeps the drift bound's promise.
   double needed_threshold() const { return cfg_.dot_threshold - cfg_.candidate_margin; }
   // The search's threshold: tau - candidate_margin, lowered towards tau - watch_margin as far as
@@ -97,9 +100,9 @@ class PairTracker {
   // without their cosine being computed.
   torch::Tensor cosine_;
   int64_t searched_at_ = 0;  // updates_ at the last search
-  mutable torch::Tensor drift_;  // drift(): the last one, of W_dec at drift_version_
-  mutable const void* drift_of_ = nullptr;
-  mutable int64_t drift_version_ = 0;
+  mutable RowsSeen seen_;  // rows_seen(): the last one, of W_dec at seen_version_
+  mutable const void* seen_of_ = nullptr;
+  mutable int64_t seen_version_ = 0;
 };
 
 }  // namespace sweep::sae

@@ -132,6 +132,17 @@ TEST(CandidatePairs, PopcountCountsEveryBitOfASignedWord) {
                              torch::kLong)
                    .view({3, 2});
   EXPECT_TRUE(torch::equal(popcount(words), torch::tensor({64, 9, 35}, torch::kInt)));
+  // Up to 31 words a row sum their bytes first (every bit set: 248 a byte), wider rows their 16-bit
+  // lanes; both against a count bit by bit.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
+  for (int64_t width : {16, 31, 32, 100}) {
+    auto random = torch::randint(std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(), {4, width}, gen,
+                                 torch::kLong);
+    auto rows = torch::cat({random, torch::full({1, width}, int64_t{-1}, torch::kLong)});
+    auto bit_by_bit = rows.unsqueeze(2).bitwise_right_shift(torch::arange(64, torch::kLong)).bitwise_and(1).sum({1, 2});
+    EXPECT_TRUE(torch::equal(popcount(rows), bit_by_bit.to(torch::kInt))) << width << " words a row";
+    EXPECT_EQ(popcount(rows)[4].item<int>(), 64 * width);
+  }
 }
 
 TEST(CandidatePairs, WeightedCosineSumAndItsGradientMatchTheDirectFormula) {
