@@ -25,6 +25,9 @@ CandidateSearch find_candidates(const torch::Tensor& unit, double threshold, int
 // d_sae rows fit in `block_elements`, otherwise as many as do. Reads the device.
 double cosine_above_pair_count(const torch::Tensor& unit, int64_t pairs, int64_t block_elements = int64_t{1} << 24);
 
+// The k-th largest of `values` [n] (1 <= k <= n), exactly. Reads the device.
+double kth_largest(const torch::Tensor& values, int64_t k);
+
 struct TopPairs {
   torch::Tensor i, j, cosine;  // [k] int64, int64, float: i < j, highest cosine first
 };

@@ -72,6 +72,19 @@ TEST(CandidatePairs, BlockedSearchFindsExactlyThePairsAboveTheThreshold) {
   }
 }
 
+TEST(CandidatePairs, TheKthLargestIsExactWhenItsSampleMisleadsToo) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(12);
+  auto values = torch::randn({200000}, gen);
+  auto misleading = values.clone();
+  misleading.slice(0, 0, misleading.numel(), 16).add_(100.0);  // the sampled values are the largest: the cut passes too few
+  for (const auto& v : {values, misleading}) {
+    for (int64_t k : {1, 700, 3000}) {  // below and above the sample's reach
+      EXPECT_EQ(kth_largest(v, k), std::get<0>(v.topk(k)).min().item<double>()) << "k " << k;
+    }
+  }
+  EXPECT_EQ(kth_largest(torch::tensor({3.0, 1.0, 2.0}), 3), 1.0);
+}
+
 // With every row sampled the estimate is exact: strictly above the cosine lie `pairs` - 1 pairs
 // (the pairs-th pair's own cosine is the one returned); from a sample of the rows it is near.
 TEST(CandidatePairs, TheCosineAboveAPairCountLeavesThatManyPairsAboveIt) {
