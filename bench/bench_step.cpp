@@ -140,7 +140,7 @@ double peak_rss_gib() {
 struct Shape {
   int64_t d_in = 256, d_sae = 2048, batch = 1024, k = 32;
   double threshold = 0.001;  // jumprelu's initial threshold
-  std::string arch = "relu", step = "auto";
+  std::string arch = "relu", step = "auto", matmul = "float32";
 };
 
 void run(const Shape& shape, int steps, const std::string& pairs, double tau, bool cuda, int threads) {
@@ -157,7 +157,7 @@ void run(const Shape& shape, int steps, const std::string& pairs, double tau, bo
   const torch::Device device =
       cuda ? torch::Device(torch::kCUDA, static_cast<int8_t>(local_rank % torch::cuda::device_count())) : torch::kCPU;
   if (threads == 0) threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local_size);
-  worker::use_cpu_threads(threads);
+  worker::use_cpu_threads(threads, shape.matmul == "bfloat16" ? worker::ProductPool::LibTorch : worker::ProductPool::Blas);
   worker::keep_freed_memory();
 
   worker::JobConfig cfg;
@@ -173,6 +173,7 @@ void run(const Shape& shape, int steps, const std::string& pairs, double tau, bo
   cfg.sae.k = shape.k;
   cfg.sae.init_threshold = shape.threshold;
   cfg.sae.step = shape.step == "dense" ? sae::StepMode::Dense : shape.step == "sparse" ? sae::StepMode::Sparse : sae::StepMode::Auto;
+  cfg.sae.matmul = shape.matmul == "bfloat16" ? sae::MatmulDtype::BFloat16 : sae::MatmulDtype::Float32;
   cfg.train.batch_size = batch;
   cfg.absorption.dot_threshold = tau;
   cfg.absorption.pairs = pairs == "dense" ? sae::PairTracking::Dense : sae::PairTracking::Candidates;
@@ -189,14 +190,17 @@ void run(const Shape& shape, int steps, const std::string& pairs, double tau, bo
   // weight gradients and the decoder's input gradient (the encoder's input needs none).
   const double step_flops = 10.0 * static_cast<double>(batch) * d_in * d_sae / group.size();
   const int64_t n = device.is_cuda() ? 8192 : 2048;
-  const double fp32 = worker::matmul_flops_per_second(device, torch::kFloat, n);
+  const bool bf16 = cfg.sae.matmul == sae::MatmulDtype::BFloat16;
+  // The rate of the products' own precision is the limit.
+  const double limit = worker::matmul_flops_per_second(device, bf16 ? torch::kBFloat16 : torch::kFloat, n);
   const double mib = 1024.0 * 1024.0, interval = static_cast<double>(cfg.absorption.refresh_every);
-  std::printf("device %s  ranks %d (CPU threads/rank %d)  %s%s  step %s  d_in %lld  d_sae %lld  batch %lld  steps %d  tau %.2f  pairs %s\n",
+  std::printf("device %s  ranks %d (CPU threads/rank %d)  %s%s  step %s  products %s  d_in %lld  d_sae %lld  batch %lld  steps %d  "
+              "tau %.2f  pairs %s\n",
               device.str().c_str(), group.size(), threads, shape.arch.c_str(),
               shape.arch == "relu"       ? ""
               : shape.arch == "jumprelu" ? (" threshold " + std::to_string(shape.threshold)).c_str()
                                          : (" k " + std::to_string(shape.k)).c_str(),
-              shape.step.c_str(),
+              shape.step.c_str(), shape.matmul.c_str(),
               static_cast<long long>(d_in), static_cast<long long>(d_sae),
               static_cast<long long>(batch), steps, tau, with.tracking.c_str());
   std::printf("  step %.1f ms   tokens/s %.0f   (without the penalty %.1f ms; medians of alternating steps)\n", 1e3 * with.step_s, batch / with.step_s,
@@ -215,11 +219,11 @@ void run(const Shape& shape, int steps, const std::string& pairs, double tau, bo
                 static_cast<long long>(with.tracked_pairs));
   }
   std::printf("  dense-equivalent FLOP rate without the penalty %.1f GFLOP/s per rank (10 B d_in d_sae per step; a sparse step does less) = %.1f%% of this "
-              "device's measured %lld^3 fp32 matmul rate, %.1f GFLOP/s\n",
-              step_flops / without.step_s / 1e9, 100.0 * step_flops / without.step_s / fp32, static_cast<long long>(n),
-              fp32 / 1e9);
-  if (device.is_cuda()) {
-    std::printf("  the device's measured %lld^3 bf16 matmul rate: %.1f GFLOP/s (training runs in fp32)\n",
+              "device's measured %lld^3 %s matmul rate, %.1f GFLOP/s\n",
+              step_flops / without.step_s / 1e9, 100.0 * step_flops / without.step_s / limit, static_cast<long long>(n),
+              bf16 ? "bf16" : "fp32", limit / 1e9);
+  if (device.is_cuda() && !bf16) {
+    std::printf("  the device's measured %lld^3 bf16 matmul rate: %.1f GFLOP/s (this run's products are fp32)\n",
                 static_cast<long long>(n), worker::matmul_flops_per_second(device, torch::kBFloat16, n) / 1e9);
   }
   std::printf("  all-reduce per step in a group: penalty's pair counts %.3f MiB, gradients and terms %.2f MiB\n",
@@ -247,6 +251,8 @@ int main(int argc, char** argv) {
   app.add_option("--k", shape.k, "sae.k (topk, batchtopk)");
   app.add_option("--threshold", shape.threshold, "sae.init_threshold (jumprelu)");
   app.add_option("--step", shape.step, "train.step: auto, dense or sparse")->check(CLI::IsMember({"auto", "dense", "sparse"}));
+  app.add_option("--matmul-dtype", shape.matmul, "train.matmul_dtype: float32 or bfloat16")
+      ->check(CLI::IsMember({"float32", "bfloat16"}));
   app.add_option("--steps", steps);
   app.add_option("--pairs", pairs, "absorption.pairs: candidates or dense")->check(CLI::IsMember({"candidates", "dense"}));
   app.add_option("--tau", tau, "absorption.dot_threshold");

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The straightforward PyTorch trainer that bench/versus_pytorch runs beside sweep: a ReLU SAE with
-L1 sparsity and, optionally, the dense absorption penalty of the README, trained with Adam on the
-`activations` tensor of a safetensors file, batches in file order. Prints the training tokens/s
+L1 sparsity and, optionally, the dense absorption penalty of the README and bfloat16 products
+(autocast), trained with Adam on the `activations` tensor of a safetensors file, batches in file
+order. Prints the training tokens/s
 (steps only, after one warm-up step). A benchmark's reference, not part of the tool."""
 import argparse
 import json
@@ -38,6 +39,7 @@ def main():
     p.add_argument("--beta", type=float, default=0.99)
     p.add_argument("--active", type=float, default=1e-3)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--bf16", action="store_true", help="matrix products in bfloat16 (CPU autocast)")
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -56,8 +58,9 @@ def main():
     eye = torch.eye(a.d_sae, dtype=torch.bool)
 
     def step(x):
-        f = torch.relu((x - b_dec) @ W_enc + b_enc)
-        x_hat = f @ W_dec + b_dec
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            f = torch.relu((x - b_dec) @ W_enc + b_enc)
+            x_hat = f @ W_dec + b_dec
         loss = (x - x_hat).pow(2).sum(1).mean() + a.l1 * f.abs().sum(1).mean()
         if a.penalty:
             with torch.no_grad():

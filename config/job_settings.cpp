@@ -104,6 +104,8 @@ const std::vector<Field<JobConfig>>& job_fields() {
       field("sae.init_threshold", &J::sae, &sae::SaeConfig::init_threshold),
       named("train.step", &J::sae, &sae::SaeConfig::step,
             {{"auto", sae::StepMode::Auto}, {"dense", sae::StepMode::Dense}, {"sparse", sae::StepMode::Sparse}}),
+      named("train.matmul_dtype", &J::sae, &sae::SaeConfig::matmul,
+            {{"float32", sae::MatmulDtype::Float32}, {"bfloat16", sae::MatmulDtype::BFloat16}}),
       named("train.recon_loss", &J::loss, &sae::LossConfig::recon,
             {{"mse", sae::ReconLoss::MSE}, {"l2norm", sae::ReconLoss::L2Norm}}),
       field("train.l1_penalty", &J::loss, &sae::LossConfig::l1_penalty),

@@ -119,9 +119,13 @@ int jobs_side_by_side(const SweepSpec& spec, const std::vector<PlannedJob>& jobs
 // Each job's threads follow from the jobs side by side the whole plan would have, not from those
 // left to run: OpenBLAS's products may round differently with another thread count, so a resumed or
 // retried job computes with the threads it first had and repeats its results bit for bit.
-void share_cores(const MpiSession& mpi, int jobs_here, int jobs_planned) {
+// The threads run bfloat16 products in LibTorch's pool when every job of the plan has them.
+void share_cores(const MpiSession& mpi, const std::vector<PlannedJob>& jobs, int jobs_here, int jobs_planned) {
   int threads = std::max(1, cores_here() / (mpi.local_size * std::max(jobs_here, jobs_planned)));
-  const char* how = worker::use_cpu_threads(threads);
+  const bool bfloat16 = std::all_of(jobs.begin(), jobs.end(), [](const PlannedJob& job) {
+    return to_job_config(job).sae.matmul == sae::MatmulDtype::BFloat16;
+  });
+  const char* how = worker::use_cpu_threads(threads, bfloat16 ? worker::ProductPool::LibTorch : worker::ProductPool::Blas);
   if (mpi.world_rank == 0) spdlog::info("{} CPU thread(s) per job, {} job(s) side by side per process ({})", threads, jobs_here, how);
 }
 
@@ -294,7 +298,7 @@ int run_sweep(const SweepOptions& options, const MpiSession& mpi) {
   int gpu_index = torch::cuda::is_available() ? mpi.local_rank % static_cast<int>(torch::cuda::device_count()) : 0;
   auto device = worker::pick_device(spec.base["train.device"], gpu_index);
   const int jobs_here = jobs_side_by_side(spec, jobs, out, mpi, device);
-  share_cores(mpi, jobs_here,
+  share_cores(mpi, jobs, jobs_here,
               std::min<int>(wanted_side_by_side(spec, mpi, device.is_cuda()), static_cast<int>(jobs.size())));
 
   MPI_Comm group_comm;

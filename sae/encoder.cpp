@@ -1,6 +1,8 @@
 // The encoder's pre-activations with hand-written backward passes (dense, and a sparse code's).
 #include "sae/encoder.h"
 
+#include "sae/products.h"
+
 namespace sweep::sae {
 namespace {
 
@@ -11,18 +13,20 @@ std::pair<torch::Tensor, torch::Tensor> bias_gradients(const torch::Tensor& per_
 
 struct DensePreactivations : torch::autograd::Function<DensePreactivations> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& W_enc,
-                               const torch::Tensor& b_enc, const torch::Tensor& b_dec) {
+                               const torch::Tensor& b_enc, const torch::Tensor& b_dec, MatmulDtype dtype) {
     auto centred = x - b_dec;
     ctx->save_for_backward({centred, W_enc});
-    return torch::addmm(b_enc, centred, W_enc);
+    ctx->saved_data["dtype"] = static_cast<int64_t>(dtype);
+    return product(centred, W_enc, dtype, b_enc);
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_output) {
     auto saved = ctx->get_saved_variables();
     const auto &centred = saved[0], &W_enc = saved[1], &g = grad_output[0];
+    const auto dtype = static_cast<MatmulDtype>(ctx->saved_data["dtype"].toInt());
     auto [grad_b_enc, grad_b_dec] = bias_gradients(g.sum(0), W_enc);
-    auto grad_x = ctx->needs_input_grad(0) ? g.mm(W_enc.t()) : torch::Tensor();
-    return {grad_x, centred.t().mm(g), grad_b_enc, grad_b_dec};
+    auto grad_x = ctx->needs_input_grad(0) ? product(g, W_enc.t(), dtype) : torch::Tensor();
+    return {grad_x, product(centred.t(), g, dtype), grad_b_enc, grad_b_dec, torch::Tensor()};
   }
 };
 
@@ -51,8 +55,8 @@ struct ChosenPreactivations : torch::autograd::Function<ChosenPreactivations> {
 }  // namespace
 
 torch::Tensor encoder_preactivations(const torch::Tensor& x, const torch::Tensor& W_enc, const torch::Tensor& b_enc,
-                                     const torch::Tensor& b_dec) {
-  return DensePreactivations::apply(x, W_enc, b_enc, b_dec);
+                                     const torch::Tensor& b_dec, MatmulDtype dtype) {
+  return DensePreactivations::apply(x, W_enc, b_enc, b_dec, dtype);
 }
 
 torch::Tensor chosen_preactivations(const torch::Tensor& chosen, const torch::Tensor& idx, const torch::Tensor& x,

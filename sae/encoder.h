@@ -6,11 +6,14 @@
 
 #include <torch/torch.h>
 
+#include "sae/sae_config.h"
+
 namespace sweep::sae {
 
-// [B, d_sae], with gradient into W_enc, b_enc and b_dec (b_dec's as -W_enc times b_enc's).
+// [B, d_sae], with gradient into W_enc, b_enc and b_dec (b_dec's as -W_enc times b_enc's); the
+// products forward and backward in `dtype`.
 torch::Tensor encoder_preactivations(const torch::Tensor& x, const torch::Tensor& W_enc, const torch::Tensor& b_enc,
-                                     const torch::Tensor& b_dec);
+                                     const torch::Tensor& b_dec, MatmulDtype dtype = MatmulDtype::Float32);
 
 // The pre-activations `chosen` [B, w] of the latents idx [B, w], already computed (no gradient),
 // returned with gradient into W_enc (a sparse [d_sae, B] product with x - b_dec), b_enc and b_dec.

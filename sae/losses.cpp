@@ -3,6 +3,7 @@
 #include "sae/losses.h"
 
 #include "sae/jumprelu.h"
+#include "sae/products.h"
 
 namespace sweep::sae {
 
@@ -26,7 +27,8 @@ torch::Tensor matryoshka_reconstruction_loss(const Sae& sae, const Forward& fwd,
       auto inside = (fwd.code.idx < width).to(fwd.code.vals.scalar_type());
       partial = sparse_decode(sae.W_dec, {fwd.code.idx, fwd.code.vals * inside}) + sae.b_dec;
     } else {
-      partial = partial + fwd.f.narrow(1, done, width - done).mm(sae.W_dec.narrow(0, done, width - done));
+      partial = partial + product(fwd.f.narrow(1, done, width - done), sae.W_dec.narrow(0, done, width - done),
+                                  sae.config().matmul);
       done = width;
     }
     total = total + weight(m) * reconstruction_loss(x, partial, kind, batch);
@@ -74,7 +76,7 @@ torch::Tensor topk_aux_loss(const Sae& sae, const Forward& fwd, const torch::Ten
   } else {
     auto top = dead_pre.topk(k_aux, 1);
     auto f_aux = torch::zeros_like(fwd.pre).scatter(1, std::get<1>(top), std::get<0>(top));
-    e_hat = f_aux.mm(sae.W_dec);
+    e_hat = product(f_aux, sae.W_dec, cfg.matmul);
   }
   auto any_dead = dead_mask.any().to(fwd.pre.scalar_type());
   return any_dead * (e - e_hat).pow(2).sum() * static_cast<double>(batch.num_shards) / denom;

@@ -18,6 +18,9 @@ enum class PairTracking { Dense, Candidates };
 // The training step's decoder and backward pass: over every latent (dense products), over each
 // row's active latents only (sparse), or sparse while a row holds at most a tenth of the latents.
 enum class StepMode { Auto, Dense, Sparse };
+// The training step's matrix products: float32, or bfloat16 inputs with float32 results (see
+// sae/products.h). Evaluation, the metrics and the exported SAE are float32 either way.
+enum class MatmulDtype { Float32, BFloat16 };
 
 struct SaeConfig {
   Arch arch = Arch::ReLU;
@@ -39,6 +42,7 @@ struct SaeConfig {
   double sparsity_penalty = 1.0;
   double init_threshold = 0.001;
   StepMode step = StepMode::Auto;
+  MatmulDtype matmul = MatmulDtype::Float32;
 };
 
 struct LossConfig {

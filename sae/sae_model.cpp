@@ -5,6 +5,7 @@
 
 #include "sae/encoder.h"
 #include "sae/jumprelu.h"
+#include "sae/products.h"
 
 namespace sweep::sae {
 
@@ -75,7 +76,7 @@ torch::Tensor Sae::encode(const torch::Tensor& x) const {
   return activate(encoder_preactivations(x, W_enc, b_enc, b_dec));
 }
 
-torch::Tensor Sae::decode(const torch::Tensor& f) const { return torch::addmm(b_dec, f, W_dec); }
+torch::Tensor Sae::decode(const torch::Tensor& f) const { return product(f, W_dec, MatmulDtype::Float32, b_dec); }
 
 torch::Tensor Sae::threshold_at(const torch::Tensor& idx) const {
   return threshold().index_select(0, idx.reshape({-1})).view_as(idx);
@@ -104,7 +105,8 @@ ChosenLatents Sae::jumprelu_code_latents(const torch::Tensor& pre) const {
 
 Forward Sae::run(const torch::Tensor& x, bool training) const {
   Forward out;
-  out.pre = encoder_preactivations(x, W_enc, b_enc, b_dec);
+  const auto products = training ? cfg_.matmul : MatmulDtype::Float32;
+  out.pre = encoder_preactivations(x, W_enc, b_enc, b_dec, products);
   ChosenLatents chosen;
   if (training && cfg_.arch == Arch::TopK && sparse_width(torch::Tensor()) > 0) {
     torch::NoGradGuard no_grad;  // one top-k gives f and the code's latents
@@ -120,7 +122,7 @@ Forward Sae::run(const torch::Tensor& x, bool training) const {
     // jumprelu decided above, from the latents within the kernel's reach, not the active ones alone.
     const int64_t width = training && cfg_.arch != Arch::JumpReLU ? sparse_width(out.fired) : 0;
     if (width == 0) {
-      out.x_hat = decode(out.f);
+      out.x_hat = product(out.f, W_dec, products, b_dec);
       return out;
     }
     chosen = active_entries(out.fired, width);

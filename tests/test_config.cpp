@@ -530,6 +530,19 @@ TEST_F(Config, ASettingAtItsIdOmittedDefaultKeepsJobIds) {
   EXPECT_NE(job_id(resolved), id);
 }
 
+TEST_F(Config, BFloat16ProductsReachTheJobAndItsId) {
+  const std::string file = write("bf16.toml", "[train]\nmatmul_dtype = \"bfloat16\"\n[grid]\nseed = [1]\n");
+  const auto job = expand_grid(load_sweep(file, {})).front();
+  EXPECT_EQ(to_job_config(job).sae.matmul, sweep::sae::MatmulDtype::BFloat16);
+  const auto plain = expand_grid(load_sweep(write("fp32.toml", "[grid]\nseed = [1]\n"), {})).front();
+  EXPECT_EQ(to_job_config(plain).sae.matmul, sweep::sae::MatmulDtype::Float32);
+  EXPECT_NE(job.id, plain.id) << "the products' precision changes what a job computes";
+  auto resolved = plain.resolved;
+  resolved.erase("train.matmul_dtype");
+  EXPECT_EQ(job_id(resolved), plain.id) << "float32, the default, is left out of ids made before the setting";
+  expect_load_error("[train]\nmatmul_dtype = \"bf16\"\n", {"train.matmul_dtype", "bfloat16"});
+}
+
 TEST_F(Config, FilesSourceWithoutPaths) {
   expect_plan_error(
       "[data]\n"                // 1

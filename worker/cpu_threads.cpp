@@ -7,16 +7,18 @@
 
 namespace sweep::worker {
 
-const char* use_cpu_threads(int threads) {
+const char* use_cpu_threads(int threads, ProductPool products) {
   using SetThreads = void (*)(int);
   auto openblas_set_num_threads = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-  if (openblas_set_num_threads) {
-    openblas_set_num_threads(threads);
-    torch::set_num_threads(1);
-    return "OpenBLAS threads for matrix products, one LibTorch thread";
+  if (!openblas_set_num_threads) {
+    torch::set_num_threads(threads);
+    return "LibTorch threads";
   }
-  torch::set_num_threads(threads);
-  return "LibTorch threads";
+  const bool blas = products == ProductPool::Blas;
+  openblas_set_num_threads(blas ? threads : 1);
+  torch::set_num_threads(blas ? 1 : threads);
+  return blas ? "OpenBLAS threads for matrix products, one LibTorch thread"
+              : "LibTorch threads for bfloat16 matrix products (oneDNN), one OpenBLAS thread";
 }
 
 }  // namespace sweep::worker
