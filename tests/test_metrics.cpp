@@ -18,9 +18,21 @@
 
 using namespace sweep::sae;
 
+namespace {
+
+// A forward pass holding what the metrics read: the activations and the reconstruction.
+Forward metrics_input(const torch::Tensor& f, const torch::Tensor& x_hat) {
+  Forward out;
+  out.f = f;
+  out.x_hat = x_hat;
+  return out;
+}
+
+}  // namespace
+
 TEST(ReconstructionMetrics, PerfectReconstruction) {
   auto x = torch::randn({50, 4});
-  Forward fwd{torch::Tensor(), torch::relu(torch::randn({50, 6})), x.clone()};
+  auto fwd = metrics_input(torch::relu(torch::randn({50, 6})), x.clone());
   ReconstructionMetrics m(4, 6);
   m.add(x, fwd);
   auto r = m.result();
@@ -39,7 +51,7 @@ TEST(ReconstructionMetrics, ZeroRowsAreLeftOutOfCossimAndL2Ratio) {
   x.narrow(0, 0, 15).zero_();
   auto x_hat = x * 0.9 + 1e-6;  // zero rows reconstructed as almost zero
   ReconstructionMetrics m(4, 6);
-  m.add(x, {torch::Tensor(), torch::relu(torch::randn({40, 6})), x_hat});
+  m.add(x, metrics_input(torch::relu(torch::randn({40, 6})), x_hat));
   auto r = m.result();
   EXPECT_NEAR(r["l2_ratio"], 0.9, 1e-4);
   EXPECT_NEAR(r["cossim"], 1.0, 1e-4);
@@ -51,10 +63,10 @@ TEST(ReconstructionMetrics, ExplainedVarianceIsAboutTheMeanNotZero) {
   torch::manual_seed(1);
   auto x = torch::randn({200, 3}) * 0.1 + 10.0;
   auto mean = x.mean(0, true).expand_as(x).clone();
-  Forward fwd{torch::Tensor(), torch::zeros({200, 2}), mean};
+  auto fwd = metrics_input(torch::zeros({200, 2}), mean);
   ReconstructionMetrics m(3, 2);
-  m.add(x.narrow(0, 0, 120), {fwd.pre, fwd.f.narrow(0, 0, 120), mean.narrow(0, 0, 120)});
-  m.add(x.narrow(0, 120, 80), {fwd.pre, fwd.f.narrow(0, 120, 80), mean.narrow(0, 120, 80)});
+  m.add(x.narrow(0, 0, 120), metrics_input(fwd.f.narrow(0, 0, 120), mean.narrow(0, 0, 120)));
+  m.add(x.narrow(0, 120, 80), metrics_input(fwd.f.narrow(0, 120, 80), mean.narrow(0, 120, 80)));
   EXPECT_NEAR(m.result()["explained_variance"], 0.0, 1e-6);
   double mse = (x.to(torch::kDouble) - mean.to(torch::kDouble)).pow(2).sum().item<double>() / (200 * 3);
   EXPECT_NEAR(m.result()["mse"], mse, 1e-12);
@@ -67,7 +79,7 @@ TEST(ReconstructionMetrics, SparsityFigures) {
   f[3][1] = 1.0;
   auto x = torch::randn({10, 3});
   ReconstructionMetrics m(3, 4);
-  m.add(x, {torch::Tensor(), f, x});
+  m.add(x, metrics_input(f, x));
   auto r = m.result();
   EXPECT_NEAR(r["l0"], 1.1, 1e-12);
   EXPECT_NEAR(r["l1"], 2.1, 1e-12);
