@@ -1,4 +1,4 @@
-// Stopping and resuming whole sweeps: SIGTERM (alone and under mpirun) and kill -9 mid-job, a
+// Stopping and resuming whole sweeps: SIGTERM (alone, under mpirun and with bfloat16 products) and kill -9 mid-job, a
 // corrupted checkpoint, a changed sweep file, retries of failed jobs; results must not change.
 #include <gtest/gtest.h>
 
@@ -122,6 +122,22 @@ TEST(Resume, SigtermStopsAtACheckpointAndTheResumedJobIsBitIdentical) {
   EXPECT_EQ(job_state_of(out, id)["attempts"], 2);
   EXPECT_EQ(read_json(out / "report.json")["jobs"][0]["attempts"], 2);
   expect_same_results(reference(0), out, id);
+}
+
+// bfloat16 products (oneDNN on the CPU) repeat themselves at a given thread count, so a resumed job
+// is bit-identical to an uninterrupted one there too.
+TEST(Resume, ABFloat16JobResumesBitIdentically) {
+  const auto args = one_job(50, {"--set", "train.matmul_dtype=bfloat16"});
+  auto reference = scratch() / "bf16-reference";
+  auto uninterrupted = run_command(sweep_command(0, reference, args), "bf16-reference");
+  ASSERT_EQ(uninterrupted.exit_code, 0) << uninterrupted.log;
+  auto out = scratch() / "bf16-sigterm";
+  ASSERT_EQ(interrupt_at(0, out, args, kSteps / 3, SIGTERM, "bf16-sigterm-1"), 75)
+      << read_text(scratch() / "bf16-sigterm-1.log");
+  auto resumed = run_command(sweep_command(0, out, args), "bf16-sigterm-2");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.log;
+  EXPECT_NE(resumed.log.find("resuming from its checkpoint at step"), std::string::npos) << resumed.log;
+  expect_same_results(reference, out, first_job_id(out));
 }
 
 TEST(Resume, SigtermUnderMpirunResumesBitIdentically) {
