@@ -1,5 +1,6 @@
-// Stopping and resuming whole sweeps: SIGTERM (alone, under mpirun and with bfloat16 products) and kill -9 mid-job, a
-// corrupted checkpoint, a changed sweep file, retries of failed jobs; results must not change.
+// Stopping and resuming whole sweeps: SIGTERM (alone, under mpirun and with bfloat16 products) and
+// kill -9 mid-job, a corrupted checkpoint, a changed sweep file, retries of failed jobs; results
+// must not change.
 #include <gtest/gtest.h>
 
 #include <signal.h>
