@@ -199,8 +199,8 @@ std::vector<KeySpec> build_schema() {
        "tenth of the latents (jumprelu counts those within half a bandwidth below the threshold too)", true, true},
       {"train.matmul_dtype", K::String, "float32", one_of({"float32", "bfloat16"}),
        "the training step's matrix products: float32, or bfloat16 inputs with float32 results (weights, optimiser, "
-       "losses, evaluation and export stay float32); bfloat16 is about twice as fast where the device multiplies it "
-       "natively (GPUs, CPUs with AVX512-BF16 or AMX)", true, true},
+       "losses, evaluation and export stay float32); faster where the device multiplies bfloat16 natively (GPUs, CPUs "
+       "with AVX512-BF16 or AMX: `sweep doctor` says), not bit for bit float32's", true, true},
 
       {"absorption.enabled", K::Bool, true, none(), "add the absorption penalty"},
       {"absorption.penalty", K::Float, 0.1, at_least(0), "lambda"},
