@@ -35,7 +35,7 @@ double seconds_since(Clock::time_point start) { return std::chrono::duration<dou
 struct Timing {
   double step_s = 0, comm_s = 0, bytes = 0, search_s = 0;
   double co_firing_s = 0, penalty_s = 0, refresh_due_s = 0;  // the penalty's own work, timed apart
-  int64_t searches = 0, tracked_pairs = 0, pair_count_bytes = 0, gradient_bytes = 0;
+  int64_t searches = 0, again = 0, tracked_pairs = 0, pair_count_bytes = 0, gradient_bytes = 0;
   std::string tracking = "off";
 };
 
@@ -60,7 +60,9 @@ class StepTimer {
     auto x = shard(s).to(device_);  // not timed
     comm_.barrier();
     auto start = Clock::now();
-    timing_.searches += trainer_.step(x).refreshed;
+    auto stats = trainer_.step(x);
+    timing_.searches += stats.refreshed;
+    timing_.again += stats.attempts - 1;
     seconds_.push_back(seconds_since(start));
   }
   // The penalty's work in this state, each part timed alone (median of 5): the co-firing counts of
@@ -205,6 +207,8 @@ void run(const Shape& shape, int steps, const std::string& pairs, double tau, bo
               static_cast<long long>(batch), steps, tau, with.tracking.c_str());
   std::printf("  step %.1f ms   tokens/s %.0f   (without the penalty %.1f ms; medians of alternating steps)\n", 1e3 * with.step_s, batch / with.step_s,
               1e3 * without.step_s);
+  std::printf("  steps computed again (a cut code or a candidate search): %lld with the penalty, %lld without, of %d each\n",
+              static_cast<long long>(with.again), static_cast<long long>(without.again), steps);
   std::printf("  penalty share %.1f%% of the step (%lld candidate searches in these steps)\n",
               100.0 * (with.step_s - without.step_s) / with.step_s, static_cast<long long>(with.searches));
   const double parts_s = with.co_firing_s + with.penalty_s + with.refresh_due_s;

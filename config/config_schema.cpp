@@ -196,7 +196,8 @@ std::vector<KeySpec> build_schema() {
       {"train.device", K::String, "auto", one_of({"auto", "cpu", "cuda"}), "torch device"},
       {"train.step", K::String, "auto", one_of({"auto", "dense", "sparse"}),
        "sparse: decode and back-propagate over each row's active latents only; auto: sparse while a row holds at most a "
-       "tenth of the latents (jumprelu counts those within half a bandwidth below the threshold too)", true, true},
+       "tenth of the latents (jumprelu counts those within half a bandwidth below the threshold too), judged by the step "
+       "before", true, true},
       {"train.matmul_dtype", K::String, "float32", one_of({"float32", "bfloat16"}),
        "the training step's matrix products: float32, or bfloat16 inputs with float32 results (weights, optimiser, "
        "losses, evaluation and export stay float32); faster where the device multiplies bfloat16 natively (GPUs, CPUs "

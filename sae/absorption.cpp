@@ -10,8 +10,8 @@ AbsorptionStats::AbsorptionStats(int64_t d_sae, double decay_, const torch::Tens
 void AbsorptionStats::update(const torch::Tensor& fired, const torch::Tensor& cofired, int64_t global_rows) {
   torch::NoGradGuard no_grad;
   double w = (1.0 - decay) / static_cast<double>(global_rows);
-  P.mul_(decay).add_(fired, w);
-  Q.mul_(decay).add_(cofired.view_as(Q), w);
+  P = (P * decay).add_(fired, w);
+  Q = (Q * decay).add_(cofired.view_as(Q), w);
 }
 
 torch::Tensor ratio_matrix(const AbsorptionStats& stats, RatioKind kind) {

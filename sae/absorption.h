@@ -19,6 +19,7 @@ struct AbsorptionStats {
   AbsorptionStats() = default;
   AbsorptionStats(int64_t d_sae, double decay, const torch::TensorOptions& options);
   // fired [d_sae] = sum_b a_bi and cofired [d_sae * d_sae] = sum_b a_bi a_bj, summed over shards.
+  // P and Q become new tensors (copies of the stats taken before keep theirs).
   void update(const torch::Tensor& fired, const torch::Tensor& cofired, int64_t global_rows);
 };
 

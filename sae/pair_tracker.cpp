@@ -67,10 +67,14 @@ torch::Tensor PairTracker::count_co_firing(const torch::Tensor& fired, const tor
 void PairTracker::update(const torch::Tensor& fired, const torch::Tensor& co_fired, int64_t global_rows) {
   torch::NoGradGuard no_grad;
   ++updates_;
-  if (dense()) return dense_.update(fired, co_fired, global_rows);  // dense_.P is P
+  if (dense()) {
+    dense_.update(fired, co_fired, global_rows);
+    P = dense_.P;  // one tensor
+    return;
+  }
   double w = (1.0 - cfg_.ema_decay) / static_cast<double>(global_rows);
-  P.mul_(cfg_.ema_decay).add_(fired, w);
-  Q_.mul_(cfg_.ema_decay).add_(co_fired, w);
+  P = (P * cfg_.ema_decay).add_(fired, w);
+  Q_ = (Q_ * cfg_.ema_decay).add_(co_fired, w);
 }
 
 torch::Tensor PairTracker::corrected_Q() const {

@@ -32,6 +32,7 @@ class PairTracker {
   // firing()'s 0/1); `bits`: packed_firing(fired) where the caller holds it (made here otherwise).
   torch::Tensor count_co_firing(const torch::Tensor& fired, const torch::Tensor& bits = {}) const;
   // One EMA update from the group's summed counts over the global batch of `global_rows` rows.
+  // Into new tensors: a copy of the tracker taken before keeps its state (a step computed again).
   void update(const torch::Tensor& fired, const torch::Tensor& co_fired, int64_t global_rows);
   AbsorptionPenalty penalty(const torch::Tensor& W_dec) const;
   // The flagged ordered pairs (i, j) as [m, 2], sorted (reads the device: for checks and tools).

@@ -82,50 +82,43 @@ torch::Tensor Sae::threshold_at(const torch::Tensor& idx) const {
   return threshold().index_select(0, idx.reshape({-1})).view_as(idx);
 }
 
-int64_t Sae::sparse_width(const torch::Tensor& fired) const {
-  if (cfg_.step == StepMode::Dense) return 0;
-  const int64_t width = cfg_.arch == Arch::TopK ? cfg_.k : code_width(fired);
-  // Measured on 2 CPU cores (d_in 256, batch 1024): the sparse step is faster up to about a
-  // tenth of the latents per row at d_sae 4096 and 16384.
-  return cfg_.step == StepMode::Sparse || 10 * width <= cfg_.d_sae ? std::max<int64_t>(width, 1) : 0;
-}
-
-ChosenLatents Sae::jumprelu_code_latents(const torch::Tensor& pre) const {
+torch::Tensor Sae::jumprelu_reach(const torch::Tensor& pre) const {
   torch::NoGradGuard no_grad;
-  // Within reach: active (pre > theta), or close enough below for the threshold's straight-through
-  // gradient (pre > theta - bandwidth / 2). Padding then lies beyond reach, where the activation,
-  // its gradient and the kernel are all 0, so the code carries every entry's pre-activation.
-  auto reach = torch::relu(pre - (threshold() - cfg_.bandwidth / 2));
-  const int64_t width = sparse_width(firing(reach));
-  if (width == 0) return {};
-  auto chosen = largest_entries(reach, width);
-  chosen.active.fill_(true);
-  return chosen;
+  return torch::relu(pre - (threshold() - cfg_.bandwidth / 2));
 }
 
-Forward Sae::run(const torch::Tensor& x, bool training) const {
+Forward Sae::run(const torch::Tensor& x, int64_t code_width) const {
   Forward out;
+  const bool training = code_width >= 0, sparse = code_width > 0;
   const auto products = training ? cfg_.matmul : MatmulDtype::Float32;
   out.pre = encoder_preactivations(x, W_enc, b_enc, b_dec, products);
+  // What code_width_for plans the next step from: the widest row of this one.
+  const bool measured = training && cfg_.step != StepMode::Dense && cfg_.arch != Arch::TopK;
   ChosenLatents chosen;
-  if (training && cfg_.arch == Arch::TopK && sparse_width(torch::Tensor()) > 0) {
+  if (sparse && cfg_.arch == Arch::TopK) {
     torch::NoGradGuard no_grad;  // one top-k gives f and the code's latents
     auto [values, idx] = torch::relu(out.pre).topk(cfg_.k, 1);
     out.f = torch::zeros_like(out.pre).scatter_(1, idx, values);
     chosen = {idx, values > 0};
-  } else if (training && cfg_.arch == Arch::JumpReLU && (chosen = jumprelu_code_latents(out.pre)).idx.defined()) {
+  } else if (sparse && cfg_.arch == Arch::JumpReLU) {
+    // Within reach: active (pre > theta), or close enough below for the threshold's straight-through
+    // gradient (pre > theta - bandwidth / 2). Padding then lies beyond reach, where the activation,
+    // its gradient and the kernel are all 0, so the code carries every entry's pre-activation.
+    auto reach = jumprelu_reach(out.pre);
+    out.widest = widest_row(firing(reach));
+    chosen = largest_entries(reach, code_width);
+    chosen.active.fill_(true);
     torch::NoGradGuard no_grad;
     out.f = out.pre * (out.pre > threshold()).to(out.pre.scalar_type());
   } else {
     out.f = training && selects_over_batch(cfg_.arch) ? batch_topk(out.pre, cfg_.k) : activate(out.pre);
     if (training) out.fired = firing(out.f);
-    // jumprelu decided above, from the latents within the kernel's reach, not the active ones alone.
-    const int64_t width = training && cfg_.arch != Arch::JumpReLU ? sparse_width(out.fired) : 0;
-    if (width == 0) {
+    if (measured) out.widest = widest_row(cfg_.arch == Arch::JumpReLU ? firing(jumprelu_reach(out.pre)) : out.fired);
+    if (!sparse) {
       out.x_hat = product(out.f, W_dec, products, b_dec);
       return out;
     }
-    chosen = active_entries(out.fired, width);
+    chosen = active_entries(out.fired, code_width);
   }
   out.pre = out.pre.detach();
   out.f = out.f.detach();
@@ -135,8 +128,8 @@ Forward Sae::run(const torch::Tensor& x, bool training) const {
   return out;
 }
 
-Forward Sae::forward(const torch::Tensor& x) const { return run(x, false); }
-Forward Sae::forward_train(const torch::Tensor& x) const { return run(x, true); }
+Forward Sae::forward(const torch::Tensor& x) const { return run(x, -1); }
+Forward Sae::forward_train(const torch::Tensor& x, int64_t code_width) const { return run(x, std::max<int64_t>(code_width, 0)); }
 
 void remove_parallel_decoder_grad(Sae& sae) {
   torch::NoGradGuard no_grad;

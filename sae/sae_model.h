@@ -17,6 +17,9 @@ struct Forward {
   torch::Tensor f;      // [B, d_sae] latent activations (>= 0)
   torch::Tensor x_hat;  // [B, d_in]
   torch::Tensor fired;  // [B, d_sae] firing(f), where a training step needed it (every dense one), else undefined
+  // Training, step != "dense", all but topk: the most latents a row's code needs (widest_row; for
+  // jumprelu, those within the threshold kernel's reach), for code_width_for. Undefined otherwise.
+  torch::Tensor widest;
   // A sparse training step (undefined idx otherwise): the active latents with gradient; pre and f
   // are then detached, and gradient reaches the parameters only through the code.
   SparseCode code;
@@ -31,10 +34,10 @@ class Sae : public torch::nn::Module {
   // Inference (evaluation, export): batchtopk applies its threshold.
   Forward forward(const torch::Tensor& x) const;
   // Training: batchtopk keeps the k x B largest activations of the batch; the others as forward.
-  // Sparse or dense as config().step says (auto: sparse while a row holds at most a tenth of the
-  // latents; relu, jumprelu and batchtopk read the device for that, topk knows it is k). A sparse
-  // jumprelu code also holds the latents just below their threshold, for its gradient.
-  Forward forward_train(const torch::Tensor& x) const;
+  // `code_width` 0: a dense step; else a sparse step over a code of that width (code_width_for;
+  // topk: k), whose rows are cut there. A sparse jumprelu code also holds the latents just below
+  // their threshold, for its gradient. Reads nothing from the device.
+  Forward forward_train(const torch::Tensor& x, int64_t code_width = 0) const;
   torch::Tensor encode(const torch::Tensor& x) const;
   torch::Tensor decode(const torch::Tensor& f) const;
   // Per-latent firing threshold (jumprelu only): exp(log_threshold); threshold_at(idx) of a code's
@@ -53,12 +56,10 @@ class Sae : public torch::nn::Module {
 
  private:
   torch::Tensor activate(const torch::Tensor& pre) const;
-  Forward run(const torch::Tensor& x, bool training) const;
-  // The width of a training step's sparse code for activations whose firing() is `fired` (topk
-  // needs none), 0 for a dense step.
-  int64_t sparse_width(const torch::Tensor& fired) const;
-  // A sparse jumprelu step's latents for pre-activations pre (no idx for a dense step).
-  ChosenLatents jumprelu_code_latents(const torch::Tensor& pre) const;
+  // Training when code_width >= 0 (a dense step at 0), else inference.
+  Forward run(const torch::Tensor& x, int64_t code_width) const;
+  // jumprelu: the pre-activations' distance above theta - bandwidth / 2, 0 below (no gradient).
+  torch::Tensor jumprelu_reach(const torch::Tensor& pre) const;
   SaeConfig cfg_;
 };
 

@@ -1,9 +1,14 @@
 // The sparse training step's maths: a batch's active latents as a fixed-width code (each row's
 // latent ids and activations, padded with zeros), the encoder values of those latents with their
 // gradient, and the decoder over them, so that only the encoder's forward product stays dense.
+// The code's width is planned from the step before (code_width_for), so that building it reads
+// nothing from the device; a row wider than the plan is cut, and the step's own widest row, read
+// with its loss, tells the trainer to compute it again.
 #pragma once
 
 #include <torch/torch.h>
+
+#include "sae/sae_config.h"
 
 namespace sweep::sae {
 
@@ -17,10 +22,23 @@ struct SparseCode {
 // comparison and the sum of its bools took 54 ms; sign, a row sum and a matrix-vector product 18 ms).
 torch::Tensor firing(const torch::Tensor& f);
 
-// The width a code needs for activations whose firing() is `fired` [B, d_sae]: the largest number
-// of active latents in a row (reads the device); d_sae if that is not a number (where sign(NaN) is
-// NaN; a NaN activation fails the step later with a clearer message).
-int64_t code_width(const torch::Tensor& fired);
+// The largest number of entries a row of the 0/1 firing `fired` [B, d_sae] holds, as a device
+// scalar in fired's dtype (read with the step's loss). NaN where an activation is NaN on a GPU
+// (sign(NaN) is NaN there); code_width_for then plans a dense step.
+torch::Tensor widest_row(const torch::Tensor& fired);
+
+// How wide to build a training step's code, from `widest`, the widest row of a step (the one
+// before, or this one when it is computed again). 0 means a dense step.
+// - step = "dense": 0. topk: k (0 in auto when k is over a tenth of d_sae).
+// - otherwise ceil(widest x headroom), at least 1 and at most d_sae; in auto, 0 when widest is
+//   over a tenth of d_sae (measured on 2 CPU cores, d_in 256, batch 1024: the sparse step is the
+//   faster up to about that at d_sae 4096 and 16384), or not a number.
+int64_t code_width_for(const SaeConfig& cfg, double widest, double headroom);
+// The width of a job's first step, with no widest row known: auto's is dense (topk's k), sparse's
+// is 1, so that its first step is computed again at the width it needs.
+int64_t first_code_width(const SaeConfig& cfg);
+// The headroom planned over the last step's widest row: a cut row costs the step twice.
+inline constexpr double kCodeHeadroom = 1.25;
 
 struct ChosenLatents {
   torch::Tensor idx;     // [B, w] int64
@@ -30,11 +48,13 @@ struct ChosenLatents {
 // The `width` largest entries of each row of the activations `f` [B, d_sae] (no gradient).
 ChosenLatents largest_entries(const torch::Tensor& f, int64_t width);
 
-// Every entry of each row where the 0/1 firing `fired` [B, d_sae] is set, in column order, then
-// padding (latent 0, inactive) up to `width`, which is at least code_width(fired). One nonzero()
-// pass, which reads the device as code_width does. On one CPU thread, rows of 1024 x d_sae about
-// 1.4% active: 1.2 ms at d_sae 768 and 24 ms at 16384, where a top-k of width took 2.5 and 57 ms.
+// The first `width` entries of each row where the 0/1 firing `fired` [B, d_sae] is set, in column
+// order, then padding (latent 0, inactive); a row with more is cut at `width`. Shapes depend on
+// `width` alone. On the CPU from one nonzero() pass (rows of 1024 x d_sae about 1.4% active, one
+// thread: 1.2 ms at d_sae 768 and 35 ms at 16384); on a GPU from a running count along each row
+// (active_entries_by_scan), which makes no device read. Both give the same code.
 ChosenLatents active_entries(const torch::Tensor& fired, int64_t width);
+ChosenLatents active_entries_by_scan(const torch::Tensor& fired, int64_t width);
 
 // The code of the chosen latents. Its values are their pre-activations where active (0 elsewhere),
 // with gradient into W_enc, b_enc and b_dec: pre_bl = (x_b - b_dec) . W_enc[:, l] + b_enc_l, taken

@@ -108,7 +108,9 @@ TEST(SparseStep, ActiveEntriesListEveryFiringLatentOfARowInColumnOrderThenPaddin
   auto f = torch::relu(torch::randn({16, 100}) - 1.5);
   f[2].zero_();  // a row with nothing active: all padding
   auto fired = sae::firing(f);
-  const int64_t width = sae::code_width(fired) + 3;
+  const int64_t widest = sae::widest_row(fired).item<int64_t>();
+  EXPECT_EQ(widest, (f > 0).sum(1).max().item<int64_t>());
+  const int64_t width = widest + 3;
   auto chosen = sae::active_entries(fired, width);
   ASSERT_EQ(chosen.idx.sizes(), (std::vector<int64_t>{16, width}));
   auto counts = chosen.active.sum(1);
@@ -118,41 +120,101 @@ TEST(SparseStep, ActiveEntriesListEveryFiringLatentOfARowInColumnOrderThenPaddin
   for (int64_t b = 0; b < 16; ++b) {
     const int64_t n = counts[b].item<int64_t>();
     EXPECT_FALSE(chosen.active[b].narrow(0, n, width - n).any().item<bool>()) << "padding follows the active entries, row " << b;
+    EXPECT_FALSE(chosen.idx[b].narrow(0, n, width - n).any().item<bool>()) << "padding is latent 0, row " << b;
     if (n > 1) {
       auto listed = chosen.idx[b].narrow(0, 0, n);
       EXPECT_TRUE((listed.narrow(0, 1, n - 1) > listed.narrow(0, 0, n - 1)).all().item<bool>()) << "column order, row " << b;
     }
   }
+  // Narrower than the widest row: each row keeps its first `cut` entries, the rest are dropped.
+  const int64_t cut = widest - 2;
+  auto narrow = sae::active_entries(fired, cut);
+  ASSERT_EQ(narrow.idx.sizes(), (std::vector<int64_t>{16, cut}));
+  EXPECT_TRUE(torch::equal(narrow.idx, chosen.idx.narrow(1, 0, cut))) << "the first entries of each row, in column order";
+  EXPECT_TRUE(torch::equal(narrow.active, chosen.active.narrow(1, 0, cut)));
+  // The GPU's way (a running count, no device read) gives the same code, wide or cut.
+  for (int64_t w : {width, cut, int64_t{1}}) {
+    auto listed = sae::active_entries(fired, w), scanned = sae::active_entries_by_scan(fired, w);
+    EXPECT_TRUE(torch::equal(scanned.idx, listed.idx)) << "width " << w;
+    EXPECT_TRUE(torch::equal(scanned.active, listed.active)) << "width " << w;
+  }
 }
 
-TEST(SparseStep, AutoIsSparseForANarrowCodeOnly) {
-  torch::manual_seed(0);
-  auto f = torch::relu(torch::randn({16, 100}) - 1.5);  // about 7 of 100 active per row
-  auto fired = sae::firing(f);
-  EXPECT_TRUE(torch::equal(fired, (f > 0).to(f.scalar_type()))) << "firing is 1 where f > 0, 0 elsewhere";
-  EXPECT_EQ(sae::code_width(fired), (f > 0).sum(1).max().item<int64_t>());
-  auto with_nan = f.clone();
-  with_nan[0][0] = NAN;
-  const int64_t nan_width = sae::code_width(sae::firing(with_nan));  // sign(NaN) is 0 on the CPU, NaN elsewhere
-  EXPECT_TRUE(nan_width >= 0 && nan_width <= 100) << "a NaN activation gives a width of the batch, not " << nan_width;
-  auto code = sae::sparse_code(sae::largest_entries(f, sae::code_width(fired)), f, torch::zeros({16, 3}), torch::zeros({3, 100}),
-                               torch::zeros({100}), torch::zeros({3}));
-  EXPECT_TRUE(torch::equal(torch::zeros_like(f).scatter(1, code.idx, code.vals.detach()), f)) << "the code holds f exactly";
-  for (auto [arch, d_sae, k, want_sparse] : {std::tuple{sae::Arch::TopK, 128, 4, true}, std::tuple{sae::Arch::TopK, 128, 32, false},
-                                             std::tuple{sae::Arch::ReLU, 128, 0, false}}) {
-    auto cfg = job(arch, sae::StepMode::Auto);
-    cfg.sae.d_sae = d_sae;
-    cfg.sae.k = k;
-    sae::Sae model(cfg.sae, 1);
-    EXPECT_EQ(model.forward_train(torch::randn({8, 64})).sparse(), want_sparse) << sae::arch_name(arch) << " k " << k;
+TEST(SparseStep, TheCodeWidthIsPlannedFromTheWidestRowWithAutoSparseForANarrowCodeOnly) {
+  auto cfg = job(sae::Arch::ReLU, sae::StepMode::Auto);  // d_sae 128
+  EXPECT_EQ(sae::code_width_for(cfg.sae, 10, 1.25), 13) << "ceil(10 x 1.25)";
+  EXPECT_EQ(sae::code_width_for(cfg.sae, 10, 1.0), 10);
+  EXPECT_EQ(sae::code_width_for(cfg.sae, 12.8, 1.0), 13) << "auto: sparse up to a tenth of d_sae";
+  EXPECT_EQ(sae::code_width_for(cfg.sae, 13, 1.0), 0) << "auto: dense past a tenth of d_sae";
+  EXPECT_EQ(sae::code_width_for(cfg.sae, 0, 1.25), 1) << "at least 1";
+  EXPECT_EQ(sae::code_width_for(cfg.sae, std::nan(""), 1.25), 0) << "a NaN activation: dense";
+  EXPECT_EQ(sae::first_code_width(cfg.sae), 0) << "auto starts dense";
+  cfg.sae.step = sae::StepMode::Sparse;
+  EXPECT_EQ(sae::code_width_for(cfg.sae, 100, 1.25), 125) << "sparse stays sparse";
+  EXPECT_EQ(sae::code_width_for(cfg.sae, 120, 1.25), 128) << "at most d_sae";
+  EXPECT_EQ(sae::first_code_width(cfg.sae), 1);
+  cfg.sae.step = sae::StepMode::Dense;
+  EXPECT_EQ(sae::code_width_for(cfg.sae, 1, 1.25), 0);
+  EXPECT_EQ(sae::first_code_width(cfg.sae), 0);
+  for (auto [step, k, want] : {std::tuple{sae::StepMode::Auto, 4, 4}, std::tuple{sae::StepMode::Auto, 32, 0},
+                               std::tuple{sae::StepMode::Sparse, 32, 32}, std::tuple{sae::StepMode::Dense, 4, 0}}) {
+    auto topk = job(sae::Arch::TopK, step);
+    topk.sae.k = k;
+    EXPECT_EQ(sae::code_width_for(topk.sae, 100, 1.25), want) << "topk k " << k;
+    EXPECT_EQ(sae::first_code_width(topk.sae), want) << "topk k " << k;
   }
-  // jumprelu: pre-activations about N(0, 1); a threshold of 0.1 lets half of them through, one of 3
-  // about one in 700.
-  for (auto [threshold, want_sparse] : {std::pair{0.1, false}, std::pair{3.0, true}}) {
-    auto cfg = job(sae::Arch::JumpReLU, sae::StepMode::Auto);
-    cfg.sae.init_threshold = threshold;
-    sae::Sae model(cfg.sae, 1);
-    EXPECT_EQ(model.forward_train(torch::randn({8, 64})).sparse(), want_sparse) << "jumprelu threshold " << threshold;
+
+  // The model follows the width it is given, and measures the widest row for the next plan.
+  torch::manual_seed(0);
+  auto x = torch::randn({8, 64});
+  sae::Sae model(job(sae::Arch::ReLU, sae::StepMode::Auto).sae, 1);
+  auto dense = model.forward_train(x, 0), sparse = model.forward_train(x, 5);
+  EXPECT_FALSE(dense.sparse());
+  ASSERT_TRUE(sparse.sparse());
+  EXPECT_EQ(sparse.code.idx.size(1), 5);
+  EXPECT_EQ(dense.widest.item<double>(), (dense.f > 0).sum(1).max().item<double>());
+  // jumprelu measures the latents within its kernel's reach: with a threshold of 3, about one
+  // pre-activation in 700 (they are about N(0, 1)); with 0.1, about half.
+  for (auto [threshold, few] : {std::pair{0.1, false}, std::pair{3.0, true}}) {
+    auto cfg_j = job(sae::Arch::JumpReLU, sae::StepMode::Auto);
+    cfg_j.sae.init_threshold = threshold;
+    sae::Sae jump(cfg_j.sae, 1);
+    auto fwd = jump.forward_train(x, 0);
+    auto reach = (fwd.pre > jump.threshold() - cfg_j.sae.bandwidth / 2).sum(1).max().item<double>();
+    EXPECT_EQ(fwd.widest.item<double>(), reach) << "jumprelu threshold " << threshold;
+    EXPECT_EQ(sae::code_width_for(cfg_j.sae, reach, 1.0) > 0, few) << "jumprelu threshold " << threshold;
+  }
+}
+
+// A step whose code was cut is computed again from the state before it: the result must be the
+// step computed once at the width it needed, bit for bit (the penalty's EMAs, the dead-latent
+// counts and batchtopk's threshold are updated once).
+TEST(SparseStep, AStepComputedAgainAfterACutCodeLeavesNoTrace) {
+  for (auto arch : {sae::Arch::ReLU, sae::Arch::JumpReLU, sae::Arch::BatchTopK}) {
+    auto cfg = job(arch, sae::StepMode::Sparse);
+    cfg.absorption.enabled = true;
+    auto data = sharding::open_dataset(cfg.data);
+    worker::LocalCommunicator comm;
+    std::vector<std::unique_ptr<worker::Trainer>> runs;
+    for (bool cut : {true, false}) {
+      auto trainer = std::make_unique<worker::Trainer>(cfg, comm, torch::kCPU);
+      trainer->start_fresh(data->train_shard(0, cfg.train.batch_size, 0, 1).activations);
+      for (int s = 0; s < 4; ++s) {
+        auto x = data->train_shard(s, cfg.train.batch_size, 0, 1).activations;
+        const auto widest = trainer->model().forward_train(x, 0).widest.item<double>();
+        trainer->state().code_width = cut ? 1 : sae::code_width_for(cfg.sae, widest, 1.0);
+        EXPECT_EQ(trainer->step(x).attempts, cut && widest > 1 ? 2 : 1) << sae::arch_name(arch) << " step " << s;
+      }
+      runs.push_back(std::move(trainer));
+    }
+    auto &again = runs[0]->state(), &once = runs[1]->state();
+    const auto name = sae::arch_name(arch);
+    auto params_again = again.model->parameters(), params_once = once.model->parameters();
+    for (size_t p = 0; p < params_once.size(); ++p) EXPECT_TRUE(torch::equal(params_again[p], params_once[p])) << name << " parameter " << p;
+    EXPECT_TRUE(torch::equal(again.tokens_since_fired, once.tokens_since_fired)) << name;
+    EXPECT_TRUE(torch::equal(again.absorption.P, once.absorption.P)) << name;
+    auto buffers_again = again.model->buffers(), buffers_once = once.model->buffers();  // batchtopk's threshold
+    for (size_t b = 0; b < buffers_once.size(); ++b) EXPECT_TRUE(torch::equal(buffers_again[b], buffers_once[b])) << name << " buffer " << b;
   }
 }
 

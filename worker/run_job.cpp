@@ -75,7 +75,7 @@ std::optional<nlohmann::json> resume_from_checkpoint(TrainingState& state, Commu
   auto found = agree_on(comm, [&] {
     return comm.is_leader() ? restore_newest_checkpoint(job_dir, state) : std::optional<Checkpoint>();
   });
-  auto header = torch::tensor({static_cast<int64_t>(found.has_value()), state.step}, torch::kLong);
+  auto header = torch::tensor({static_cast<int64_t>(found.has_value()), state.step, state.code_width}, torch::kLong);
   comm.broadcast(header, 0);
   if (header[0].item<int64_t>() == 0) return std::nullopt;
   if (comm.size() > 1) {
@@ -91,6 +91,7 @@ std::optional<nlohmann::json> resume_from_checkpoint(TrainingState& state, Commu
     comm.broadcast(steps, 0);
     set_adam_steps(state, steps);
     state.step = header[1].item<int64_t>();
+    state.code_width = header[2].item<int64_t>();
   }
   return found ? found->progress : nlohmann::json::object();
 }
@@ -134,6 +135,7 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
   if (leader) log = std::make_unique<MetricsLog>(job_dir / "metrics.jsonl", saved.value("metrics_bytes", uint64_t{0}));
   AbsorptionActivity activity = saved.contains("activity") ? AbsorptionActivity::from_totals(saved["activity"]) : AbsorptionActivity{};
   const double seconds_before = saved.value("train_seconds", 0.0);
+  int64_t computed_again = saved.value("steps_computed_again", int64_t{0});  // a cut code or a candidate search
   auto start = Clock::now(), last_checkpoint = start;
   StepStats last;  // of the latest logging step
   last.loss = saved.value("last_loss", 0.0);
@@ -145,6 +147,7 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
                           {"first_loss", first_loss},
                           {"last_loss", last.loss},
                           {"train_seconds", seconds_before + seconds_since(start)},
+                          {"steps_computed_again", computed_again},
                           {"metrics_bytes", log ? log->bytes() : 0}};
   };
 
@@ -174,6 +177,7 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
     if (std::isnan(first_loss)) first_loss = stats.loss;
     check_not_diverged(stats, first_loss, train, step);  // the group's loss: every rank decides alike
     activity.add(stats);
+    computed_again += stats.attempts - 1;
     bool log_now = (step + 1) % train.log_every == 0 || step + 1 == train.steps;
     if (log_now) {
       last = stats;
@@ -218,6 +222,7 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
                      {"step_ms", 1000.0 * train_seconds / static_cast<double>(std::max<int64_t>(1, train.steps))},
                      {"final_loss", last.loss},
                      {"resumed_from_step", first_step},
+                     {"steps_computed_again", computed_again},
                      {"ranks", comm.size()},
                      {"absorption_pairs", !trainer.state().absorption.enabled() ? "off"
                                           : trainer.state().absorption.dense()  ? "dense"

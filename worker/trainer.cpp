@@ -1,7 +1,9 @@
 // The training step, to be read top to bottom with both of its collectives in sight: forward on
-// the shard; the batch statistics summed over the group; the losses and the penalty from them;
-// backward; the gradients averaged together with the loss terms and a failure flag; constrained
-// Adam; one device read; a new search for the penalty's candidate pairs when the bound asks.
+// the shard over a sparse code of the planned width; the batch statistics summed over the group;
+// the losses and the penalty from them; backward; the gradients averaged together with the loss
+// terms, a failure flag and the ranks' widest code rows; one device read; computed again from the
+// state before it if the code was cut or the penalty's candidate pairs are due to be found anew
+// (the drift bound, computed on the weights as the step found them); constrained Adam.
 #include "worker/trainer.h"
 
 #include <cmath>
@@ -26,6 +28,7 @@ Trainer::Trainer(const JobConfig& cfg, Communicator& comm, torch::Device device)
   auto opts = torch::TensorOptions().device(device_).dtype(torch::kFloat);
   if (cfg.absorption.enabled) state_.absorption = sae::PairTracker(cfg.absorption, cfg.sae.d_sae, opts);
   state_.tokens_since_fired = torch::zeros({cfg.sae.d_sae}, opts.dtype(torch::kDouble));
+  state_.code_width = sae::first_code_width(cfg.sae);
 }
 
 double Trainer::learning_rate(int64_t step) const {
@@ -36,7 +39,7 @@ double Trainer::learning_rate(int64_t step) const {
 sae::BatchContext Trainer::batch_context() const { return {cfg_.train.batch_size, group_.size()}; }
 
 int64_t Trainer::gradients_numel() const {
-  int64_t n = kStepTerms + 1;  // the terms and the failure flag travel with the gradients
+  int64_t n = kStepTerms + 1 + group_.size();  // the terms, the failure flag and the widest rows travel with the gradients
   for (const auto& p : state_.model->parameters()) n += p.numel();
   return n;
 }
@@ -64,11 +67,12 @@ void Trainer::refresh_pairs() {
   if (!note.empty() && group_.is_leader()) spdlog::warn("[job {}] {}", cfg_.id, note);
 }
 
-torch::Tensor Trainer::forward_backward(const torch::Tensor& x, StepCollectives& collectives, StepStats& stats) {
+std::pair<torch::Tensor, torch::Tensor> Trainer::forward_backward(const torch::Tensor& x, StepCollectives& collectives,
+                                                                  StepStats& stats) {
   auto& model = *state_.model;
   const auto batch = batch_context();
   const auto rows = static_cast<double>(cfg_.train.batch_size);
-  auto fwd = model.forward_train(x);
+  auto fwd = model.forward_train(x, state_.code_width);
   const bool jumprelu = cfg_.sae.arch == sae::Arch::JumpReLU;
   const bool topk = cfg_.sae.arch == sae::Arch::TopK || sae::selects_over_batch(cfg_.sae.arch);
   auto l0_share = jumprelu ? sae::jumprelu_l0_share(model, fwd, batch) : torch::Tensor();
@@ -92,7 +96,7 @@ torch::Tensor Trainer::forward_backward(const torch::Tensor& x, StepCollectives&
   {
     torch::NoGradGuard no_grad;
     auto fired = global.fired().to(torch::kDouble) > 0;
-    state_.tokens_since_fired.add_(rows).masked_fill_(fired, 0.0);
+    state_.tokens_since_fired = (state_.tokens_since_fired + rows).masked_fill_(fired, 0.0);  // a new tensor: snapshot()
     if (topk) dead_next_ = (state_.tokens_since_fired > static_cast<double>(cfg_.sae.dead_after_tokens)).any().reshape({1});
     if (state_.absorption.enabled()) state_.absorption.update(global.fired(), global.co_fired(), cfg_.train.batch_size);
     if (sae::selects_over_batch(cfg_.sae.arch)) {
@@ -119,12 +123,14 @@ torch::Tensor Trainer::forward_backward(const torch::Tensor& x, StepCollectives&
   state_.optimizer->zero_grad();
   total.backward();
 
-  // All-reduce 2: the gradients, the terms and the failure flag (0 here, NaN from a failed rank).
+  // All-reduce 2: the gradients, the terms, the failure flag (0 here, NaN from a failed rank) and
+  // this rank's widest code row in its own slot (the group's widest is their largest).
   torch::NoGradGuard no_grad;
   auto flag = torch::zeros({1}, terms.options());
+  auto widest = fwd.widest.defined() ? fwd.widest.detach().to(terms.scalar_type()).reshape({1}) : torch::zeros_like(flag);
   if (group_.size() == 1) {
     stats.terms = terms;
-    return flag;
+    return {flag, widest};
   }
   std::vector<torch::Tensor> parts;
   for (auto& p : model.parameters()) {
@@ -133,16 +139,20 @@ torch::Tensor Trainer::forward_backward(const torch::Tensor& x, StepCollectives&
   }
   parts.push_back(terms);
   parts.push_back(flag);
+  auto slots = torch::zeros({group_.size()}, terms.options());
+  slots.narrow(0, group_.rank(), 1).copy_(widest);
+  parts.push_back(slots);
   auto flat = torch::cat(parts);
   collectives.all_reduce_sum(flat);
-  flat.div_(group_.size());
+  const int64_t terms_at = flat.numel() - 1 - group_.size() - kStepTerms;
+  flat.narrow(0, 0, terms_at + kStepTerms).div_(group_.size());  // gradients and terms: the group's mean
   int64_t offset = 0;
   for (auto& p : model.parameters()) {
     p.mutable_grad().copy_(flat.narrow(0, offset, p.numel()).view_as(p));
     offset += p.numel();
   }
-  stats.terms = flat.narrow(0, offset, kStepTerms);
-  return flat.narrow(0, offset + kStepTerms, 1);
+  stats.terms = flat.narrow(0, terms_at, kStepTerms);
+  return {flat.narrow(0, terms_at + kStepTerms, 1), flat.narrow(0, terms_at + kStepTerms + 1, group_.size()).max().reshape({1})};
 }
 
 void Trainer::apply_gradients(double lr) {
@@ -152,58 +162,85 @@ void Trainer::apply_gradients(double lr) {
   sae::normalize_decoder(*state_.model);
 }
 
-StepStats Trainer::step(const torch::Tensor& shard) {
+Trainer::Snapshot Trainer::snapshot() const {
+  auto threshold = state_.model->batch_threshold;
+  return {state_.tokens_since_fired, threshold.defined() ? threshold.clone() : threshold, state_.absorption};
+}
+
+void Trainer::restore(const Snapshot& saved) {
+  torch::NoGradGuard no_grad;
+  state_.tokens_since_fired = saved.tokens_since_fired;
+  if (saved.batch_threshold.defined()) state_.model->batch_threshold.copy_(saved.batch_threshold);
+  state_.absorption = saved.absorption;
+}
+
+Trainer::Readback Trainer::attempt(const torch::Tensor& x, bool search_first, StepStats& stats) {
   const bool grouped = group_.size() > 1;
-  StepStats stats;
-  stats.lr = learning_rate(state_.step);
+  if (search_first) {  // the statistics' size follows the pairs: the group agrees on them first
+    agree_on(group_, [&] {
+      refresh_pairs();
+      return 0;
+    });
+  }
   StepCollectives collectives(group_, step_collective_sizes(), torch::TensorOptions().device(device_).dtype(torch::kFloat));
-  torch::Tensor failure_flag;
+  torch::Tensor failure_flag, widest, search_due;
   std::optional<std::string> local_error;
   try {
-    failure_flag = forward_backward(shard.to(device_), collectives, stats);
+    // The drift bound on the weights the step starts from: whether the candidates are still
+    // complete (false when the penalty is off, dense or has just searched).
+    search_due = state_.absorption.refresh_due(state_.model->W_dec).to(torch::kFloat).reshape({1});
+    std::tie(failure_flag, widest) = forward_backward(x, collectives, stats);
   } catch (const std::exception& e) {
     if (!grouped) throw;
     local_error = error_text(e);
     collectives.make_rest_with_nan();  // the group finishes the step and sees the flag
   }
+  if (local_error) raise_if_any_failed(group_, local_error);
 
-  // After the last collective a failure is this rank's alone: the caller passes it to the group's
-  // next agreement (failure()), so the ranks still leave the job together.
-  auto refresh_due = torch::zeros({1}, torch::TensorOptions().device(device_).dtype(torch::kFloat));
-  auto deferred = [&](auto work) {
-    try {
-      work();
-    } catch (const std::exception& e) {
-      if (!grouped) throw;
-      failure_ = error_text(e);
-    }
-  };
-  if (!local_error) {
-    deferred([&] {
-      apply_gradients(stats.lr);
-      if (state_.absorption.enabled()) {
-        refresh_due = state_.absorption.refresh_due(state_.model->W_dec).to(torch::kFloat).reshape({1});
-      }
-    });
-  }
+  // The step's one device read: the group's loss, the failure flag, the search flag, whether a
+  // latent is dead for the next step's auxiliary loss, and the group's widest code row.
+  auto dead_next = dead_next_.defined() ? dead_next_.to(torch::kFloat) : torch::ones_like(search_due);
+  auto read = torch::cat({stats.terms.narrow(0, kLoss, 1), failure_flag, search_due, dead_next, widest}).to(torch::kCPU, torch::kDouble);
+  auto at = [&](int64_t i) { return read[i].item<double>(); };
+  Readback out{at(0), at(1), at(2), at(3), at(4)};
+  if (out.failed != 0.0) raise_if_any_failed(group_, std::nullopt);  // NaN != 0 too
+  return out;
+}
 
-  // The step's one device read: the group's loss, the failure flag, the refresh flag and whether a
-  // latent is dead for the next step's auxiliary loss.
-  torch::Tensor readback;
-  if (!local_error) {
-    auto dead_next = dead_next_.defined() ? dead_next_.to(torch::kFloat) : torch::ones_like(refresh_due);
-    readback = torch::cat({stats.terms.narrow(0, kLoss, 1), failure_flag, refresh_due, dead_next}).to(torch::kCPU, torch::kDouble);
-    any_dead_ = readback[3].item<double>() != 0.0;
+StepStats Trainer::step(const torch::Tensor& shard) {
+  const bool grouped = group_.size() > 1;
+  StepStats stats;
+  stats.lr = learning_rate(state_.step);
+  const auto x = shard.to(device_);
+  Readback read;
+  for (bool search = false;; ++stats.attempts) {
+    auto before = snapshot();
+    read = attempt(x, search, stats);
+    const bool cut = state_.code_width > 0 && !(read.widest <= static_cast<double>(state_.code_width));
+    search = read.search_due != 0.0 && !stats.refreshed;
+    if (!cut && !search) break;
+    // Computed again from the state before it: with the candidates found anew, or over a code as
+    // wide as its widest row (dense where auto finds that too wide).
+    restore(before);
+    stats.refreshed = stats.refreshed || search;
+    // (A second cut could only come from a forward that differs from itself: then dense.)
+    if (cut) state_.code_width = stats.attempts == 1 ? sae::code_width_for(cfg_.sae, read.widest, 1.0) : 0;
   }
-  if (local_error || readback[1].item<double>() != 0.0) raise_if_any_failed(group_, local_error);  // NaN != 0 too
-  stats.loss = readback[0].item<double>();
+  stats.loss = read.loss;
   if (!std::isfinite(stats.loss)) {
     throw GroupFailure("loss is " + std::to_string(stats.loss) + " at step " + std::to_string(state_.step) + " (lr " +
                        std::to_string(stats.lr) + "): training diverged; lower train.lr");
   }
-  if (!failure_ && readback[2].item<double>() != 0.0) {
-    deferred([&] { refresh_pairs(); });
-    stats.refreshed = true;
+  any_dead_ = read.dead_next != 0.0;
+  state_.code_width = sae::code_width_for(cfg_.sae, read.widest, sae::kCodeHeadroom);
+
+  // After the last collective a failure is this rank's alone: the caller passes it to the group's
+  // next agreement (failure()), so the ranks still leave the job together.
+  try {
+    apply_gradients(stats.lr);
+  } catch (const std::exception& e) {
+    if (!grouped) throw;
+    failure_ = error_text(e);
   }
   ++state_.step;
   return stats;

@@ -1,6 +1,8 @@
 // One job's training state and its training step on this rank's shard of the global batch.
 // A step makes exactly two all-reduces over the group, in this order, whatever the settings:
-// the batch statistics the losses need, then [gradients, loss terms, failure flag].
+// the batch statistics the losses need, then [gradients, loss terms, failure flag, each rank's
+// widest code row]. It is computed again, both all-reduces included, when its one device read
+// says the sparse code was cut or the penalty's candidate pairs are due to be found anew.
 #pragma once
 
 #include <memory>
@@ -26,6 +28,7 @@ struct TrainingState {
   sae::PairTracker absorption;       // disabled when the penalty is off
   torch::Tensor tokens_since_fired;  // [d_sae] float64, for dead-latent detection
   int64_t step = 0;
+  int64_t code_width = 0;  // the next step's sparse code width, 0 for dense (sae::code_width_for)
 };
 
 // The named entries of a step's loss-term tensor (StepStats::terms).
@@ -36,7 +39,8 @@ enum StepTerm : int64_t { kLoss, kRecon, kSparse, kAux, kL0, kAbsorption, kFlagg
 struct StepStats {
   double loss = 0;       // the group's (same on every rank)
   torch::Tensor terms;   // [kStepTerms] float, indexed by StepTerm, detached
-  bool refreshed = false;  // the penalty's candidate pairs were found anew after this step
+  bool refreshed = false;  // the penalty's candidate pairs were found anew before this step
+  int attempts = 1;        // 2 when the step was computed again (cut code, or the pairs found anew)
   double lr = 0;
 };
 
@@ -71,9 +75,23 @@ class Trainer {
  private:
   sae::BatchContext batch_context() const;
   int64_t gradients_numel() const;
+  // What a step reads from the device, in one read.
+  struct Readback {
+    double loss = 0, failed = 0, search_due = 0, dead_next = 1, widest = 0;
+  };
+  // The state a step changes before its update, kept so that it can be computed again.
+  struct Snapshot {
+    torch::Tensor tokens_since_fired, batch_threshold;
+    sae::PairTracker absorption;  // its update() replaces its tensors, so a copy keeps the old ones
+  };
+  Snapshot snapshot() const;
+  void restore(const Snapshot& saved);
+  // One try at the step up to its update, with the step's one device read; `search_first`: find
+  // the penalty's candidate pairs anew first. Raises a rank's failure on the whole group.
+  Readback attempt(const torch::Tensor& x, bool search_first, StepStats& stats);
   // Forward, statistics (all-reduce 1), losses, backward, gradients and terms (all-reduce 2).
-  // Returns the reduced [gradients, terms, flag] buffer's terms and flag.
-  torch::Tensor forward_backward(const torch::Tensor& x, StepCollectives& collectives, StepStats& stats);
+  // Returns the reduced [flag, group's widest code row] (device scalars); the terms go to stats.
+  std::pair<torch::Tensor, torch::Tensor> forward_backward(const torch::Tensor& x, StepCollectives& collectives, StepStats& stats);
   // The optimizer step under the decoder's unit-norm constraint.
   void apply_gradients(double lr);
   void refresh_pairs();
