@@ -218,6 +218,24 @@ TEST(SparseStep, AStepComputedAgainAfterACutCodeLeavesNoTrace) {
   }
 }
 
+// A candidate search that falls due (here every 2 steps) runs before the step's update: the step
+// is computed again over the new candidates, and the search is counted once.
+TEST(SparseStep, ADueCandidateSearchRunsBeforeTheStepsUpdate) {
+  auto cfg = job(sae::Arch::ReLU, sae::StepMode::Auto);
+  cfg.absorption.enabled = true;
+  cfg.absorption.refresh_every = 2;
+  auto data = sharding::open_dataset(cfg.data);
+  worker::LocalCommunicator comm;
+  worker::Trainer trainer(cfg, comm, torch::kCPU);
+  trainer.start_fresh(data->train_shard(0, cfg.train.batch_size, 0, 1).activations);
+  for (int s = 0; s < 6; ++s) {
+    auto stats = trainer.step(data->train_shard(s, cfg.train.batch_size, 0, 1).activations);
+    const bool due = s > 0 && s % 2 == 0;  // two EMA updates since the last search
+    EXPECT_EQ(stats.refreshed, due) << "step " << s;
+    EXPECT_EQ(stats.attempts, due ? 2 : 1) << "step " << s;
+  }
+}
+
 TEST(MatmulDtype, AProductIsTheFloat32ProductOfItsRoundedInputsRoundedOnce) {
   torch::manual_seed(5);
   auto a = torch::randn({64, 48}), b = torch::randn({48, 32}), bias = torch::randn({32});
