@@ -104,6 +104,8 @@ const std::vector<Field<JobConfig>>& job_fields() {
       field("sae.init_threshold", &J::sae, &sae::SaeConfig::init_threshold),
       named("train.step", &J::sae, &sae::SaeConfig::step,
             {{"auto", sae::StepMode::Auto}, {"dense", sae::StepMode::Dense}, {"sparse", sae::StepMode::Sparse}}),
+      named("train.code_width", &J::sae, &sae::SaeConfig::code_widths,
+            {{"auto", sae::CodeWidths::Auto}, {"batch", sae::CodeWidths::OfTheBatch}, {"planned", sae::CodeWidths::Planned}}),
       named("train.matmul_dtype", &J::sae, &sae::SaeConfig::matmul,
             {{"float32", sae::MatmulDtype::Float32}, {"bfloat16", sae::MatmulDtype::BFloat16}}),
       named("train.recon_loss", &J::loss, &sae::LossConfig::recon,

@@ -21,6 +21,10 @@ enum class StepMode { Auto, Dense, Sparse };
 // The training step's matrix products: float32, or bfloat16 inputs with float32 results (see
 // sae/products.h). Evaluation, the metrics and the exported SAE are float32 either way.
 enum class MatmulDtype { Float32, BFloat16 };
+// How wide a sparse step's code is (sae/sparse_code.h): as the batch's own widest row (reading it:
+// free on a CPU, a synchronisation on a GPU), or planned from the step before with no read (rows
+// over the plan are cut and the step computed again). Auto: the batch's on a CPU, planned elsewhere.
+enum class CodeWidths { Auto, OfTheBatch, Planned };
 
 struct SaeConfig {
   Arch arch = Arch::ReLU;
@@ -43,6 +47,7 @@ struct SaeConfig {
   double init_threshold = 0.001;
   StepMode step = StepMode::Auto;
   MatmulDtype matmul = MatmulDtype::Float32;
+  CodeWidths code_widths = CodeWidths::Auto;
 };
 
 struct LossConfig {

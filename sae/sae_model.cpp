@@ -87,38 +87,50 @@ torch::Tensor Sae::jumprelu_reach(const torch::Tensor& pre) const {
   return torch::relu(pre - (threshold() - cfg_.bandwidth / 2));
 }
 
-Forward Sae::run(const torch::Tensor& x, int64_t code_width) const {
+Forward Sae::run(const torch::Tensor& x, bool training, int64_t code_width) const {
   Forward out;
-  const bool training = code_width >= 0, sparse = code_width > 0;
   const auto products = training ? cfg_.matmul : MatmulDtype::Float32;
   out.pre = encoder_preactivations(x, W_enc, b_enc, b_dec, products);
-  // What code_width_for plans the next step from: the widest row of this one.
-  const bool measured = training && cfg_.step != StepMode::Dense && cfg_.arch != Arch::TopK;
+  if (!training) {
+    out.f = activate(out.pre);
+    out.x_hat = product(out.f, W_dec, products, b_dec);
+    return out;
+  }
+  // The widest row, for the trainer's next plan or for this step's own width (kWidthOfTheBatch).
+  const bool measured = cfg_.step != StepMode::Dense && cfg_.arch != Arch::TopK;
+  auto width_for = [&](const torch::Tensor& widest) {
+    if (code_width != kWidthOfTheBatch) return code_width;
+    return code_width_for(cfg_, widest.defined() ? widest.item<double>() : 0.0, 1.0);
+  };
+  int64_t width = cfg_.arch == Arch::TopK || !measured ? width_for({}) : 0;
   ChosenLatents chosen;
-  if (sparse && cfg_.arch == Arch::TopK) {
+  if (cfg_.arch == Arch::TopK && width > 0) {
     torch::NoGradGuard no_grad;  // one top-k gives f and the code's latents
     auto [values, idx] = torch::relu(out.pre).topk(cfg_.k, 1);
     out.f = torch::zeros_like(out.pre).scatter_(1, idx, values);
     chosen = {idx, values > 0};
-  } else if (sparse && cfg_.arch == Arch::JumpReLU) {
+  } else if (cfg_.arch == Arch::JumpReLU && measured) {
     // Within reach: active (pre > theta), or close enough below for the threshold's straight-through
     // gradient (pre > theta - bandwidth / 2). Padding then lies beyond reach, where the activation,
     // its gradient and the kernel are all 0, so the code carries every entry's pre-activation.
     auto reach = jumprelu_reach(out.pre);
     out.widest = widest_row(firing(reach));
-    chosen = largest_entries(reach, code_width);
-    chosen.active.fill_(true);
-    torch::NoGradGuard no_grad;
-    out.f = out.pre * (out.pre > threshold()).to(out.pre.scalar_type());
-  } else {
-    out.f = training && selects_over_batch(cfg_.arch) ? batch_topk(out.pre, cfg_.k) : activate(out.pre);
-    if (training) out.fired = firing(out.f);
-    if (measured) out.widest = widest_row(cfg_.arch == Arch::JumpReLU ? firing(jumprelu_reach(out.pre)) : out.fired);
-    if (!sparse) {
+    if ((width = width_for(out.widest)) > 0) {
+      chosen = largest_entries(reach, width);
+      chosen.active.fill_(true);
+      torch::NoGradGuard no_grad;
+      out.f = out.pre * (out.pre > threshold()).to(out.pre.scalar_type());
+    }
+  }
+  if (!chosen.idx.defined()) {
+    out.f = selects_over_batch(cfg_.arch) ? batch_topk(out.pre, cfg_.k) : activate(out.pre);
+    out.fired = firing(out.f);
+    if (measured && cfg_.arch != Arch::JumpReLU) width = width_for(out.widest = widest_row(out.fired));
+    if (width == 0) {
       out.x_hat = product(out.f, W_dec, products, b_dec);
       return out;
     }
-    chosen = active_entries(out.fired, code_width);
+    chosen = active_entries(out.fired, width);
   }
   out.pre = out.pre.detach();
   out.f = out.f.detach();
@@ -128,8 +140,8 @@ Forward Sae::run(const torch::Tensor& x, int64_t code_width) const {
   return out;
 }
 
-Forward Sae::forward(const torch::Tensor& x) const { return run(x, -1); }
-Forward Sae::forward_train(const torch::Tensor& x, int64_t code_width) const { return run(x, std::max<int64_t>(code_width, 0)); }
+Forward Sae::forward(const torch::Tensor& x) const { return run(x, false, 0); }
+Forward Sae::forward_train(const torch::Tensor& x, int64_t code_width) const { return run(x, true, code_width); }
 
 void remove_parallel_decoder_grad(Sae& sae) {
   torch::NoGradGuard no_grad;

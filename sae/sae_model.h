@@ -34,9 +34,10 @@ class Sae : public torch::nn::Module {
   // Inference (evaluation, export): batchtopk applies its threshold.
   Forward forward(const torch::Tensor& x) const;
   // Training: batchtopk keeps the k x B largest activations of the batch; the others as forward.
-  // `code_width` 0: a dense step; else a sparse step over a code of that width (code_width_for;
-  // topk: k), whose rows are cut there. A sparse jumprelu code also holds the latents just below
-  // their threshold, for its gradient. Reads nothing from the device.
+  // `code_width` 0: a dense step; kWidthOfTheBatch: as code_width_for gives this batch's own
+  // widest row (reading it from the device); else a sparse step over a code of that width
+  // (code_width_for; topk: k), whose rows are cut there, reading nothing. A sparse jumprelu code
+  // also holds the latents just below their threshold, for its gradient.
   Forward forward_train(const torch::Tensor& x, int64_t code_width = 0) const;
   torch::Tensor encode(const torch::Tensor& x) const;
   torch::Tensor decode(const torch::Tensor& f) const;
@@ -56,8 +57,7 @@ class Sae : public torch::nn::Module {
 
  private:
   torch::Tensor activate(const torch::Tensor& pre) const;
-  // Training when code_width >= 0 (a dense step at 0), else inference.
-  Forward run(const torch::Tensor& x, int64_t code_width) const;
+  Forward run(const torch::Tensor& x, bool training, int64_t code_width) const;
   // jumprelu: the pre-activations' distance above theta - bandwidth / 2, 0 below (no gradient).
   torch::Tensor jumprelu_reach(const torch::Tensor& pre) const;
   SaeConfig cfg_;

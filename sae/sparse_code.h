@@ -39,6 +39,8 @@ int64_t code_width_for(const SaeConfig& cfg, double widest, double headroom);
 int64_t first_code_width(const SaeConfig& cfg);
 // The headroom planned over the last step's widest row: a cut row costs the step twice.
 inline constexpr double kCodeHeadroom = 1.25;
+// A code width that says: code_width_for(this batch's own widest row, 1.0), read from the device.
+inline constexpr int64_t kWidthOfTheBatch = -1;
 
 struct ChosenLatents {
   torch::Tensor idx;     // [B, w] int64

@@ -530,17 +530,28 @@ TEST_F(Config, ASettingAtItsIdOmittedDefaultKeepsJobIds) {
   EXPECT_NE(job_id(resolved), id);
 }
 
-TEST_F(Config, BFloat16ProductsReachTheJobAndItsId) {
-  const std::string file = write("bf16.toml", "[train]\nmatmul_dtype = \"bfloat16\"\n[grid]\nseed = [1]\n");
-  const auto job = expand_grid(load_sweep(file, {})).front();
-  EXPECT_EQ(to_job_config(job).sae.matmul, sweep::sae::MatmulDtype::BFloat16);
-  const auto plain = expand_grid(load_sweep(write("fp32.toml", "[grid]\nseed = [1]\n"), {})).front();
+// Settings added after jobs had ids: a value other than the default reaches the job and its id;
+// the default is left out of the id, so ids made before the setting stay.
+TEST_F(Config, BFloat16ProductsAndPlannedCodeWidthsReachTheJobAndItsId) {
+  const auto plain = expand_grid(load_sweep(write("plain.toml", "[grid]\nseed = [1]\n"), {})).front();
   EXPECT_EQ(to_job_config(plain).sae.matmul, sweep::sae::MatmulDtype::Float32);
-  EXPECT_NE(job.id, plain.id) << "the products' precision changes what a job computes";
-  auto resolved = plain.resolved;
-  resolved.erase("train.matmul_dtype");
-  EXPECT_EQ(job_id(resolved), plain.id) << "float32, the default, is left out of ids made before the setting";
-  expect_load_error("[train]\nmatmul_dtype = \"bf16\"\n", {"train.matmul_dtype", "bfloat16"});
+  EXPECT_EQ(to_job_config(plain).sae.code_widths, sweep::sae::CodeWidths::Auto);
+  struct Case {
+    std::string key, value, bad, allowed;
+    std::function<bool(const sweep::worker::JobConfig&)> reached;
+  };
+  for (const auto& c : {Case{"matmul_dtype", "bfloat16", "bf16", "bfloat16",
+                             [](const auto& j) { return j.sae.matmul == sweep::sae::MatmulDtype::BFloat16; }},
+                        Case{"code_width", "planned", "plan", "planned",
+                             [](const auto& j) { return j.sae.code_widths == sweep::sae::CodeWidths::Planned; }}}) {
+    const auto job = expand_grid(load_sweep(write(c.key + ".toml", "[train]\n" + c.key + " = \"" + c.value + "\"\n[grid]\nseed = [1]\n"), {})).front();
+    EXPECT_TRUE(c.reached(to_job_config(job))) << c.key;
+    EXPECT_NE(job.id, plain.id) << c.key << " changes what a job computes";
+    auto resolved = plain.resolved;
+    resolved.erase("train." + c.key);
+    EXPECT_EQ(job_id(resolved), plain.id) << "the default of train." << c.key << " is left out of ids";
+    expect_load_error("[train]\n" + c.key + " = \"" + c.bad + "\"\n", {"train." + c.key, c.allowed});
+  }
 }
 
 TEST_F(Config, FilesSourceWithoutPaths) {

@@ -129,13 +129,16 @@ TEST(Distributed, BadDataIsRefusedOnEveryRankWithoutAHang) {
 // The sparse step data-parallel: topk and jumprelu on 2 ranks, sparse, end where 1 rank's dense
 // step does. 40 steps: jumprelu's output jumps at its threshold, so over a long run one rounding-
 // level difference can switch one latent of one row and the runs part by more than rounding.
+// relu with planned code widths: the ranks agree on the group's widest row; the first step (a
+// width of 1) is computed again on both.
 TEST(Distributed, TheSparseStepOnTwoRanksMatchesTheDenseStepOnOne) {
-  for (std::string arch : {"topk", "jumprelu"}) {
+  for (auto [arch, widths] : {std::pair<std::string, std::string>{"topk", "auto"}, {"jumprelu", "auto"}, {"relu", "planned"}}) {
     std::vector<std::string> args = kOneJob;
     args.insert(args.end(), {"--set", "sae.arch=\"" + arch + "\"", "--set", "sae.k=4", "--set", "train.steps=40"});
     auto dense_args = args, sparse_args = args;
     dense_args.insert(dense_args.end(), {"--set", "train.step=\"dense\""});
-    sparse_args.insert(sparse_args.end(), {"--set", "train.step=\"sparse\"", "--set", "train.ranks_per_job=2"});
+    sparse_args.insert(sparse_args.end(), {"--set", "train.step=\"sparse\"", "--set", "train.ranks_per_job=2", "--set",
+                                           "train.code_width=\"" + widths + "\""});
     const std::string dense_dir = "step-dense-" + arch, sparse_dir = "step-sparse-" + arch;
     auto dense = run_quick(0, dense_dir, dense_args);
     ASSERT_EQ(dense.exit_code, 0) << dense.log;
@@ -147,5 +150,9 @@ TEST(Distributed, TheSparseStepOnTwoRanksMatchesTheDenseStepOnOne) {
     double diff = max_relative_difference(scratch() / dense_dir / "jobs" / dense_id / "sae" / "sae_weights.safetensors",
                                           scratch() / sparse_dir / "jobs" / sparse_id / "sae" / "sae_weights.safetensors");
     EXPECT_LT(diff, 1e-4) << arch;
+    if (widths == "planned") {
+      auto result = read_json(scratch() / sparse_dir / "jobs" / sparse_id / "result.json");
+      EXPECT_GE(result["train"]["steps_computed_again"].get<int64_t>(), 1) << "the first step's code of width 1 was cut";
+    }
   }
 }

@@ -69,9 +69,14 @@ double relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
 }  // namespace
 
 TEST(SparseStep, GivesTheDenseLossesGradientsAndWeightsForEachArchitecture) {
-  for (auto arch : {sae::Arch::ReLU, sae::Arch::TopK, sae::Arch::JumpReLU, sae::Arch::BatchTopK, sae::Arch::Matryoshka}) {
-    auto dense = train(job(arch, sae::StepMode::Dense), 8), sparse = train(job(arch, sae::StepMode::Sparse), 8);
-    const auto name = sae::arch_name(arch);
+  for (auto [arch, widths] : {std::pair{sae::Arch::ReLU, sae::CodeWidths::Auto}, std::pair{sae::Arch::ReLU, sae::CodeWidths::Planned},
+                              std::pair{sae::Arch::TopK, sae::CodeWidths::Auto}, std::pair{sae::Arch::JumpReLU, sae::CodeWidths::Auto},
+                              std::pair{sae::Arch::JumpReLU, sae::CodeWidths::Planned}, std::pair{sae::Arch::BatchTopK, sae::CodeWidths::Auto},
+                              std::pair{sae::Arch::BatchTopK, sae::CodeWidths::Planned}, std::pair{sae::Arch::Matryoshka, sae::CodeWidths::Auto}}) {
+    auto sparse_job = job(arch, sae::StepMode::Sparse);
+    sparse_job.sae.code_widths = widths;  // on this CPU auto is the batch's own widest row
+    auto dense = train(job(arch, sae::StepMode::Dense), 8), sparse = train(sparse_job, 8);
+    const auto name = std::string(sae::arch_name(arch)) + (widths == sae::CodeWidths::Planned ? " planned" : "");
     for (size_t s = 0; s < dense.losses.size(); ++s) {
       EXPECT_NEAR(sparse.losses[s], dense.losses[s], 1e-5 * std::abs(dense.losses[s])) << name << " step " << s;
     }
@@ -172,7 +177,14 @@ TEST(SparseStep, TheCodeWidthIsPlannedFromTheWidestRowWithAutoSparseForANarrowCo
   EXPECT_FALSE(dense.sparse());
   ASSERT_TRUE(sparse.sparse());
   EXPECT_EQ(sparse.code.idx.size(1), 5);
-  EXPECT_EQ(dense.widest.item<double>(), (dense.f > 0).sum(1).max().item<double>());
+  const auto widest = (dense.f > 0).sum(1).max().item<int64_t>();
+  EXPECT_EQ(dense.widest.item<double>(), static_cast<double>(widest));
+  // The batch's own width: exactly its widest row, and dense in auto past a tenth of d_sae.
+  sae::Sae sparse_model(job(sae::Arch::ReLU, sae::StepMode::Sparse).sae, 1);
+  auto own = sparse_model.forward_train(x, sae::kWidthOfTheBatch);
+  ASSERT_TRUE(own.sparse());
+  EXPECT_EQ(own.code.idx.size(1), widest);
+  EXPECT_EQ(model.forward_train(x, sae::kWidthOfTheBatch).sparse(), 10 * widest <= 128) << "widest " << widest;
   // jumprelu measures the latents within its kernel's reach: with a threshold of 3, about one
   // pre-activation in 700 (they are about N(0, 1)); with 0.1, about half.
   for (auto [threshold, few] : {std::pair{0.1, false}, std::pair{3.0, true}}) {
@@ -186,12 +198,13 @@ TEST(SparseStep, TheCodeWidthIsPlannedFromTheWidestRowWithAutoSparseForANarrowCo
   }
 }
 
-// A step whose code was cut is computed again from the state before it: the result must be the
+// Planned widths: a step whose code was cut is computed again from the state before it: the result must be the
 // step computed once at the width it needed, bit for bit (the penalty's EMAs, the dead-latent
 // counts and batchtopk's threshold are updated once).
 TEST(SparseStep, AStepComputedAgainAfterACutCodeLeavesNoTrace) {
   for (auto arch : {sae::Arch::ReLU, sae::Arch::JumpReLU, sae::Arch::BatchTopK}) {
     auto cfg = job(arch, sae::StepMode::Sparse);
+    cfg.sae.code_widths = sae::CodeWidths::Planned;
     cfg.absorption.enabled = true;
     auto data = sharding::open_dataset(cfg.data);
     worker::LocalCommunicator comm;

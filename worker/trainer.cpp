@@ -18,7 +18,9 @@
 namespace sweep::worker {
 
 Trainer::Trainer(const JobConfig& cfg, Communicator& comm, torch::Device device)
-    : cfg_(cfg), group_(comm), device_(device) {
+    : cfg_(cfg), group_(comm), device_(device),
+      planned_widths_(cfg.sae.code_widths == sae::CodeWidths::Planned ||
+                      (cfg.sae.code_widths == sae::CodeWidths::Auto && !device.is_cpu())) {
   state_.model = std::make_shared<sae::Sae>(cfg.sae, cfg.seed);
   state_.model->to(device_);
   double beta1 = cfg.sae.arch == sae::Arch::JumpReLU ? 0.0 : 0.9;
@@ -72,7 +74,7 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::forward_backward(const torch::T
   auto& model = *state_.model;
   const auto batch = batch_context();
   const auto rows = static_cast<double>(cfg_.train.batch_size);
-  auto fwd = model.forward_train(x, state_.code_width);
+  auto fwd = model.forward_train(x, planned_widths_ ? state_.code_width : sae::kWidthOfTheBatch);
   const bool jumprelu = cfg_.sae.arch == sae::Arch::JumpReLU;
   const bool topk = cfg_.sae.arch == sae::Arch::TopK || sae::selects_over_batch(cfg_.sae.arch);
   auto l0_share = jumprelu ? sae::jumprelu_l0_share(model, fwd, batch) : torch::Tensor();
@@ -216,7 +218,7 @@ StepStats Trainer::step(const torch::Tensor& shard) {
   for (bool search = false;; ++stats.attempts) {
     auto before = snapshot();
     read = attempt(x, search, stats);
-    const bool cut = state_.code_width > 0 && !(read.widest <= static_cast<double>(state_.code_width));
+    const bool cut = planned_widths_ && state_.code_width > 0 && !(read.widest <= static_cast<double>(state_.code_width));
     search = read.search_due != 0.0 && !stats.refreshed;
     if (!cut && !search) break;
     // Computed again from the state before it: with the candidates found anew, or over a code as

@@ -101,6 +101,8 @@ class Trainer {
   std::optional<std::string> failure_;
   torch::Device device_;
   TrainingState state_;
+  // Sparse codes as wide as planned (state_.code_width) rather than as the batch's widest row.
+  bool planned_widths_;
   // TopK family: whether a latent may be dead at this step, from the last step's read (true until
   // one says otherwise, as after a resume); the aux loss is skipped when none is.
   bool any_dead_ = true;
