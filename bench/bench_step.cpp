@@ -142,7 +142,7 @@ double peak_rss_gib() {
 struct Shape {
   int64_t d_in = 256, d_sae = 2048, batch = 1024, k = 32;
   double threshold = 0.001;  // jumprelu's initial threshold
-  std::string arch = "relu", step = "auto", matmul = "float32";
+  std::string arch = "relu", step = "auto", matmul = "float32", code_width = "auto";
 };
 
 void run(const Shape& shape, int steps, const std::string& pairs, double tau, bool cuda, int threads) {
@@ -176,6 +176,9 @@ void run(const Shape& shape, int steps, const std::string& pairs, double tau, bo
   cfg.sae.init_threshold = shape.threshold;
   cfg.sae.step = shape.step == "dense" ? sae::StepMode::Dense : shape.step == "sparse" ? sae::StepMode::Sparse : sae::StepMode::Auto;
   cfg.sae.matmul = shape.matmul == "bfloat16" ? sae::MatmulDtype::BFloat16 : sae::MatmulDtype::Float32;
+  cfg.sae.code_widths = shape.code_width == "batch"     ? sae::CodeWidths::OfTheBatch
+                        : shape.code_width == "planned" ? sae::CodeWidths::Planned
+                                                        : sae::CodeWidths::Auto;
   cfg.train.batch_size = batch;
   cfg.absorption.dot_threshold = tau;
   cfg.absorption.pairs = pairs == "dense" ? sae::PairTracking::Dense : sae::PairTracking::Candidates;
@@ -196,13 +199,13 @@ void run(const Shape& shape, int steps, const std::string& pairs, double tau, bo
   // The rate of the products' own precision is the limit.
   const double limit = worker::matmul_flops_per_second(device, bf16 ? torch::kBFloat16 : torch::kFloat, n);
   const double mib = 1024.0 * 1024.0, interval = static_cast<double>(cfg.absorption.refresh_every);
-  std::printf("device %s  ranks %d (CPU threads/rank %d)  %s%s  step %s  products %s  d_in %lld  d_sae %lld  batch %lld  steps %d  "
+  std::printf("device %s  ranks %d (CPU threads/rank %d)  %s%s  step %s  code width %s  products %s  d_in %lld  d_sae %lld  batch %lld  steps %d  "
               "tau %.2f  pairs %s\n",
               device.str().c_str(), group.size(), threads, shape.arch.c_str(),
               shape.arch == "relu"       ? ""
               : shape.arch == "jumprelu" ? (" threshold " + std::to_string(shape.threshold)).c_str()
                                          : (" k " + std::to_string(shape.k)).c_str(),
-              shape.step.c_str(), shape.matmul.c_str(),
+              shape.step.c_str(), shape.code_width.c_str(), shape.matmul.c_str(),
               static_cast<long long>(d_in), static_cast<long long>(d_sae),
               static_cast<long long>(batch), steps, tau, with.tracking.c_str());
   std::printf("  step %.1f ms   tokens/s %.0f   (without the penalty %.1f ms; medians of alternating steps)\n", 1e3 * with.step_s, batch / with.step_s,
@@ -257,6 +260,8 @@ int main(int argc, char** argv) {
   app.add_option("--step", shape.step, "train.step: auto, dense or sparse")->check(CLI::IsMember({"auto", "dense", "sparse"}));
   app.add_option("--matmul-dtype", shape.matmul, "train.matmul_dtype: float32 or bfloat16")
       ->check(CLI::IsMember({"float32", "bfloat16"}));
+  app.add_option("--code-width", shape.code_width, "train.code_width: auto, batch or planned")
+      ->check(CLI::IsMember({"auto", "batch", "planned"}));
   app.add_option("--steps", steps);
   app.add_option("--pairs", pairs, "absorption.pairs: candidates or dense")->check(CLI::IsMember({"candidates", "dense"}));
   app.add_option("--tau", tau, "absorption.dot_threshold");
