@@ -8,6 +8,7 @@
 
 #include <numeric>
 
+#include "sae/encoder.h"
 #include "sae/products.h"
 #include "sae/sparse_code.h"
 #include "sharding/dataset.h"
@@ -143,6 +144,23 @@ TEST(SparseStep, ActiveEntriesListEveryFiringLatentOfARowInColumnOrderThenPaddin
     EXPECT_TRUE(torch::equal(scanned.idx, listed.idx)) << "width " << w;
     EXPECT_TRUE(torch::equal(scanned.active, listed.active)) << "width " << w;
   }
+}
+
+// W_enc's gradient over a code: the CPU's sparse product and the dense product over the scattered
+// gradient that a GPU uses (no coalescing, so no device read) give the same sums.
+TEST(SparseStep, TheEncoderWeightGradientIsTheSameFromTheSparseAndTheDenseProduct) {
+  torch::manual_seed(5);
+  auto f = torch::relu(torch::randn({32, 200}) - 1.5);
+  auto chosen = sae::active_entries(sae::firing(f), sae::widest_row(sae::firing(f)).item<int64_t>() + 2);
+  auto g = torch::randn(chosen.idx.sizes()) * chosen.active.to(torch::kFloat);  // 0 at padding, as in a step
+  auto centred = torch::randn({32, 16});
+  auto sparse = sae::chosen_latents_weight_gradient(chosen.idx, g, centred, 200);
+  auto dense = sae::chosen_latents_weight_gradient(chosen.idx, g, centred, 200, /*dense_product=*/true);
+  ASSERT_EQ(sparse.sizes(), (std::vector<int64_t>{16, 200}));
+  EXPECT_TRUE(torch::allclose(sparse, dense, 1e-5, 1e-5));
+  auto reference = centred.t().mm(torch::zeros_like(f).scatter_add_(1, chosen.idx, g));  // the dense step's product
+  EXPECT_TRUE(torch::allclose(sparse, reference, 1e-5, 1e-5));
+  EXPECT_GT(sparse.abs().max().item<double>(), 0.0);
 }
 
 TEST(SparseStep, TheCodeWidthIsPlannedFromTheWidestRowWithAutoSparseForANarrowCodeOnly) {
