@@ -1,9 +1,10 @@
 // The sparse training step's maths: a batch's active latents as a fixed-width code (each row's
 // latent ids and activations, padded with zeros), the encoder values of those latents with their
 // gradient, and the decoder over them, so that only the encoder's forward product stays dense.
-// The code's width is planned from the step before (code_width_for), so that building it reads
-// nothing from the device; a row wider than the plan is cut, and the step's own widest row, read
-// with its loss, tells the trainer to compute it again.
+// The code's width is the batch's own widest row (read from the device: free on a CPU), or planned
+// from the step before (code_width_for), so that building the code reads nothing; a row wider than
+// the plan is cut, and the step's own widest row, read with its loss, tells the trainer to compute
+// it again (train.code_width).
 #pragma once
 
 #include <torch/torch.h>

@@ -40,7 +40,7 @@ struct StepStats {
   double loss = 0;       // the group's (same on every rank)
   torch::Tensor terms;   // [kStepTerms] float, indexed by StepTerm, detached
   bool refreshed = false;  // the penalty's candidate pairs were found anew before this step
-  int attempts = 1;        // 2 when the step was computed again (cut code, or the pairs found anew)
+  int attempts = 1;        // times the step was computed: more than 1 after a cut code or a search
   double lr = 0;
 };
 
