@@ -34,10 +34,9 @@ ChosenLatents largest_entries(const torch::Tensor& f, int64_t width) {
 
 namespace {
 
-// Each row's count of set entries, cut at `width`, as the code's active mask [B, width].
-torch::Tensor first_slots(const torch::Tensor& fired, int64_t width) {
-  auto counts = fired.sum(1, true).clamp_max(static_cast<double>(width));
-  return torch::arange(width, fired.options()).unsqueeze(0) < counts;
+// The code's active mask [B, width] from each row's count of set entries [B] (any dtype), cut at `width`.
+torch::Tensor first_slots(const torch::Tensor& counts, int64_t width) {
+  return torch::arange(width, counts.options()).unsqueeze(0) < counts.unsqueeze(1).clamp_max(width);
 }
 
 }  // namespace
@@ -53,7 +52,7 @@ ChosenLatents active_entries(const torch::Tensor& fired, int64_t width) {
   auto slot = torch::arange(at.size(0), at.options()) - (per_row.cumsum(0) - per_row).index_select(0, row);
   // Entries past `width` land in one extra column, dropped.
   auto idx = torch::zeros({rows, width + 1}, at.options()).index_put_({row, slot.clamp_max_(width)}, column);
-  return {idx.narrow(1, 0, width).contiguous(), first_slots(fired, width)};
+  return {idx.narrow(1, 0, width).contiguous(), first_slots(per_row, width)};
 }
 
 ChosenLatents active_entries_by_scan(const torch::Tensor& fired, int64_t width) {
@@ -63,10 +62,11 @@ ChosenLatents active_entries_by_scan(const torch::Tensor& fired, int64_t width) 
   auto set = fired > 0;
   // Slot of a set entry: the set entries before it in its row (exact in float below 2^24 latents).
   // Unset entries, and those past `width`, land in one extra column, dropped.
-  auto slot = torch::where(set, fired.cumsum(1) - 1, static_cast<double>(width)).clamp_max_(width).to(torch::kLong);
+  auto running = set.to(fired.scalar_type()).cumsum(1);
+  auto slot = torch::where(set, running - 1, static_cast<double>(width)).clamp_max_(width).to(torch::kLong);
   auto columns = torch::arange(d_sae, slot.options()).expand({rows, d_sae});
   auto idx = torch::zeros({rows, width + 1}, slot.options()).scatter_(1, slot, columns);
-  return {idx.narrow(1, 0, width).contiguous(), first_slots(set.to(fired.scalar_type()), width)};
+  return {idx.narrow(1, 0, width).contiguous(), first_slots(running.select(1, d_sae - 1), width)};
 }
 
 SparseCode sparse_code(const ChosenLatents& chosen, const torch::Tensor& pre, const torch::Tensor& x,
