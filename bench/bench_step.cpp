@@ -73,7 +73,7 @@ class StepTimer {
     auto& pairs = trainer_.state().absorption;
     if (!pairs.enabled()) return;
     auto& W_dec = trainer_.state().model->W_dec;
-    auto fwd = trainer_.model().forward_train(shard(s).to(device_), trainer_.state().code_width);  // the step's code
+    auto fwd = trainer_.model().forward_train(shard(s).to(device_), trainer_.state().code_size);  // the step's code
     auto median_of = [&](auto work, auto before) {
       std::vector<double> v;
       for (int r = 0; r < 5; ++r) {

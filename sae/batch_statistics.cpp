@@ -18,7 +18,7 @@ BatchStatistics statistics_layout(const SaeConfig& cfg, const PairTracker& pairs
 }
 
 torch::Tensor firing_bits(const Forward& fwd) {
-  if (fwd.sparse()) return packed_code_firing(fwd.code.idx, firing(fwd.code.vals.detach()), fwd.f.size(1));
+  if (fwd.sparse()) return packed_code_firing(fwd.code, firing(fwd.code.vals.detach()), fwd.f.size(1));
   return packed_firing(fwd.fired.defined() ? fwd.fired : firing(fwd.f));
 }
 
@@ -35,7 +35,7 @@ BatchStatistics local_statistics(const SaeConfig& cfg, const Forward& fwd, const
   if (!fired.defined() && (!fwd.sparse() || (s.pairs > 0 && !pairs.counts_from_bits()))) fired = firing(fwd.f);
   // Candidate pairs count from the firing's bits, which also give a dense step's counts (a popcount).
   auto bits = s.pairs > 0 && pairs.counts_from_bits() ? firing_bits(fwd) : torch::Tensor();
-  auto counts = fwd.sparse()     ? torch::zeros({cfg.d_sae}, values.options()).index_add_(0, fwd.code.idx.reshape({-1}), firing(values).reshape({-1}))
+  auto counts = fwd.sparse()     ? torch::zeros({cfg.d_sae}, values.options()).index_add_(0, fwd.code.idx, firing(values))
                 : bits.defined() ? popcount(bits).to(values.scalar_type())
                                  : fired.t().mv(torch::ones({fired.size(0)}, fired.options()));
   std::vector<torch::Tensor> sections{counts};

@@ -130,15 +130,14 @@ torch::Tensor packed_firing(const torch::Tensor& fired) {
   return chunks.bitwise_left_shift(shift).sum(1).t().contiguous();
 }
 
-torch::Tensor packed_code_firing(const torch::Tensor& idx, const torch::Tensor& fired, int64_t d_sae) {
+torch::Tensor packed_code_firing(const ChosenLatents& code, const torch::Tensor& fired, int64_t d_sae) {
   torch::NoGradGuard no_grad;
-  const int64_t rows = idx.size(0), words = (rows + 63) / 64;
-  auto row = torch::arange(rows, idx.options()).unsqueeze(1);
+  const int64_t words = (code.offsets.size(0) + 63) / 64;
   // Entry (b, l) adds bit b % 64 to word b / 64 of latent l. A row lists a latent once, so the bits
   // added to a word are distinct and their sum is their OR (bit 63 is the sign: no carry either).
-  auto bit = torch::ones({1, 1}, idx.options()).bitwise_left_shift(row.remainder(64)) * fired.to(torch::kLong);
-  auto slot = idx * words + row.div(64, "floor");
-  return torch::zeros({d_sae * words}, idx.options()).index_add_(0, slot.reshape({-1}), bit.reshape({-1})).view({d_sae, words});
+  auto bit = torch::ones({1}, code.idx.options()).bitwise_left_shift(code.row.remainder(64)) * fired.to(torch::kLong);
+  auto slot = code.idx * words + code.row.div(64, "floor");
+  return torch::zeros({d_sae * words}, code.idx.options()).index_add_(0, slot, bit).view({d_sae, words});
 }
 
 torch::Tensor popcount(const torch::Tensor& words) {

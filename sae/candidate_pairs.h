@@ -5,6 +5,8 @@
 
 #include <torch/torch.h>
 
+#include "sae/sparse_code.h"
+
 namespace sweep::sae {
 
 // Rows of W_dec scaled to unit norm (with gradient when W_dec has one).
@@ -44,10 +46,10 @@ torch::Tensor pair_cosines(const torch::Tensor& unit, const torch::Tensor& i, co
 // latent per row, row b of the batch in bit b % 64 of word b / 64 (the last word padded with 0).
 torch::Tensor packed_firing(const torch::Tensor& fired);
 
-// packed_firing of a sparse code: row b lists the latents `idx` [B, w] with `fired` [B, w] (bool or
-// 0/1 numbers) saying which of them fired; each latent at most once per row (padding, which may
-// repeat one, must have fired 0). The same bits from B w entries instead of B d_sae.
-torch::Tensor packed_code_firing(const torch::Tensor& idx, const torch::Tensor& fired, int64_t d_sae);
+// packed_firing of a sparse code's B rows, with `fired` [n] (bool or 0/1 numbers) saying which of
+// its entries fired; each latent at most once per row (padding, which may repeat one, must have
+// fired 0). The same bits from the code's n entries instead of B d_sae.
+torch::Tensor packed_code_firing(const ChosenLatents& code, const torch::Tensor& fired, int64_t d_sae);
 
 // The number of set bits of each row of `words` [n, w] int64 (w < 4096), as [n] int32.
 torch::Tensor popcount(const torch::Tensor& words);

@@ -32,21 +32,21 @@ struct DensePreactivations : torch::autograd::Function<DensePreactivations> {
 
 struct ChosenPreactivations : torch::autograd::Function<ChosenPreactivations> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& chosen, const torch::Tensor& idx,
-                               const torch::Tensor& x, const torch::Tensor& W_enc, const torch::Tensor& b_enc,
-                               const torch::Tensor& b_dec) {
-    ctx->save_for_backward({idx, x, W_enc, b_dec});
+                               const torch::Tensor& row, const torch::Tensor& x, const torch::Tensor& W_enc,
+                               const torch::Tensor& b_enc, const torch::Tensor& b_dec) {
+    ctx->save_for_backward({idx, row, x, W_enc, b_dec});
     return chosen.clone();
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_output) {
     auto saved = ctx->get_saved_variables();
-    const auto &idx = saved[0], &x = saved[1], &W_enc = saved[2], &b_dec = saved[3];
+    const auto &idx = saved[0], &row = saved[1], &x = saved[2], &W_enc = saved[3], &b_dec = saved[4];
     const int64_t d_sae = W_enc.size(1);
     const auto& g = grad_output[0];
-    auto grad_W_enc = chosen_latents_weight_gradient(idx, g, x - b_dec, d_sae);
-    auto per_latent = torch::zeros({d_sae}, g.options()).index_add_(0, idx.reshape({-1}), g.reshape({-1}));
+    auto grad_W_enc = chosen_latents_weight_gradient(idx, row, g, x - b_dec, d_sae);
+    auto per_latent = torch::zeros({d_sae}, g.options()).index_add_(0, idx, g);
     auto [grad_b_enc, grad_b_dec] = bias_gradients(per_latent, W_enc);
-    return {torch::Tensor(), torch::Tensor(), torch::Tensor(), grad_W_enc, grad_b_enc, grad_b_dec};
+    return {torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), grad_W_enc, grad_b_enc, grad_b_dec};
   }
 };
 
@@ -57,19 +57,20 @@ torch::Tensor encoder_preactivations(const torch::Tensor& x, const torch::Tensor
   return DensePreactivations::apply(x, W_enc, b_enc, b_dec, dtype);
 }
 
-torch::Tensor chosen_preactivations(const torch::Tensor& chosen, const torch::Tensor& idx, const torch::Tensor& x,
-                                    const torch::Tensor& W_enc, const torch::Tensor& b_enc, const torch::Tensor& b_dec) {
-  return ChosenPreactivations::apply(chosen, idx, x, W_enc, b_enc, b_dec);
+torch::Tensor chosen_preactivations(const torch::Tensor& chosen, const torch::Tensor& idx, const torch::Tensor& row,
+                                    const torch::Tensor& x, const torch::Tensor& W_enc, const torch::Tensor& b_enc,
+                                    const torch::Tensor& b_dec) {
+  return ChosenPreactivations::apply(chosen, idx, row, x, W_enc, b_enc, b_dec);
 }
 
-torch::Tensor chosen_latents_weight_gradient(const torch::Tensor& idx, const torch::Tensor& g, const torch::Tensor& centred,
-                                             int64_t d_sae, bool dense_product) {
+torch::Tensor chosen_latents_weight_gradient(const torch::Tensor& idx, const torch::Tensor& row, const torch::Tensor& g,
+                                             const torch::Tensor& centred, int64_t d_sae, bool dense_product) {
+  const int64_t rows = centred.size(0);
   if (dense_product || !idx.device().is_cpu()) {
-    return torch::mm(centred.t(), torch::zeros({idx.size(0), d_sae}, g.options()).scatter_add_(1, idx, g));
+    auto scattered = torch::zeros({rows * d_sae}, g.options()).index_add_(0, row * d_sae + idx, g);
+    return torch::mm(centred.t(), scattered.view({rows, d_sae}));
   }
-  const int64_t rows = idx.size(0), width = idx.size(1);
-  auto row = torch::arange(rows, idx.options()).repeat_interleave(width);
-  auto by_latent = torch::sparse_coo_tensor(torch::stack({idx.reshape({-1}), row}), g.reshape({-1}), {d_sae, rows});
+  auto by_latent = torch::sparse_coo_tensor(torch::stack({idx, row}), g, {d_sae, rows});
   return torch::mm(by_latent, centred).t();  // [d_in, d_sae]
 }
 

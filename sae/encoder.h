@@ -15,16 +15,17 @@ namespace sweep::sae {
 torch::Tensor encoder_preactivations(const torch::Tensor& x, const torch::Tensor& W_enc, const torch::Tensor& b_enc,
                                      const torch::Tensor& b_dec, MatmulDtype dtype = MatmulDtype::Float32);
 
-// The pre-activations `chosen` [B, w] of the latents idx [B, w], already computed (no gradient),
+// The pre-activations `chosen` [n] of the entries (row, idx) [n], already computed (no gradient),
 // returned with gradient into W_enc (chosen_latents_weight_gradient), b_enc and b_dec.
-torch::Tensor chosen_preactivations(const torch::Tensor& chosen, const torch::Tensor& idx, const torch::Tensor& x,
-                                    const torch::Tensor& W_enc, const torch::Tensor& b_enc, const torch::Tensor& b_dec);
+torch::Tensor chosen_preactivations(const torch::Tensor& chosen, const torch::Tensor& idx, const torch::Tensor& row,
+                                    const torch::Tensor& x, const torch::Tensor& W_enc, const torch::Tensor& b_enc,
+                                    const torch::Tensor& b_dec);
 
-// W_enc's gradient [d_in, d_sae] from the gradient `g` [B, w] of the code's pre-activations over
-// the latents idx [B, w], with `centred` = x - b_dec [B, d_in]. On the CPU a sparse [d_sae, B]
-// product; on a GPU (or with `dense_product`) a dense one over g scattered into [B, d_sae], as
-// the sparse product's coalescing reads the device there. Both give the same sums.
-torch::Tensor chosen_latents_weight_gradient(const torch::Tensor& idx, const torch::Tensor& g, const torch::Tensor& centred,
-                                             int64_t d_sae, bool dense_product = false);
+// W_enc's gradient [d_in, d_sae] from the gradient `g` [n] of the pre-activations at the entries
+// (row, idx) [n], with `centred` = x - b_dec [B, d_in]. On the CPU a sparse [d_sae, B] product; on
+// a GPU (or with `dense_product`) a dense one over g added into [B, d_sae], as the sparse product's
+// coalescing reads the device there. Both give the same sums.
+torch::Tensor chosen_latents_weight_gradient(const torch::Tensor& idx, const torch::Tensor& row, const torch::Tensor& g,
+                                             const torch::Tensor& centred, int64_t d_sae, bool dense_product = false);
 
 }  // namespace sweep::sae

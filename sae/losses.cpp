@@ -25,7 +25,7 @@ torch::Tensor matryoshka_reconstruction_loss(const Sae& sae, const Forward& fwd,
     const int64_t width = widths[m];
     if (fwd.sparse()) {
       auto inside = (fwd.code.idx < width).to(fwd.code.vals.scalar_type());
-      partial = sparse_decode(sae.W_dec, {fwd.code.idx, fwd.code.vals * inside}) + sae.b_dec;
+      partial = sparse_decode(sae.W_dec, fwd.code.with_values(fwd.code.vals * inside)) + sae.b_dec;
     } else {
       partial = partial + product(fwd.f.narrow(1, done, width - done), sae.W_dec.narrow(0, done, width - done),
                                   sae.config().matmul);
@@ -37,15 +37,17 @@ torch::Tensor matryoshka_reconstruction_loss(const Sae& sae, const Forward& fwd,
 }
 
 torch::Tensor l1_loss(const torch::Tensor& f, const BatchContext& batch) {
-  return batch.mean_share(f.sum(1));
+  return batch.mean_share(f.sum(-1));  // rows of [B, d_sae], or a code's entries at once
 }
 
 torch::Tensor jumprelu_l0_share(const Sae& sae, const Forward& fwd, const BatchContext& batch) {
   const double bw = sae.config().bandwidth;
   // A sparse code holds every entry within the kernel's reach; the others add 0 and no gradient.
-  auto steps = fwd.sparse() ? heaviside_step(fwd.pre.gather(1, fwd.code.idx), sae.threshold_at(fwd.code.idx), bw)
+  const auto& code = fwd.code;
+  auto steps = fwd.sparse() ? heaviside_step(at_code(fwd.pre, code), sae.threshold_at(code.idx), bw) *
+                                  code.active.to(fwd.pre.scalar_type())
                             : heaviside_step(fwd.pre, sae.threshold(), bw);
-  return batch.mean_share(steps.sum(1));
+  return batch.mean_share(steps.sum(-1));
 }
 
 torch::Tensor jumprelu_l0_loss(const SaeConfig& cfg, const torch::Tensor& l0_share, const BatchStatistics& global,

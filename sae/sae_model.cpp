@@ -87,7 +87,7 @@ torch::Tensor Sae::jumprelu_reach(const torch::Tensor& pre) const {
   return torch::relu(pre - (threshold() - cfg_.bandwidth / 2));
 }
 
-Forward Sae::run(const torch::Tensor& x, bool training, int64_t code_width) const {
+Forward Sae::run(const torch::Tensor& x, bool training, int64_t code_size) const {
   Forward out;
   const auto products = training ? cfg_.matmul : MatmulDtype::Float32;
   out.pre = encoder_preactivations(x, W_enc, b_enc, b_dec, products);
@@ -96,28 +96,27 @@ Forward Sae::run(const torch::Tensor& x, bool training, int64_t code_width) cons
     out.x_hat = product(out.f, W_dec, products, b_dec);
     return out;
   }
-  // The widest row, for the trainer's next plan or for this step's own width (kWidthOfTheBatch).
+  // The code's entries, for the trainer's next plan or for this step's own size (kSizeOfTheBatch).
   const bool measured = cfg_.step != StepMode::Dense && cfg_.arch != Arch::TopK;
-  auto width_for = [&](const torch::Tensor& widest) {
-    if (code_width != kWidthOfTheBatch) return code_width;
-    return code_width_for(cfg_, widest.defined() ? widest.item<double>() : 0.0, 1.0);
+  const int64_t rows = x.size(0);
+  auto size_for = [&](const torch::Tensor& entries) {
+    if (code_size != kSizeOfTheBatch) return code_size;
+    return code_size_for(cfg_, entries.defined() ? entries.item<double>() : 0.0, rows, 1.0);
   };
-  int64_t width = cfg_.arch == Arch::TopK || !measured ? width_for({}) : 0;
+  int64_t size = cfg_.arch == Arch::TopK || !measured ? size_for({}) : 0;
   ChosenLatents chosen;
-  if (cfg_.arch == Arch::TopK && width > 0) {
+  if (cfg_.arch == Arch::TopK && size > 0) {
     torch::NoGradGuard no_grad;  // one top-k gives f and the code's latents
     auto [values, idx] = torch::relu(out.pre).topk(cfg_.k, 1);
     out.f = torch::zeros_like(out.pre).scatter_(1, idx, values);
-    chosen = {idx, values > 0};
+    chosen = fixed_width_code(idx, values > 0);
   } else if (cfg_.arch == Arch::JumpReLU && measured) {
     // Within reach: active (pre > theta), or close enough below for the threshold's straight-through
-    // gradient (pre > theta - bandwidth / 2). Padding then lies beyond reach, where the activation,
-    // its gradient and the kernel are all 0, so the code carries every entry's pre-activation.
-    auto reach = jumprelu_reach(out.pre);
-    out.widest = widest_row(firing(reach));
-    if ((width = width_for(out.widest)) > 0) {
-      chosen = largest_entries(reach, width);
-      chosen.active.fill_(true);
+    // gradient (pre > theta - bandwidth / 2). The code carries every such entry's pre-activation.
+    auto reach = firing(jumprelu_reach(out.pre));
+    out.entries = code_entries(reach);
+    if ((size = size_for(out.entries)) > 0) {
+      chosen = active_entries(reach, size);
       torch::NoGradGuard no_grad;
       out.f = out.pre * (out.pre > threshold()).to(out.pre.scalar_type());
     }
@@ -125,23 +124,26 @@ Forward Sae::run(const torch::Tensor& x, bool training, int64_t code_width) cons
   if (!chosen.idx.defined()) {
     out.f = selects_over_batch(cfg_.arch) ? batch_topk(out.pre, cfg_.k) : activate(out.pre);
     out.fired = firing(out.f);
-    if (measured && cfg_.arch != Arch::JumpReLU) width = width_for(out.widest = widest_row(out.fired));
-    if (width == 0) {
+    if (measured && cfg_.arch != Arch::JumpReLU) size = size_for(out.entries = code_entries(out.fired));
+    if (size == 0) {
       out.x_hat = product(out.f, W_dec, products, b_dec);
       return out;
     }
-    chosen = active_entries(out.fired, width);
+    chosen = active_entries(out.fired, size);
   }
   out.pre = out.pre.detach();
   out.f = out.f.detach();
   out.code = sparse_code(chosen, out.pre, x, W_enc, b_enc, b_dec);
-  if (cfg_.arch == Arch::JumpReLU) out.code.vals = jumprelu(out.code.vals, threshold_at(out.code.idx), cfg_.bandwidth);
+  if (cfg_.arch == Arch::JumpReLU) {  // padding (latent 0) must not reach latent 0's threshold
+    out.code.vals = jumprelu(out.code.vals, threshold_at(out.code.idx), cfg_.bandwidth) *
+                    out.code.active.to(out.code.vals.scalar_type());
+  }
   out.x_hat = sparse_decode(W_dec, out.code) + b_dec;
   return out;
 }
 
 Forward Sae::forward(const torch::Tensor& x) const { return run(x, false, 0); }
-Forward Sae::forward_train(const torch::Tensor& x, int64_t code_width) const { return run(x, true, code_width); }
+Forward Sae::forward_train(const torch::Tensor& x, int64_t code_size) const { return run(x, true, code_size); }
 
 void remove_parallel_decoder_grad(Sae& sae) {
   torch::NoGradGuard no_grad;

@@ -17,9 +17,9 @@ struct Forward {
   torch::Tensor f;      // [B, d_sae] latent activations (>= 0)
   torch::Tensor x_hat;  // [B, d_in]
   torch::Tensor fired;  // [B, d_sae] firing(f), where a training step needed it (every dense one), else undefined
-  // Training, step != "dense", all but topk: the most latents a row's code needs (widest_row; for
-  // jumprelu, those within the threshold kernel's reach), for code_width_for. Undefined otherwise.
-  torch::Tensor widest;
+  // Training, step != "dense", all but topk: the entries the batch's code needs (code_entries; for
+  // jumprelu, the latents within the threshold kernel's reach), for code_size_for. Undefined otherwise.
+  torch::Tensor entries;
   // A sparse training step (undefined idx otherwise): the active latents with gradient; pre and f
   // are then detached, and gradient reaches the parameters only through the code.
   SparseCode code;
@@ -34,11 +34,11 @@ class Sae : public torch::nn::Module {
   // Inference (evaluation, export): batchtopk applies its threshold.
   Forward forward(const torch::Tensor& x) const;
   // Training: batchtopk keeps the k x B largest activations of the batch; the others as forward.
-  // `code_width` 0: a dense step; kWidthOfTheBatch: as code_width_for gives this batch's own
-  // widest row (reading it from the device); else a sparse step over a code of that width
-  // (code_width_for; topk: k), whose rows are cut there, reading nothing. A sparse jumprelu code
+  // `code_size` 0: a dense step; kSizeOfTheBatch: as code_size_for gives this batch's own
+  // entries (reading their count from the device); else a sparse step over a code of that many
+  // entries (code_size_for; topk: k a row), cut there, reading nothing. A sparse jumprelu code
   // also holds the latents just below their threshold, for its gradient.
-  Forward forward_train(const torch::Tensor& x, int64_t code_width = 0) const;
+  Forward forward_train(const torch::Tensor& x, int64_t code_size = 0) const;
   torch::Tensor encode(const torch::Tensor& x) const;
   torch::Tensor decode(const torch::Tensor& f) const;
   // Per-latent firing threshold (jumprelu only): exp(log_threshold); threshold_at(idx) of a code's
@@ -57,7 +57,7 @@ class Sae : public torch::nn::Module {
 
  private:
   torch::Tensor activate(const torch::Tensor& pre) const;
-  Forward run(const torch::Tensor& x, bool training, int64_t code_width) const;
+  Forward run(const torch::Tensor& x, bool training, int64_t code_size) const;
   // jumprelu: the pre-activations' distance above theta - bandwidth / 2, 0 below (no gradient).
   torch::Tensor jumprelu_reach(const torch::Tensor& pre) const;
   SaeConfig cfg_;

@@ -1,4 +1,4 @@
-// The sparse code's planned width, its latents (listed or scanned), its encoder values
+// The sparse code's planned size, its entries (listed or scanned), its encoder values
 // (sae/encoder.h) and its decoder (embedding_bag).
 #include "sae/sparse_code.h"
 
@@ -11,78 +11,90 @@ namespace sweep::sae {
 
 torch::Tensor firing(const torch::Tensor& f) { return f.detach().sign(); }
 
-torch::Tensor widest_row(const torch::Tensor& fired) { return fired.sum(1).max(); }
+torch::Tensor code_entries(const torch::Tensor& fired) { return fired.sum(); }
 
-int64_t code_width_for(const SaeConfig& cfg, double widest, double headroom) {
+int64_t code_size_for(const SaeConfig& cfg, double entries, int64_t rows, double headroom) {
   if (cfg.step == StepMode::Dense) return 0;
   const bool sparse = cfg.step == StepMode::Sparse;
-  if (cfg.arch == Arch::TopK) return sparse || 10 * cfg.k <= cfg.d_sae ? cfg.k : 0;
-  if (!std::isfinite(widest) || (!sparse && 10.0 * widest > static_cast<double>(cfg.d_sae))) return 0;
-  return std::clamp<int64_t>(static_cast<int64_t>(std::ceil(widest * headroom)), 1, cfg.d_sae);
+  if (cfg.arch == Arch::TopK) return sparse || 10 * cfg.k <= cfg.d_sae ? cfg.k * rows : 0;
+  const double latents = static_cast<double>(cfg.d_sae) * static_cast<double>(rows);
+  if (!std::isfinite(entries) || (!sparse && entries > kSparseDensity * latents)) return 0;
+  return std::clamp<int64_t>(static_cast<int64_t>(std::ceil(entries * headroom)), 1, cfg.d_sae * rows);
 }
 
-int64_t first_code_width(const SaeConfig& cfg) {
-  if (cfg.arch == Arch::TopK || cfg.step != StepMode::Sparse) return code_width_for(cfg, std::nan(""), 1.0);
+int64_t first_code_size(const SaeConfig& cfg, int64_t rows) {
+  if (cfg.arch == Arch::TopK || cfg.step != StepMode::Sparse) return code_size_for(cfg, std::nan(""), rows, 1.0);
   return 1;
+}
+
+ChosenLatents fixed_width_code(const torch::Tensor& idx, const torch::Tensor& active) {
+  const int64_t rows = idx.size(0), width = idx.size(1);
+  return {idx.reshape({-1}), torch::arange(rows, idx.options()).repeat_interleave(width),
+          torch::arange(0, rows * width, width, idx.options()), active.reshape({-1})};
 }
 
 ChosenLatents largest_entries(const torch::Tensor& f, int64_t width) {
   torch::NoGradGuard no_grad;
   auto [values, idx] = f.topk(std::clamp<int64_t>(width, 1, f.size(1)), 1);
-  return {idx, values > 0};
+  return fixed_width_code(idx, values > 0);
 }
 
 namespace {
 
-// The code's active mask [B, width] from each row's count of set entries [B] (any dtype), cut at `width`.
-torch::Tensor first_slots(const torch::Tensor& counts, int64_t width) {
-  return torch::arange(width, counts.options()).unsqueeze(0) < counts.unsqueeze(1).clamp_max(width);
+// The code of the first `size` of `listed` set entries, given as their flat positions
+// (row x d_sae + column, ascending) and the entries before each row's first, [B]; padding at
+// position (B - 1) x d_sae.
+ChosenLatents code_of_positions(torch::Tensor positions, const torch::Tensor& listed, const torch::Tensor& starts,
+                                int64_t d_sae) {
+  const int64_t size = positions.size(0);
+  return {positions.remainder(d_sae), positions.div(d_sae, "floor"), starts.clamp_max(size),
+          torch::arange(size, positions.options()) < listed};
 }
 
 }  // namespace
 
-ChosenLatents active_entries(const torch::Tensor& fired, int64_t width) {
-  if (!fired.device().is_cpu()) return active_entries_by_scan(fired, width);
+ChosenLatents active_entries(const torch::Tensor& fired, int64_t size) {
+  if (!fired.device().is_cpu()) return active_entries_by_scan(fired, size);
   torch::NoGradGuard no_grad;
-  width = std::max<int64_t>(width, 1);
-  const int64_t rows = fired.size(0);
+  size = std::max<int64_t>(size, 1);
+  const int64_t rows = fired.size(0), d_sae = fired.size(1);
   auto at = torch::nonzero(fired);  // [n, 2], row by row, columns ascending within a row
-  auto row = at.select(1, 0), column = at.select(1, 1);
-  auto per_row = torch::bincount(row, {}, rows);
-  auto slot = torch::arange(at.size(0), at.options()) - (per_row.cumsum(0) - per_row).index_select(0, row);
-  // Entries past `width` land in one extra column, dropped.
-  auto idx = torch::zeros({rows, width + 1}, at.options()).index_put_({row, slot.clamp_max_(width)}, column);
-  return {idx.narrow(1, 0, width).contiguous(), first_slots(per_row, width)};
+  const int64_t listed = at.size(0), kept = std::min(listed, size);
+  auto per_row = torch::bincount(at.select(1, 0), {}, rows);
+  auto positions = torch::full({size}, (rows - 1) * d_sae, at.options());
+  positions.narrow(0, 0, kept).copy_((at.select(1, 0) * d_sae + at.select(1, 1)).narrow(0, 0, kept));
+  return code_of_positions(positions, torch::full({}, listed, at.options()), per_row.cumsum(0) - per_row, d_sae);
 }
 
-ChosenLatents active_entries_by_scan(const torch::Tensor& fired, int64_t width) {
+ChosenLatents active_entries_by_scan(const torch::Tensor& fired, int64_t size) {
   torch::NoGradGuard no_grad;
-  width = std::max<int64_t>(width, 1);
+  size = std::max<int64_t>(size, 1);
   const int64_t rows = fired.size(0), d_sae = fired.size(1);
-  auto set = fired > 0;
-  // Slot of a set entry: the set entries before it in its row (exact in float below 2^24 latents).
-  // Unset entries, and those past `width`, land in one extra column, dropped.
-  auto running = set.to(fired.scalar_type()).cumsum(1);
-  auto slot = torch::where(set, running - 1, static_cast<double>(width)).clamp_max_(width).to(torch::kLong);
-  auto columns = torch::arange(d_sae, slot.options()).expand({rows, d_sae});
-  auto idx = torch::zeros({rows, width + 1}, slot.options()).scatter_(1, slot, columns);
-  return {idx.narrow(1, 0, width).contiguous(), first_slots(running.select(1, d_sae - 1), width)};
+  auto set = (fired > 0).reshape({-1});
+  // Slot of a set entry: the set entries before it in the batch. Unset entries, and those past
+  // `size`, land in one extra slot, dropped.
+  auto running = set.cumsum(0);  // int64
+  auto slot = torch::where(set, running - 1, torch::full({}, size, running.options())).clamp_max_(size);
+  auto positions = torch::full({size + 1}, (rows - 1) * d_sae, slot.options())
+                       .scatter_(0, slot, torch::arange(rows * d_sae, slot.options()))
+                       .narrow(0, 0, size);
+  auto ends = running.view({rows, d_sae}).select(1, d_sae - 1);  // the set entries up to each row's end
+  auto starts = torch::cat({torch::zeros({1}, ends.options()), ends.narrow(0, 0, rows - 1)});
+  return code_of_positions(positions, ends[rows - 1], starts, d_sae);
+}
+
+torch::Tensor at_code(const torch::Tensor& dense, const ChosenLatents& at) {
+  return dense.reshape({-1}).index_select(0, at.row * dense.size(1) + at.idx);
 }
 
 SparseCode sparse_code(const ChosenLatents& chosen, const torch::Tensor& pre, const torch::Tensor& x,
                        const torch::Tensor& W_enc, const torch::Tensor& b_enc, const torch::Tensor& b_dec) {
-  SparseCode code;
-  code.idx = chosen.idx;
-  auto values = chosen_preactivations(pre.detach().gather(1, code.idx), code.idx, x, W_enc, b_enc, b_dec);
-  code.vals = values * chosen.active.to(values.scalar_type());
-  return code;
+  auto values = chosen_preactivations(at_code(pre.detach(), chosen), chosen.idx, chosen.row, x, W_enc, b_enc, b_dec);
+  return {chosen, values * chosen.active.to(values.scalar_type())};
 }
 
 torch::Tensor sparse_decode(const torch::Tensor& W_dec, const SparseCode& code) {
-  const int64_t rows = code.idx.size(0), width = code.idx.size(1);
-  auto offsets = torch::arange(0, rows * width, width, code.idx.options());
-  return std::get<0>(torch::embedding_bag(W_dec, code.idx.reshape({-1}), offsets, false, /*mode sum*/ 0, false,
-                                          code.vals.reshape({-1})));
+  return std::get<0>(torch::embedding_bag(W_dec, code.idx, code.offsets, false, /*mode sum*/ 0, false, code.vals));
 }
 
 }  // namespace sweep::sae

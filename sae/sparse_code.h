@@ -1,10 +1,11 @@
-// The sparse training step's maths: a batch's active latents as a fixed-width code (each row's
-// latent ids and activations, padded with zeros), the encoder values of those latents with their
-// gradient, and the decoder over them, so that only the encoder's forward product stays dense.
-// The code's width is the batch's own widest row (read from the device: free on a CPU), or planned
-// from the step before (code_width_for), so that building the code reads nothing; a row wider than
-// the plan is cut, and the step's own widest row, read with its loss, tells the trainer to compute
-// it again (train.code_width).
+// The sparse training step's maths: a batch's active latents as a ragged code (the entries of each
+// row in turn: latent ids, rows and activations, then padding), the encoder values of those
+// latents with their gradient, and the decoder over them, so that only the encoder's forward
+// product stays dense. The code costs what its entries cost, the batch's L0, not its widest row.
+// Its size (entries, padding included) is this batch's own count (read from the device: free on a
+// CPU), or planned from the step before (code_size_for), so that building the code reads nothing;
+// entries past a planned size are cut, and the step's own count, read with its loss, tells the
+// trainer to compute it again (train.code_width).
 #pragma once
 
 #include <torch/torch.h>
@@ -13,9 +14,19 @@
 
 namespace sweep::sae {
 
-struct SparseCode {
-  torch::Tensor idx;   // [B, w] int64 latent ids: each row's active latents, then padding
-  torch::Tensor vals;  // [B, w] their activations, with gradient; 0 at padding
+// The entries of a batch of B rows that a code holds, n of them in all: row 0's, row 1's, ...,
+// then padding (latent 0 of the last row, inactive).
+struct ChosenLatents {
+  torch::Tensor idx;      // [n] int64 latent ids
+  torch::Tensor row;      // [n] int64 each entry's row
+  torch::Tensor offsets;  // [B] int64 where each row's entries start (embedding_bag's bags; at most n)
+  torch::Tensor active;   // [n] bool: a chosen entry (topk: whose activation is > 0), not padding
+};
+
+struct SparseCode : ChosenLatents {
+  torch::Tensor vals;  // [n] the entries' activations, with gradient; 0 where not active
+  // The same entries with other values.
+  SparseCode with_values(const torch::Tensor& values) const { return {{*this}, values}; }
 };
 
 // 1 where the activations `f` (>= 0) are > 0, else 0, in f's dtype and without gradient: one pass
@@ -23,46 +34,48 @@ struct SparseCode {
 // comparison and the sum of its bools took 54 ms; sign, a row sum and a matrix-vector product 18 ms).
 torch::Tensor firing(const torch::Tensor& f);
 
-// The largest number of entries a row of the 0/1 firing `fired` [B, d_sae] holds, as a device
-// scalar in fired's dtype (read with the step's loss). NaN where an activation is NaN on a GPU
-// (sign(NaN) is NaN there); code_width_for then plans a dense step.
-torch::Tensor widest_row(const torch::Tensor& fired);
+// The entries set in the 0/1 firing `fired` [B, d_sae], as a device scalar in fired's dtype (read
+// with the step's loss). NaN where an activation is NaN on a GPU (sign(NaN) is NaN there);
+// code_size_for then plans a dense step.
+torch::Tensor code_entries(const torch::Tensor& fired);
 
-// How wide to build a training step's code, from `widest`, the widest row of a step (the one
-// before, or this one when it is computed again). 0 means a dense step.
-// - step = "dense": 0. topk: k (0 in auto when k is over a tenth of d_sae).
-// - otherwise ceil(widest x headroom), at least 1 and at most d_sae; in auto, 0 when widest is
-//   over a tenth of d_sae (measured on 2 CPU cores, d_in 256, batch 1024: the sparse step is the
-//   faster up to about that at d_sae 4096 and 16384), or not a number.
-int64_t code_width_for(const SaeConfig& cfg, double widest, double headroom);
-// The width of a job's first step, with no widest row known: auto's is dense (topk's k), sparse's
-// is 1, so that its first step is computed again at the width it needs.
-int64_t first_code_width(const SaeConfig& cfg);
-// The headroom planned over the last step's widest row: a cut row costs the step twice.
-inline constexpr double kCodeHeadroom = 1.25;
-// A code width that says: code_width_for(this batch's own widest row, 1.0), read from the device.
-inline constexpr int64_t kWidthOfTheBatch = -1;
+// How many entries to build a training step's code of `rows` rows with, from `entries`, the
+// entries of a step (the one before, or this one when it is computed again). 0 means a dense step.
+// - step = "dense": 0. topk: k x rows (0 in auto when k is over a tenth of d_sae).
+// - otherwise ceil(entries x headroom), at least 1 and at most rows x d_sae; in auto, 0 when a row
+//   holds over kSparseDensity of d_sae on average, or entries is not a number.
+int64_t code_size_for(const SaeConfig& cfg, double entries, int64_t rows, double headroom);
+// The size of a job's first step, with no count known: auto's is dense (topk's k x rows),
+// sparse's is 1, so that its first step is computed again at the size it needs.
+int64_t first_code_size(const SaeConfig& cfg, int64_t rows);
+// The mean share of d_sae a row may hold for auto to take the sparse step (measured: README).
+inline constexpr double kSparseDensity = 0.05;
+// The headroom planned over the last step's entries: a cut code costs the step twice.
+inline constexpr double kCodeHeadroom = 1.1;
+// A code size that says: code_size_for(this batch's own entries, 1.0), read from the device.
+inline constexpr int64_t kSizeOfTheBatch = -1;
 
-struct ChosenLatents {
-  torch::Tensor idx;     // [B, w] int64
-  torch::Tensor active;  // [B, w] bool: the entry's activation is > 0
-};
-
-// The `width` largest entries of each row of the activations `f` [B, d_sae] (no gradient).
+// Every row's `width` largest entries of the activations `f` [B, d_sae] (no gradient); active
+// where > 0.
 ChosenLatents largest_entries(const torch::Tensor& f, int64_t width);
+// The code of a fixed number of latents a row, idx and active [B, w].
+ChosenLatents fixed_width_code(const torch::Tensor& idx, const torch::Tensor& active);
 
-// The first `width` entries of each row where the 0/1 firing `fired` [B, d_sae] is set, in column
-// order, then padding (latent 0, inactive); a row with more is cut at `width`. Shapes depend on
-// `width` alone. On the CPU from one nonzero() pass (rows of 1024 x d_sae about 1.4% active, one
-// thread: 1.2 ms at d_sae 768 and 35 ms at 16384); on a GPU from a running count along each row
+// The first `size` entries where the 0/1 firing `fired` [B, d_sae] is set, row by row and in
+// column order within a row, then padding; entries past `size` are cut. Shapes depend on `size`
+// alone. On the CPU from one nonzero() pass (rows of 1024 x d_sae about 1.4% active, one thread:
+// 1.2 ms at d_sae 768 and 35 ms at 16384); on a GPU from a running count over the batch
 // (active_entries_by_scan), which makes no device read. Both give the same code.
-ChosenLatents active_entries(const torch::Tensor& fired, int64_t width);
-ChosenLatents active_entries_by_scan(const torch::Tensor& fired, int64_t width);
+ChosenLatents active_entries(const torch::Tensor& fired, int64_t size);
+ChosenLatents active_entries_by_scan(const torch::Tensor& fired, int64_t size);
+
+// The entries of a [B, d_sae] tensor at a code's (row, latent), [n].
+torch::Tensor at_code(const torch::Tensor& dense, const ChosenLatents& at);
 
 // The code of the chosen latents. Its values are their pre-activations where active (0 elsewhere),
 // with gradient into W_enc, b_enc and b_dec: pre_bl = (x_b - b_dec) . W_enc[:, l] + b_enc_l, taken
-// from `pre` (no gradient), with the backward pass written over the chosen latents only (a sparse
-// product, no [B, d_sae] tensor).
+// from `pre` (no gradient), with the backward pass written over the chosen entries only (a sparse
+// product, no [B, d_sae] tensor on a CPU).
 SparseCode sparse_code(const ChosenLatents& chosen, const torch::Tensor& pre, const torch::Tensor& x,
                        const torch::Tensor& W_enc, const torch::Tensor& b_enc, const torch::Tensor& b_dec);
 

@@ -131,12 +131,16 @@ TEST(CandidatePairs, ASparseCodesBitsAreThoseOfItsDenseFiring) {
   // 130 rows: three words per latent, bit 63 set in the first two, the last word partly used.
   auto gen = at::make_generator<at::CPUGeneratorImpl>(6);
   auto f = torch::relu(torch::randn({130, 40}, gen) - 1.3);
-  auto chosen = largest_entries(f, 12);  // more than some rows' active latents: padding that did not fire
-  ASSERT_FALSE(chosen.active.all().item<bool>());
-  ASSERT_TRUE(((f > 0).sum(1) <= 12).all().item<bool>()) << "every active latent is in the code";
-  auto bits = packed_code_firing(chosen.idx, chosen.active, 40);
-  EXPECT_TRUE(torch::equal(bits, packed_firing(f > 0)));
-  EXPECT_TRUE(torch::equal(popcount(bits), (f > 0).sum(0).to(torch::kInt)));
+  const int64_t entries = (f > 0).sum().item<int64_t>();
+  // Twelve a row, more than some rows' active latents: entries that did not fire. Then the listed
+  // entries and padding, which repeats latent 0 of the last row.
+  for (const auto& chosen : {largest_entries(f, 12), active_entries(firing(f), entries + 7)}) {
+    ASSERT_FALSE(chosen.active.all().item<bool>());
+    ASSERT_EQ(chosen.active.sum().item<int64_t>(), entries) << "every active latent is in the code";
+    auto bits = packed_code_firing(chosen, chosen.active, 40);
+    EXPECT_TRUE(torch::equal(bits, packed_firing(f > 0)));
+    EXPECT_TRUE(torch::equal(popcount(bits), (f > 0).sum(0).to(torch::kInt)));
+  }
 }
 
 TEST(CandidatePairs, PopcountCountsEveryBitOfASignedWord) {

@@ -129,8 +129,8 @@ TEST(Distributed, BadDataIsRefusedOnEveryRankWithoutAHang) {
 // The sparse step data-parallel: topk and jumprelu on 2 ranks, sparse, end where 1 rank's dense
 // step does. 40 steps: jumprelu's output jumps at its threshold, so over a long run one rounding-
 // level difference can switch one latent of one row and the runs part by more than rounding.
-// relu with planned code widths: the ranks agree on the group's widest row; the first step (a
-// width of 1) is computed again on both.
+// relu with planned code sizes: the ranks agree on the most entries of a rank; the first step (a
+// size of 1) is computed again on both.
 TEST(Distributed, TheSparseStepOnTwoRanksMatchesTheDenseStepOnOne) {
   for (auto [arch, widths] : {std::pair<std::string, std::string>{"topk", "auto"}, {"jumprelu", "auto"}, {"relu", "planned"}}) {
     std::vector<std::string> args = kOneJob;

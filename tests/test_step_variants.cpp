@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "sae/encoder.h"
+#include "sae/losses.h"
 #include "sae/products.h"
 #include "sae/sparse_code.h"
 #include "sharding/dataset.h"
@@ -75,7 +76,7 @@ TEST(SparseStep, GivesTheDenseLossesGradientsAndWeightsForEachArchitecture) {
                               std::pair{sae::Arch::JumpReLU, sae::CodeWidths::Planned}, std::pair{sae::Arch::BatchTopK, sae::CodeWidths::Auto},
                               std::pair{sae::Arch::BatchTopK, sae::CodeWidths::Planned}, std::pair{sae::Arch::Matryoshka, sae::CodeWidths::Auto}}) {
     auto sparse_job = job(arch, sae::StepMode::Sparse);
-    sparse_job.sae.code_widths = widths;  // on this CPU auto is the batch's own widest row
+    sparse_job.sae.code_widths = widths;  // on this CPU auto is the batch's own entries
     auto dense = train(job(arch, sae::StepMode::Dense), 8), sparse = train(sparse_job, 8);
     const auto name = std::string(sae::arch_name(arch)) + (widths == sae::CodeWidths::Planned ? " planned" : "");
     for (size_t s = 0; s < dense.losses.size(); ++s) {
@@ -109,40 +110,42 @@ TEST(SparseStep, TheAuxiliaryLossOfDeadLatentsIsTheSameSparse) {
   EXPECT_NEAR(aux[1], aux[0], 1e-5 * aux[0]);
 }
 
-TEST(SparseStep, ActiveEntriesListEveryFiringLatentOfARowInColumnOrderThenPadding) {
+TEST(SparseStep, ActiveEntriesListEveryFiringLatentRowByRowInColumnOrderThenPadding) {
   torch::manual_seed(3);
   auto f = torch::relu(torch::randn({16, 100}) - 1.5);
-  f[2].zero_();  // a row with nothing active: all padding
+  f[2].zero_();  // a row with nothing active: an empty bag
   auto fired = sae::firing(f);
-  const int64_t widest = sae::widest_row(fired).item<int64_t>();
-  EXPECT_EQ(widest, (f > 0).sum(1).max().item<int64_t>());
-  const int64_t width = widest + 3;
-  auto chosen = sae::active_entries(fired, width);
-  ASSERT_EQ(chosen.idx.sizes(), (std::vector<int64_t>{16, width}));
-  auto counts = chosen.active.sum(1);
-  EXPECT_TRUE(torch::equal(counts, (f > 0).sum(1))) << "each row lists its active latents";
-  EXPECT_TRUE(torch::equal(torch::zeros_like(f).scatter_add(1, chosen.idx, chosen.active.to(f.scalar_type())), fired))
+  const int64_t entries = sae::code_entries(fired).item<int64_t>();
+  EXPECT_EQ(entries, (f > 0).sum().item<int64_t>());
+  const int64_t size = entries + 3;
+  auto chosen = sae::active_entries(fired, size);
+  ASSERT_EQ(chosen.idx.sizes(), (std::vector<int64_t>{size}));
+  ASSERT_EQ(chosen.row.sizes(), (std::vector<int64_t>{size}));
+  EXPECT_TRUE(torch::equal(chosen.active, torch::arange(size) < entries)) << "the entries, then padding";
+  EXPECT_TRUE(torch::equal(torch::zeros_like(f).index_put_({chosen.row, chosen.idx}, chosen.active.to(f.scalar_type()), true), fired))
       << "exactly the firing latents, padding adding nothing";
-  for (int64_t b = 0; b < 16; ++b) {
-    const int64_t n = counts[b].item<int64_t>();
-    EXPECT_FALSE(chosen.active[b].narrow(0, n, width - n).any().item<bool>()) << "padding follows the active entries, row " << b;
-    EXPECT_FALSE(chosen.idx[b].narrow(0, n, width - n).any().item<bool>()) << "padding is latent 0, row " << b;
-    if (n > 1) {
-      auto listed = chosen.idx[b].narrow(0, 0, n);
-      EXPECT_TRUE((listed.narrow(0, 1, n - 1) > listed.narrow(0, 0, n - 1)).all().item<bool>()) << "column order, row " << b;
-    }
-  }
-  // Narrower than the widest row: each row keeps its first `cut` entries, the rest are dropped.
-  const int64_t cut = widest - 2;
+  auto position = (chosen.row * 100 + chosen.idx).narrow(0, 0, entries);
+  EXPECT_TRUE((position.narrow(0, 1, entries - 1) > position.narrow(0, 0, entries - 1)).all().item<bool>())
+      << "row by row, in column order within a row";
+  auto per_row = (f > 0).sum(1);
+  EXPECT_TRUE(torch::equal(chosen.offsets, per_row.cumsum(0) - per_row)) << "each row's bag starts at its first entry";
+  auto padding = torch::arange(entries, size);
+  EXPECT_FALSE(chosen.idx.index_select(0, padding).any().item<bool>()) << "padding is latent 0";
+  EXPECT_TRUE((chosen.row.index_select(0, padding) == 15).all().item<bool>()) << "of the last row";
+  // Fewer than the batch's entries: the first `cut` are kept, and the rows past them are empty bags.
+  const int64_t cut = entries - 5;
   auto narrow = sae::active_entries(fired, cut);
-  ASSERT_EQ(narrow.idx.sizes(), (std::vector<int64_t>{16, cut}));
-  EXPECT_TRUE(torch::equal(narrow.idx, chosen.idx.narrow(1, 0, cut))) << "the first entries of each row, in column order";
-  EXPECT_TRUE(torch::equal(narrow.active, chosen.active.narrow(1, 0, cut)));
-  // The GPU's way (a running count, no device read) gives the same code, wide or cut.
-  for (int64_t w : {width, cut, int64_t{1}}) {
-    auto listed = sae::active_entries(fired, w), scanned = sae::active_entries_by_scan(fired, w);
-    EXPECT_TRUE(torch::equal(scanned.idx, listed.idx)) << "width " << w;
-    EXPECT_TRUE(torch::equal(scanned.active, listed.active)) << "width " << w;
+  EXPECT_TRUE(torch::equal(narrow.idx, chosen.idx.narrow(0, 0, cut)));
+  EXPECT_TRUE(torch::equal(narrow.row, chosen.row.narrow(0, 0, cut)));
+  EXPECT_TRUE(narrow.active.all().item<bool>());
+  EXPECT_TRUE(torch::equal(narrow.offsets, chosen.offsets.clamp_max(cut)));
+  // The GPU's way (a running count, no device read) gives the same code, whole or cut.
+  for (int64_t n : {size, cut, int64_t{1}}) {
+    auto listed = sae::active_entries(fired, n), scanned = sae::active_entries_by_scan(fired, n);
+    EXPECT_TRUE(torch::equal(scanned.idx, listed.idx)) << "size " << n;
+    EXPECT_TRUE(torch::equal(scanned.row, listed.row)) << "size " << n;
+    EXPECT_TRUE(torch::equal(scanned.offsets, listed.offsets)) << "size " << n;
+    EXPECT_TRUE(torch::equal(scanned.active, listed.active)) << "size " << n;
   }
 }
 
@@ -151,73 +154,103 @@ TEST(SparseStep, ActiveEntriesListEveryFiringLatentOfARowInColumnOrderThenPaddin
 TEST(SparseStep, TheEncoderWeightGradientIsTheSameFromTheSparseAndTheDenseProduct) {
   torch::manual_seed(5);
   auto f = torch::relu(torch::randn({32, 200}) - 1.5);
-  auto chosen = sae::active_entries(sae::firing(f), sae::widest_row(sae::firing(f)).item<int64_t>() + 2);
+  auto chosen = sae::active_entries(sae::firing(f), sae::code_entries(sae::firing(f)).item<int64_t>() + 2);
   auto g = torch::randn(chosen.idx.sizes()) * chosen.active.to(torch::kFloat);  // 0 at padding, as in a step
   auto centred = torch::randn({32, 16});
-  auto sparse = sae::chosen_latents_weight_gradient(chosen.idx, g, centred, 200);
-  auto dense = sae::chosen_latents_weight_gradient(chosen.idx, g, centred, 200, /*dense_product=*/true);
+  auto sparse = sae::chosen_latents_weight_gradient(chosen.idx, chosen.row, g, centred, 200);
+  auto dense = sae::chosen_latents_weight_gradient(chosen.idx, chosen.row, g, centred, 200, /*dense_product=*/true);
   ASSERT_EQ(sparse.sizes(), (std::vector<int64_t>{16, 200}));
   EXPECT_TRUE(torch::allclose(sparse, dense, 1e-5, 1e-5));
-  auto reference = centred.t().mm(torch::zeros_like(f).scatter_add_(1, chosen.idx, g));  // the dense step's product
+  auto reference = centred.t().mm(torch::zeros_like(f).index_put_({chosen.row, chosen.idx}, g, true));  // the dense step's product
   EXPECT_TRUE(torch::allclose(sparse, reference, 1e-5, 1e-5));
   EXPECT_GT(sparse.abs().max().item<double>(), 0.0);
 }
 
-TEST(SparseStep, TheCodeWidthIsPlannedFromTheWidestRowWithAutoSparseForANarrowCodeOnly) {
-  auto cfg = job(sae::Arch::ReLU, sae::StepMode::Auto);  // d_sae 128
-  EXPECT_EQ(sae::code_width_for(cfg.sae, 10, 1.25), 13) << "ceil(10 x 1.25)";
-  EXPECT_EQ(sae::code_width_for(cfg.sae, 10, 1.0), 10);
-  EXPECT_EQ(sae::code_width_for(cfg.sae, 12.8, 1.0), 13) << "auto: sparse up to a tenth of d_sae";
-  EXPECT_EQ(sae::code_width_for(cfg.sae, 13, 1.0), 0) << "auto: dense past a tenth of d_sae";
-  EXPECT_EQ(sae::code_width_for(cfg.sae, 0, 1.25), 1) << "at least 1";
-  EXPECT_EQ(sae::code_width_for(cfg.sae, std::nan(""), 1.25), 0) << "a NaN activation: dense";
-  EXPECT_EQ(sae::first_code_width(cfg.sae), 0) << "auto starts dense";
+// A planned code ends in padding: latent 0 of the last row, with value 0. A threshold within half
+// a bandwidth of 0 would see it inside the kernel; the code's active mask keeps its gradient (and
+// the L0's) to the dense step's.
+TEST(SparseStep, APaddedJumpReLUCodeGivesTheDenseGradientsWithAThresholdNearZero) {
+  auto cfg = job(sae::Arch::JumpReLU, sae::StepMode::Sparse);
+  cfg.sae.init_threshold = 0.01;  // below bandwidth / 2 = 0.025
+  sae::Sae model(cfg.sae, 1);
+  torch::manual_seed(7);
+  auto x = torch::randn({32, 64});
+  const sae::BatchContext batch{32, 1};
+  auto gradients = [&](int64_t size) {
+    auto fwd = model.forward_train(x, size);
+    EXPECT_EQ(fwd.sparse(), size > 0);
+    (sae::reconstruction_loss(x, fwd.x_hat, sae::ReconLoss::MSE, batch) + sae::jumprelu_l0_share(model, fwd, batch)).backward();
+    std::vector<torch::Tensor> out;
+    for (auto& p : model.parameters()) {
+      out.push_back(p.grad().clone());
+      p.mutable_grad() = torch::Tensor();
+    }
+    return out;
+  };
+  const auto entries = model.forward_train(x, 0).entries.item<int64_t>();
+  auto dense = gradients(0), padded = gradients(entries + 50);
+  for (size_t p = 0; p < dense.size(); ++p) EXPECT_LT(relative_difference(padded[p], dense[p]), 1e-5) << "parameter " << p;
+  const auto& threshold = dense.back();  // log_threshold, registered last
+  EXPECT_GT(threshold.abs().max().item<double>(), 0.0) << "the threshold's gradient must be at work";
+  EXPECT_NEAR(padded.back()[0].item<double>(), threshold[0].item<double>(), 1e-6) << "latent 0's threshold";
+}
+
+TEST(SparseStep, TheCodeSizeIsPlannedFromTheEntriesWithAutoSparseForALowDensityOnly) {
+  auto cfg = job(sae::Arch::ReLU, sae::StepMode::Auto);  // d_sae 128: 8 rows hold 1024 latents
+  EXPECT_EQ(sae::code_size_for(cfg.sae, 10, 8, 1.25), 13) << "ceil(10 x 1.25)";
+  EXPECT_EQ(sae::code_size_for(cfg.sae, 10, 8, 1.0), 10);
+  EXPECT_EQ(sae::code_size_for(cfg.sae, 51, 8, 1.0), 51) << "auto: sparse up to 5% of the latents";
+  EXPECT_EQ(sae::code_size_for(cfg.sae, 52, 8, 1.0), 0) << "auto: dense past 5%";
+  EXPECT_EQ(sae::code_size_for(cfg.sae, 52, 16, 1.0), 52) << "of the rows' latents";
+  EXPECT_EQ(sae::code_size_for(cfg.sae, 0, 8, 1.25), 1) << "at least 1";
+  EXPECT_EQ(sae::code_size_for(cfg.sae, std::nan(""), 8, 1.25), 0) << "a NaN activation: dense";
+  EXPECT_EQ(sae::first_code_size(cfg.sae, 8), 0) << "auto starts dense";
   cfg.sae.step = sae::StepMode::Sparse;
-  EXPECT_EQ(sae::code_width_for(cfg.sae, 100, 1.25), 125) << "sparse stays sparse";
-  EXPECT_EQ(sae::code_width_for(cfg.sae, 120, 1.25), 128) << "at most d_sae";
-  EXPECT_EQ(sae::first_code_width(cfg.sae), 1);
+  EXPECT_EQ(sae::code_size_for(cfg.sae, 100, 8, 1.25), 125) << "sparse stays sparse";
+  EXPECT_EQ(sae::code_size_for(cfg.sae, 1000, 8, 1.25), 1024) << "at most rows x d_sae";
+  EXPECT_EQ(sae::first_code_size(cfg.sae, 8), 1);
   cfg.sae.step = sae::StepMode::Dense;
-  EXPECT_EQ(sae::code_width_for(cfg.sae, 1, 1.25), 0);
-  EXPECT_EQ(sae::first_code_width(cfg.sae), 0);
-  for (auto [step, k, want] : {std::tuple{sae::StepMode::Auto, 4, 4}, std::tuple{sae::StepMode::Auto, 32, 0},
-                               std::tuple{sae::StepMode::Sparse, 32, 32}, std::tuple{sae::StepMode::Dense, 4, 0}}) {
+  EXPECT_EQ(sae::code_size_for(cfg.sae, 1, 8, 1.25), 0);
+  EXPECT_EQ(sae::first_code_size(cfg.sae, 8), 0);
+  for (auto [step, k, want] : {std::tuple{sae::StepMode::Auto, 4, 32}, std::tuple{sae::StepMode::Auto, 32, 0},
+                               std::tuple{sae::StepMode::Sparse, 32, 256}, std::tuple{sae::StepMode::Dense, 4, 0}}) {
     auto topk = job(sae::Arch::TopK, step);
     topk.sae.k = k;
-    EXPECT_EQ(sae::code_width_for(topk.sae, 100, 1.25), want) << "topk k " << k;
-    EXPECT_EQ(sae::first_code_width(topk.sae), want) << "topk k " << k;
+    EXPECT_EQ(sae::code_size_for(topk.sae, 100, 8, 1.25), want) << "topk k " << k;
+    EXPECT_EQ(sae::first_code_size(topk.sae, 8), want) << "topk k " << k;
   }
 
-  // The model follows the width it is given, and measures the widest row for the next plan.
+  // The model follows the size it is given, and counts the entries for the next plan.
   torch::manual_seed(0);
   auto x = torch::randn({8, 64});
   sae::Sae model(job(sae::Arch::ReLU, sae::StepMode::Auto).sae, 1);
   auto dense = model.forward_train(x, 0), sparse = model.forward_train(x, 5);
   EXPECT_FALSE(dense.sparse());
   ASSERT_TRUE(sparse.sparse());
-  EXPECT_EQ(sparse.code.idx.size(1), 5);
-  const auto widest = (dense.f > 0).sum(1).max().item<int64_t>();
-  EXPECT_EQ(dense.widest.item<double>(), static_cast<double>(widest));
-  // The batch's own width: exactly its widest row, and dense in auto past a tenth of d_sae.
+  EXPECT_EQ(sparse.code.idx.size(0), 5);
+  const auto entries = (dense.f > 0).sum().item<int64_t>();
+  EXPECT_EQ(dense.entries.item<double>(), static_cast<double>(entries));
+  // The batch's own size: exactly its entries, and dense in auto past 5% of the latents.
   sae::Sae sparse_model(job(sae::Arch::ReLU, sae::StepMode::Sparse).sae, 1);
-  auto own = sparse_model.forward_train(x, sae::kWidthOfTheBatch);
+  auto own = sparse_model.forward_train(x, sae::kSizeOfTheBatch);
   ASSERT_TRUE(own.sparse());
-  EXPECT_EQ(own.code.idx.size(1), widest);
-  EXPECT_EQ(model.forward_train(x, sae::kWidthOfTheBatch).sparse(), 10 * widest <= 128) << "widest " << widest;
-  // jumprelu measures the latents within its kernel's reach: with a threshold of 3, about one
+  EXPECT_EQ(own.code.idx.size(0), entries);
+  EXPECT_EQ(model.forward_train(x, sae::kSizeOfTheBatch).sparse(), 20 * entries <= 8 * 128) << "entries " << entries;
+  // jumprelu counts the latents within its kernel's reach: with a threshold of 3, about one
   // pre-activation in 700 (they are about N(0, 1)); with 0.1, about half.
   for (auto [threshold, few] : {std::pair{0.1, false}, std::pair{3.0, true}}) {
     auto cfg_j = job(sae::Arch::JumpReLU, sae::StepMode::Auto);
     cfg_j.sae.init_threshold = threshold;
     sae::Sae jump(cfg_j.sae, 1);
     auto fwd = jump.forward_train(x, 0);
-    auto reach = (fwd.pre > jump.threshold() - cfg_j.sae.bandwidth / 2).sum(1).max().item<double>();
-    EXPECT_EQ(fwd.widest.item<double>(), reach) << "jumprelu threshold " << threshold;
-    EXPECT_EQ(sae::code_width_for(cfg_j.sae, reach, 1.0) > 0, few) << "jumprelu threshold " << threshold;
+    auto reach = (fwd.pre > jump.threshold() - cfg_j.sae.bandwidth / 2).sum().item<double>();
+    EXPECT_EQ(fwd.entries.item<double>(), reach) << "jumprelu threshold " << threshold;
+    EXPECT_EQ(sae::code_size_for(cfg_j.sae, reach, 8, 1.0) > 0, few) << "jumprelu threshold " << threshold;
   }
 }
 
-// Planned widths: a step whose code was cut is computed again from the state before it: the result must be the
-// step computed once at the width it needed, bit for bit (the penalty's EMAs, the dead-latent
+// Planned sizes: a step whose code was cut is computed again from the state before it: the result must be the
+// step computed once at the size it needed, bit for bit (the penalty's EMAs, the dead-latent
 // counts and batchtopk's threshold are updated once).
 TEST(SparseStep, AStepComputedAgainAfterACutCodeLeavesNoTrace) {
   for (auto arch : {sae::Arch::ReLU, sae::Arch::JumpReLU, sae::Arch::BatchTopK}) {
@@ -232,9 +265,9 @@ TEST(SparseStep, AStepComputedAgainAfterACutCodeLeavesNoTrace) {
       trainer->start_fresh(data->train_shard(0, cfg.train.batch_size, 0, 1).activations);
       for (int s = 0; s < 4; ++s) {
         auto x = data->train_shard(s, cfg.train.batch_size, 0, 1).activations;
-        const auto widest = trainer->model().forward_train(x, 0).widest.item<double>();
-        trainer->state().code_width = cut ? 1 : sae::code_width_for(cfg.sae, widest, 1.0);
-        EXPECT_EQ(trainer->step(x).attempts, cut && widest > 1 ? 2 : 1) << sae::arch_name(arch) << " step " << s;
+        const auto entries = trainer->model().forward_train(x, 0).entries.item<double>();
+        trainer->state().code_size = cut ? 1 : sae::code_size_for(cfg.sae, entries, x.size(0), 1.0);
+        EXPECT_EQ(trainer->step(x).attempts, cut && entries > 1 ? 2 : 1) << sae::arch_name(arch) << " step " << s;
       }
       runs.push_back(std::move(trainer));
     }

@@ -126,8 +126,8 @@ nlohmann::json load_checkpoint(const fs::path& dir, TrainingState& state) {
   for (auto& [name, target] : targets) target.copy_(saved.at(name));
   set_adam_steps(state, steps->second);
   state.step = step;
-  // Checkpoints from before the code width was planned: the job's first width, as at a start.
-  state.code_width = meta.value("code_width", state.code_width);
+  // Checkpoints from before the code's size was planned: the job's first size, as at a start.
+  state.code_size = meta.value("code_size", state.code_size);
   return meta;
 }
 
@@ -182,7 +182,7 @@ Checkpoint save_checkpoint(const fs::path& job_dir, TrainingState& state, const 
                          {"state_bytes", fs::file_size(tmp / kStateFile)},
                          {"checksum", checksum(tmp / kStateFile)},
                          {"data_cursor", {{"step", state.step}}},  // data order is a function of the step
-                         {"code_width", state.code_width},
+                         {"code_size", state.code_size},
                          {"progress", progress}};
   meta["meta_checksum"] = meta_checksum(meta);
   write_json_atomic(tmp / kMetaFile, meta);

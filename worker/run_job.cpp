@@ -75,7 +75,7 @@ std::optional<nlohmann::json> resume_from_checkpoint(TrainingState& state, Commu
   auto found = agree_on(comm, [&] {
     return comm.is_leader() ? restore_newest_checkpoint(job_dir, state) : std::optional<Checkpoint>();
   });
-  auto header = torch::tensor({static_cast<int64_t>(found.has_value()), state.step, state.code_width}, torch::kLong);
+  auto header = torch::tensor({static_cast<int64_t>(found.has_value()), state.step, state.code_size}, torch::kLong);
   comm.broadcast(header, 0);
   if (header[0].item<int64_t>() == 0) return std::nullopt;
   if (comm.size() > 1) {
@@ -91,7 +91,7 @@ std::optional<nlohmann::json> resume_from_checkpoint(TrainingState& state, Commu
     comm.broadcast(steps, 0);
     set_adam_steps(state, steps);
     state.step = header[1].item<int64_t>();
-    state.code_width = header[2].item<int64_t>();
+    state.code_size = header[2].item<int64_t>();
   }
   return found ? found->progress : nlohmann::json::object();
 }

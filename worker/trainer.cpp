@@ -1,7 +1,7 @@
 // The training step, to be read top to bottom with both of its collectives in sight: forward on
-// the shard over a sparse code of the planned width; the batch statistics summed over the group;
+// the shard over a sparse code of the planned size; the batch statistics summed over the group;
 // the losses and the penalty from them; backward; the gradients averaged together with the loss
-// terms, a failure flag and the ranks' widest code rows; one device read; computed again from the
+// terms, a failure flag and the ranks' code entries; one device read; computed again from the
 // state before it if the code was cut or the penalty's candidate pairs are due to be found anew
 // (the drift bound, computed on the weights as the step found them); constrained Adam.
 #include "worker/trainer.h"
@@ -19,8 +19,9 @@ namespace sweep::worker {
 
 Trainer::Trainer(const JobConfig& cfg, Communicator& comm, torch::Device device)
     : cfg_(cfg), group_(comm), device_(device),
-      planned_widths_(cfg.sae.code_widths == sae::CodeWidths::Planned ||
-                      (cfg.sae.code_widths == sae::CodeWidths::Auto && !device.is_cpu())) {
+      planned_sizes_(cfg.sae.code_widths == sae::CodeWidths::Planned ||
+                     (cfg.sae.code_widths == sae::CodeWidths::Auto && !device.is_cpu())),
+      shard_rows_(cfg.train.batch_size / comm.size()) {
   state_.model = std::make_shared<sae::Sae>(cfg.sae, cfg.seed);
   state_.model->to(device_);
   double beta1 = cfg.sae.arch == sae::Arch::JumpReLU ? 0.0 : 0.9;
@@ -30,7 +31,7 @@ Trainer::Trainer(const JobConfig& cfg, Communicator& comm, torch::Device device)
   auto opts = torch::TensorOptions().device(device_).dtype(torch::kFloat);
   if (cfg.absorption.enabled) state_.absorption = sae::PairTracker(cfg.absorption, cfg.sae.d_sae, opts);
   state_.tokens_since_fired = torch::zeros({cfg.sae.d_sae}, opts.dtype(torch::kDouble));
-  state_.code_width = sae::first_code_width(cfg.sae);
+  state_.code_size = sae::first_code_size(cfg.sae, shard_rows_);
 }
 
 double Trainer::learning_rate(int64_t step) const {
@@ -41,7 +42,7 @@ double Trainer::learning_rate(int64_t step) const {
 sae::BatchContext Trainer::batch_context() const { return {cfg_.train.batch_size, group_.size()}; }
 
 int64_t Trainer::gradients_numel() const {
-  int64_t n = kStepTerms + 1 + group_.size();  // the terms, the failure flag and the widest rows travel with the gradients
+  int64_t n = kStepTerms + 1 + group_.size();  // the terms, the failure flag and the ranks' code entries travel with the gradients
   for (const auto& p : state_.model->parameters()) n += p.numel();
   return n;
 }
@@ -74,7 +75,7 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::forward_backward(const torch::T
   auto& model = *state_.model;
   const auto batch = batch_context();
   const auto rows = static_cast<double>(cfg_.train.batch_size);
-  auto fwd = model.forward_train(x, planned_widths_ ? state_.code_width : sae::kWidthOfTheBatch);
+  auto fwd = model.forward_train(x, planned_sizes_ ? state_.code_size : sae::kSizeOfTheBatch);
   const bool jumprelu = cfg_.sae.arch == sae::Arch::JumpReLU;
   const bool topk = cfg_.sae.arch == sae::Arch::TopK || sae::selects_over_batch(cfg_.sae.arch);
   auto l0_share = jumprelu ? sae::jumprelu_l0_share(model, fwd, batch) : torch::Tensor();
@@ -126,13 +127,13 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::forward_backward(const torch::T
   total.backward();
 
   // All-reduce 2: the gradients, the terms, the failure flag (0 here, NaN from a failed rank) and
-  // this rank's widest code row in its own slot (the group's widest is their largest).
+  // this rank's code entries in its own slot (the group plans for the largest).
   torch::NoGradGuard no_grad;
   auto flag = torch::zeros({1}, terms.options());
-  auto widest = fwd.widest.defined() ? fwd.widest.detach().to(terms.scalar_type()).reshape({1}) : torch::zeros_like(flag);
+  auto entries = fwd.entries.defined() ? fwd.entries.detach().to(terms.scalar_type()).reshape({1}) : torch::zeros_like(flag);
   if (group_.size() == 1) {
     stats.terms = terms;
-    return {flag, widest};
+    return {flag, entries};
   }
   std::vector<torch::Tensor> parts;
   for (auto& p : model.parameters()) {
@@ -142,7 +143,7 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::forward_backward(const torch::T
   parts.push_back(terms);
   parts.push_back(flag);
   auto slots = torch::zeros({group_.size()}, terms.options());
-  slots.narrow(0, group_.rank(), 1).copy_(widest);
+  slots.narrow(0, group_.rank(), 1).copy_(entries);
   parts.push_back(slots);
   auto flat = torch::cat(parts);
   collectives.all_reduce_sum(flat);
@@ -185,13 +186,13 @@ Trainer::Readback Trainer::attempt(const torch::Tensor& x, bool search_first, St
     });
   }
   StepCollectives collectives(group_, step_collective_sizes(), torch::TensorOptions().device(device_).dtype(torch::kFloat));
-  torch::Tensor failure_flag, widest, search_due;
+  torch::Tensor failure_flag, entries, search_due;
   std::optional<std::string> local_error;
   try {
     // The drift bound on the weights the step starts from: whether the candidates are still
     // complete (false when the penalty is off, dense or has just searched).
     search_due = state_.absorption.refresh_due(state_.model->W_dec).to(torch::kFloat).reshape({1});
-    std::tie(failure_flag, widest) = forward_backward(x, collectives, stats);
+    std::tie(failure_flag, entries) = forward_backward(x, collectives, stats);
   } catch (const std::exception& e) {
     if (!grouped) throw;
     local_error = error_text(e);
@@ -200,9 +201,9 @@ Trainer::Readback Trainer::attempt(const torch::Tensor& x, bool search_first, St
   if (local_error) raise_if_any_failed(group_, local_error);
 
   // The step's one device read: the group's loss, the failure flag, the search flag, whether a
-  // latent is dead for the next step's auxiliary loss, and the group's widest code row.
+  // latent is dead for the next step's auxiliary loss, and the most code entries of a rank.
   auto dead_next = dead_next_.defined() ? dead_next_.to(torch::kFloat) : torch::ones_like(search_due);
-  auto read = torch::cat({stats.terms.narrow(0, kLoss, 1), failure_flag, search_due, dead_next, widest}).to(torch::kCPU, torch::kDouble);
+  auto read = torch::cat({stats.terms.narrow(0, kLoss, 1), failure_flag, search_due, dead_next, entries}).to(torch::kCPU, torch::kDouble);
   auto at = [&](int64_t i) { return read[i].item<double>(); };
   Readback out{at(0), at(1), at(2), at(3), at(4)};
   if (out.failed != 0.0) raise_if_any_failed(group_, std::nullopt);  // NaN != 0 too
@@ -218,15 +219,15 @@ StepStats Trainer::step(const torch::Tensor& shard) {
   for (bool search = false;; ++stats.attempts) {
     auto before = snapshot();
     read = attempt(x, search, stats);
-    const bool cut = planned_widths_ && state_.code_width > 0 && !(read.widest <= static_cast<double>(state_.code_width));
+    const bool cut = planned_sizes_ && state_.code_size > 0 && !(read.entries <= static_cast<double>(state_.code_size));
     search = read.search_due != 0.0 && !stats.refreshed;
     if (!cut && !search) break;
-    // Computed again from the state before it: with the candidates found anew, or over a code as
-    // wide as its widest row (dense where auto finds that too wide).
+    // Computed again from the state before it: with the candidates found anew, or over a code of
+    // exactly its entries (dense where auto finds them too many).
     restore(before);
     stats.refreshed = stats.refreshed || search;
     // (A second cut could only come from a forward that differs from itself: then dense.)
-    if (cut) state_.code_width = stats.attempts == 1 ? sae::code_width_for(cfg_.sae, read.widest, 1.0) : 0;
+    if (cut) state_.code_size = stats.attempts == 1 ? sae::code_size_for(cfg_.sae, read.entries, x.size(0), 1.0) : 0;
   }
   stats.loss = read.loss;
   if (!std::isfinite(stats.loss)) {
@@ -234,7 +235,7 @@ StepStats Trainer::step(const torch::Tensor& shard) {
                        std::to_string(stats.lr) + "): training diverged; lower train.lr");
   }
   any_dead_ = read.dead_next != 0.0;
-  state_.code_width = sae::code_width_for(cfg_.sae, read.widest, sae::kCodeHeadroom);
+  state_.code_size = sae::code_size_for(cfg_.sae, read.entries, x.size(0), sae::kCodeHeadroom);
 
   // After the last collective a failure is this rank's alone: the caller passes it to the group's
   // next agreement (failure()), so the ranks still leave the job together.

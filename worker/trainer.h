@@ -1,7 +1,7 @@
 // One job's training state and its training step on this rank's shard of the global batch.
 // A step makes exactly two all-reduces over the group, in this order, whatever the settings:
 // the batch statistics the losses need, then [gradients, loss terms, failure flag, each rank's
-// widest code row]. It is computed again, both all-reduces included, when its one device read
+// code entries]. It is computed again, both all-reduces included, when its one device read
 // says the sparse code was cut or the penalty's candidate pairs are due to be found anew.
 #pragma once
 
@@ -28,7 +28,7 @@ struct TrainingState {
   sae::PairTracker absorption;       // disabled when the penalty is off
   torch::Tensor tokens_since_fired;  // [d_sae] float64, for dead-latent detection
   int64_t step = 0;
-  int64_t code_width = 0;  // the next step's sparse code width, 0 for dense (sae::code_width_for)
+  int64_t code_size = 0;  // the next step's sparse code entries, 0 for dense (sae::code_size_for)
 };
 
 // The named entries of a step's loss-term tensor (StepStats::terms).
@@ -77,7 +77,7 @@ class Trainer {
   int64_t gradients_numel() const;
   // What a step reads from the device, in one read.
   struct Readback {
-    double loss = 0, failed = 0, search_due = 0, dead_next = 1, widest = 0;
+    double loss = 0, failed = 0, search_due = 0, dead_next = 1, entries = 0;
   };
   // The state a step changes before its update, kept so that it can be computed again.
   struct Snapshot {
@@ -90,7 +90,7 @@ class Trainer {
   // the penalty's candidate pairs anew first. Raises a rank's failure on the whole group.
   Readback attempt(const torch::Tensor& x, bool search_first, StepStats& stats);
   // Forward, statistics (all-reduce 1), losses, backward, gradients and terms (all-reduce 2).
-  // Returns the reduced [flag, group's widest code row] (device scalars); the terms go to stats.
+  // Returns the reduced [flag, the most code entries of a rank] (device scalars); the terms go to stats.
   std::pair<torch::Tensor, torch::Tensor> forward_backward(const torch::Tensor& x, StepCollectives& collectives, StepStats& stats);
   // The optimizer step under the decoder's unit-norm constraint.
   void apply_gradients(double lr);
@@ -101,8 +101,9 @@ class Trainer {
   std::optional<std::string> failure_;
   torch::Device device_;
   TrainingState state_;
-  // Sparse codes as wide as planned (state_.code_width) rather than as the batch's widest row.
-  bool planned_widths_;
+  // Sparse codes of the planned size (state_.code_size) rather than the batch's own entries.
+  bool planned_sizes_;
+  int64_t shard_rows_;  // this rank's rows of a global batch
   // TopK family: whether a latent may be dead at this step, from the last step's read (true until
   // one says otherwise, as after a resume); the aux loss is skipped when none is.
   bool any_dead_ = true;
