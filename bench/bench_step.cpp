@@ -36,6 +36,7 @@ struct Timing {
   double step_s = 0, comm_s = 0, bytes = 0, search_s = 0;
   double co_firing_s = 0, penalty_s = 0, refresh_due_s = 0;  // the penalty's own work, timed apart
   int64_t searches = 0, again = 0, tracked_pairs = 0, pair_count_bytes = 0, gradient_bytes = 0;
+  double entries_per_row = 0;  // the sparse code's mean entries a row at the end (0 where not counted: dense, topk)
   std::string tracking = "off";
 };
 
@@ -111,6 +112,10 @@ class StepTimer {
     t.pair_count_bytes = 4 * pairs.counts_numel();
     t.gradient_bytes = 4 * trainer_.step_collective_sizes()[1];
     t.tracking = !pairs.enabled() ? "off" : pairs.dense() ? "dense" : "candidates";
+    auto x = shard(0).to(device_);
+    if (auto entries = trainer_.model().forward_train(x, 0).entries; entries.defined()) {
+      t.entries_per_row = entries.item<double>() / static_cast<double>(x.size(0));
+    }
     return t;
   }
 
@@ -210,6 +215,10 @@ void run(const Shape& shape, int steps, const std::string& pairs, double tau, bo
               static_cast<long long>(batch), steps, tau, with.tracking.c_str());
   std::printf("  step %.1f ms   tokens/s %.0f   (without the penalty %.1f ms; medians of alternating steps)\n", 1e3 * with.step_s, batch / with.step_s,
               1e3 * without.step_s);
+  if (without.entries_per_row > 0) {
+    std::printf("  the code's entries a row at the end, without the penalty: %.1f on average, %.2f%% of d_sae\n",
+                without.entries_per_row, 100.0 * without.entries_per_row / static_cast<double>(d_sae));
+  }
   std::printf("  steps computed again (a cut code or a candidate search): %lld with the penalty, %lld without, of %d each\n",
               static_cast<long long>(with.again), static_cast<long long>(without.again), steps);
   std::printf("  penalty share %.1f%% of the step (%lld candidate searches in these steps)\n",
