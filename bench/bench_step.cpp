@@ -181,9 +181,9 @@ void run(const Shape& shape, int steps, const std::string& pairs, double tau, bo
   cfg.sae.init_threshold = shape.threshold;
   cfg.sae.step = shape.step == "dense" ? sae::StepMode::Dense : shape.step == "sparse" ? sae::StepMode::Sparse : sae::StepMode::Auto;
   cfg.sae.matmul = shape.matmul == "bfloat16" ? sae::MatmulDtype::BFloat16 : sae::MatmulDtype::Float32;
-  cfg.sae.code_widths = shape.code_width == "batch"     ? sae::CodeWidths::OfTheBatch
-                        : shape.code_width == "planned" ? sae::CodeWidths::Planned
-                                                        : sae::CodeWidths::Auto;
+  cfg.sae.code_sizes = shape.code_width == "batch"     ? sae::CodeSizes::OfTheBatch
+                        : shape.code_width == "planned" ? sae::CodeSizes::Planned
+                                                        : sae::CodeSizes::Auto;
   cfg.train.batch_size = batch;
   cfg.absorption.dot_threshold = tau;
   cfg.absorption.pairs = pairs == "dense" ? sae::PairTracking::Dense : sae::PairTracking::Candidates;
@@ -204,7 +204,7 @@ void run(const Shape& shape, int steps, const std::string& pairs, double tau, bo
   // The rate of the products' own precision is the limit.
   const double limit = worker::matmul_flops_per_second(device, bf16 ? torch::kBFloat16 : torch::kFloat, n);
   const double mib = 1024.0 * 1024.0, interval = static_cast<double>(cfg.absorption.refresh_every);
-  std::printf("device %s  ranks %d (CPU threads/rank %d)  %s%s  step %s  code width %s  products %s  d_in %lld  d_sae %lld  batch %lld  steps %d  "
+  std::printf("device %s  ranks %d (CPU threads/rank %d)  %s%s  step %s  train.code_width %s  products %s  d_in %lld  d_sae %lld  batch %lld  steps %d  "
               "tau %.2f  pairs %s\n",
               device.str().c_str(), group.size(), threads, shape.arch.c_str(),
               shape.arch == "relu"       ? ""

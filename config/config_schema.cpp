@@ -195,13 +195,12 @@ std::vector<KeySpec> build_schema() {
       {"train.checkpoint_minutes", K::Float, 5.0, above(0), "minutes of training between checkpoints when checkpoint_every = 0", false},
       {"train.device", K::String, "auto", one_of({"auto", "cpu", "cuda"}), "torch device"},
       {"train.step", K::String, "auto", one_of({"auto", "dense", "sparse"}),
-       "sparse: decode and back-propagate over each row's active latents only; auto: sparse while a row holds at most a "
-       "tenth of the latents (jumprelu counts those within half a bandwidth below the threshold too), judged by the step "
-       "before", true, true},
+       "sparse: decode and back-propagate over each row's active latents only; auto: sparse while a row holds at most 5% "
+       "of the latents on average (jumprelu counts those within half a bandwidth below the threshold too)", true, true},
       {"train.code_width", K::String, "auto", one_of({"auto", "batch", "planned"}),
-       "a sparse step's code width (relu, jumprelu, batchtopk, matryoshka): batch: its own widest row (one more device "
-       "read a step: free on a CPU, a synchronisation on a GPU); planned: 1.25 x the previous step's, no read, a step "
-       "with a wider row computed again; auto: batch on a CPU, planned on a GPU", true, true},
+       "the size of a sparse step's code, its entries (relu, jumprelu, batchtopk, matryoshka): batch: its own batch's "
+       "(one more device read a step: free on a CPU, a synchronisation on a GPU); planned: 1.1 x the previous step's, no "
+       "read, a step with more computed again; auto: batch on a CPU, planned on a GPU", true, true},
       {"train.matmul_dtype", K::String, "float32", one_of({"float32", "bfloat16"}),
        "the training step's matrix products: float32, or bfloat16 inputs with float32 results (weights, optimiser, "
        "losses, evaluation and export stay float32); faster where the device multiplies bfloat16 natively (GPUs, CPUs "

@@ -16,15 +16,17 @@ enum class RatioKind { Lift, Conditional };
 // only the candidates whose decoder cosine can exceed tau (see sae/candidate_pairs.h).
 enum class PairTracking { Dense, Candidates };
 // The training step's decoder and backward pass: over every latent (dense products), over each
-// row's active latents only (sparse), or sparse while a row holds at most a tenth of the latents.
+// row's active latents only (sparse), or sparse while a row holds at most 5% of the latents on
+// average (sae/sparse_code.h).
 enum class StepMode { Auto, Dense, Sparse };
 // The training step's matrix products: float32, or bfloat16 inputs with float32 results (see
 // sae/products.h). Evaluation, the metrics and the exported SAE are float32 either way.
 enum class MatmulDtype { Float32, BFloat16 };
-// How wide a sparse step's code is (sae/sparse_code.h): as the batch's own widest row (reading it:
-// free on a CPU, a synchronisation on a GPU), or planned from the step before with no read (rows
-// over the plan are cut and the step computed again). Auto: the batch's on a CPU, planned elsewhere.
-enum class CodeWidths { Auto, OfTheBatch, Planned };
+// How many entries a sparse step's code holds (sae/sparse_code.h; the setting train.code_width): the
+// batch's own count (reading it: free on a CPU, a synchronisation on a GPU), or planned from the
+// step before with no read (entries past the plan are cut and the step computed again). Auto: the
+// batch's on a CPU, planned elsewhere.
+enum class CodeSizes { Auto, OfTheBatch, Planned };
 
 struct SaeConfig {
   Arch arch = Arch::ReLU;
@@ -47,7 +49,7 @@ struct SaeConfig {
   double init_threshold = 0.001;
   StepMode step = StepMode::Auto;
   MatmulDtype matmul = MatmulDtype::Float32;
-  CodeWidths code_widths = CodeWidths::Auto;
+  CodeSizes code_sizes = CodeSizes::Auto;
 };
 
 struct LossConfig {

@@ -532,10 +532,10 @@ TEST_F(Config, ASettingAtItsIdOmittedDefaultKeepsJobIds) {
 
 // Settings added after jobs had ids: a value other than the default reaches the job and its id;
 // the default is left out of the id, so ids made before the setting stay.
-TEST_F(Config, BFloat16ProductsAndPlannedCodeWidthsReachTheJobAndItsId) {
+TEST_F(Config, BFloat16ProductsAndPlannedCodeSizesReachTheJobAndItsId) {
   const auto plain = expand_grid(load_sweep(write("plain.toml", "[grid]\nseed = [1]\n"), {})).front();
   EXPECT_EQ(to_job_config(plain).sae.matmul, sweep::sae::MatmulDtype::Float32);
-  EXPECT_EQ(to_job_config(plain).sae.code_widths, sweep::sae::CodeWidths::Auto);
+  EXPECT_EQ(to_job_config(plain).sae.code_sizes, sweep::sae::CodeSizes::Auto);
   struct Case {
     std::string key, value, bad, allowed;
     std::function<bool(const sweep::worker::JobConfig&)> reached;
@@ -543,7 +543,7 @@ TEST_F(Config, BFloat16ProductsAndPlannedCodeWidthsReachTheJobAndItsId) {
   for (const auto& c : {Case{"matmul_dtype", "bfloat16", "bf16", "bfloat16",
                              [](const auto& j) { return j.sae.matmul == sweep::sae::MatmulDtype::BFloat16; }},
                         Case{"code_width", "planned", "plan", "planned",
-                             [](const auto& j) { return j.sae.code_widths == sweep::sae::CodeWidths::Planned; }}}) {
+                             [](const auto& j) { return j.sae.code_sizes == sweep::sae::CodeSizes::Planned; }}}) {
     const auto job = expand_grid(load_sweep(write(c.key + ".toml", "[train]\n" + c.key + " = \"" + c.value + "\"\n[grid]\nseed = [1]\n"), {})).front();
     EXPECT_TRUE(c.reached(to_job_config(job))) << c.key;
     EXPECT_NE(job.id, plain.id) << c.key << " changes what a job computes";

@@ -71,14 +71,14 @@ double relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
 }  // namespace
 
 TEST(SparseStep, GivesTheDenseLossesGradientsAndWeightsForEachArchitecture) {
-  for (auto [arch, widths] : {std::pair{sae::Arch::ReLU, sae::CodeWidths::Auto}, std::pair{sae::Arch::ReLU, sae::CodeWidths::Planned},
-                              std::pair{sae::Arch::TopK, sae::CodeWidths::Auto}, std::pair{sae::Arch::JumpReLU, sae::CodeWidths::Auto},
-                              std::pair{sae::Arch::JumpReLU, sae::CodeWidths::Planned}, std::pair{sae::Arch::BatchTopK, sae::CodeWidths::Auto},
-                              std::pair{sae::Arch::BatchTopK, sae::CodeWidths::Planned}, std::pair{sae::Arch::Matryoshka, sae::CodeWidths::Auto}}) {
+  for (auto [arch, widths] : {std::pair{sae::Arch::ReLU, sae::CodeSizes::Auto}, std::pair{sae::Arch::ReLU, sae::CodeSizes::Planned},
+                              std::pair{sae::Arch::TopK, sae::CodeSizes::Auto}, std::pair{sae::Arch::JumpReLU, sae::CodeSizes::Auto},
+                              std::pair{sae::Arch::JumpReLU, sae::CodeSizes::Planned}, std::pair{sae::Arch::BatchTopK, sae::CodeSizes::Auto},
+                              std::pair{sae::Arch::BatchTopK, sae::CodeSizes::Planned}, std::pair{sae::Arch::Matryoshka, sae::CodeSizes::Auto}}) {
     auto sparse_job = job(arch, sae::StepMode::Sparse);
-    sparse_job.sae.code_widths = widths;  // on this CPU auto is the batch's own entries
+    sparse_job.sae.code_sizes = widths;  // on this CPU auto is the batch's own entries
     auto dense = train(job(arch, sae::StepMode::Dense), 8), sparse = train(sparse_job, 8);
-    const auto name = std::string(sae::arch_name(arch)) + (widths == sae::CodeWidths::Planned ? " planned" : "");
+    const auto name = std::string(sae::arch_name(arch)) + (widths == sae::CodeSizes::Planned ? " planned" : "");
     for (size_t s = 0; s < dense.losses.size(); ++s) {
       EXPECT_NEAR(sparse.losses[s], dense.losses[s], 1e-5 * std::abs(dense.losses[s])) << name << " step " << s;
     }
@@ -255,7 +255,7 @@ TEST(SparseStep, TheCodeSizeIsPlannedFromTheEntriesWithAutoSparseForALowDensityO
 TEST(SparseStep, AStepComputedAgainAfterACutCodeLeavesNoTrace) {
   for (auto arch : {sae::Arch::ReLU, sae::Arch::JumpReLU, sae::Arch::BatchTopK}) {
     auto cfg = job(arch, sae::StepMode::Sparse);
-    cfg.sae.code_widths = sae::CodeWidths::Planned;
+    cfg.sae.code_sizes = sae::CodeSizes::Planned;
     cfg.absorption.enabled = true;
     auto data = sharding::open_dataset(cfg.data);
     worker::LocalCommunicator comm;

@@ -19,8 +19,8 @@ namespace sweep::worker {
 
 Trainer::Trainer(const JobConfig& cfg, Communicator& comm, torch::Device device)
     : cfg_(cfg), group_(comm), device_(device),
-      planned_sizes_(cfg.sae.code_widths == sae::CodeWidths::Planned ||
-                     (cfg.sae.code_widths == sae::CodeWidths::Auto && !device.is_cpu())),
+      planned_sizes_(cfg.sae.code_sizes == sae::CodeSizes::Planned ||
+                     (cfg.sae.code_sizes == sae::CodeSizes::Auto && !device.is_cpu())),
       shard_rows_(cfg.train.batch_size / comm.size()) {
   state_.model = std::make_shared<sae::Sae>(cfg.sae, cfg.seed);
   state_.model->to(device_);
