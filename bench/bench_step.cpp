@@ -24,6 +24,9 @@
 #include "worker/mpi_communicator.h"
 #include "worker/timing_communicator.h"
 #include "worker/trainer.h"
+#ifdef SWEEP_WITH_CUDA
+#include "bench/cuda_sync_counter.h"
+#endif
 
 using namespace sweep;
 
@@ -36,6 +39,7 @@ struct Timing {
   double step_s = 0, comm_s = 0, bytes = 0, search_s = 0;
   double co_firing_s = 0, penalty_s = 0, refresh_due_s = 0;  // the penalty's own work, timed apart
   int64_t searches = 0, again = 0, tracked_pairs = 0, pair_count_bytes = 0, gradient_bytes = 0;
+  int64_t synchronizations = -1, counted_attempts = 0;  // CUDA: LibTorch's synchronizing operations in counted steps
   double entries_per_row = 0;  // the sparse code's mean entries a row at the end (0 where not counted: dense, topk)
   std::string tracking = "off";
 };
@@ -65,6 +69,20 @@ class StepTimer {
     timing_.searches += stats.refreshed;
     timing_.again += stats.attempts - 1;
     seconds_.push_back(seconds_since(start));
+  }
+  // CUDA builds on a GPU: the synchronizing operations LibTorch makes in `steps` more steps (the
+  // batches already on the device), and the attempts they took (a step computed again counts twice).
+  void count_synchronizations(int from, int steps) {
+#ifdef SWEEP_WITH_CUDA
+    if (!device_.is_cuda()) return;
+    std::vector<torch::Tensor> batches;
+    for (int s = from; s < from + steps; ++s) batches.push_back(shard(s).to(device_));
+    bench::CudaSyncCounter counter;
+    for (const auto& x : batches) timing_.counted_attempts += trainer_.step(x).attempts;
+    timing_.synchronizations = counter.synchronizations();
+#else
+    (void)from, (void)steps;
+#endif
   }
   // The penalty's work in this state, each part timed alone (median of 5): the co-firing counts of
   // the next batch, the penalty with its backward, and the drift bound. The step-time difference
@@ -194,6 +212,9 @@ void run(const Shape& shape, int steps, const std::string& pairs, double tau, bo
     penalised.step(s);
   }
   penalised.time_penalty_parts(steps + 1);
+  constexpr int kCountedSteps = 5;
+  plain.count_synchronizations(steps + 1, kCountedSteps);
+  penalised.count_synchronizations(steps + 1, kCountedSteps);
   auto without = plain.timing(), with = penalised.timing();
   if (group.rank() != 0) return;
   // The step's matrix products: encoder and decoder forward (2 B d_in d_sae FLOPs each), their
@@ -218,6 +239,12 @@ void run(const Shape& shape, int steps, const std::string& pairs, double tau, bo
   if (without.entries_per_row > 0) {
     std::printf("  the code's entries a row at the end, without the penalty: %.1f on average, %.2f%% of d_sae\n",
                 without.entries_per_row, 100.0 * without.entries_per_row / static_cast<double>(d_sae));
+  }
+  if (without.synchronizations >= 0) {
+    std::printf("  synchronizing CUDA operations (LibTorch's sync debug mode) in %d more steps: %lld in %lld attempts without the "
+                "penalty, %lld in %lld attempts with it (one a step is the step's read)\n",
+                kCountedSteps, static_cast<long long>(without.synchronizations), static_cast<long long>(without.counted_attempts),
+                static_cast<long long>(with.synchronizations), static_cast<long long>(with.counted_attempts));
   }
   std::printf("  steps computed again (a cut code or a candidate search): %lld with the penalty, %lld without, of %d each\n",
               static_cast<long long>(with.again), static_cast<long long>(without.again), steps);
