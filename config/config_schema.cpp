@@ -196,7 +196,8 @@ std::vector<KeySpec> build_schema() {
       {"train.device", K::String, "auto", one_of({"auto", "cpu", "cuda"}), "torch device"},
       {"train.step", K::String, "auto", one_of({"auto", "dense", "sparse"}),
        "sparse: decode and back-propagate over each row's active latents only; auto: sparse while a row holds at most 5% "
-       "of the latents on average (jumprelu counts those within half a bandwidth below the threshold too)", true, true},
+       "of the latents on average on a CPU, 1% on a GPU (jumprelu counts those within half a bandwidth below the "
+       "threshold too)", true, true},
       {"train.code_width", K::String, "auto", one_of({"auto", "batch", "planned"}),
        "the size of a sparse step's code, its entries (relu, jumprelu, batchtopk, matryoshka): batch: its own batch's "
        "(one more device read a step: free on a CPU, a synchronisation on a GPU); planned: 1.1 x the previous step's, no "

@@ -16,8 +16,8 @@ enum class RatioKind { Lift, Conditional };
 // only the candidates whose decoder cosine can exceed tau (see sae/candidate_pairs.h).
 enum class PairTracking { Dense, Candidates };
 // The training step's decoder and backward pass: over every latent (dense products), over each
-// row's active latents only (sparse), or sparse while a row holds at most 5% of the latents on
-// average (sae/sparse_code.h).
+// row's active latents only (sparse), or sparse while a row holds few of the latents on average
+// (sae/sparse_code.h: sparse_density_limit).
 enum class StepMode { Auto, Dense, Sparse };
 // The training step's matrix products: float32, or bfloat16 inputs with float32 results (see
 // sae/products.h). Evaluation, the metrics and the exported SAE are float32 either way.

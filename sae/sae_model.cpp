@@ -101,7 +101,7 @@ Forward Sae::run(const torch::Tensor& x, bool training, int64_t code_size) const
   const int64_t rows = x.size(0);
   auto size_for = [&](const torch::Tensor& entries) {
     if (code_size != kSizeOfTheBatch) return code_size;
-    return code_size_for(cfg_, entries.defined() ? entries.item<double>() : 0.0, rows, 1.0);
+    return code_size_for(cfg_, x.device(), entries.defined() ? entries.item<double>() : 0.0, rows, 1.0);
   };
   int64_t size = cfg_.arch == Arch::TopK || !measured ? size_for({}) : 0;
   ChosenLatents chosen;

@@ -13,18 +13,31 @@ torch::Tensor firing(const torch::Tensor& f) { return f.detach().sign(); }
 
 torch::Tensor code_entries(const torch::Tensor& fired) { return fired.sum(); }
 
-int64_t code_size_for(const SaeConfig& cfg, double entries, int64_t rows, double headroom) {
+double sparse_density_limit(const torch::Device& device) {
+  return device.is_cpu() ? kSparseDensityOnCpu : kSparseDensityOnGpu;
+}
+
+namespace {
+
+int64_t topk_code_size(const SaeConfig& cfg, int64_t rows) {
   if (cfg.step == StepMode::Dense) return 0;
-  const bool sparse = cfg.step == StepMode::Sparse;
-  if (cfg.arch == Arch::TopK) return sparse || 10 * cfg.k <= cfg.d_sae ? cfg.k * rows : 0;
+  return cfg.step == StepMode::Sparse || 10 * cfg.k <= cfg.d_sae ? cfg.k * rows : 0;
+}
+
+}  // namespace
+
+int64_t code_size_for(const SaeConfig& cfg, const torch::Device& device, double entries, int64_t rows, double headroom) {
+  if (cfg.arch == Arch::TopK) return topk_code_size(cfg, rows);
+  if (cfg.step == StepMode::Dense) return 0;
   const double latents = static_cast<double>(cfg.d_sae) * static_cast<double>(rows);
-  if (!std::isfinite(entries) || (!sparse && entries > kSparseDensity * latents)) return 0;
+  const bool too_dense = cfg.step == StepMode::Auto && entries > sparse_density_limit(device) * latents;
+  if (!std::isfinite(entries) || too_dense) return 0;
   return std::clamp<int64_t>(static_cast<int64_t>(std::ceil(entries * headroom)), 1, cfg.d_sae * rows);
 }
 
 int64_t first_code_size(const SaeConfig& cfg, int64_t rows) {
-  if (cfg.arch == Arch::TopK || cfg.step != StepMode::Sparse) return code_size_for(cfg, std::nan(""), rows, 1.0);
-  return 1;
+  if (cfg.arch == Arch::TopK) return topk_code_size(cfg, rows);
+  return cfg.step == StepMode::Sparse ? 1 : 0;
 }
 
 ChosenLatents fixed_width_code(const torch::Tensor& idx, const torch::Tensor& active) {

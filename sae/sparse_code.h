@@ -39,20 +39,25 @@ torch::Tensor firing(const torch::Tensor& f);
 // code_size_for then plans a dense step.
 torch::Tensor code_entries(const torch::Tensor& fired);
 
-// How many entries to build a training step's code of `rows` rows with, from `entries`, the
-// entries of a step (the one before, or this one when it is computed again). 0 means a dense step.
+// How many entries to build a training step's code of `rows` rows with on `device`, from
+// `entries`, the entries of a step (the one before, or this one when it is computed again). 0 means
+// a dense step.
 // - step = "dense": 0. topk: k x rows (0 in auto when k is over a tenth of d_sae).
 // - otherwise ceil(entries x headroom), at least 1 and at most rows x d_sae; in auto, 0 when a row
-//   holds over kSparseDensity of d_sae on average, or entries is not a number.
-int64_t code_size_for(const SaeConfig& cfg, double entries, int64_t rows, double headroom);
+//   holds over sparse_density_limit(device) of d_sae on average, or entries is not a number.
+int64_t code_size_for(const SaeConfig& cfg, const torch::Device& device, double entries, int64_t rows, double headroom);
 // The size of a job's first step, with no count known: auto's is dense (topk's k x rows),
 // sparse's is 1, so that its first step is computed again at the size it needs.
 int64_t first_code_size(const SaeConfig& cfg, int64_t rows);
-// The mean share of d_sae a row may hold for auto to take the sparse step (measured: README).
-inline constexpr double kSparseDensity = 0.05;
+// The mean share of d_sae a row may hold for auto to take the sparse step. On a CPU, measured
+// (README: the crossover lies at 7-10%). On a GPU, not measured: dense products run near the
+// device's peak there while the sparse step's gathers and scatters are bound by memory, and a
+// model of both puts the crossover near 2% (README).
+inline constexpr double kSparseDensityOnCpu = 0.05, kSparseDensityOnGpu = 0.01;
+double sparse_density_limit(const torch::Device& device);
 // The headroom planned over the last step's entries: a cut code costs the step twice.
 inline constexpr double kCodeHeadroom = 1.1;
-// A code size that says: code_size_for(this batch's own entries, 1.0), read from the device.
+// A code size that says: code_size_for(this batch's own entries, headroom 1.0), read from the device.
 inline constexpr int64_t kSizeOfTheBatch = -1;
 
 // Every row's `width` largest entries of the activations `f` [B, d_sae] (no gradient); active

@@ -197,26 +197,29 @@ TEST(SparseStep, APaddedJumpReLUCodeGivesTheDenseGradientsWithAThresholdNearZero
 
 TEST(SparseStep, TheCodeSizeIsPlannedFromTheEntriesWithAutoSparseForALowDensityOnly) {
   auto cfg = job(sae::Arch::ReLU, sae::StepMode::Auto);  // d_sae 128: 8 rows hold 1024 latents
-  EXPECT_EQ(sae::code_size_for(cfg.sae, 10, 8, 1.25), 13) << "ceil(10 x 1.25)";
-  EXPECT_EQ(sae::code_size_for(cfg.sae, 10, 8, 1.0), 10);
-  EXPECT_EQ(sae::code_size_for(cfg.sae, 51, 8, 1.0), 51) << "auto: sparse up to 5% of the latents";
-  EXPECT_EQ(sae::code_size_for(cfg.sae, 52, 8, 1.0), 0) << "auto: dense past 5%";
-  EXPECT_EQ(sae::code_size_for(cfg.sae, 52, 16, 1.0), 52) << "of the rows' latents";
-  EXPECT_EQ(sae::code_size_for(cfg.sae, 0, 8, 1.25), 1) << "at least 1";
-  EXPECT_EQ(sae::code_size_for(cfg.sae, std::nan(""), 8, 1.25), 0) << "a NaN activation: dense";
+  EXPECT_EQ(sae::code_size_for(cfg.sae, torch::kCPU, 10, 8, 1.25), 13) << "ceil(10 x 1.25)";
+  EXPECT_EQ(sae::code_size_for(cfg.sae, torch::kCPU, 10, 8, 1.0), 10);
+  EXPECT_EQ(sae::code_size_for(cfg.sae, torch::kCPU, 51, 8, 1.0), 51) << "auto: sparse up to 5% of the latents";
+  EXPECT_EQ(sae::code_size_for(cfg.sae, torch::kCPU, 52, 8, 1.0), 0) << "auto: dense past 5%";
+  EXPECT_EQ(sae::code_size_for(cfg.sae, torch::kCPU, 52, 16, 1.0), 52) << "of the rows' latents";
+  const torch::Device gpu(torch::kCUDA, 0);  // a name only: nothing runs there
+  EXPECT_EQ(sae::code_size_for(cfg.sae, gpu, 10, 8, 1.0), 10) << "auto on a GPU: sparse up to 1% of the latents";
+  EXPECT_EQ(sae::code_size_for(cfg.sae, gpu, 11, 8, 1.0), 0) << "auto on a GPU: dense past 1%";
+  EXPECT_EQ(sae::code_size_for(cfg.sae, torch::kCPU, 0, 8, 1.25), 1) << "at least 1";
+  EXPECT_EQ(sae::code_size_for(cfg.sae, torch::kCPU, std::nan(""), 8, 1.25), 0) << "a NaN activation: dense";
   EXPECT_EQ(sae::first_code_size(cfg.sae, 8), 0) << "auto starts dense";
   cfg.sae.step = sae::StepMode::Sparse;
-  EXPECT_EQ(sae::code_size_for(cfg.sae, 100, 8, 1.25), 125) << "sparse stays sparse";
-  EXPECT_EQ(sae::code_size_for(cfg.sae, 1000, 8, 1.25), 1024) << "at most rows x d_sae";
+  EXPECT_EQ(sae::code_size_for(cfg.sae, torch::kCPU, 100, 8, 1.25), 125) << "sparse stays sparse";
+  EXPECT_EQ(sae::code_size_for(cfg.sae, torch::kCPU, 1000, 8, 1.25), 1024) << "at most rows x d_sae";
   EXPECT_EQ(sae::first_code_size(cfg.sae, 8), 1);
   cfg.sae.step = sae::StepMode::Dense;
-  EXPECT_EQ(sae::code_size_for(cfg.sae, 1, 8, 1.25), 0);
+  EXPECT_EQ(sae::code_size_for(cfg.sae, torch::kCPU, 1, 8, 1.25), 0);
   EXPECT_EQ(sae::first_code_size(cfg.sae, 8), 0);
   for (auto [step, k, want] : {std::tuple{sae::StepMode::Auto, 4, 32}, std::tuple{sae::StepMode::Auto, 32, 0},
                                std::tuple{sae::StepMode::Sparse, 32, 256}, std::tuple{sae::StepMode::Dense, 4, 0}}) {
     auto topk = job(sae::Arch::TopK, step);
     topk.sae.k = k;
-    EXPECT_EQ(sae::code_size_for(topk.sae, 100, 8, 1.25), want) << "topk k " << k;
+    EXPECT_EQ(sae::code_size_for(topk.sae, torch::kCPU, 100, 8, 1.25), want) << "topk k " << k;
     EXPECT_EQ(sae::first_code_size(topk.sae, 8), want) << "topk k " << k;
   }
 
@@ -245,7 +248,7 @@ TEST(SparseStep, TheCodeSizeIsPlannedFromTheEntriesWithAutoSparseForALowDensityO
     auto fwd = jump.forward_train(x, 0);
     auto reach = (fwd.pre > jump.threshold() - cfg_j.sae.bandwidth / 2).sum().item<double>();
     EXPECT_EQ(fwd.entries.item<double>(), reach) << "jumprelu threshold " << threshold;
-    EXPECT_EQ(sae::code_size_for(cfg_j.sae, reach, 8, 1.0) > 0, few) << "jumprelu threshold " << threshold;
+    EXPECT_EQ(sae::code_size_for(cfg_j.sae, torch::kCPU, reach, 8, 1.0) > 0, few) << "jumprelu threshold " << threshold;
   }
 }
 
@@ -266,7 +269,7 @@ TEST(SparseStep, AStepComputedAgainAfterACutCodeLeavesNoTrace) {
       for (int s = 0; s < 4; ++s) {
         auto x = data->train_shard(s, cfg.train.batch_size, 0, 1).activations;
         const auto entries = trainer->model().forward_train(x, 0).entries.item<double>();
-        trainer->state().code_size = cut ? 1 : sae::code_size_for(cfg.sae, entries, x.size(0), 1.0);
+        trainer->state().code_size = cut ? 1 : sae::code_size_for(cfg.sae, torch::kCPU, entries, x.size(0), 1.0);
         EXPECT_EQ(trainer->step(x).attempts, cut && entries > 1 ? 2 : 1) << sae::arch_name(arch) << " step " << s;
       }
       runs.push_back(std::move(trainer));

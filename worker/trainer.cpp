@@ -227,7 +227,7 @@ StepStats Trainer::step(const torch::Tensor& shard) {
     restore(before);
     stats.refreshed = stats.refreshed || search;
     // (A second cut could only come from a forward that differs from itself: then dense.)
-    if (cut) state_.code_size = stats.attempts == 1 ? sae::code_size_for(cfg_.sae, read.entries, x.size(0), 1.0) : 0;
+    if (cut) state_.code_size = stats.attempts == 1 ? sae::code_size_for(cfg_.sae, device_, read.entries, x.size(0), 1.0) : 0;
   }
   stats.loss = read.loss;
   if (!std::isfinite(stats.loss)) {
@@ -235,7 +235,7 @@ StepStats Trainer::step(const torch::Tensor& shard) {
                        std::to_string(stats.lr) + "): training diverged; lower train.lr");
   }
   any_dead_ = read.dead_next != 0.0;
-  state_.code_size = sae::code_size_for(cfg_.sae, read.entries, x.size(0), sae::kCodeHeadroom);
+  state_.code_size = sae::code_size_for(cfg_.sae, device_, read.entries, x.size(0), sae::kCodeHeadroom);
 
   // After the last collective a failure is this rank's alone: the caller passes it to the group's
   // next agreement (failure()), so the ranks still leave the job together.
