@@ -11,7 +11,7 @@ namespace sweep::sae {
 
 torch::Tensor firing(const torch::Tensor& f) { return f.detach().sign(); }
 
-torch::Tensor code_entries(const torch::Tensor& fired) { return fired.sum(); }
+torch::Tensor code_entries(const torch::Tensor& fired) { return fired.sum(torch::kDouble); }
 
 double sparse_density_limit(const torch::Device& device) {
   return device.is_cpu() ? kSparseDensityOnCpu : kSparseDensityOnGpu;

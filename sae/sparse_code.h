@@ -34,9 +34,10 @@ struct SparseCode : ChosenLatents {
 // comparison and the sum of its bools took 54 ms; sign, a row sum and a matrix-vector product 18 ms).
 torch::Tensor firing(const torch::Tensor& f);
 
-// The entries set in the 0/1 firing `fired` [B, d_sae], as a device scalar in fired's dtype (read
-// with the step's loss). NaN where an activation is NaN on a GPU (sign(NaN) is NaN there);
-// code_size_for then plans a dense step.
+// The entries set in the 0/1 firing `fired` [B, d_sae], as a float64 device scalar (read with the
+// step's loss): exact past float32's 2^24, where a code of that size would silently lose entries.
+// NaN where an activation is NaN on a GPU (sign(NaN) is NaN there); code_size_for then plans a
+// dense step.
 torch::Tensor code_entries(const torch::Tensor& fired);
 
 // How many entries to build a training step's code of `rows` rows with on `device`, from

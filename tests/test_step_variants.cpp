@@ -117,6 +117,9 @@ TEST(SparseStep, ActiveEntriesListEveryFiringLatentRowByRowInColumnOrderThenPadd
   auto fired = sae::firing(f);
   const int64_t entries = sae::code_entries(fired).item<int64_t>();
   EXPECT_EQ(entries, (f > 0).sum().item<int64_t>());
+  // Counted exactly past float32's 2^24 (16777216), where a code sized from a rounded count would
+  // silently drop entries: 4097 x 4097 = 16785409 is odd, so float32 cannot hold it.
+  EXPECT_EQ(sae::code_entries(torch::ones({4097, 4097})).item<double>(), 16785409.0);
   const int64_t size = entries + 3;
   auto chosen = sae::active_entries(fired, size);
   ASSERT_EQ(chosen.idx.sizes(), (std::vector<int64_t>{size}));

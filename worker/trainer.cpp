@@ -20,8 +20,7 @@ namespace sweep::worker {
 Trainer::Trainer(const JobConfig& cfg, Communicator& comm, torch::Device device)
     : cfg_(cfg), group_(comm), device_(device),
       planned_sizes_(cfg.sae.code_sizes == sae::CodeSizes::Planned ||
-                     (cfg.sae.code_sizes == sae::CodeSizes::Auto && !device.is_cpu())),
-      shard_rows_(cfg.train.batch_size / comm.size()) {
+                     (cfg.sae.code_sizes == sae::CodeSizes::Auto && !device.is_cpu())) {
   state_.model = std::make_shared<sae::Sae>(cfg.sae, cfg.seed);
   state_.model->to(device_);
   double beta1 = cfg.sae.arch == sae::Arch::JumpReLU ? 0.0 : 0.9;
@@ -31,7 +30,7 @@ Trainer::Trainer(const JobConfig& cfg, Communicator& comm, torch::Device device)
   auto opts = torch::TensorOptions().device(device_).dtype(torch::kFloat);
   if (cfg.absorption.enabled) state_.absorption = sae::PairTracker(cfg.absorption, cfg.sae.d_sae, opts);
   state_.tokens_since_fired = torch::zeros({cfg.sae.d_sae}, opts.dtype(torch::kDouble));
-  state_.code_size = sae::first_code_size(cfg.sae, shard_rows_);
+  state_.code_size = sae::first_code_size(cfg.sae, cfg.train.batch_size / comm.size());  // this rank's rows
 }
 
 double Trainer::learning_rate(int64_t step) const {
@@ -42,7 +41,7 @@ double Trainer::learning_rate(int64_t step) const {
 sae::BatchContext Trainer::batch_context() const { return {cfg_.train.batch_size, group_.size()}; }
 
 int64_t Trainer::gradients_numel() const {
-  int64_t n = kStepTerms + 1 + group_.size();  // the terms, the failure flag and the ranks' code entries travel with the gradients
+  int64_t n = kStepTerms + 1 + 2 * group_.size();  // the terms, the failure flag and the ranks' code entries travel with the gradients
   for (const auto& p : state_.model->parameters()) n += p.numel();
   return n;
 }
@@ -127,14 +126,16 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::forward_backward(const torch::T
   total.backward();
 
   // All-reduce 2: the gradients, the terms, the failure flag (0 here, NaN from a failed rank) and
-  // this rank's code entries in its own slot (the group plans for the largest).
+  // this rank's code entries in its own two slots, as 2^16s and the rest so that float32 carries
+  // them exactly (the group plans for the largest).
   torch::NoGradGuard no_grad;
   auto flag = torch::zeros({1}, terms.options());
-  auto entries = fwd.entries.defined() ? fwd.entries.detach().to(terms.scalar_type()).reshape({1}) : torch::zeros_like(flag);
+  auto entries = fwd.entries.defined() ? fwd.entries.detach().reshape({1}) : torch::zeros({1}, terms.options().dtype(torch::kDouble));
   if (group_.size() == 1) {
     stats.terms = terms;
     return {flag, entries};
   }
+  constexpr double kSplit = 65536;
   std::vector<torch::Tensor> parts;
   for (auto& p : model.parameters()) {
     if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
@@ -142,12 +143,12 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::forward_backward(const torch::T
   }
   parts.push_back(terms);
   parts.push_back(flag);
-  auto slots = torch::zeros({group_.size()}, terms.options());
-  slots.narrow(0, group_.rank(), 1).copy_(entries);
-  parts.push_back(slots);
+  auto slots = torch::zeros({group_.size(), 2}, terms.options());
+  slots[group_.rank()].copy_(torch::cat({(entries / kSplit).floor(), entries.remainder(kSplit)}));
+  parts.push_back(slots.flatten());
   auto flat = torch::cat(parts);
   collectives.all_reduce_sum(flat);
-  const int64_t terms_at = flat.numel() - 1 - group_.size() - kStepTerms;
+  const int64_t terms_at = flat.numel() - 1 - 2 * group_.size() - kStepTerms;
   flat.narrow(0, 0, terms_at + kStepTerms).div_(group_.size());  // gradients and terms: the group's mean
   int64_t offset = 0;
   for (auto& p : model.parameters()) {
@@ -155,7 +156,8 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::forward_backward(const torch::T
     offset += p.numel();
   }
   stats.terms = flat.narrow(0, terms_at, kStepTerms);
-  return {flat.narrow(0, terms_at + kStepTerms, 1), flat.narrow(0, terms_at + kStepTerms + 1, group_.size()).max().reshape({1})};
+  auto counts = flat.narrow(0, terms_at + kStepTerms + 1, 2 * group_.size()).view({group_.size(), 2}).to(torch::kDouble);
+  return {flat.narrow(0, terms_at + kStepTerms, 1), (counts.select(1, 0) * kSplit + counts.select(1, 1)).max().reshape({1})};
 }
 
 void Trainer::apply_gradients(double lr) {
@@ -203,7 +205,9 @@ Trainer::Readback Trainer::attempt(const torch::Tensor& x, bool search_first, St
   // The step's one device read: the group's loss, the failure flag, the search flag, whether a
   // latent is dead for the next step's auxiliary loss, and the most code entries of a rank.
   auto dead_next = dead_next_.defined() ? dead_next_.to(torch::kFloat) : torch::ones_like(search_due);
-  auto read = torch::cat({stats.terms.narrow(0, kLoss, 1), failure_flag, search_due, dead_next, entries}).to(torch::kCPU, torch::kDouble);
+  std::vector<torch::Tensor> values{stats.terms.narrow(0, kLoss, 1), failure_flag, search_due, dead_next, entries};
+  for (auto& v : values) v = v.to(torch::kDouble);  // the entries are float64 already, and exact
+  auto read = torch::cat(values).to(torch::kCPU);
   auto at = [&](int64_t i) { return read[i].item<double>(); };
   Readback out{at(0), at(1), at(2), at(3), at(4)};
   if (out.failed != 0.0) raise_if_any_failed(group_, std::nullopt);  // NaN != 0 too

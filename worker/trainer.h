@@ -103,7 +103,6 @@ class Trainer {
   TrainingState state_;
   // Sparse codes of the planned size (state_.code_size) rather than the batch's own entries.
   bool planned_sizes_;
-  int64_t shard_rows_;  // this rank's rows of a global batch
   // TopK family: whether a latent may be dead at this step, from the last step's read (true until
   // one says otherwise, as after a resume); the aux loss is skipped when none is.
   bool any_dead_ = true;
