@@ -32,21 +32,22 @@ struct DensePreactivations : torch::autograd::Function<DensePreactivations> {
 
 struct ChosenPreactivations : torch::autograd::Function<ChosenPreactivations> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& chosen, const torch::Tensor& idx,
-                               const torch::Tensor& row, const torch::Tensor& x, const torch::Tensor& W_enc,
-                               const torch::Tensor& b_enc, const torch::Tensor& b_dec) {
-    ctx->save_for_backward({idx, row, x, W_enc, b_dec});
+                               const torch::Tensor& row, const torch::Tensor& order, const torch::Tensor& starts,
+                               const torch::Tensor& x, const torch::Tensor& W_enc, const torch::Tensor& b_enc,
+                               const torch::Tensor& b_dec) {
+    ctx->save_for_backward({idx, row, order, starts, x, W_enc, b_dec});
     return chosen.clone();
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad_output) {
     auto saved = ctx->get_saved_variables();
-    const auto &idx = saved[0], &row = saved[1], &x = saved[2], &W_enc = saved[3], &b_dec = saved[4];
+    const auto &idx = saved[0], &row = saved[1], &x = saved[4], &W_enc = saved[5], &b_dec = saved[6];
     const int64_t d_sae = W_enc.size(1);
     const auto& g = grad_output[0];
-    auto grad_W_enc = chosen_latents_weight_gradient(idx, row, g, x - b_dec, d_sae);
+    auto grad_W_enc = chosen_latents_weight_gradient(idx, row, g, {saved[2], saved[3]}, x - b_dec, d_sae);
     auto per_latent = torch::zeros({d_sae}, g.options()).index_add_(0, idx, g);
     auto [grad_b_enc, grad_b_dec] = bias_gradients(per_latent, W_enc);
-    return {torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), grad_W_enc, grad_b_enc, grad_b_dec};
+    return {{}, {}, {}, {}, {}, {}, grad_W_enc, grad_b_enc, grad_b_dec};
   }
 };
 
@@ -58,20 +59,17 @@ torch::Tensor encoder_preactivations(const torch::Tensor& x, const torch::Tensor
 }
 
 torch::Tensor chosen_preactivations(const torch::Tensor& chosen, const torch::Tensor& idx, const torch::Tensor& row,
-                                    const torch::Tensor& x, const torch::Tensor& W_enc, const torch::Tensor& b_enc,
-                                    const torch::Tensor& b_dec) {
-  return ChosenPreactivations::apply(chosen, idx, row, x, W_enc, b_enc, b_dec);
+                                    const LatentOrder& by_latent, const torch::Tensor& x, const torch::Tensor& W_enc,
+                                    const torch::Tensor& b_enc, const torch::Tensor& b_dec) {
+  return ChosenPreactivations::apply(chosen, idx, row, by_latent.order, by_latent.starts, x, W_enc, b_enc, b_dec);
 }
 
 torch::Tensor chosen_latents_weight_gradient(const torch::Tensor& idx, const torch::Tensor& row, const torch::Tensor& g,
-                                             const torch::Tensor& centred, int64_t d_sae, bool dense_product) {
+                                             const LatentOrder& by_latent, const torch::Tensor& centred, int64_t d_sae) {
+  if (by_latent.defined()) return sum_over_latents(centred.contiguous(), row, g, by_latent).t();  // [d_in, d_sae]
   const int64_t rows = centred.size(0);
-  if (dense_product || !idx.device().is_cpu()) {
-    auto scattered = torch::zeros({rows * d_sae}, g.options()).index_add_(0, row * d_sae + idx, g);
-    return torch::mm(centred.t(), scattered.view({rows, d_sae}));
-  }
-  auto by_latent = torch::sparse_coo_tensor(torch::stack({idx, row}), g, {d_sae, rows});
-  return torch::mm(by_latent, centred).t();  // [d_in, d_sae]
+  auto scattered = torch::zeros({rows * d_sae}, g.options()).index_add_(0, row * d_sae + idx, g);
+  return torch::mm(centred.t(), scattered.view({rows, d_sae}));
 }
 
 }  // namespace sweep::sae

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "sae/sae_config.h"
+#include "sae/sparse_kernels.h"
 
 namespace sweep::sae {
 
@@ -18,14 +19,14 @@ torch::Tensor encoder_preactivations(const torch::Tensor& x, const torch::Tensor
 // The pre-activations `chosen` [n] of the entries (row, idx) [n], already computed (no gradient),
 // returned with gradient into W_enc (chosen_latents_weight_gradient), b_enc and b_dec.
 torch::Tensor chosen_preactivations(const torch::Tensor& chosen, const torch::Tensor& idx, const torch::Tensor& row,
-                                    const torch::Tensor& x, const torch::Tensor& W_enc, const torch::Tensor& b_enc,
-                                    const torch::Tensor& b_dec);
+                                    const LatentOrder& by_latent, const torch::Tensor& x, const torch::Tensor& W_enc,
+                                    const torch::Tensor& b_enc, const torch::Tensor& b_dec);
 
 // W_enc's gradient [d_in, d_sae] from the gradient `g` [n] of the pre-activations at the entries
-// (row, idx) [n], with `centred` = x - b_dec [B, d_in]. On the CPU a sparse [d_sae, B] product; on
-// a GPU (or with `dense_product`) a dense one over g added into [B, d_sae], as the sparse product's
-// coalescing reads the device there. Both give the same sums.
+// (row, idx) [n], with `centred` = x - b_dec [B, d_in]. With the entries' order by latent (a CPU's),
+// the sums over each latent's entries; without it (a GPU's), a dense product over g added into
+// [B, d_sae]. Both give the same sums.
 torch::Tensor chosen_latents_weight_gradient(const torch::Tensor& idx, const torch::Tensor& row, const torch::Tensor& g,
-                                             const torch::Tensor& centred, int64_t d_sae, bool dense_product = false);
+                                             const LatentOrder& by_latent, const torch::Tensor& centred, int64_t d_sae);
 
 }  // namespace sweep::sae

@@ -11,7 +11,8 @@ namespace sweep::sae {
 
 torch::Tensor firing(const torch::Tensor& f) { return f.detach().sign(); }
 
-torch::Tensor code_entries(const torch::Tensor& fired) { return fired.sum(torch::kDouble); }
+// Each row's count is exact in float32 (at most d_sae); their sum is taken in float64.
+torch::Tensor code_entries(const torch::Tensor& fired) { return fired.sum(1).sum(torch::kDouble); }
 
 double sparse_density_limit(const torch::Device& device) {
   return device.is_cpu() ? kSparseDensityOnCpu : kSparseDensityOnGpu;
@@ -70,13 +71,8 @@ ChosenLatents active_entries(const torch::Tensor& fired, int64_t size) {
   if (!fired.device().is_cpu()) return active_entries_by_scan(fired, size);
   torch::NoGradGuard no_grad;
   size = std::max<int64_t>(size, 1);
-  const int64_t rows = fired.size(0), d_sae = fired.size(1);
-  auto at = torch::nonzero(fired);  // [n, 2], row by row, columns ascending within a row
-  const int64_t listed = at.size(0), kept = std::min(listed, size);
-  auto per_row = torch::bincount(at.select(1, 0), {}, rows);
-  auto positions = torch::full({size}, (rows - 1) * d_sae, at.options());
-  positions.narrow(0, 0, kept).copy_((at.select(1, 0) * d_sae + at.select(1, 1)).narrow(0, 0, kept));
-  return code_of_positions(positions, torch::full({}, listed, at.options()), per_row.cumsum(0) - per_row, d_sae);
+  auto listed = list_set_entries(fired, size);
+  return {listed.idx, listed.row, listed.offsets, torch::arange(size) < listed.listed};
 }
 
 ChosenLatents active_entries_by_scan(const torch::Tensor& fired, int64_t size) {
@@ -102,11 +98,41 @@ torch::Tensor at_code(const torch::Tensor& dense, const ChosenLatents& at) {
 
 SparseCode sparse_code(const ChosenLatents& chosen, const torch::Tensor& pre, const torch::Tensor& x,
                        const torch::Tensor& W_enc, const torch::Tensor& b_enc, const torch::Tensor& b_dec) {
-  auto values = chosen_preactivations(at_code(pre.detach(), chosen), chosen.idx, chosen.row, x, W_enc, b_enc, b_dec);
-  return {chosen, values * chosen.active.to(values.scalar_type())};
+  auto by_latent = chosen.idx.device().is_cpu() ? latent_order(chosen.idx, W_enc.size(1)) : LatentOrder{};
+  auto values =
+      chosen_preactivations(at_code(pre.detach(), chosen), chosen.idx, chosen.row, by_latent, x, W_enc, b_enc, b_dec);
+  return {chosen, values * chosen.active.to(values.scalar_type()), by_latent};
 }
 
+namespace {
+
+// The decoder over a code on a CPU: W_dec's gradient sums each latent's entries, the values'
+// gradient is a dot product per entry.
+struct DecodeOnCpu : torch::autograd::Function<DecodeOnCpu> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& W_dec,
+                               const torch::Tensor& vals, const torch::Tensor& idx, const torch::Tensor& row,
+                               const torch::Tensor& offsets, const torch::Tensor& order, const torch::Tensor& starts) {
+    ctx->save_for_backward({W_dec, vals, idx, row, order, starts});
+    return sum_over_rows(W_dec, idx, offsets, vals);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_output) {
+    auto saved = ctx->get_saved_variables();
+    const auto &W_dec = saved[0], &vals = saved[1], &idx = saved[2], &row = saved[3];
+    auto g = grad_output[0].contiguous();
+    auto grad_W_dec = ctx->needs_input_grad(0) ? sum_over_latents(g, row, vals, {saved[4], saved[5]}) : torch::Tensor();
+    auto grad_vals = ctx->needs_input_grad(1) ? entry_dots(g, row, W_dec, idx) : torch::Tensor();
+    return {grad_W_dec, grad_vals, {}, {}, {}, {}, {}};
+  }
+};
+
+}  // namespace
+
 torch::Tensor sparse_decode(const torch::Tensor& W_dec, const SparseCode& code) {
+  if (code.by_latent.defined()) {
+    return DecodeOnCpu::apply(W_dec, code.vals, code.idx, code.row, code.offsets, code.by_latent.order,
+                              code.by_latent.starts);
+  }
   return std::get<0>(torch::embedding_bag(W_dec, code.idx, code.offsets, false, /*mode sum*/ 0, false, code.vals));
 }
 

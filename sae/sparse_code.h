@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "sae/sae_config.h"
+#include "sae/sparse_kernels.h"
 
 namespace sweep::sae {
 
@@ -24,9 +25,10 @@ struct ChosenLatents {
 };
 
 struct SparseCode : ChosenLatents {
-  torch::Tensor vals;  // [n] the entries' activations, with gradient; 0 where not active
+  torch::Tensor vals;      // [n] the entries' activations, with gradient; 0 where not active
+  LatentOrder by_latent;   // on a CPU, the entries by latent, for W_dec's and W_enc's gradients
   // The same entries with other values.
-  SparseCode with_values(const torch::Tensor& values) const { return {{*this}, values}; }
+  SparseCode with_values(const torch::Tensor& values) const { return {{*this}, values, by_latent}; }
 };
 
 // 1 where the activations `f` (>= 0) are > 0, else 0, in f's dtype and without gradient: one pass
@@ -69,9 +71,8 @@ ChosenLatents fixed_width_code(const torch::Tensor& idx, const torch::Tensor& ac
 
 // The first `size` entries where the 0/1 firing `fired` [B, d_sae] is set, row by row and in
 // column order within a row, then padding; entries past `size` are cut. Shapes depend on `size`
-// alone. On the CPU from one nonzero() pass (rows of 1024 x d_sae about 1.4% active, one thread:
-// 1.2 ms at d_sae 768 and 35 ms at 16384); on a GPU from a running count over the batch
-// (active_entries_by_scan), which makes no device read. Both give the same code.
+// alone. On the CPU from a pass over each row (list_set_entries); on a GPU from a running count over
+// the batch (active_entries_by_scan), which makes no device read. Both give the same code.
 ChosenLatents active_entries(const torch::Tensor& fired, int64_t size);
 ChosenLatents active_entries_by_scan(const torch::Tensor& fired, int64_t size);
 
@@ -80,12 +81,13 @@ torch::Tensor at_code(const torch::Tensor& dense, const ChosenLatents& at);
 
 // The code of the chosen latents. Its values are their pre-activations where active (0 elsewhere),
 // with gradient into W_enc, b_enc and b_dec: pre_bl = (x_b - b_dec) . W_enc[:, l] + b_enc_l, taken
-// from `pre` (no gradient), with the backward pass written over the chosen entries only (a sparse
-// product, no [B, d_sae] tensor on a CPU).
+// from `pre` (no gradient), with the backward pass written over the chosen entries only (sums over
+// each latent's entries, no [B, d_sae] tensor, on a CPU).
 SparseCode sparse_code(const ChosenLatents& chosen, const torch::Tensor& pre, const torch::Tensor& x,
                        const torch::Tensor& W_enc, const torch::Tensor& b_enc, const torch::Tensor& b_dec);
 
-// sum_l vals_bl W_dec[idx_bl] per row, [B, d_in] (without b_dec), through embedding_bag.
+// sum_l vals_bl W_dec[idx_bl] per row, [B, d_in] (without b_dec): on a CPU the loops of
+// sae/sparse_kernels.h, forward and backward; on a GPU embedding_bag.
 torch::Tensor sparse_decode(const torch::Tensor& W_dec, const SparseCode& code);
 
 }  // namespace sweep::sae

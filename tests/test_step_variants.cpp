@@ -152,16 +152,16 @@ TEST(SparseStep, ActiveEntriesListEveryFiringLatentRowByRowInColumnOrderThenPadd
   }
 }
 
-// W_enc's gradient over a code: the CPU's sparse product and the dense product over the scattered
-// gradient that a GPU uses (no coalescing, so no device read) give the same sums.
-TEST(SparseStep, TheEncoderWeightGradientIsTheSameFromTheSparseAndTheDenseProduct) {
+// W_enc's gradient over a code: the CPU's sums over each latent's entries and the dense product
+// over the scattered gradient that a GPU uses (no coalescing, so no device read) give the same sums.
+TEST(SparseStep, TheEncoderWeightGradientIsTheSameFromTheSumsByLatentAndTheDenseProduct) {
   torch::manual_seed(5);
   auto f = torch::relu(torch::randn({32, 200}) - 1.5);
   auto chosen = sae::active_entries(sae::firing(f), sae::code_entries(sae::firing(f)).item<int64_t>() + 2);
   auto g = torch::randn(chosen.idx.sizes()) * chosen.active.to(torch::kFloat);  // 0 at padding, as in a step
   auto centred = torch::randn({32, 16});
-  auto sparse = sae::chosen_latents_weight_gradient(chosen.idx, chosen.row, g, centred, 200);
-  auto dense = sae::chosen_latents_weight_gradient(chosen.idx, chosen.row, g, centred, 200, /*dense_product=*/true);
+  auto sparse = sae::chosen_latents_weight_gradient(chosen.idx, chosen.row, g, sae::latent_order(chosen.idx, 200), centred, 200);
+  auto dense = sae::chosen_latents_weight_gradient(chosen.idx, chosen.row, g, {}, centred, 200);
   ASSERT_EQ(sparse.sizes(), (std::vector<int64_t>{16, 200}));
   EXPECT_TRUE(torch::allclose(sparse, dense, 1e-5, 1e-5));
   auto reference = centred.t().mm(torch::zeros_like(f).index_put_({chosen.row, chosen.idx}, g, true));  // the dense step's product
