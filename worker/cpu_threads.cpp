@@ -18,8 +18,8 @@ Fn* openblas_function(const char* name) {
 }
 
 // OpenBLAS's idle threads spin for 2^28 cycles (about 0.1 s) before they sleep, on the cores where
-// the sparse step's own loops run between its products (sae/sparse_kernels.h): its relu step at
-// d_sae 768 ran at 68-75k tok/s with that, 82-88k with 2^4 to 2^22 (README). 2^18 cycles, about
+// the sparse step's own loops run between its products (sae/sparse_kernels.h): the relu step at
+// d_sae 768 ran at 68-75k tok/s with that, 82-88k with 2^4 to 2^22 (README). So 2^18 cycles, about
 // 0.1 ms, unless OPENBLAS_THREAD_TIMEOUT says otherwise. OpenBLAS reads the setting as it starts
 // its threads, so they are stopped here and start again at the next product.
 void shorten_openblas_spin() {
@@ -29,6 +29,15 @@ void shorten_openblas_spin() {
   setenv("OPENBLAS_THREAD_TIMEOUT", "18", 0);
   read_env();
   stop_threads();
+}
+
+// Whether the environment gave libgomp at most kMostIdleSpins.
+bool openmp_sleeps_soon() {
+  const char* spins = std::getenv("GOMP_SPINCOUNT");
+  if (!spins) return false;
+  char* end = nullptr;
+  const double count = std::strtod(spins, &end);
+  return end != spins && *end == '\0' && count <= kMostIdleSpins;
 }
 
 }  // namespace
@@ -43,9 +52,14 @@ const char* use_cpu_threads(int threads, ProductPool products) {
   shorten_openblas_spin();
   const bool blas = products == ProductPool::Blas;
   openblas_set_num_threads(blas ? threads : 1);
-  torch::set_num_threads(blas ? 1 : threads);
-  return blas ? "OpenBLAS threads for matrix products, one LibTorch thread"
-              : "LibTorch threads for bfloat16 matrix products (oneDNN), one OpenBLAS thread";
+  if (!blas) {
+    torch::set_num_threads(threads);
+    return "LibTorch threads for bfloat16 matrix products (oneDNN), one OpenBLAS thread";
+  }
+  const bool both = openmp_sleeps_soon();
+  torch::set_num_threads(both ? threads : 1);
+  return both ? "OpenBLAS threads for matrix products, as many LibTorch threads for the rest (GOMP_SPINCOUNT)"
+              : "OpenBLAS threads for matrix products, one LibTorch thread";
 }
 
 }  // namespace sweep::worker
