@@ -131,12 +131,18 @@ void check_rows(const torch::Tensor& t, const char* name) {
               ": a contiguous float32 CPU matrix");
 }
 
+void check_entries(const torch::Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu() && t.scalar_type() == torch::kLong && t.dim() == 1 && t.is_contiguous(), name,
+              ": a contiguous int64 CPU vector");
+}
+
 }  // namespace
 
 void set_sparse_loop_threads(int threads) { loop_threads = std::max(1, threads); }
 
 LatentOrder latent_order(const torch::Tensor& idx, int64_t d_sae) {
   RECORD_FUNCTION("sweep::latent_order", std::vector<c10::IValue>());  // named in LibTorch's profiler
+  check_entries(idx, "idx");
   const int64_t n = idx.numel();
   auto starts = torch::zeros({d_sae + 1}, torch::kLong);
   auto order = torch::empty({n}, torch::kLong);
@@ -184,6 +190,8 @@ torch::Tensor sum_over_rows(const torch::Tensor& W, const torch::Tensor& idx, co
                             const torch::Tensor& vals) {
   RECORD_FUNCTION("sweep::sum_over_rows", std::vector<c10::IValue>());  // named in LibTorch's profiler
   check_rows(W, "W");
+  check_entries(idx, "idx");
+  check_entries(offsets, "offsets");
   auto v = vals.contiguous();
   const int64_t rows = offsets.size(0), n = idx.size(0), d_in = W.size(1);
   auto starts = torch::cat({offsets, torch::full({1}, n, offsets.options())});  // the last row ends at n
@@ -201,6 +209,8 @@ torch::Tensor entry_dots(const torch::Tensor& A, const torch::Tensor& row, const
   RECORD_FUNCTION("sweep::entry_dots", std::vector<c10::IValue>());  // named in LibTorch's profiler
   check_rows(A, "A");
   check_rows(W, "W");
+  check_entries(row, "row");
+  check_entries(idx, "idx");
   auto out = torch::empty({idx.size(0)}, W.options());
   in_pieces(idx.size(0), W.size(1), [&](int64_t begin, int64_t end) {
     dots_from(begin, end, row.data_ptr<int64_t>(), idx.data_ptr<int64_t>(), A.data_ptr<float>(), W.data_ptr<float>(),
@@ -213,6 +223,7 @@ torch::Tensor sum_over_latents(const torch::Tensor& A, const torch::Tensor& row,
                                const LatentOrder& by_latent) {
   RECORD_FUNCTION("sweep::sum_over_latents", std::vector<c10::IValue>());  // named in LibTorch's profiler
   check_rows(A, "A");
+  check_entries(row, "row");
   auto w = weights.contiguous();
   const int64_t d_sae = by_latent.starts.size(0) - 1, d_in = A.size(1);
   const int64_t* starts = by_latent.starts.data_ptr<int64_t>();
