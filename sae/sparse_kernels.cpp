@@ -1,6 +1,6 @@
 // The sparse step's CPU loops: each splits its work into contiguous pieces of about equal entries,
 // one per thread, and its inner loops over d_in are compiled for AVX2 and FMA besides the baseline
-// (the machine picks at load time).
+// (the machine picks at load time). Each is named in LibTorch's profiler (RECORD_FUNCTION).
 #include "sae/sparse_kernels.h"
 
 #include <algorithm>
@@ -141,7 +141,7 @@ void check_entries(const torch::Tensor& t, const char* name) {
 void set_sparse_loop_threads(int threads) { loop_threads = std::max(1, threads); }
 
 LatentOrder latent_order(const torch::Tensor& idx, int64_t d_sae) {
-  RECORD_FUNCTION("sweep::latent_order", std::vector<c10::IValue>());  // named in LibTorch's profiler
+  RECORD_FUNCTION("sweep::latent_order", std::vector<c10::IValue>());
   check_entries(idx, "idx");
   const int64_t n = idx.numel();
   auto starts = torch::zeros({d_sae + 1}, torch::kLong);
@@ -157,7 +157,7 @@ LatentOrder latent_order(const torch::Tensor& idx, int64_t d_sae) {
 }
 
 ListedEntries list_set_entries(const torch::Tensor& fired, int64_t size) {
-  RECORD_FUNCTION("sweep::list_set_entries", std::vector<c10::IValue>());  // named in LibTorch's profiler
+  RECORD_FUNCTION("sweep::list_set_entries", std::vector<c10::IValue>());
   auto set = fired.contiguous().to(torch::kFloat);
   const int64_t rows = set.size(0), d_sae = set.size(1);
   const float* f = set.data_ptr<float>();
@@ -188,7 +188,7 @@ ListedEntries list_set_entries(const torch::Tensor& fired, int64_t size) {
 
 torch::Tensor sum_over_rows(const torch::Tensor& W, const torch::Tensor& idx, const torch::Tensor& offsets,
                             const torch::Tensor& vals) {
-  RECORD_FUNCTION("sweep::sum_over_rows", std::vector<c10::IValue>());  // named in LibTorch's profiler
+  RECORD_FUNCTION("sweep::sum_over_rows", std::vector<c10::IValue>());
   check_rows(W, "W");
   check_entries(idx, "idx");
   check_entries(offsets, "offsets");
@@ -206,7 +206,7 @@ torch::Tensor sum_over_rows(const torch::Tensor& W, const torch::Tensor& idx, co
 
 torch::Tensor entry_dots(const torch::Tensor& A, const torch::Tensor& row, const torch::Tensor& W,
                          const torch::Tensor& idx) {
-  RECORD_FUNCTION("sweep::entry_dots", std::vector<c10::IValue>());  // named in LibTorch's profiler
+  RECORD_FUNCTION("sweep::entry_dots", std::vector<c10::IValue>());
   check_rows(A, "A");
   check_rows(W, "W");
   check_entries(row, "row");
@@ -221,7 +221,7 @@ torch::Tensor entry_dots(const torch::Tensor& A, const torch::Tensor& row, const
 
 torch::Tensor sum_over_latents(const torch::Tensor& A, const torch::Tensor& row, const torch::Tensor& weights,
                                const LatentOrder& by_latent) {
-  RECORD_FUNCTION("sweep::sum_over_latents", std::vector<c10::IValue>());  // named in LibTorch's profiler
+  RECORD_FUNCTION("sweep::sum_over_latents", std::vector<c10::IValue>());
   check_rows(A, "A");
   check_entries(row, "row");
   auto w = weights.contiguous();
