@@ -1,39 +1,17 @@
 // The sparse step's CPU loops: each splits its work into contiguous pieces of about equal entries,
 // one per thread, and its inner loops over d_in are compiled for AVX2 and FMA besides the baseline
-// (the machine picks at load time). Each is named in LibTorch's profiler (RECORD_FUNCTION).
+// (sae/cpu_loops.h). Each is named in LibTorch's profiler (RECORD_FUNCTION).
 #include "sae/sparse_kernels.h"
 
 #include <algorithm>
-#include <atomic>
-#include <thread>
 #include <vector>
 
 #include <ATen/record_function.h>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define SWEEP_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define SWEEP_VECTOR_CLONES
-#endif
+#include "sae/cpu_loops.h"
 
 namespace sweep::sae {
 namespace {
-
-std::atomic<int> loop_threads{1};
-
-// A thread's least work, in floats read: starting one costs tens of microseconds.
-constexpr int64_t kFloatsPerThread = int64_t{1} << 18;
-
-// fn(begin, end) over [0, n) in contiguous pieces, one per thread, the first on the calling thread;
-// each of the n items reads about `floats` floats.
-template <typename Fn>
-void in_pieces(int64_t n, int64_t floats, const Fn& fn) {
-  const int64_t pieces = std::clamp<int64_t>(n * floats / kFloatsPerThread, 1, loop_threads.load());
-  std::vector<std::thread> others;
-  for (int64_t p = 1; p < pieces; ++p) others.emplace_back([&, p] { fn(n * p / pieces, n * (p + 1) / pieces); });
-  fn(0, n / pieces);
-  for (auto& t : others) t.join();
-}
 
 // The groups (rows or latents) whose first entry lies in [begin, end), given each group's start
 // `starts` [groups] (ascending): every group is in exactly one piece, empty groups past the last
@@ -42,26 +20,6 @@ std::pair<int64_t, int64_t> groups_starting_in(const int64_t* starts, int64_t gr
   auto first = std::lower_bound(starts, starts + groups, begin) - starts;
   auto last = std::lower_bound(starts, starts + groups, end) - starts;
   return {first, last};
-}
-
-// Eight floats, loaded from any float's address: GCC's vector extension, eight AVX2 lanes or two SSE
-// registers.
-typedef float Floats8 __attribute__((vector_size(32), aligned(4)));
-// a . b over n floats, in four vectors of partial sums: one order of summation whatever the threads.
-__attribute__((always_inline)) inline float dot(const float* a, const float* b, int64_t n) {
-  constexpr int64_t kPartials = 4;
-  Floats8 partial[kPartials] = {};
-  int64_t j = 0;
-  for (; j + 8 * kPartials <= n; j += 8 * kPartials) {
-    for (int64_t k = 0; k < kPartials; ++k) {
-      partial[k] += reinterpret_cast<const Floats8*>(a + j)[k] * reinterpret_cast<const Floats8*>(b + j)[k];
-    }
-  }
-  const Floats8 both = (partial[0] + partial[1]) + (partial[2] + partial[3]);
-  float sum = 0;
-  for (int k = 0; k < 8; ++k) sum += both[k];
-  for (; j < n; ++j) sum += a[j] * b[j];
-  return sum;
 }
 
 SWEEP_VECTOR_CLONES
@@ -137,8 +95,6 @@ void check_entries(const torch::Tensor& t, const char* name) {
 }
 
 }  // namespace
-
-void set_sparse_loop_threads(int threads) { loop_threads = std::max(1, threads); }
 
 LatentOrder latent_order(const torch::Tensor& idx, int64_t d_sae) {
   RECORD_FUNCTION("sweep::latent_order", std::vector<c10::IValue>());

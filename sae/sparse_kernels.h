@@ -12,11 +12,6 @@
 
 namespace sweep::sae {
 
-// The threads these loops use (a job's CPU threads, worker::use_cpu_threads). They are threads of
-// their own, started per call and joined: LibTorch's OpenMP pool is kept to one thread beside
-// OpenBLAS's, whose threads would spin against it.
-void set_sparse_loop_threads(int threads);
-
 // A code's entries grouped by latent: `order` [n] holds the entry numbers latent by latent, each
 // latent's in code order (so rows ascending); latent l's are order[starts[l] .. starts[l + 1]),
 // `starts` [d_sae + 1] int64. Undefined on a GPU, whose step does without it.

@@ -4,6 +4,7 @@
 // thread count.
 #include <gtest/gtest.h>
 
+#include "sae/cpu_loops.h"
 #include "sae/sparse_kernels.h"
 
 using namespace sweep;
@@ -26,7 +27,7 @@ struct Sums {
 
 Sums all_loops(const torch::Tensor& fired, const torch::Tensor& W, const torch::Tensor& A, const torch::Tensor& vals,
                int threads) {
-  sae::set_sparse_loop_threads(threads);
+  sae::set_cpu_loop_threads(threads);
   Sums out;
   out.listed = sae::list_set_entries(fired, fired.sum().item<int64_t>() + 5);
   out.cut = sae::list_set_entries(fired, 1000);
@@ -34,7 +35,7 @@ Sums all_loops(const torch::Tensor& fired, const torch::Tensor& W, const torch::
   out.rows = sae::sum_over_rows(W, code.idx, code.offsets, vals);
   out.dots = sae::entry_dots(A, code.row, W, code.idx);
   out.latents = sae::sum_over_latents(A, code.row, vals, sae::latent_order(code.idx, W.size(0)));
-  sae::set_sparse_loop_threads(1);
+  sae::set_cpu_loop_threads(1);
   return out;
 }
 

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <type_traits>
 
 #include <spdlog/spdlog.h>
 
@@ -16,6 +15,7 @@
 #include "sharding/mapped_file.h"
 #include "sharding/safetensors.h"
 #include "worker/job_files.h"
+#include "worker/optimizer_step.h"
 
 namespace sweep::worker {
 namespace fs = std::filesystem;
@@ -64,28 +64,6 @@ std::vector<fs::path> finished_checkpoints(const fs::path& job_dir) {
   }
   std::sort(dirs.begin(), dirs.end(), std::greater<>());
   return dirs;
-}
-
-// Optimizer state is keyed by the parameter's TensorImpl: a string in LibTorch 1.x, a pointer in 2.x.
-template <typename Key>
-Key state_key(const torch::Tensor& param) {
-  if constexpr (std::is_same_v<Key, std::string>) {
-    return c10::guts::to_string(param.unsafeGetTensorImpl());
-  } else {
-    return param.unsafeGetTensorImpl();
-  }
-}
-
-torch::optim::AdamParamState& adam_state(torch::optim::Adam& optimizer, const torch::Tensor& param) {
-  auto& states = optimizer.state();
-  auto& slot = states[state_key<typename std::decay_t<decltype(states)>::key_type>(param)];
-  if (!slot) {
-    auto fresh = std::make_unique<torch::optim::AdamParamState>();
-    fresh->exp_avg(torch::zeros_like(param, torch::MemoryFormat::Preserve));
-    fresh->exp_avg_sq(torch::zeros_like(param, torch::MemoryFormat::Preserve));
-    slot = std::move(fresh);
-  }
-  return static_cast<torch::optim::AdamParamState&>(*slot);
 }
 
 // Throws std::runtime_error with what is wrong; otherwise copies every tensor into `state`.

@@ -7,7 +7,7 @@
 
 #include <torch/torch.h>
 
-#include "sae/sparse_kernels.h"
+#include "sae/cpu_loops.h"
 
 namespace sweep::worker {
 namespace {
@@ -43,7 +43,7 @@ bool openmp_sleeps_soon() {
 }  // namespace
 
 const char* use_cpu_threads(int threads, ProductPool products) {
-  sae::set_sparse_loop_threads(threads);
+  sae::set_cpu_loop_threads(threads);
   auto openblas_set_num_threads = openblas_function<void(int)>("openblas_set_num_threads");
   if (!openblas_set_num_threads) {
     torch::set_num_threads(threads);

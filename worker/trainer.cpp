@@ -14,6 +14,7 @@
 #include "sae/batch_statistics.h"
 #include "sae/losses.h"
 #include "worker/group_failure.h"
+#include "worker/optimizer_step.h"
 
 namespace sweep::worker {
 
@@ -160,12 +161,7 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::forward_backward(const torch::T
   return {flat.narrow(0, terms_at + kStepTerms, 1), (counts.select(1, 0) * kSplit + counts.select(1, 1)).max().reshape({1})};
 }
 
-void Trainer::apply_gradients(double lr) {
-  sae::remove_parallel_decoder_grad(*state_.model);
-  for (auto& group : state_.optimizer->param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
-  state_.optimizer->step();
-  sae::normalize_decoder(*state_.model);
-}
+void Trainer::apply_gradients(double lr) { constrained_adam_step(*state_.optimizer, *state_.model, lr); }
 
 Trainer::Snapshot Trainer::snapshot() const {
   auto threshold = state_.model->batch_threshold;
