@@ -66,7 +66,7 @@ torch::Tensor chosen_preactivations(const torch::Tensor& chosen, const torch::Te
 
 torch::Tensor chosen_latents_weight_gradient(const torch::Tensor& idx, const torch::Tensor& row, const torch::Tensor& g,
                                              const LatentOrder& by_latent, const torch::Tensor& centred, int64_t d_sae) {
-  if (by_latent.defined()) return sum_over_latents(centred.contiguous(), row, g, by_latent).t();  // [d_in, d_sae]
+  if (by_latent.defined()) return sum_over_latents(centred.contiguous(), row, g, by_latent, LatentSums::AsColumns);
   const int64_t rows = centred.size(0);
   auto scattered = torch::zeros({rows * d_sae}, g.options()).index_add_(0, row * d_sae + idx, g);
   return torch::mm(centred.t(), scattered.view({rows, d_sae}));

@@ -44,16 +44,18 @@ int64_t set_columns(const float* f, int64_t d_sae, int64_t* columns) {
 // The floats of an output row summed in registers at a time: eight vectors.
 constexpr int64_t kVectors = 8, kBlock = 8 * kVectors;
 
-// Groups first .. last of `out` [groups, d_in]: group g's row is the sum over its entries (at from
-// starts[g] to starts[g + 1], entry e = order[at], or at itself without an order) of
-// weights[e] M[source[e]]. Each output element is summed entry by entry in that order.
-template <bool kOrdered>
-__attribute__((always_inline)) inline void gathered_sums_from(int64_t first, int64_t last, const int64_t* starts,
-                                                              const int64_t* order, const int64_t* source,
-                                                              const float* weights, const float* M, int64_t d_in,
-                                                              float* out) {
+// Groups first .. last of the sums: group g's is the sum over its entries (at from starts[g] to
+// starts[g + 1], entry e = order[at], or at itself without an order) of weights[e] M[source[e]],
+// written as row g of `out` [groups, d_in], or with kColumns as column g of `out` [d_in, groups].
+// Each output element is summed entry by entry in that order.
+template <bool kOrdered, bool kColumns>
+__attribute__((always_inline)) inline void gathered_sums_from(int64_t first, int64_t last, int64_t groups,
+                                                              const int64_t* starts, const int64_t* order,
+                                                              const int64_t* source, const float* weights,
+                                                              const float* M, int64_t d_in, float* out) {
+  const int64_t row_step = kColumns ? 1 : d_in, column_step = kColumns ? groups : 1;
   for (int64_t g = first; g < last; ++g) {
-    float* sum = out + g * d_in;
+    float* sum = out + g * row_step;
     int64_t c = 0;
     for (; c + kBlock <= d_in; c += kBlock) {
       Floats8 block[kVectors] = {};
@@ -63,11 +65,17 @@ __attribute__((always_inline)) inline void gathered_sums_from(int64_t first, int
         const auto* m = reinterpret_cast<const Floats8*>(M + source[e] * d_in + c);
         for (int64_t k = 0; k < kVectors; ++k) block[k] += w * m[k];
       }
-      for (int64_t k = 0; k < kVectors; ++k) reinterpret_cast<Floats8*>(sum + c)[k] = block[k];
+      for (int64_t k = 0; k < kVectors; ++k) {
+        if constexpr (kColumns) {
+          for (int64_t j = 0; j < 8; ++j) sum[(c + 8 * k + j) * column_step] = block[k][j];
+        } else {
+          reinterpret_cast<Floats8*>(sum + c)[k] = block[k];
+        }
+      }
     }
     for (int64_t at = starts[g]; c < d_in && at < starts[g + 1]; ++at) {  // the rest of a row, past whole blocks
       const int64_t e = kOrdered ? order[at] : at;
-      for (int64_t k = c; k < d_in; ++k) sum[k] += weights[e] * M[source[e] * d_in + k];
+      for (int64_t k = c; k < d_in; ++k) sum[k * column_step] += weights[e] * M[source[e] * d_in + k];
     }
   }
 }
@@ -75,13 +83,18 @@ __attribute__((always_inline)) inline void gathered_sums_from(int64_t first, int
 SWEEP_VECTOR_CLONES
 void gathered_sums_in_order(int64_t first, int64_t last, const int64_t* starts, const int64_t* source,
                             const float* weights, const float* M, int64_t d_in, float* out) {
-  gathered_sums_from<false>(first, last, starts, nullptr, source, weights, M, d_in, out);
+  gathered_sums_from<false, false>(first, last, 0, starts, nullptr, source, weights, M, d_in, out);
 }
 
 SWEEP_VECTOR_CLONES
-void gathered_sums_by_order(int64_t first, int64_t last, const int64_t* starts, const int64_t* order,
-                            const int64_t* source, const float* weights, const float* M, int64_t d_in, float* out) {
-  gathered_sums_from<true>(first, last, starts, order, source, weights, M, d_in, out);
+void gathered_sums_by_order(int64_t first, int64_t last, int64_t groups, bool as_columns, const int64_t* starts,
+                            const int64_t* order, const int64_t* source, const float* weights, const float* M,
+                            int64_t d_in, float* out) {
+  if (as_columns) {
+    gathered_sums_from<true, true>(first, last, groups, starts, order, source, weights, M, d_in, out);
+  } else {
+    gathered_sums_from<true, false>(first, last, groups, starts, order, source, weights, M, d_in, out);
+  }
 }
 
 void check_rows(const torch::Tensor& t, const char* name) {
@@ -176,17 +189,18 @@ torch::Tensor entry_dots(const torch::Tensor& A, const torch::Tensor& row, const
 }
 
 torch::Tensor sum_over_latents(const torch::Tensor& A, const torch::Tensor& row, const torch::Tensor& weights,
-                               const LatentOrder& by_latent) {
+                               const LatentOrder& by_latent, LatentSums layout) {
   RECORD_FUNCTION("sweep::sum_over_latents", std::vector<c10::IValue>());
   check_rows(A, "A");
   check_entries(row, "row");
   auto w = weights.contiguous();
   const int64_t d_sae = by_latent.starts.size(0) - 1, d_in = A.size(1);
   const int64_t* starts = by_latent.starts.data_ptr<int64_t>();
-  auto out = torch::zeros({d_sae, d_in}, A.options());
+  const bool as_columns = layout == LatentSums::AsColumns;
+  auto out = as_columns ? torch::zeros({d_in, d_sae}, A.options()) : torch::zeros({d_sae, d_in}, A.options());
   in_pieces(by_latent.order.size(0), d_in, [&](int64_t begin, int64_t end) {
     auto [first, last] = groups_starting_in(starts, d_sae, begin, end);
-    gathered_sums_by_order(first, last, starts, by_latent.order.data_ptr<int64_t>(), row.data_ptr<int64_t>(),
+    gathered_sums_by_order(first, last, d_sae, as_columns, starts, by_latent.order.data_ptr<int64_t>(), row.data_ptr<int64_t>(),
                            w.data_ptr<float>(), A.data_ptr<float>(), d_in, out.data_ptr<float>());
   });
   return out;

@@ -38,8 +38,10 @@ torch::Tensor sum_over_rows(const torch::Tensor& W, const torch::Tensor& idx, co
 // A[row[e]] . W[idx[e]] for each entry e, [n]. A [B, d_in], W [d_sae, d_in].
 torch::Tensor entry_dots(const torch::Tensor& A, const torch::Tensor& row, const torch::Tensor& W,
                          const torch::Tensor& idx);
-// Latent l of [d_sae, d_in]: sum over its entries e of weights[e] A[row[e]]. A [B, d_in].
+// Latent l's sum over its entries e of weights[e] A[row[e]], A [B, d_in]: row l of [d_sae, d_in]
+// (W_dec's layout), or column l of [d_in, d_sae] (W_enc's, so that its gradient needs no copy).
+enum class LatentSums { AsRows, AsColumns };
 torch::Tensor sum_over_latents(const torch::Tensor& A, const torch::Tensor& row, const torch::Tensor& weights,
-                               const LatentOrder& by_latent);
+                               const LatentOrder& by_latent, LatentSums layout);
 
 }  // namespace sweep::sae

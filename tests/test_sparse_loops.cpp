@@ -22,7 +22,7 @@ torch::Tensor some_firing(int64_t rows, int64_t d_sae) {
 
 struct Sums {
   sae::ListedEntries listed, cut;
-  torch::Tensor rows, dots, latents;
+  torch::Tensor rows, dots, latents, latent_columns;
 };
 
 Sums all_loops(const torch::Tensor& fired, const torch::Tensor& W, const torch::Tensor& A, const torch::Tensor& vals,
@@ -34,7 +34,9 @@ Sums all_loops(const torch::Tensor& fired, const torch::Tensor& W, const torch::
   const auto& code = out.listed;
   out.rows = sae::sum_over_rows(W, code.idx, code.offsets, vals);
   out.dots = sae::entry_dots(A, code.row, W, code.idx);
-  out.latents = sae::sum_over_latents(A, code.row, vals, sae::latent_order(code.idx, W.size(0)));
+  auto by_latent = sae::latent_order(code.idx, W.size(0));
+  out.latents = sae::sum_over_latents(A, code.row, vals, by_latent, sae::LatentSums::AsRows);
+  out.latent_columns = sae::sum_over_latents(A, code.row, vals, by_latent, sae::LatentSums::AsColumns);
   sae::set_cpu_loop_threads(1);
   return out;
 }
@@ -70,6 +72,7 @@ TEST(SparseLoops, EachGivesLibTorchsSumsAndTheSameBitsWithAnyThreadCount) {
   auto by_latent = torch::zeros({d_sae, d_in}).index_add_(0, code.idx, A.index_select(0, code.row) * vals.unsqueeze(1));
   EXPECT_TRUE(torch::allclose(one.latents, by_latent, 1e-5, 1e-4));
   EXPECT_GT(one.latents.abs().max().item<double>(), 0.0);
+  EXPECT_TRUE(torch::equal(one.latent_columns, one.latents.t()));  // the same sums, in W_enc's layout
 
   // Split among threads (the batch is past a piece's least work), the same bits.
   for (int threads : {2, 3}) {
@@ -80,6 +83,7 @@ TEST(SparseLoops, EachGivesLibTorchsSumsAndTheSameBitsWithAnyThreadCount) {
     EXPECT_TRUE(torch::equal(many.rows, one.rows)) << threads << " threads";
     EXPECT_TRUE(torch::equal(many.dots, one.dots)) << threads << " threads";
     EXPECT_TRUE(torch::equal(many.latents, one.latents)) << threads << " threads";
+    EXPECT_TRUE(torch::equal(many.latent_columns, one.latent_columns)) << threads << " threads";
   }
 }
 

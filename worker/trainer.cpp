@@ -123,8 +123,13 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::forward_backward(const torch::T
   auto l0 = global.fired().sum() / rows;  // of the global batch, from the summed firing counts
   auto terms = torch::stack({total.detach(), recon.detach(), sparse.detach(), aux.detach(), l0, absorption, flagged,
                              flagged_short_history});
-  state_.optimizer->zero_grad();
+  // The gradients start undefined, so that backward's own tensors become them (a zeroed gradient
+  // would be added to); a parameter left without one gets zeros, as Adam steps every parameter.
+  for (auto& p : model.parameters()) p.mutable_grad() = torch::Tensor();
   total.backward();
+  for (auto& p : model.parameters()) {
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+  }
 
   // All-reduce 2: the gradients, the terms, the failure flag (0 here, NaN from a failed rank) and
   // this rank's code entries in its own two slots, as 2^16s and the rest so that float32 carries
@@ -138,10 +143,7 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::forward_backward(const torch::T
   }
   constexpr double kSplit = 65536;
   std::vector<torch::Tensor> parts;
-  for (auto& p : model.parameters()) {
-    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-    parts.push_back(p.grad().flatten());
-  }
+  for (auto& p : model.parameters()) parts.push_back(p.grad().flatten());
   parts.push_back(terms);
   parts.push_back(flag);
   auto slots = torch::zeros({group_.size(), 2}, terms.options());
