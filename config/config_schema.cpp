@@ -195,7 +195,7 @@ std::vector<KeySpec> build_schema() {
       {"train.checkpoint_minutes", K::Float, 5.0, above(0), "minutes of training between checkpoints when checkpoint_every = 0", false},
       {"train.device", K::String, "auto", one_of({"auto", "cpu", "cuda"}), "torch device"},
       {"train.step", K::String, "auto", one_of({"auto", "dense", "sparse"}),
-       "sparse: decode and back-propagate over each row's active latents only; auto: sparse while a row holds at most 15% "
+       "sparse: decode and back-propagate over each row's active latents only; auto: sparse while a row holds at most 20% "
        "of the latents on average on a CPU, 1% on a GPU (jumprelu counts those within half a bandwidth below the "
        "threshold too)", true, true},
       {"train.code_width", K::String, "auto", one_of({"auto", "batch", "planned"}),

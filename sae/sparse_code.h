@@ -53,10 +53,10 @@ int64_t code_size_for(const SaeConfig& cfg, const torch::Device& device, double 
 // sparse's is 1, so that its first step is computed again at the size it needs.
 int64_t first_code_size(const SaeConfig& cfg, int64_t rows);
 // The mean share of d_sae a row may hold for auto to take the sparse step. On a CPU, measured
-// (README: with the step's own loops the crossover lies at 18-24%). On a GPU, not measured: dense
-// products run near the device's peak there while the sparse step's gathers and scatters are bound
-// by memory, and a model of both puts the crossover near 2-3% (README).
-inline constexpr double kSparseDensityOnCpu = 0.15, kSparseDensityOnGpu = 0.01;
+// (README: the crossover lies at about 27% at d_sae 768 and 19-20% at 16384). On a GPU, not
+// measured: dense products run near the device's peak there while the sparse step's gathers and
+// scatters are bound by memory, and a model of both puts the crossover near 2-3% (README).
+inline constexpr double kSparseDensityOnCpu = 0.2, kSparseDensityOnGpu = 0.01;
 double sparse_density_limit(const torch::Device& device);
 // The headroom planned over the last step's entries: a cut code costs the step twice.
 inline constexpr double kCodeHeadroom = 1.1;
