@@ -120,7 +120,9 @@ struct DecodeOnCpu : torch::autograd::Function<DecodeOnCpu> {
     auto saved = ctx->get_saved_variables();
     const auto &W_dec = saved[0], &vals = saved[1], &idx = saved[2], &row = saved[3];
     auto g = grad_output[0].contiguous();
-    auto grad_W_dec = ctx->needs_input_grad(0) ? sum_over_latents(g, row, vals, {saved[4], saved[5]}, LatentSums::AsRows) : torch::Tensor();
+    auto grad_W_dec = ctx->needs_input_grad(0)
+                          ? sum_over_latents(g, row, vals, {saved[4], saved[5]}, LatentSums::AsRows)
+                          : torch::Tensor();
     auto grad_vals = ctx->needs_input_grad(1) ? entry_dots(g, row, W_dec, idx) : torch::Tensor();
     return {grad_W_dec, grad_vals, {}, {}, {}, {}, {}};
   }

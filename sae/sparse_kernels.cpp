@@ -200,8 +200,9 @@ torch::Tensor sum_over_latents(const torch::Tensor& A, const torch::Tensor& row,
   auto out = as_columns ? torch::zeros({d_in, d_sae}, A.options()) : torch::zeros({d_sae, d_in}, A.options());
   in_pieces(by_latent.order.size(0), d_in, [&](int64_t begin, int64_t end) {
     auto [first, last] = groups_starting_in(starts, d_sae, begin, end);
-    gathered_sums_by_order(first, last, d_sae, as_columns, starts, by_latent.order.data_ptr<int64_t>(), row.data_ptr<int64_t>(),
-                           w.data_ptr<float>(), A.data_ptr<float>(), d_in, out.data_ptr<float>());
+    gathered_sums_by_order(first, last, d_sae, as_columns, starts, by_latent.order.data_ptr<int64_t>(),
+                           row.data_ptr<int64_t>(), w.data_ptr<float>(), A.data_ptr<float>(), d_in,
+                           out.data_ptr<float>());
   });
   return out;
 }
