@@ -93,6 +93,7 @@ ChosenLatents active_entries_by_scan(const torch::Tensor& fired, int64_t size) {
 }
 
 torch::Tensor at_code(const torch::Tensor& dense, const ChosenLatents& at) {
+  if (dense.device().is_cpu() && !dense.requires_grad()) return entries_at(dense.contiguous(), at.row, at.idx);
   return dense.reshape({-1}).index_select(0, at.row * dense.size(1) + at.idx);
 }
 

@@ -76,7 +76,8 @@ ChosenLatents fixed_width_code(const torch::Tensor& idx, const torch::Tensor& ac
 ChosenLatents active_entries(const torch::Tensor& fired, int64_t size);
 ChosenLatents active_entries_by_scan(const torch::Tensor& fired, int64_t size);
 
-// The entries of a [B, d_sae] tensor at a code's (row, latent), [n].
+// The entries of a [B, d_sae] tensor at a code's (row, latent), [n]; without gradient on a CPU, a
+// loop (sae/sparse_kernels.h, float32).
 torch::Tensor at_code(const torch::Tensor& dense, const ChosenLatents& at);
 
 // The code of the chosen latents. Its values are their pre-activations where active (0 elsewhere),

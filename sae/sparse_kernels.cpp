@@ -173,6 +173,20 @@ torch::Tensor sum_over_rows(const torch::Tensor& W, const torch::Tensor& idx, co
   return out;
 }
 
+torch::Tensor entries_at(const torch::Tensor& M, const torch::Tensor& row, const torch::Tensor& idx) {
+  RECORD_FUNCTION("sweep::entries_at", std::vector<c10::IValue>());
+  check_rows(M, "M");
+  check_entries(row, "row");
+  check_entries(idx, "idx");
+  auto out = torch::empty({idx.size(0)}, M.options());
+  const int64_t d_sae = M.size(1);
+  const float* m = M.data_ptr<float>();
+  const int64_t *r = row.data_ptr<int64_t>(), *l = idx.data_ptr<int64_t>();
+  float* o = out.data_ptr<float>();
+  for (int64_t e = 0; e < idx.size(0); ++e) o[e] = m[r[e] * d_sae + l[e]];
+  return out;
+}
+
 torch::Tensor entry_dots(const torch::Tensor& A, const torch::Tensor& row, const torch::Tensor& W,
                          const torch::Tensor& idx) {
   RECORD_FUNCTION("sweep::entry_dots", std::vector<c10::IValue>());

@@ -35,6 +35,8 @@ ListedEntries list_set_entries(const torch::Tensor& fired, int64_t size);
 // up to n) of vals[e] W[idx[e]]. W [d_sae, d_in].
 torch::Tensor sum_over_rows(const torch::Tensor& W, const torch::Tensor& idx, const torch::Tensor& offsets,
                             const torch::Tensor& vals);
+// M[row[e], idx[e]] for each entry e, [n]. M [B, d_sae].
+torch::Tensor entries_at(const torch::Tensor& M, const torch::Tensor& row, const torch::Tensor& idx);
 // A[row[e]] . W[idx[e]] for each entry e, [n]. A [B, d_in], W [d_sae, d_in].
 torch::Tensor entry_dots(const torch::Tensor& A, const torch::Tensor& row, const torch::Tensor& W,
                          const torch::Tensor& idx);

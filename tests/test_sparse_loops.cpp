@@ -69,6 +69,8 @@ TEST(SparseLoops, EachGivesLibTorchsSumsAndTheSameBitsWithAnyThreadCount) {
   auto bags = std::get<0>(torch::embedding_bag(W, code.idx, code.offsets, false, 0, false, vals));
   EXPECT_TRUE(torch::allclose(one.rows, bags, 1e-5, 1e-4));
   EXPECT_TRUE(torch::allclose(one.dots, (A.index_select(0, code.row) * W.index_select(0, code.idx)).sum(1), 1e-5, 1e-4));
+  auto M = torch::randn({rows, d_sae});
+  EXPECT_TRUE(torch::equal(sae::entries_at(M, code.row, code.idx), M.index({code.row, code.idx})));
   auto by_latent = torch::zeros({d_sae, d_in}).index_add_(0, code.idx, A.index_select(0, code.row) * vals.unsqueeze(1));
   EXPECT_TRUE(torch::allclose(one.latents, by_latent, 1e-5, 1e-4));
   EXPECT_GT(one.latents.abs().max().item<double>(), 0.0);
