@@ -163,8 +163,6 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::forward_backward(const torch::T
   return {flat.narrow(0, terms_at + kStepTerms, 1), (counts.select(1, 0) * kSplit + counts.select(1, 1)).max().reshape({1})};
 }
 
-void Trainer::apply_gradients(double lr) { constrained_adam_step(*state_.optimizer, *state_.model, lr); }
-
 Trainer::Snapshot Trainer::snapshot() const {
   auto threshold = state_.model->batch_threshold;
   return {state_.tokens_since_fired, threshold.defined() ? threshold.clone() : threshold, state_.absorption};
@@ -242,7 +240,7 @@ StepStats Trainer::step(const torch::Tensor& shard) {
   // After the last collective a failure is this rank's alone: the caller passes it to the group's
   // next agreement (failure()), so the ranks still leave the job together.
   try {
-    apply_gradients(stats.lr);
+    constrained_adam_step(*state_.optimizer, *state_.model, stats.lr);
   } catch (const std::exception& e) {
     if (!grouped) throw;
     failure_ = error_text(e);

@@ -92,8 +92,6 @@ class Trainer {
   // Forward, statistics (all-reduce 1), losses, backward, gradients and terms (all-reduce 2).
   // Returns the reduced [flag, the most code entries of a rank] (device scalars); the terms go to stats.
   std::pair<torch::Tensor, torch::Tensor> forward_backward(const torch::Tensor& x, StepCollectives& collectives, StepStats& stats);
-  // The optimizer step under the decoder's unit-norm constraint.
-  void apply_gradients(double lr);
   void refresh_pairs();
 
   const JobConfig& cfg_;
