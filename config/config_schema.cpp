@@ -12,7 +12,7 @@ namespace sweep::launcher {
 namespace {
 
 using nlohmann::json;
-const char* const kSections[] = {"data", "sae", "train", "absorption", "run", "grid", "slurm"};
+const char* const kSections[] = {"data", "sae", "train", "absorption", "probe", "run", "grid", "slurm"};
 using Check = std::function<std::string(const json&)>;
 
 std::string fmt(double v) {
@@ -144,6 +144,11 @@ std::vector<KeySpec> build_schema() {
       {"data.paths", K::StringList, json::array(), none(), "files: globs of .safetensors / .npy shards"},
       {"data.tensor", K::String, "activations", none(), "files: tensor name inside .safetensors"},
       {"data.ground_truth", K::String, "", none(), "files: a .safetensors with the true features and every row's activations (the layout `sweep data export` writes), for the gt_* metrics", true, true},
+      {"data.labels", K::String, "", none(),
+       "labels for the probe-based absorption metric (probe_*): a .safetensors or .npy with a class or concepts per "
+       "activation row, in data.paths order (`sweep data labels first-letter` writes one from token ids), or "
+       "\"parents\": one concept per parent feature of the ground truth",
+       true, true},
       {"data.model_name", K::String, "synthetic", none(), "export metadata: model the activations came from"},
       {"data.hook_name", K::String, "synthetic", none(), "export metadata: hook point of the activations"},
       {"data.hook_layer", K::Int, 0, at_least(0), "export metadata: layer of the hook"},
@@ -225,6 +230,24 @@ std::vector<KeySpec> build_schema() {
       {"absorption.refresh_every", K::Int, 100, at_least(1), "candidates: steps after which the candidates are found anew at the latest"},
       {"absorption.max_candidate_fraction", K::Float, 0.25, half_open(0, 1),
        "candidates: above this share of all pairs the job tracks every pair instead (dense)"},
+
+      {"probe.max_k", K::Int, 10, at_least(1), "largest k of the k-sparse probes that find each concept's main latents", true, true},
+      {"probe.f1_jump_threshold", K::Float, 0.03, at_least(0),
+       "a concept's main latents grow from k to k + 1 while the k-sparse probe's F1 rises by more than this", true, true},
+      {"probe.absorbing_cosine", K::Float, 0.1, closed_range(-1, 1),
+       "absorption fraction: a latent other than the main ones counts as absorbing with at least this decoder cosine "
+       "to the probe", true, true},
+      {"probe.max_absorbing_latents", K::Int, 3, at_least(1), "absorption fraction: latents that may absorb a row together", true, true},
+      {"probe.full_absorption_cosine", K::Float, 0.025, closed_range(-1, 1),
+       "full absorption: the top latent's decoder cosine to the probe, at least", true, true},
+      {"probe.projection_share", K::Float, 0.4, half_open(0, 1),
+       "share of a row's probe projection that absorbing latents must carry to count", true, true},
+      {"probe.min_rows", K::Int, 20, at_least(1),
+       "concepts with fewer scored held-out rows (on, and the probe agrees) stay out of the probe_* means", true, true},
+      {"probe.min_f1", K::Float, 0.6, closed_range(0, 1),
+       "concepts whose probe reads them with a lower F1 on the held-out rows are not scored (nor in the probe_* means)", true, true},
+      {"probe.train_rows", K::Int, 65536, at_least(2),
+       "labelled training rows the probes on the raw activations train on (once per sweep)", true, true},
 
       {"slurm.nodes", K::Int, 1, at_least(1), "sweep submit: nodes per Slurm job"},
       {"slurm.ntasks_per_node", K::Int, 1, at_least(1), "sweep submit: ranks per node (one per GPU on a GPU node)"},

@@ -13,6 +13,7 @@
 #include "common/fnv_hash.h"
 #include "config/config_error.h"
 #include "config/config_schema.h"
+#include "sharding/labels.h"
 
 namespace sweep::launcher {
 namespace {
@@ -81,6 +82,15 @@ void validate_job(const SweepSpec& spec, const PlannedJob& job) {
   }
   if (c["data.source"] == "synthetic" && !c["data.ground_truth"].get<std::string>().empty()) {
     fail("data.ground_truth", "applies to data.source = \"files\": the synthetic source has its own ground truth");
+  }
+  const auto labels = c["data.labels"].get<std::string>();
+  if (labels == sharding::kParentLabels && c["data.source"] == "files" && c["data.ground_truth"].get<std::string>().empty()) {
+    fail("data.labels", "\"parents\" labels rows by the parent features of the ground truth, and these files have none; "
+                        "give data.ground_truth, or a labels file");
+  }
+  if (!labels.empty() && labels != sharding::kParentLabels && c["data.source"] == "synthetic") {
+    fail("data.labels", "a labels file labels the rows of activation files (data.source = \"files\"); the synthetic "
+                        "source labels its rows with data.labels = \"parents\"");
   }
   if (c["data.source"] == "synthetic" && c["data.p_min"].get<double>() > c["data.p_max"].get<double>()) {
     fail("data.p_min", "larger than data.p_max = " + c["data.p_max"].dump());

@@ -56,6 +56,7 @@ const std::vector<Field<sharding::DataConfig>>& data_fields() {
       field("data.paths", &D::paths),
       field("data.tensor", &D::tensor),
       field("data.ground_truth", &D::ground_truth),
+      field("data.labels", &D::labels),
       field("data.d_in", &D::synthetic, &Y::d_in),
       field("data.n_roots", &D::synthetic, &Y::n_roots),
       field("data.branching", &D::synthetic, &Y::branching),
@@ -79,6 +80,7 @@ const std::vector<Field<JobConfig>>& job_fields() {
   using J = JobConfig;
   using A = sae::AbsorptionConfig;
   using T = worker::TrainConfig;
+  using P = sae::ProbeAbsorptionConfig;
   static const std::vector<Field<J>> fields = {
       field("seed", &J::seed),
       field("data.model_name", &J::origin, &sae::ActivationOrigin::model_name),
@@ -126,6 +128,14 @@ const std::vector<Field<JobConfig>>& job_fields() {
       field("absorption.watch_pairs_per_latent", &J::absorption, &A::watch_pairs_per_latent),
       field("absorption.refresh_every", &J::absorption, &A::refresh_every),
       field("absorption.max_candidate_fraction", &J::absorption, &A::max_candidate_fraction),
+      field("probe.max_k", &J::probe, &P::max_k),
+      field("probe.f1_jump_threshold", &J::probe, &P::f1_jump),
+      field("probe.absorbing_cosine", &J::probe, &P::absorbing_cosine),
+      field("probe.max_absorbing_latents", &J::probe, &P::max_absorbing),
+      field("probe.full_absorption_cosine", &J::probe, &P::full_cosine),
+      field("probe.projection_share", &J::probe, &P::projection_share),
+      field("probe.min_rows", &J::probe, &P::min_rows),
+      field("probe.min_f1", &J::probe, &P::min_f1),
       field("train.steps", &J::train, &T::steps),
       field("train.batch_size", &J::train, &T::batch_size),
       field("train.lr", &J::train, &T::lr),

@@ -8,6 +8,7 @@
 
 #include "common/job_state.h"
 #include "config/job_settings.h"
+#include "launcher/probes.h"
 #include "launcher/stop_signals.h"
 #include "worker/job_files.h"
 #include "worker/run_job.h"
@@ -161,6 +162,7 @@ void run_group(const GroupRun& run) {
     if (i >= none) return;
     auto cfg = to_job_config((*run.jobs)[i]);
     cfg.train.gpu_index = run.gpu_index;
+    cfg.probe_file = probe_file_for(run.out, cfg.resolved);
     auto outcome = worker::run_job(cfg, *run.group, job_dir(run, i), job_control(run, i));
     if (run.group->is_leader()) {
       run.display->end_line();

@@ -12,6 +12,7 @@
 #include "common/version.h"
 #include "config/config_schema.h"
 #include "launcher/data_export.h"
+#include "launcher/data_labels.h"
 #include "launcher/doctor.h"
 #include "launcher/run_sweep.h"
 #include "report/files.h"
@@ -64,6 +65,24 @@ int main(int argc, char** argv) {
   auto* tokens_option = export_cmd->add_option("--tokens", tokens, "rows to write (default: data.eval_tokens)");
   export_cmd->add_option("--set", exp.overrides, "override a setting: key=value");
 
+  auto* labels_cmd = data->add_subcommand("labels", "write labels for the probe-based absorption metric (data.labels)");
+  labels_cmd->require_subcommand(1);
+  auto* first_letter = labels_cmd->add_subcommand("first-letter", "label each word's rows by its first letter, from token ids");
+  sweep::launcher::FirstLetterOptions letters;
+  int64_t seq_len = 0, bos_id = 0;
+  first_letter->add_option("--tokens", letters.tokens, "1-D .npy: the token id of every activation row, in row order")
+      ->required()
+      ->check(CLI::ExistingFile);
+  first_letter->add_option("--vocab", letters.vocab, "the token strings: a JSON list by id, or a tokenizer.json")
+      ->required()
+      ->check(CLI::ExistingFile);
+  first_letter->add_option("--out", letters.out, "output .safetensors (data.labels)")->required();
+  auto* seq_len_option = first_letter->add_option("--seq-len", seq_len, "rows per sequence: a word never crosses a sequence");
+  auto* bos_option = first_letter->add_option("--bos-id", bos_id, "the token id that starts each sequence");
+  first_letter->add_option("--at", letters.at, "which rows of a word get its letter")
+      ->check(CLI::IsMember({"last-token", "every-token"}))
+      ->default_str("last-token");
+
   auto* keys = app.add_subcommand("keys", "list every sweep-file setting with its default");
   auto* doctor = app.add_subcommand("doctor", "check that LibTorch runs on an optimised BLAS");
   auto* submit = app.add_subcommand("submit", "submit the sweep to Slurm as a batch job that requeues itself until done");
@@ -85,6 +104,11 @@ int main(int argc, char** argv) {
   if (*export_cmd) {
     if (tokens_option->count() > 0) exp.tokens = tokens;
     return sweep::launcher::export_synthetic_data(exp);
+  }
+  if (*first_letter) {
+    if (seq_len_option->count() > 0) letters.seq_len = seq_len;
+    if (bos_option->count() > 0) letters.bos_id = bos_id;
+    return sweep::launcher::write_first_letter_labels(letters);
   }
   if (*keys) return print_keys();
   if (*doctor) return sweep::launcher::run_doctor();

@@ -19,6 +19,7 @@
 #include "launcher/job_claim.h"
 #include "launcher/memory_check.h"
 #include "launcher/output_check.h"
+#include "launcher/probes.h"
 #include "launcher/progress_display.h"
 #include "launcher/resume_checks.h"
 #include "launcher/stop_signals.h"
@@ -46,7 +47,7 @@ std::map<std::string, int64_t> check_data(const SweepSpec& spec, const std::vect
       continue;
     }
     auto key = c["data.paths"].dump() + c["data.tensor"].dump() + c["data.eval_tokens"].dump() +
-               c["data.ground_truth"].dump();
+               c["data.ground_truth"].dump() + c["data.labels"].dump();
     auto where = spec.where.count("data.paths") ? spec.where.at("data.paths") : spec.file.filename().string();
     if (!width_of_source.count(key)) {
       try {
@@ -200,6 +201,7 @@ void prepare_output(const SweepOptions& options, const SweepSpec& spec, const st
   }
   check_free_space(out, bytes_needed(to_run, d_in, groups) + report_bytes(ordered),
                    static_cast<double>(fs::space(out).available));
+  prepare_probes(out, to_run);
 }
 
 // Every job done or failed (nothing pending, running elsewhere, or preempted).

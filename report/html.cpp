@@ -143,6 +143,7 @@ std::string render_html(const nlohmann::json& report) {
   write_verdicts(html, report);
   write_table(html, point_table(report));
   write_table(html, intervention_table(report));
+  write_table(html, concept_table(report));
   write_table(html, job_table(report));
   write_plots(html, plots);
   html << "<details class=\"licences\"><summary>Third-party licences (Vega, Vega-Lite, vega-embed and the "

@@ -64,6 +64,7 @@ std::string render_markdown(const nlohmann::json& report) {
 
   write_table(md, point_table(report));
   write_table(md, intervention_table(report));
+  write_table(md, concept_table(report));
   write_table(md, job_table(report));
   return md.str();
 }

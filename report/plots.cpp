@@ -16,7 +16,8 @@ namespace {
 
 using nlohmann::json;
 
-const char* const kKeyMetrics[] = {"explained_variance", "gt_absorption", "gt_mcc", "absorption_pairs_mean"};
+const char* const kKeyMetrics[] = {"explained_variance", "gt_absorption",         "probe_absorption_fraction",
+                                   "probe_full_absorption", "gt_mcc", "absorption_pairs_mean"};
 const char* const kCurveSeries[] = {"loss", "recon", "sparse", "aux", "absorption", "l0", "flagged_pairs"};
 
 bool finite(const json& metrics, const std::string& key) {

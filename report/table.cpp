@@ -2,6 +2,8 @@
 // report.html.
 #include "report/table.h"
 
+#include <map>
+
 #include "report/format.h"
 
 namespace sweep::launcher {
@@ -24,6 +26,9 @@ const Column kColumns[] = {
     {"gt_mcc", "gt_mcc", "%.3f", true},
     {"gt_f1", "gt_f1", "%.3f", false},
     {"gt_absorption", "gt_absorption", "%.3f", true},
+    {"probe_absorption_fraction", "probe absorption", "%.3f", true},
+    {"probe_full_absorption", "probe full absorption", "%.3f", true},
+    {"probe_f1", "probe F1", "%.3f", false},
     {"gt_pairs_in_region", "gt pairs in region", "%.2f", true},
     {"absorption_pairs_mean", "pairs/step", "%.2f", false},
     {"absorption_active_fraction", "steps fired", "%.3f", false},
@@ -105,7 +110,9 @@ ReportTable job_table(const json& report) {
   }
   table.notes =
       "Differences in parentheses are to the job's baseline (same settings, absorption.enabled = false). "
-      "EV: explained variance; L0: active latents per token; pairs/step: mean number of flagged latent pairs "
+      "EV: explained variance; L0: active latents per token; probe absorption and probe full absorption: the "
+      "probe-based absorption metric (SAEBench's absorption fraction and full-absorption rate, means over the "
+      "labelled concepts), probe F1 the probes' own F1 on held-out rows; pairs/step: mean number of flagged latent pairs "
       "per step; steps fired: share of steps with at least one flagged pair; gt pairs in region: share of the "
       "latent pairs matched to true (parent, child) features inside the penalty's flagged region at the end; "
       "train s: training seconds.";
@@ -140,6 +147,54 @@ ReportTable intervention_table(const json& report) {
       "reconstruction (1 = all of it). Preservation: explained variance of the rest of the signal relative "
       "to no intervention (1 = untouched; the analogue of keeping MMLU at 0.99). Means over the targets, "
       "then mean ± sd over replicas.";
+  return table;
+}
+
+ReportTable concept_table(const json& report) {
+  ReportTable table;
+  table.name = "concepts";
+  table.title = "Probe-based absorption per concept";
+  std::vector<const json*> points;
+  for (const auto& point : report["points"]) points.push_back(&point);
+  // Per grid point and concept: the absorption fractions of its finished replicas.
+  std::map<std::string, std::map<std::string, std::vector<double>>> fractions;
+  const json* columns = nullptr;  // a job's per-concept block: the names, rows and probe F1 are the data's
+  for (const auto& job : report["jobs"]) {
+    if (job["status"] != "done" || !job.contains("probe_absorption")) continue;
+    const json& c = job["probe_absorption"];
+    if (!columns) columns = &c;
+    for (size_t i = 0; i < c["name"].size(); ++i) {
+      if (c["absorption_fraction"][i].is_number())
+        fractions[job["point"].get<std::string>()][c["name"][i].get<std::string>()].push_back(c["absorption_fraction"][i].get<double>());
+    }
+  }
+  if (!columns) return table;
+  table.headers = {"concept", "held-out rows", "probe F1"};
+  for (const json* point : points) table.headers.push_back((*point)["label"].get<std::string>());
+  const json& c = *columns;
+  for (size_t i = 0; i < c["name"].size(); ++i) {
+    const std::string name = c["name"][i];
+    std::vector<TableCell> row = {text_cell(name), number_cell(c["positives"][i].dump(), c["positives"][i]),
+                                  number_cell(format_number("%.3f", c["probe_f1"][i]), c["probe_f1"][i])};
+    for (const json* point : points) {
+      const auto& values = fractions[(*point)["label"].get<std::string>()][name];
+      if (values.empty()) {
+        row.push_back(number_cell("n/a", json()));
+        continue;
+      }
+      double sum = 0;
+      for (double v : values) sum += v;
+      const json mean = sum / static_cast<double>(values.size());
+      row.push_back(number_cell(format_number("%.3f", mean), mean));
+    }
+    table.rows.push_back(std::move(row));
+    table.row_classes.push_back(c["counted"][i].get<bool>() ? "done" : "done excluded");
+  }
+  table.notes = "Per concept (a class of data.labels): its held-out rows, its probe's F1 on them, and each grid "
+                "point's absorption fraction (the mean over the rows where the concept is on and its probe agrees, "
+                "then over the point's replicas). A concept whose probe F1 is below probe.min_f1 (" +
+                c.value("min_f1", json()).dump() + ") is not scored (n/a); one with fewer than probe.min_rows (" +
+                c["min_rows"].dump() + ") scored rows stays out of the probe_* means (grey).";
   return table;
 }
 

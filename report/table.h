@@ -36,5 +36,8 @@ ReportTable point_table(const nlohmann::json& report);
 // The clamping interventions per grid point: each strategy's removal and preservation (mean ± sd
 // over replicas). Empty when no job has ground truth.
 ReportTable intervention_table(const nlohmann::json& report);
+// The probe-based absorption metric per concept: its held-out rows and probe F1, and each grid
+// point's mean absorption fraction. Empty when no job has labels.
+ReportTable concept_table(const nlohmann::json& report);
 
 }  // namespace sweep::launcher

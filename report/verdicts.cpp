@@ -28,7 +28,8 @@ struct FixedTolerance {
   double relative;
 };
 const FixedTolerance kFixedTolerances[] = {
-    {"explained_variance", 0.001, 0.0}, {"l0", 0.0, 0.01}, {"gt_mcc", 0.005, 0.0}, {"gt_absorption", 0.005, 0.0}};
+    {"explained_variance", 0.001, 0.0}, {"l0", 0.0, 0.01},          {"gt_mcc", 0.005, 0.0},
+    {"gt_absorption", 0.005, 0.0},       {"probe_absorption_fraction", 0.005, 0.0}, {"probe_full_absorption", 0.005, 0.0}};
 
 // "explained variance within 0.01 of the baseline": at most this much below it (the rules say so).
 constexpr double kEvSlack = 0.01;
@@ -49,6 +50,7 @@ struct Objective {
 
 const Objective kObjectives[] = {
     {"lowest_gt_absorption", "gt_absorption", true, Near::Ev, "lowest gt_absorption"},
+    {"lowest_probe_absorption_fraction", "probe_absorption_fraction", true, Near::Ev, "lowest probe_absorption_fraction"},
     {"best_explained_variance_at_baseline_l0", "explained_variance", false, Near::L0, "best explained variance"},
     {"best_gt_mcc", "gt_mcc", false, Near::Ev, "best gt_mcc"},
     {"lowest_l0", "l0", true, Near::Ev, "lowest L0"},

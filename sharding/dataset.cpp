@@ -20,21 +20,64 @@ std::pair<int64_t, int64_t> shard_range(int64_t batch_size, int rank, int ranks)
 
 namespace {
 
+// Labels the rows a dataset hands out: from the ground truth (kParentLabels), from a labels file
+// (by global row index), or not at all.
+class RowLabels {
+ public:
+  RowLabels(const DataConfig& cfg, const TrueFeatures* truth, int64_t rows) {
+    if (cfg.labels.empty()) return;
+    if (cfg.labels == kParentLabels) {
+      if (!truth) {
+        throw DataError("data.labels = \"parents\" labels rows by the ground truth's parent features, and this data "
+                        "has no ground truth\nHINT: give data.ground_truth, or a labels file");
+      }
+      parents_.emplace(*truth);
+    } else if (rows < 0) {
+      throw DataError("data.labels = \"" + cfg.labels + "\": a labels file labels the rows of activation files; the "
+                      "synthetic source labels its rows with data.labels = \"parents\"");
+    } else {
+      file_.emplace(cfg.labels, rows);
+    }
+  }
+
+  const std::vector<std::string>& names() const {
+    return parents_ ? parents_->names() : file_ ? file_->names() : none_;
+  }
+
+  // `indices`: the rows' global indices in the files (unused for labels from ground truth).
+  void label(Rows& rows, const std::vector<int64_t>& indices) const {
+    if (parents_) rows.labels = parents_->rows(rows.feature_acts);
+    if (file_) rows.labels = file_->rows(indices);
+  }
+
+ private:
+  std::optional<ParentConcepts> parents_;
+  std::optional<LabelFile> file_;
+  std::vector<std::string> none_;
+};
+
 class SyntheticDataset : public Dataset {
  public:
   SyntheticDataset(const DataConfig& cfg)
-      : eval_tokens_(cfg.eval_tokens), source_(with_seed(cfg)), truth_{source_.directions(), source_.parents()} {}
+      : eval_tokens_(cfg.eval_tokens),
+        source_(with_seed(cfg)),
+        truth_{source_.directions(), source_.parents()},
+        labels_(cfg, &truth_, -1) {}
 
   int64_t d_in() const override { return source_.d_in(); }
   int64_t eval_size() const override { return eval_tokens_; }
   int64_t train_size() const override { return std::numeric_limits<int64_t>::max(); }
   const TrueFeatures* true_features() const override { return &truth_; }
+  const std::vector<std::string>& concept_names() const override { return labels_.names(); }
 
   Rows train_shard(int64_t step, int64_t batch_size, int rank, int ranks) const override {
     auto [begin, end] = shard_range(batch_size, rank, ranks);
     return to_rows(source_.rows(eval_tokens_ + step * batch_size + begin, end - begin));
   }
-  Rows eval_rows(int64_t first, int64_t count) const override { return to_rows(source_.rows(first, count)); }
+  Rows eval_rows(int64_t first, int64_t count) const override { return labelled(source_.rows(first, count)); }
+  Rows train_rows(int64_t first, int64_t count) const override {
+    return labelled(source_.rows(eval_tokens_ + first, count));
+  }
 
  private:
   static SyntheticConfig with_seed(const DataConfig& cfg) {
@@ -42,11 +85,17 @@ class SyntheticDataset : public Dataset {
     s.seed = cfg.seed;
     return s;
   }
-  static Rows to_rows(SyntheticRows r) { return {std::move(r.activations), std::move(r.feature_acts)}; }
+  static Rows to_rows(SyntheticRows r) { return {std::move(r.activations), std::move(r.feature_acts), {}}; }
+  Rows labelled(SyntheticRows r) const {
+    auto rows = to_rows(std::move(r));
+    labels_.label(rows, {});
+    return rows;
+  }
 
   int64_t eval_tokens_;
   SyntheticSource source_;
   TrueFeatures truth_;
+  RowLabels labels_;
 };
 
 class FileDataset : public Dataset {
@@ -61,9 +110,11 @@ class FileDataset : public Dataset {
     train_rows_ = order.narrow(0, 0, n - cfg.eval_tokens).contiguous();
     eval_rows_ = order.narrow(0, n - cfg.eval_tokens, cfg.eval_tokens);
     if (!cfg.ground_truth.empty()) truth_.emplace(cfg.ground_truth, n, source_.d_in());
+    labels_.emplace(cfg, true_features(), n);
   }
 
   const TrueFeatures* true_features() const override { return truth_ ? &truth_->features() : nullptr; }
+  const std::vector<std::string>& concept_names() const override { return labels_->names(); }
 
   int64_t d_in() const override { return source_.d_in(); }
   int64_t eval_size() const override { return eval_rows_.size(0); }
@@ -79,16 +130,22 @@ class FileDataset : public Dataset {
       const int64_t* order = epoch_order(pos / n_train).data_ptr<int64_t>();
       indices.push_back(train[order[pos % n_train]]);
     }
-    return {source_.rows(indices), {}};
+    return {source_.rows(indices), {}, {}};
   }
 
-  Rows eval_rows(int64_t first, int64_t count) const override {
-    auto slice = eval_rows_.narrow(0, first, count).contiguous();
-    std::vector<int64_t> indices(slice.data_ptr<int64_t>(), slice.data_ptr<int64_t>() + count);
-    return {source_.rows(indices), truth_ ? truth_->feature_acts(indices) : torch::Tensor()};
-  }
+  Rows eval_rows(int64_t first, int64_t count) const override { return rows_at(eval_rows_.narrow(0, first, count)); }
+  Rows train_rows(int64_t first, int64_t count) const override { return rows_at(train_rows_.narrow(0, first, count)); }
 
  private:
+  // The rows at these global indices, with their ground truth and labels where the data has them.
+  Rows rows_at(const torch::Tensor& global) const {
+    auto slice = global.contiguous();
+    std::vector<int64_t> indices(slice.data_ptr<int64_t>(), slice.data_ptr<int64_t>() + slice.numel());
+    Rows rows{source_.rows(indices), truth_ ? truth_->feature_acts(indices) : torch::Tensor(), {}};
+    labels_->label(rows, indices);
+    return rows;
+  }
+
   static torch::Tensor permutation(int64_t n, uint64_t seed) {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
     return torch::randperm(n, gen, torch::kLong);
@@ -105,6 +162,7 @@ class FileDataset : public Dataset {
 
   FileActivationSource source_;
   std::optional<GroundTruthFile> truth_;
+  std::optional<RowLabels> labels_;
   uint64_t seed_;
   torch::Tensor train_rows_, eval_rows_;
   mutable std::mutex cache_mutex_;

@@ -9,6 +9,7 @@
 
 #include <torch/torch.h>
 
+#include "sharding/labels.h"
 #include "sharding/synthetic.h"
 #include "sharding/true_features.h"
 
@@ -17,6 +18,7 @@ namespace sweep::sharding {
 struct Rows {
   torch::Tensor activations;   // [n, d_in] float32
   torch::Tensor feature_acts;  // [n, n_features] true activations; undefined without ground truth
+  LabelRows labels;            // the rows' concepts; undefined without data.labels
 };
 
 // Where data comes from, as the launcher resolved it from the sweep file.
@@ -28,6 +30,7 @@ struct DataConfig {
   std::vector<std::string> paths;  // globs
   std::string tensor = "activations";
   std::string ground_truth;        // files: a ground-truth file (sharding/ground_truth_file.h); "" for none
+  std::string labels;              // a labels file (sharding/labels.h), kParentLabels, or "" for none
 };
 
 class Dataset {
@@ -43,6 +46,11 @@ class Dataset {
   virtual int64_t train_size() const = 0;
   // The true features, where the data has ground truth (then eval_rows fill feature_acts).
   virtual const TrueFeatures* true_features() const { return nullptr; }
+  // The concepts of data.labels (then every Rows carries labels); empty without labels.
+  virtual const std::vector<std::string>& concept_names() const = 0;
+  // Training rows [first, first + count) in one fixed order (not the training stream's), with
+  // their labels: what the probes of the probe-based absorption metric are trained on.
+  virtual Rows train_rows(int64_t first, int64_t count) const = 0;
 };
 
 // Opens (and, for files, validates every shard of) the configured source.

@@ -1,7 +1,10 @@
 // Writes, reads and checks ground-truth files; expands the CSR rows asked for.
 #include "sharding/ground_truth_file.h"
 
+#include <nlohmann/json.hpp>
+
 #include "sharding/data_error.h"
+#include "sharding/labels.h"
 #include "sharding/safetensors.h"
 
 namespace sweep::sharding {
@@ -25,7 +28,8 @@ double mean_max_overlap(const torch::Tensor& directions) {
 
 ExportSummary write_synthetic_with_ground_truth(const std::filesystem::path& file, const SyntheticSource& source,
                                                 int64_t n) {
-  std::vector<torch::Tensor> activations, indices, values, row_counts;
+  std::vector<torch::Tensor> activations, indices, values, row_counts, concepts_on;
+  const ParentConcepts concepts(TrueFeatures{source.directions(), source.parents()});
   ExportSummary summary;
   summary.rows = n;
   const int64_t chunk = 8192;
@@ -36,20 +40,25 @@ ExportSummary write_synthetic_with_ground_truth(const std::filesystem::path& fil
     indices.push_back(active.nonzero().select(1, 1));  // row-major: row by row
     values.push_back(rows.feature_acts.masked_select(active));
     row_counts.push_back(active.sum(1));
+    concepts_on.push_back(concepts.rows(rows.feature_acts).on);
     summary.zero_rows += (rows.activations != 0).any(1).logical_not().sum().item<int64_t>();
     summary.featureless_rows += (row_counts.back() == 0).sum().item<int64_t>();
   }
   auto indptr = torch::cat({torch::zeros({1}, torch::kLong), torch::cat(row_counts).cumsum(0)});
   summary.mean_l0 = static_cast<double>(indptr[-1].item<int64_t>()) / static_cast<double>(n);
   summary.mean_max_overlap = mean_max_overlap(source.directions());
-  write_safetensors(file,
-                    {{"activations", torch::cat(activations)},
-                     {"directions", source.directions()},
-                     {"parents", torch::tensor(source.parents(), torch::kLong)},
-                     {"feature_acts_indptr", indptr},
-                     {"feature_acts_indices", torch::cat(indices).to(torch::kLong)},
-                     {"feature_acts_values", torch::cat(values).to(torch::kFloat)}},
-                    {{"format", "sweep synthetic data"}, {"rows", "0.." + std::to_string(n)}});
+  std::vector<std::pair<std::string, torch::Tensor>> tensors = {
+      {"activations", torch::cat(activations)},
+      {"directions", source.directions()},
+      {"parents", torch::tensor(source.parents(), torch::kLong)},
+      {"feature_acts_indptr", indptr},
+      {"feature_acts_indices", torch::cat(indices).to(torch::kLong)},
+      {"feature_acts_values", torch::cat(values).to(torch::kFloat)}};
+  for (auto& csr : concept_csr(torch::cat(concepts_on))) tensors.push_back(std::move(csr));
+  write_safetensors(file, tensors,
+                    {{"format", "sweep synthetic data"},
+                     {"rows", "0.." + std::to_string(n)},
+                     {"names", nlohmann::json(concepts.names()).dump()}});
   return summary;
 }
 

@@ -27,7 +27,8 @@ struct ExportSummary {
 };
 
 // Writes rows [0, rows) of a synthetic source with their ground truth in that layout, the
-// activations under "activations" (`sweep data export`).
+// activations under "activations", and the labels of its parent features as concepts (the CSR
+// "concepts_*" with their "names", sharding/labels.h) (`sweep data export`).
 ExportSummary write_synthetic_with_ground_truth(const std::filesystem::path& file, const SyntheticSource& source,
                                                 int64_t rows);
 

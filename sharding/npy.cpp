@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string_view>
@@ -241,6 +242,20 @@ void write_npy(const std::filesystem::path& file, const torch::Tensor& tensor) {
   out.write(static_cast<const char*>(data.data_ptr()), static_cast<std::streamsize>(data.nbytes()));
   out.close();
   if (!out) throw std::runtime_error(file.string() + ": cannot write: " + std::strerror(errno));
+}
+
+torch::Tensor read_int_vector_npy(const std::filesystem::path& file, const std::string& what) {
+  MappedFile mapped(file);
+  auto header = read_npy_header(mapped);
+  const std::map<std::string, torch::ScalarType> types = {{"<i2", torch::kShort}, {"<i4", torch::kInt}, {"<i8", torch::kLong}};
+  auto type = types.find(header.descr);
+  if (header.shape.size() != 1 || header.fortran_order || type == types.end()) {
+    throw npy_error(file, "must be a 1-D int16, int32 or int64 array of " + what + ", got dtype '" + header.descr + "' and shape " +
+                              shape_string(header.shape));
+  }
+  auto out = torch::empty({header.shape[0]}, type->second);
+  std::memcpy(out.data_ptr(), mapped.data() + header.data_start, static_cast<size_t>(out.nbytes()));
+  return out.to(torch::kLong);
 }
 
 }  // namespace sweep::sharding

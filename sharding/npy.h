@@ -27,6 +27,10 @@ NpyHeader read_npy_header(const std::filesystem::path& file);
 // Same, for a file that is already mapped.
 NpyHeader read_npy_header(const MappedFile& file);
 
+// A 1-D little-endian int16, int32 or int64 array (token ids, classes) as int64. Throws DataError
+// naming the file and `what` the array should hold otherwise.
+torch::Tensor read_int_vector_npy(const std::filesystem::path& file, const std::string& what);
+
 // Writes a float32, float16 or int64 tensor (moved to CPU first) in C order.
 // Throws std::runtime_error naming the file on I/O failure, std::invalid_argument for other dtypes.
 void write_npy(const std::filesystem::path& file, const torch::Tensor& tensor);

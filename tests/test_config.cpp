@@ -519,6 +519,28 @@ TEST_F(Config, GroundTruthFileOnTheSyntheticSourceIsRefused) {
                     {"bad.toml", "data.ground_truth", "applies to data.source = \"files\""});
 }
 
+TEST_F(Config, LabelsMustFitTheSource) {
+  expect_plan_error("[data]\nlabels = \"labels.safetensors\"\n",
+                    {"bad.toml", "data.labels", "the synthetic source labels its rows with data.labels = \"parents\""});
+  expect_plan_error("[data]\nsource = \"files\"\npaths = [\"a.npy\"]\nlabels = \"parents\"\n",
+                    {"bad.toml", "data.labels", "give data.ground_truth, or a labels file"});
+}
+
+// The probe metric's settings reach the job; with labels (and only then) they are in its id.
+TEST_F(Config, ProbeSettingsReachTheJobAndLabelsAndTheirSettingsAreInItsIdOnlyWhenSet) {
+  const auto plain = expand_grid(load_sweep(write("plain.toml", "[grid]\nseed = [1]\n"), {})).front();
+  const auto labelled = expand_grid(load_sweep(write("labelled.toml", "[data]\nlabels = \"parents\"\n[probe]\nmin_f1 = 0.5\n"
+                                                                       "max_k = 4\n[grid]\nseed = [1]\n"),
+                                               {}))
+                            .front();
+  EXPECT_NE(plain.id, labelled.id);
+  auto cfg = to_job_config(labelled);
+  EXPECT_EQ(cfg.data.labels, "parents");
+  EXPECT_EQ(cfg.probe.min_f1, 0.5);
+  EXPECT_EQ(cfg.probe.max_k, 4);
+  EXPECT_EQ(to_job_config(plain).probe.min_f1, 0.6) << "the schema's default";
+}
+
 // A setting added after ids existed (data.ground_truth) keeps every id while at its default.
 TEST_F(Config, ASettingAtItsIdOmittedDefaultKeepsJobIds) {
   const SweepSpec spec = load_sweep(write("ids.toml", "[grid]\nseed = [1]\n"), {});
@@ -526,6 +548,11 @@ TEST_F(Config, ASettingAtItsIdOmittedDefaultKeepsJobIds) {
   const std::string id = job_id(resolved);
   resolved.erase("data.ground_truth");
   EXPECT_EQ(job_id(resolved), id);
+  for (const char* later : {"data.labels", "probe.max_k", "probe.min_f1", "probe.train_rows"}) {
+    auto without = resolved;
+    without.erase(later);
+    EXPECT_EQ(job_id(without), id) << later << " at its default is not in the id";
+  }
   resolved["data.ground_truth"] = "truth.safetensors";
   EXPECT_NE(job_id(resolved), id);
 }

@@ -2,6 +2,7 @@
 // group agrees before each chunk whether to stop.
 #include "worker/evaluate.h"
 
+#include <chrono>
 #include <cmath>
 #include <optional>
 
@@ -15,7 +16,7 @@ namespace sweep::worker {
 
 std::optional<Evaluation> evaluate(const sae::Sae& sae, const sharding::Dataset& data, Communicator& comm,
                                    int64_t eval_batch_size, torch::Device device,
-                                   const sae::AbsorptionConfig& absorption,
+                                   const sae::AbsorptionConfig& absorption, const ProbeScoring* probe,
                                    const std::function<bool()>& stop_requested) {
   torch::NoGradGuard no_grad;
   const auto& cfg = sae.config();
@@ -40,6 +41,9 @@ std::optional<Evaluation> evaluate(const sae::Sae& sae, const sharding::Dataset&
     }
   }
   sae::AbsorptionCoverage coverage(sae.W_dec, matched_pairs, kCoverageTopPairs);
+  std::optional<sae::ProbeAbsorption> probe_absorption;
+  if (probe) probe_absorption.emplace(probe->probes, data.concept_names(), sae.W_dec, probe->cfg);
+  std::chrono::duration<double> probe_time{0};
   int64_t total = data.eval_size();
   for (int64_t chunk = 0; chunk < total; chunk += eval_batch_size) {
     if (agree_at_step_boundary(comm, stop_requested(), false, std::nullopt).stop) return std::nullopt;
@@ -53,6 +57,12 @@ std::optional<Evaluation> evaluate(const sae::Sae& sae, const sharding::Dataset&
     if (truth) truth->add(rows.feature_acts, fwd.f);
     if (interventions) interventions->add(rows.activations, fwd.x_hat, fwd.f, rows.feature_acts);
     coverage.add(fwd.f);
+    if (probe_absorption) {
+      const auto started = std::chrono::steady_clock::now();
+      auto fitting_half = torch::arange(begin, end, torch::kLong).remainder(2) == 0;  // by held-out position
+      probe_absorption->add(rows.activations, fwd.f, rows.labels.on, rows.labels.labelled, fitting_half);
+      probe_time += std::chrono::steady_clock::now() - started;
+    }
   }
   comm.all_reduce_sum(recon.sums());
   comm.all_reduce_sum(coverage.sums());
@@ -60,6 +70,13 @@ std::optional<Evaluation> evaluate(const sae::Sae& sae, const sharding::Dataset&
   out.metrics = recon.result();
   out.firing_frequency = recon.firing_frequency();
   out.coverage = coverage.result(absorption);
+  if (probe_absorption) {
+    const auto started = std::chrono::steady_clock::now();
+    out.concepts = probe_absorption->finish([&](torch::Tensor& sums) { comm.all_reduce_sum(sums); });
+    for (const auto& [name, value] : sae::ProbeAbsorption::summary(out.concepts)) out.metrics[name] = value;
+    probe_time += std::chrono::steady_clock::now() - started;
+    out.probe_seconds = probe_time.count();
+  }
   if (truth) {
     comm.all_reduce_sum(truth->sums());
     for (const auto& [name, value] : truth->result()) out.metrics[name] = value;

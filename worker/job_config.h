@@ -2,10 +2,12 @@
 // typed settings for data, SAE, losses, absorption and training, plus its id and swept params.
 #pragma once
 
+#include <filesystem>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "sae/probe_absorption.h"
 #include "sae/sae_config.h"
 #include "sae/saelens_export.h"
 #include "sharding/dataset.h"
@@ -36,6 +38,8 @@ struct JobConfig {
   sae::SaeConfig sae;
   sae::LossConfig loss;
   sae::AbsorptionConfig absorption;
+  sae::ProbeAbsorptionConfig probe;    // the probe-based absorption metric, with data.labels
+  std::filesystem::path probe_file;   // its probes (worker/probe_file.h); empty without data.labels
   TrainConfig train;
 };
 

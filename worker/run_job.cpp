@@ -15,6 +15,7 @@
 #include "worker/evaluate.h"
 #include "worker/group_failure.h"
 #include "worker/job_files.h"
+#include "worker/probe_file.h"
 #include "worker/absorption_activity.h"
 #include "worker/step_agreement.h"
 #include "worker/trainer.h"
@@ -113,11 +114,41 @@ nlohmann::json coverage_json(const std::vector<sae::CoveragePair>& pairs, const 
   return out;
 }
 
+// The probes of the probe-based absorption metric, when the job's data has labels: the sweep's
+// probe file, which must name the data's concepts.
+std::optional<ProbeScoring> load_probes(const JobConfig& cfg, const sharding::Dataset& data) {
+  if (cfg.probe_file.empty()) return std::nullopt;
+  auto file = read_probe_file(cfg.probe_file);
+  if (file.names != data.concept_names() || file.probes.weight.size(1) != data.d_in()) {
+    throw std::runtime_error(cfg.probe_file.string() + ": these probes were trained for other concepts or another d_in "
+                                                       "than the job's data has; remove the file and re-run the sweep");
+  }
+  return ProbeScoring{file.probes, cfg.probe};
+}
+
+// The probe-based absorption metric per concept (result.json's "probe_absorption"), as columns.
+nlohmann::json concepts_json(const std::vector<sae::ConceptAbsorption>& concepts, const sae::ProbeAbsorptionConfig& cfg) {
+  nlohmann::json out = {{"min_rows", cfg.min_rows}, {"min_f1", cfg.min_f1}};
+  for (const char* column : {"name", "positives", "probe_f1", "main_latents", "sparse_f1", "scored",
+                             "absorption_fraction", "full_absorption", "counted"})
+    out[column] = nlohmann::json::array();
+  for (const auto& c : concepts) {
+    out["name"].push_back(c.name), out["positives"].push_back(c.positives), out["probe_f1"].push_back(c.probe_f1);
+    out["main_latents"].push_back(c.main_latents), out["sparse_f1"].push_back(c.sparse_f1);
+    out["scored"].push_back(c.scored), out["counted"].push_back(c.counted);
+    // NaN (no scored row) is written as null.
+    out["absorption_fraction"].push_back(std::isnan(c.absorption_fraction) ? nlohmann::json() : nlohmann::json(c.absorption_fraction));
+    out["full_absorption"].push_back(std::isnan(c.full_absorption) ? nlohmann::json() : nlohmann::json(c.full_absorption));
+  }
+  return out;
+}
+
 JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs::path& job_dir,
                               const JobControl& control) {
   const bool leader = comm.is_leader();
   auto device = pick_device(job.train.device, job.train.gpu_index);
   auto data = agree_on(comm, [&] { return sharding::open_dataset(job.data); });
+  const auto probes = agree_on(comm, [&] { return load_probes(job, *data); });
   JobConfig cfg = job;
   cfg.sae.d_in = data->d_in();  // the data decides the width (activation files carry their own)
   Trainer trainer(cfg, comm, device);
@@ -197,9 +228,11 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
   raise_if_any_failed(comm, local_failure());
   double train_seconds = seconds_before + seconds_since(start);
 
-  auto evaluated =
-      evaluate(trainer.model(), *data, comm, train.eval_batch_size, device, cfg.absorption, control.stop_requested);
+  const auto eval_started = Clock::now();
+  auto evaluated = evaluate(trainer.model(), *data, comm, train.eval_batch_size, device, cfg.absorption,
+                            probes ? &*probes : nullptr, control.stop_requested);
   if (!evaluated) return preempted(train.steps);  // stopped inside the evaluation: resumes at the evaluation
+  const double eval_seconds = seconds_since(eval_started);
   const auto& eval = *evaluated;
   check_not_collapsed(eval, train);
   nlohmann::json metrics(eval.metrics);
@@ -215,6 +248,7 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
   result["status"] = "done";
   result["metrics"] = metrics;
   result["absorption_coverage"] = coverage_json(eval.coverage, cfg.absorption);
+  if (probes) result["probe_absorption"] = concepts_json(eval.concepts, cfg.probe);
   result["train"] = {{"steps", train.steps},
                      {"tokens", tokens},
                      {"seconds", train_seconds},
@@ -228,7 +262,9 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
                                           : trainer.state().absorption.dense()  ? "dense"
                                                                                 : "candidates"},
                      {"absorption_tracked_pairs", trainer.state().absorption.tracked_pairs()},
-                     {"device", device.str()}};
+                     {"device", device.str()},
+                     {"eval_seconds", eval_seconds},
+                     {"probe_metric_seconds", eval.probe_seconds}};
   return {JobStatus::Done, result};
 }
 
