@@ -329,6 +329,12 @@ bool is_section(const std::string& name) {
   return std::find(std::begin(kSections), std::end(kSections), name) != std::end(kSections);
 }
 
+std::string section_names() {
+  std::string out;
+  for (const char* section : kSections) out += (out.empty() ? "" : ", ") + std::string(section);
+  return out;
+}
+
 bool is_job_setting(const std::string& key) { return key.rfind("grid.", 0) != 0 && key.rfind("slurm.", 0) != 0; }
 
 json default_config() {

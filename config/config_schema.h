@@ -36,6 +36,8 @@ std::optional<std::string> closest_key(const std::string& key);
 std::optional<std::string> closest_section(const std::string& name);
 // Sections that may appear in a sweep file ("data", "sae", ...), grid included.
 bool is_section(const std::string& name);
+// Their names, "data, sae, ...", for messages.
+std::string section_names();
 // Keys that shape a job (not grid.* nor the slurm.* settings of `sweep submit`).
 bool is_job_setting(const std::string& key);
 // A resolved configuration holding every job setting at its default.

@@ -5,7 +5,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -137,16 +139,47 @@ void validate_job(const SweepSpec& spec, const PlannedJob& job) {
   }
 }
 
-// Cartesian product of the axes selected by `use`, in axis order.
-std::vector<json> product(const std::vector<GridAxis>& axes, const std::vector<bool>& use) {
+bool is_absorption_key(const std::string& key) { return key.rfind("absorption.", 0) == 0; }
+
+// The grid's units, in axis order: an axis offers its values one by one; a zip group (at its first
+// axis) offers the i-th values of all its axes at once. Without `absorption`, the absorption.*
+// axes are left out (a baseline's grid), and a zip group keeps its other axes' distinct tuples.
+// Each choice is a set of key -> value.
+std::vector<std::vector<json>> grid_units(const SweepSpec& spec, bool absorption) {
+  std::map<std::string, const GridAxis*> axes;
+  for (const auto& axis : spec.grid) axes[axis.key] = &axis;
+  std::map<std::string, size_t> group_of;
+  for (size_t g = 0; g < spec.zips.size(); ++g) {
+    for (const auto& key : spec.zips[g]) group_of[key] = g;
+  }
+  std::vector<std::vector<json>> units;
+  std::set<size_t> groups_done;
+  for (const auto& axis : spec.grid) {
+    auto group = group_of.find(axis.key);
+    const std::vector<std::string> keys = group == group_of.end() ? std::vector<std::string>{axis.key} : spec.zips[group->second];
+    if (group != group_of.end() && !groups_done.insert(group->second).second) continue;
+    std::vector<json> choices;
+    for (size_t i = 0; i < axis.values.size(); ++i) {
+      json choice = json::object();
+      for (const auto& key : keys) {
+        if (absorption || !is_absorption_key(key)) choice[key] = axes.at(key)->values[i];
+      }
+      if (!choice.empty() && std::find(choices.begin(), choices.end(), choice) == choices.end()) choices.push_back(choice);
+    }
+    if (!choices.empty()) units.push_back(std::move(choices));
+  }
+  return units;
+}
+
+// Every combination of one choice per unit, in unit order.
+std::vector<json> product(const std::vector<std::vector<json>>& units) {
   std::vector<json> points{json::object()};
-  for (size_t a = 0; a < axes.size(); ++a) {
-    if (!use[a]) continue;
+  for (const auto& unit : units) {
     std::vector<json> next;
     for (const auto& p : points) {
-      for (const auto& v : axes[a].values) {
+      for (const auto& choice : unit) {
         auto q = p;
-        q[axes[a].key] = v;
+        q.update(choice);
         next.push_back(q);
       }
     }
@@ -166,7 +199,7 @@ PlannedJob make_job(const SweepSpec& spec, const json& params) {
   job.baseline = !job.resolved["absorption.enabled"].get<bool>();
   job.params = json::object();
   for (const auto& [key, value] : params.items()) {
-    if (job.baseline && key.rfind("absorption.", 0) == 0 && key != "absorption.enabled") {
+    if (job.baseline && is_absorption_key(key) && key != "absorption.enabled") {
       job.resolved[key] = spec.base[key];
     } else {
       job.params[key] = value;
@@ -216,16 +249,13 @@ std::vector<PlannedJob> expand_grid(const SweepSpec& spec) {
   auto add = [&](PlannedJob job) {
     if (seen.insert(job.id).second) jobs.push_back(std::move(job));
   };
-  std::vector<bool> all(spec.grid.size(), true), non_absorption(spec.grid.size());
-  for (size_t a = 0; a < spec.grid.size(); ++a) non_absorption[a] = spec.grid[a].key.rfind("absorption.", 0) != 0;
-
   if (spec.include_baseline) {
-    for (auto params : product(spec.grid, non_absorption)) {
+    for (auto params : product(grid_units(spec, false))) {
       params["absorption.enabled"] = false;
       add(make_job(spec, params));
     }
   }
-  for (const auto& params : product(spec.grid, all)) {
+  for (const auto& params : product(grid_units(spec, true))) {
     add(make_job(spec, params));
   }
   for (const auto& axis : spec.grid) {

@@ -4,7 +4,9 @@
 
 #include <cmath>
 #include <fstream>
+#include <algorithm>
 #include <limits>
+#include <set>
 #include <sstream>
 
 #include <toml++/toml.h>
@@ -34,7 +36,7 @@ std::string unknown_key_message(const std::string& key, const std::string& what)
 std::string unknown_section_message(const std::string& name) {
   std::string msg = "section [" + name + "] is not a sweep-file section";
   if (auto guess = closest_section(name)) msg += "; did you mean [" + *guess + "]?";
-  return msg + " (sections: data, sae, train, absorption, run, grid, slurm)";
+  return msg + " (sections: " + section_names() + ")";
 }
 
 std::string toml_type_name(const toml::node& node) {
@@ -141,6 +143,10 @@ class SweepReader {
       spec_.replicas = to_value(node, *find_key("grid.replicas"), where).get<std::vector<std::string>>();
       return;
     }
+    if (key == "zip") {
+      read_zips(node, where);
+      return;
+    }
     if (key == "name") fail(where, "name cannot be a grid axis: it names the whole sweep; set name = \"...\" once, at the top of the file");
     const auto* spec = find_key(key);
     if (!spec || key.rfind("grid.", 0) == 0) fail(where, unknown_key_message(key, "grid key"));
@@ -151,7 +157,14 @@ class SweepReader {
     const auto& items = *node.as_array();
     if (items.empty()) fail(where, "grid \"" + key + "\" is an empty list: give at least one value or remove the key");
     GridAxis axis{key, {}, where};
-    for (const auto& item : items) axis.values.push_back(to_value(item, *spec, where));
+    for (const auto& item : items) {
+      auto value = to_value(item, *spec, where);
+      if (std::find(axis.values.begin(), axis.values.end(), value) != axis.values.end()) {
+        fail(where, "grid \"" + key + "\" lists " + value.dump() + " twice; each value is one job, so the repeat would "
+                    "silently be the same job: remove it");
+      }
+      axis.values.push_back(value);
+    }
     for (auto& existing : spec_.grid) {
       if (existing.key == key) {
         existing = axis;
@@ -162,6 +175,31 @@ class SweepReader {
   }
 
  private:
+  // grid.zip = [["a", "b"], ...]: each group names two or more job settings, none twice.
+  void read_zips(const toml::node& node, const std::string& where) {
+    const std::string form = "grid.zip: expected a list of lists of setting names, such as [[\"sae.arch\", \"train.lr\"]]";
+    if (!node.is_array()) fail(where, form + ", got " + toml_type_name(node));
+    spec_.zips.clear();
+    std::set<std::string> seen;
+    for (const auto& group : *node.as_array()) {
+      if (!group.is_array()) fail(where, form);
+      std::vector<std::string> keys;
+      for (const auto& item : *group.as_array()) {
+        if (!item.is_string()) fail(where, form);
+        const std::string key = *item.value<std::string>();
+        if (!find_key(key) || !is_job_setting(key)) fail(where, unknown_key_message(key, "grid.zip: key"));
+        if (!seen.insert(key).second) fail(where, "grid.zip names \"" + key + "\" twice; an axis walks in one group only");
+        keys.push_back(key);
+      }
+      if (keys.size() < 2) {
+        fail(where, "grid.zip: each group ties two or more axes together; a group of " + std::to_string(keys.size()) +
+                        " ties nothing");
+      }
+      spec_.zips.push_back(keys);
+    }
+    spec_.zip_where = where;
+  }
+
   void read_section(const std::string& section, const toml::table& table) {
     for (const auto& [k, node] : table) {
       std::string key = section + "." + std::string(k.str());
@@ -208,6 +246,38 @@ void apply_override(SweepReader& reader, const std::string& text) {
   }
 }
 
+bool from_set(const std::string& where) { return where.rfind("--set ", 0) == 0; }
+
+// What the grid's parts say together: zip groups name axes of equal lengths, and no setting is both
+// a single value and a grid axis, which would silently replace the value; only a grid axis given
+// with --set may replace the file's value, as a --set replaces the file's.
+void check_grid(const SweepSpec& spec) {
+  std::map<std::string, const GridAxis*> axes;
+  for (const auto& axis : spec.grid) axes[axis.key] = &axis;
+  for (const auto& axis : spec.grid) {
+    auto it = spec.where.find(axis.key);
+    if (it == spec.where.end() || (from_set(axis.where) && !from_set(it->second))) continue;
+    fail(it->second, axis.key + " is set both to one value here and as a grid axis (" + axis.where +
+                         "), which would replace it; keep one of the two");
+  }
+  for (const auto& group : spec.zips) {
+    const GridAxis* first = nullptr;
+    for (const auto& key : group) {
+      auto it = axes.find(key);
+      if (it == axes.end()) {
+        fail(spec.zip_where, "grid.zip names \"" + key + "\", which is no grid axis; give it its list of values in [grid]");
+      }
+      if (!first) first = it->second;
+      if (it->second->values.size() != first->values.size()) {
+        fail(spec.zip_where, "grid.zip walks \"" + first->key + "\" (" + std::to_string(first->values.size()) +
+                                 " values, " + first->where + ") and \"" + key + "\" (" +
+                                 std::to_string(it->second->values.size()) + " values, " + it->second->where +
+                                 ") together, so they need the same number of values");
+      }
+    }
+  }
+}
+
 }  // namespace
 
 SweepSpec load_sweep(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
@@ -229,6 +299,7 @@ SweepSpec load_sweep(const std::filesystem::path& file, const std::vector<std::s
   SweepReader reader(spec);
   reader.read_table(root);
   for (const auto& o : overrides) apply_override(reader, o);
+  check_grid(spec);
   spec.name = spec.base["name"].get<std::string>();
   if (spec.name.empty()) spec.name = file.stem().string();
   spec.base["name"] = spec.name;

@@ -24,6 +24,9 @@ struct SweepSpec {
   nlohmann::json slurm = nlohmann::json::object();  // slurm.* keys set (for `sweep submit`; no job sees them)
   std::map<std::string, std::string> where;   // key -> where it was set (absent: default)
   std::vector<GridAxis> grid;
+  // grid.zip: groups of grid axes walked together (the i-th values of each), not multiplied.
+  std::vector<std::vector<std::string>> zips;
+  std::string zip_where;                      // where grid.zip was set
   bool include_baseline = true;
   std::vector<std::string> replicas;          // grid.replicas: replica axes besides seed and data.seed
   std::string text;                           // the sweep file as read

@@ -28,6 +28,7 @@ json grid_json(const SweepSpec& spec) {
   json grid = json::object();
   for (const auto& axis : spec.grid) grid[axis.key] = axis.values;
   grid["include_baseline"] = spec.include_baseline;
+  if (!spec.zips.empty()) grid["zip"] = spec.zips;
   if (!spec.replicas.empty()) grid["replicas"] = spec.replicas;
   return grid;
 }

@@ -14,6 +14,7 @@
 #include "launcher/data_export.h"
 #include "launcher/data_labels.h"
 #include "launcher/doctor.h"
+#include "launcher/plan_command.h"
 #include "launcher/run_sweep.h"
 #include "report/files.h"
 #include "report/status.h"
@@ -83,6 +84,14 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"last-token", "every-token"}))
       ->default_str("last-token");
 
+  auto* plan_cmd = app.add_subcommand("plan", "list the jobs a sweep would run (state, memory, time), writing nothing");
+  sweep::launcher::PlanOptions planning;
+  std::string plan_out;
+  plan_cmd->add_option("file", planning.file, "sweep file (TOML)")->required()->check(CLI::ExistingFile);
+  plan_cmd->add_option("--out", plan_out, "the output directory a run would use (default: runs/<name>)");
+  plan_cmd->add_option("--set", planning.overrides, "override a setting: key=value (grid.<key>=[...] for a grid axis)");
+  plan_cmd->add_flag("--json", planning.json, "one JSON document instead of the table");
+
   auto* keys = app.add_subcommand("keys", "list every sweep-file setting with its default");
   auto* doctor = app.add_subcommand("doctor", "check that LibTorch runs on an optimised BLAS");
   auto* submit = app.add_subcommand("submit", "submit the sweep to Slurm as a batch job that requeues itself until done");
@@ -109,6 +118,10 @@ int main(int argc, char** argv) {
     if (seq_len_option->count() > 0) letters.seq_len = seq_len;
     if (bos_option->count() > 0) letters.bos_id = bos_id;
     return sweep::launcher::write_first_letter_labels(letters);
+  }
+  if (*plan_cmd) {
+    if (!plan_out.empty()) planning.out = plan_out;
+    return sweep::launcher::print_plan(planning);
   }
   if (*keys) return print_keys();
   if (*doctor) return sweep::launcher::run_doctor();

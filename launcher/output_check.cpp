@@ -12,6 +12,11 @@
 
 namespace sweep::launcher {
 
+std::filesystem::path output_directory(const std::optional<std::filesystem::path>& out, const SweepSpec& spec) {
+  auto dir = out.value_or(std::filesystem::path("runs") / spec.name).lexically_normal();
+  return dir.has_filename() ? dir : dir.parent_path();  // "DIR/" is DIR
+}
+
 void check_writable(const std::filesystem::path& out) {
   try {
     std::filesystem::create_directories(out / "jobs");

@@ -4,11 +4,15 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <vector>
 
 #include "config/grid.h"
 
 namespace sweep::launcher {
+
+// The sweep's output directory: --out (a trailing "/" dropped) or runs/<name>.
+std::filesystem::path output_directory(const std::optional<std::filesystem::path>& out, const SweepSpec& spec);
 
 // Throws ConfigError naming the directory and the reason.
 void check_writable(const std::filesystem::path& out);

@@ -41,8 +41,20 @@ bool parses_as_json(const fs::path& file) {
 }  // namespace
 
 // --fresh: the old directory moves aside (never deleted) to <out>.old-<n>, unless a live process
-// still runs one of its jobs (its result would land in the new directory).
+// still runs one of its jobs (its result would land in the new directory). Only a sweep's output
+// (a directory with plan.json) is ever moved; an empty directory stays as it is.
 void move_aside(const fs::path& out, double stale_after_seconds) {
+  const auto status = fs::symlink_status(out);
+  if (!fs::exists(status)) return;
+  if (!fs::is_directory(status)) {
+    throw ConfigError(out.string() + ": --out names something that is not a directory, and --fresh moves aside only a "
+                                     "sweep's output directory; choose another --out");
+  }
+  if (fs::is_empty(out)) return;
+  if (!fs::exists(out / "plan.json")) {
+    throw ConfigError(out.string() + ": not a sweep's output directory (it has no plan.json), so --fresh will not move "
+                                     "it; choose another --out, or move it away yourself");
+  }
   if (fs::is_directory(out / "jobs")) {
     for (const auto& entry : fs::directory_iterator(out / "jobs")) {
       JobState state;

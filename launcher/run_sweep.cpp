@@ -15,6 +15,7 @@
 #include "config/grid.h"
 #include "config/job_settings.h"
 #include "config/sweep_plan.h"
+#include "launcher/data_check.h"
 #include "launcher/group_runner.h"
 #include "launcher/job_claim.h"
 #include "launcher/memory_check.h"
@@ -35,40 +36,6 @@ namespace sweep::launcher {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Opens every distinct data source once, so a bad shard stops the sweep before any training.
-// Returns the activation width of every job's data, by job id.
-std::map<std::string, int64_t> check_data(const SweepSpec& spec, const std::vector<PlannedJob>& jobs) {
-  std::map<std::string, int64_t> width_of_source, train_rows_of_source, width;
-  for (const auto& job : jobs) {
-    const auto& c = job.resolved;
-    if (c["data.source"] != "files") {
-      width[job.id] = c["data.d_in"];
-      continue;
-    }
-    auto key = c["data.paths"].dump() + c["data.tensor"].dump() + c["data.eval_tokens"].dump() +
-               c["data.ground_truth"].dump() + c["data.labels"].dump();
-    auto where = spec.where.count("data.paths") ? spec.where.at("data.paths") : spec.file.filename().string();
-    if (!width_of_source.count(key)) {
-      try {
-        auto data = sharding::open_dataset(to_data_config(c));
-        width_of_source[key] = data->d_in();
-        train_rows_of_source[key] = data->train_size();
-      } catch (const sharding::DataError& e) {
-        throw ConfigError(where + ": data.paths = " + c["data.paths"].dump() + ": " + e.what());
-      }
-    }
-    width[job.id] = width_of_source[key];
-    const int64_t batch = c["train.batch_size"], train_rows = train_rows_of_source[key];
-    if (train_rows < batch) {  // else every batch would repeat the same few rows
-      throw ConfigError(where + ": data.paths = " + c["data.paths"].dump() + ": after the " + c["data.eval_tokens"].dump() +
-                        " held-out rows (data.eval_tokens) only " + std::to_string(train_rows) +
-                        " rows are left for training, fewer than one batch (train.batch_size = " + std::to_string(batch) +
-                        ")\nHINT: add shards, lower data.eval_tokens or lower train.batch_size");
-    }
-  }
-  return width;
-}
 
 // Where a sweep-wide setting was made: its line in the file, its --set, or the file itself.
 std::string where_set(const SweepSpec& spec, const std::string& key) {
@@ -160,7 +127,7 @@ void run_side_by_side(const GroupRun& shared, int jobs_here, bool root, double p
 // sweep file, and room on disk for what the jobs still to run will write.
 void prepare_output(const SweepOptions& options, const SweepSpec& spec, const std::vector<PlannedJob>& jobs,
                     const std::map<std::string, int64_t>& widths, const fs::path& out, int groups) {
-  if (options.fresh && fs::exists(out)) move_aside(out, to_run_settings(spec.base).stale_after_seconds);
+  if (options.fresh) move_aside(out, to_run_settings(spec.base).stale_after_seconds);
   check_writable(out);
   auto plan_file = out / "plan.json";
   std::vector<PlannedJob> ordered = jobs;
@@ -283,7 +250,7 @@ int run_sweep(const SweepOptions& options, const MpiSession& mpi) {
     return kExitInvalidInput;
   }
   const int group_size = spec.base["train.ranks_per_job"].get<int>();
-  auto out = options.out.value_or(fs::path("runs") / spec.name);
+  const auto out = output_directory(options.out, spec);
   int code = kExitOk;
   if (root) {
     try {

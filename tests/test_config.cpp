@@ -457,11 +457,10 @@ TEST_F(Config, ConditionalRatioBadThresholdFromOneGridValueNamesGridLineAndPoint
   expect_plan_error(
       "[absorption]\n"                                  // 1
       "ratio = \"conditional\"\n"                       // 2
-      "ratio_threshold = 0.5\n"                         // 3
-      "[grid]\n"                                        // 4
-      "\"sae.d_sae\" = [64]\n"                          // 5
-      "\"absorption.ratio_threshold\" = [0.3, 2.0]\n",  // 6
-      {"bad.toml:6:", "absorption.ratio_threshold = 2.0", "could never fire", "grid point",
+      "[grid]\n"                                        // 3
+      "\"sae.d_sae\" = [64]\n"                          // 4
+      "\"absorption.ratio_threshold\" = [0.3, 2.0]\n",  // 5
+      {"bad.toml:5:", "absorption.ratio_threshold = 2.0", "could never fire", "grid point",
        "\"absorption.ratio_threshold\":2.0", "\"sae.d_sae\":64"});
 }
 
@@ -660,6 +659,55 @@ TEST_F(Config, SetGridAxisReplacesTheFileAxis) {
   EXPECT_EQ(expand_grid(spec).size(), 2u);
 }
 
+// grid.zip walks axes together: with seeds crossed, each (arch, lr) pair gets every seed; a zip
+// group with an absorption key keeps its other keys for the baselines.
+TEST_F(Config, ZippedAxesWalkTogetherAndCrossTheOthers) {
+  auto jobs = plan("[grid]\n\"sae.arch\" = [\"topk\", \"jumprelu\"]\n\"train.lr\" = [1e-4, 3e-4]\nseed = [1, 2]\n"
+                   "zip = [[\"sae.arch\", \"train.lr\"]]\ninclude_baseline = false\n");
+  ASSERT_EQ(jobs.size(), 4u);
+  for (const auto& job : jobs) {
+    EXPECT_EQ(job.resolved["train.lr"].get<double>(), job.resolved["sae.arch"] == "topk" ? 1e-4 : 3e-4) << job.params.dump();
+  }
+  EXPECT_EQ(jobs[0].params, json({{"sae.arch", "topk"}, {"train.lr", 1e-4}, {"seed", 1}}));
+  EXPECT_EQ(jobs[1].params, json({{"sae.arch", "topk"}, {"train.lr", 1e-4}, {"seed", 2}}));
+  // Unzipped, the same axes multiply out: the zip's jobs are among them, with the same ids.
+  auto crossed = plan("[grid]\n\"sae.arch\" = [\"topk\", \"jumprelu\"]\n\"train.lr\" = [1e-4, 3e-4]\nseed = [1, 2]\n"
+                      "include_baseline = false\n");
+  EXPECT_EQ(crossed.size(), 8u);
+  for (const auto& id : ids_of(jobs)) {
+    const auto all = ids_of(crossed);
+    EXPECT_NE(std::find(all.begin(), all.end(), id), all.end()) << id;
+  }
+
+  auto tied = plan("[grid]\n\"absorption.dot_threshold\" = [0.5, 0.6]\n\"sae.d_sae\" = [64, 128]\n"
+                   "zip = [[\"absorption.dot_threshold\", \"sae.d_sae\"]]\n");
+  ASSERT_EQ(tied.size(), 4u) << "a baseline for each d_sae, then the two zipped points";
+  EXPECT_TRUE(tied[0].baseline);
+  EXPECT_EQ(tied[0].params, json({{"absorption.enabled", false}, {"sae.d_sae", 64}}));
+  EXPECT_EQ(tied[1].params, json({{"absorption.enabled", false}, {"sae.d_sae", 128}}));
+  EXPECT_EQ(tied[3].params, json({{"absorption.dot_threshold", 0.6}, {"sae.d_sae", 128}}));
+}
+
+TEST_F(Config, GridMistakesThatUsedToPassSilentlyAreRefused) {
+  expect_load_error("[grid]\n\"sae.arch\" = [\"topk\", \"relu\"]\n\"train.lr\" = [1e-4, 3e-4, 1e-3]\n"
+                    "zip = [[\"sae.arch\", \"train.lr\"]]\n",
+                    {"bad.toml:4:", "\"sae.arch\" (2 values, bad.toml:2)", "\"train.lr\" (3 values, bad.toml:3)",
+                     "the same number of values"});
+  expect_load_error("[grid]\n\"sae.arch\" = [\"topk\"]\nzip = [[\"sae.arch\", \"train.lrr\"]]\n",
+                    {"bad.toml:3:", "\"train.lrr\" names no setting", "did you mean \"train.lr\"?"});
+  expect_load_error("[grid]\n\"sae.arch\" = [\"topk\"]\nzip = [[\"sae.arch\", \"train.lr\"]]\n",
+                    {"bad.toml:3:", "\"train.lr\", which is no grid axis"});
+  expect_load_error("[grid]\nzip = [[\"sae.arch\"]]\n", {"bad.toml:2:", "two or more axes"});
+  expect_load_error("[grid]\nseed = [1, 1]\n", {"bad.toml:2:", "grid \"seed\" lists 1 twice"});
+  expect_load_error("[sae]\nd_sae = 32\n[grid]\n\"sae.d_sae\" = [64, 128]\n",
+                    {"bad.toml:2:", "sae.d_sae is set both to one value here and as a grid axis (bad.toml:4)"});
+  expect_load_error("[grid]\n\"sae.d_sae\" = [64, 128]\n",
+                    {"--set sae.d_sae=32:", "sae.d_sae is set both to one value here and as a grid axis (bad.toml:2)"},
+                    {"sae.d_sae=32"});
+  // A grid axis given with --set replaces the file's value, as a --set does.
+  EXPECT_EQ(plan("[sae]\nd_sae = 32\n", {"grid.sae.d_sae=[64, 128]"}).size(), 4u);
+}
+
 TEST_F(Config, SetGridErrorsNameTheSet) {
   expect_load_error("", {"--set grid.sae.d_sae=64:", "expected a list of values"}, {"grid.sae.d_sae=64"});
   expect_load_error("", {"--set grid.train.lr=[]:", "is an empty list"}, {"grid.train.lr=[]"});
@@ -740,15 +788,13 @@ TEST_F(Config, IncludeBaselineFalseDropsBaselines) {
   for (const auto& job : jobs) EXPECT_FALSE(job.baseline);
 }
 
-TEST_F(Config, DuplicateGridPointsAreDeduplicated) {
-  auto jobs = plan("[grid]\n\"sae.d_sae\" = [64, 64, 128]\n");
-  EXPECT_EQ(jobs.size(), 4u);  // baselines 64, 128 + points 64, 128
+TEST_F(Config, DuplicateGridPointsAreDeduplicatedAndRepeatedValuesRefused) {
   // A grid over absorption.enabled: its false point is the baseline itself.
-  jobs = plan("[grid]\n\"absorption.enabled\" = [true, false]\n");
-  EXPECT_EQ(jobs.size(), 2u);
-  // An integer and a float spelling of the same threshold are the same point.
-  jobs = plan("[grid]\n\"absorption.ratio_threshold\" = [5, 5.0]\n");
-  EXPECT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(plan("[grid]\n\"absorption.enabled\" = [true, false]\n").size(), 2u);
+  // A value given twice in one axis would be one job silently; an integer and a float spelling of
+  // the same threshold are the same value.
+  expect_load_error("[grid]\n\"sae.d_sae\" = [64, 64, 128]\n", {"bad.toml:2:", "lists 64 twice"});
+  expect_load_error("[grid]\n\"absorption.ratio_threshold\" = [5, 5.0]\n", {"bad.toml:2:", "lists 5.0 twice"});
 }
 
 TEST_F(Config, JobsWithoutThePenaltyIgnoreItsKnobsAndAreOneBaseline) {

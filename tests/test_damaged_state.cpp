@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -290,6 +291,32 @@ TEST(Fresh, IsRefusedWhileAnotherProcessRunsAJobOfTheDirectory) {
   EXPECT_FALSE(fs::exists(out.string() + ".old-1"));
   EXPECT_EQ(run.wait(120), 0) << run.log();
   EXPECT_EQ(read_json(out / "report.json")["counts"]["done"], 1) << "the live run's result stays where it ran";
+}
+
+// --fresh moves aside a sweep's output directory and nothing else: not a file, a FIFO or a device
+// that --out names, nor a directory without plan.json. "DIR/" names DIR.
+TEST(Fresh, MovesAsideOnlyASweepsOutputDirectory) {
+  const fs::path file = scratch() / "fresh-file", fifo = scratch() / "fresh-fifo", other = scratch() / "fresh-other";
+  std::ofstream(file) << "not a sweep\n";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  fs::create_directories(other);
+  std::ofstream(other / "notes.txt") << "someone's notes\n";
+  for (const auto& path : {file, fifo, other}) {
+    auto r = run_command(sweep_args(path, {"--fresh"}), "fresh-refused-" + path.filename().string());
+    EXPECT_EQ(r.exit_code, 2) << r.log;
+    EXPECT_NE(r.log.find(path.string()), std::string::npos) << r.log;
+    EXPECT_FALSE(fs::exists(path.string() + ".old-1")) << path << " was moved";
+  }
+  EXPECT_EQ(read_text(file), "not a sweep\n");
+  EXPECT_TRUE(fs::is_fifo(fifo));
+  EXPECT_TRUE(fs::exists(other / "notes.txt"));
+
+  const auto out = scratch() / "fresh-slash";
+  ASSERT_EQ(run_command(sweep_args(out), "fresh-slash-1").exit_code, 0);
+  auto again = run_command(sweep_args(out.string() + "/", {"--fresh"}), "fresh-slash-2");
+  ASSERT_EQ(again.exit_code, 0) << again.log;
+  EXPECT_TRUE(fs::exists(out.string() + ".old-1" + "/plan.json")) << again.log;
+  EXPECT_TRUE(fs::exists(out / "report.json")) << again.log;
 }
 
 TEST(Status, AJobWhoseProcessIsGoneOnThisHostIsStaleAtOnce) {
