@@ -188,21 +188,57 @@ std::vector<json> product(const std::vector<std::vector<json>>& units) {
   return points;
 }
 
-// A job without the penalty ignores every other absorption.* setting: they are dropped from its
-// params and left at the sweep's values, so that grid points differing only there (say
-// absorption.enabled = [true, false] crossed with ratio_threshold) are one job, not several
-// identical baselines.
-PlannedJob make_job(const SweepSpec& spec, const json& params) {
+// The settings that only some architectures read, and those that read them.
+const std::map<std::string, std::set<std::string>>& architecture_settings() {
+  static const std::set<std::string> batch_topk_family = {"topk", "batchtopk", "matryoshka"};
+  static const std::map<std::string, std::set<std::string>> table = {
+      {"train.l1_penalty", {"relu"}},
+      {"sae.k", batch_topk_family},
+      {"sae.k_aux", batch_topk_family},
+      {"sae.aux_weight", batch_topk_family},
+      {"sae.dead_after_tokens", batch_topk_family},
+      {"sae.matryoshka_widths", {"matryoshka"}},
+      {"sae.matryoshka_weights", {"matryoshka"}},
+      {"sae.bandwidth", {"jumprelu"}},
+      {"sae.target_l0", {"jumprelu"}},
+      {"sae.sparsity_penalty", {"jumprelu"}},
+      {"sae.init_threshold", {"jumprelu"}},
+  };
+  return table;
+}
+
+// Whether a job of architecture `arch` reads `key` (every setting but the table's is read by all).
+bool reads(const std::string& arch, const std::string& key) {
+  auto it = architecture_settings().find(key);
+  return it == architecture_settings().end() || it->second.count(arch) > 0;
+}
+
+// A job ignores every other absorption.* setting without the penalty, and the settings of other
+// architectures: they are dropped from its params and left at the sweep's values, so that grid
+// points differing only there (say absorption.enabled = [true, false] crossed with
+// ratio_threshold, or sae.arch crossed with sae.k) are one job, not several identical ones.
+// `ignored` collects (setting, architecture) for the settings dropped as not read.
+PlannedJob make_job(const SweepSpec& spec, const json& params, const GridPoint* point,
+                    std::set<std::pair<std::string, std::string>>& ignored) {
   PlannedJob job;
   job.resolved = spec.base;
   for (const auto& [key, value] : params.items()) job.resolved[key] = value;
   job.baseline = !job.resolved["absorption.enabled"].get<bool>();
+  const std::string arch = job.resolved["sae.arch"];
   job.params = json::object();
   for (const auto& [key, value] : params.items()) {
-    if (job.baseline && is_absorption_key(key) && key != "absorption.enabled") {
+    const bool unread = !reads(arch, key);
+    if (unread) ignored.insert({key, arch});
+    if (unread || (job.baseline && is_absorption_key(key) && key != "absorption.enabled")) {
       job.resolved[key] = spec.base[key];
     } else {
       job.params[key] = value;
+    }
+  }
+  if (point && !point->label.empty()) {
+    job.label = point->label;
+    for (const auto& [key, value] : point->settings.items()) {
+      if (job.params.contains(key)) job.label_keys.push_back(key);
     }
   }
   job.id = job_id(job.resolved);
@@ -243,20 +279,39 @@ double absorption_matrix_bytes(int64_t d_sae) {
   return 7.0 * 4.0 * static_cast<double>(d_sae) * static_cast<double>(d_sae);
 }
 
-std::vector<PlannedJob> expand_grid(const SweepSpec& spec) {
+namespace {
+
+std::vector<PlannedJob> expand(const SweepSpec& spec, std::set<std::pair<std::string, std::string>>& ignored) {
   std::vector<PlannedJob> jobs;
   std::set<std::string> seen;
   auto add = [&](PlannedJob job) {
     if (seen.insert(job.id).second) jobs.push_back(std::move(job));
   };
+  // Each explicit point (or the base alone) crossed with the axes; a baseline keeps its point's
+  // settings but the absorption ones, and its label where the point sets no absorption key (else
+  // points differing only there share the baseline, which is then named by its settings).
+  const GridPoint base_point;
+  std::vector<const GridPoint*> points;
+  for (const auto& point : spec.points) points.push_back(&point);
+  if (points.empty()) points.push_back(&base_point);
   if (spec.include_baseline) {
-    for (auto params : product(grid_units(spec, false))) {
-      params["absorption.enabled"] = false;
-      add(make_job(spec, params));
+    for (const auto* point : points) {
+      bool names_baseline = true;
+      for (auto params : product(grid_units(spec, false))) {
+        for (const auto& [key, value] : point->settings.items()) {
+          if (!is_absorption_key(key)) params[key] = value;
+          names_baseline = names_baseline && (!is_absorption_key(key) || key == "absorption.enabled");
+        }
+        params["absorption.enabled"] = false;
+        add(make_job(spec, params, names_baseline ? point : nullptr, ignored));
+      }
     }
   }
-  for (const auto& params : product(grid_units(spec, true))) {
-    add(make_job(spec, params));
+  for (const auto* point : points) {
+    for (auto params : product(grid_units(spec, true))) {
+      params.update(point->settings);
+      add(make_job(spec, params, point, ignored));
+    }
   }
   for (const auto& axis : spec.grid) {
     if (axis.key == "train.ranks_per_job") {
@@ -270,6 +325,23 @@ std::vector<PlannedJob> expand_grid(const SweepSpec& spec) {
   }
   for (const auto& job : jobs) validate_job(spec, job);
   return jobs;
+}
+
+}  // namespace
+
+std::vector<PlannedJob> expand_grid(const SweepSpec& spec) {
+  std::set<std::pair<std::string, std::string>> ignored;
+  return expand(spec, ignored);
+}
+
+std::vector<std::string> ignored_settings(const SweepSpec& spec) {
+  std::set<std::pair<std::string, std::string>> ignored;
+  expand(spec, ignored);
+  std::map<std::string, std::string> archs_by_key;
+  for (const auto& [key, arch] : ignored) archs_by_key[key] += (archs_by_key[key].empty() ? "" : ", ") + arch;
+  std::vector<std::string> notes;
+  for (const auto& [key, archs] : archs_by_key) notes.push_back(key + " is ignored for " + archs + " jobs");
+  return notes;
 }
 
 }  // namespace sweep::launcher

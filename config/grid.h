@@ -16,10 +16,18 @@ struct PlannedJob {
   nlohmann::json params;    // swept keys -> values (baselines: absorption.enabled = false)
   nlohmann::json resolved;  // every key
   bool baseline = false;
+  std::string label;        // its [[grid.points]] point's label ("" for none)
+  nlohmann::json label_keys = nlohmann::json::array();  // the keys of params that point set
 };
 
 // Throws ConfigError for a grid point that is invalid or whose penalty can never fire.
+// Explicit points ([[grid.points]]) are crossed with the axes (zip groups walking together); a
+// swept setting that a job's architecture ignores is left at the sweep's value and out of its
+// params, so it neither splits nor repeats jobs.
 std::vector<PlannedJob> expand_grid(const SweepSpec& spec);
+
+// "sae.k is ignored for relu jobs", once per swept setting and architecture that ignores it.
+std::vector<std::string> ignored_settings(const SweepSpec& spec);
 
 // Stable id: a hash of the resolved settings that affect results (see KeySpec::affects_results).
 std::string job_id(const nlohmann::json& resolved);

@@ -208,9 +208,53 @@ class SweepReader {
     }
   }
 
+  // [[grid.points]]: each table's settings (dotted keys or nested tables) and optional label.
+  void read_points(const toml::array& tables) {
+    for (const auto& node : tables) {
+      const std::string where = where_in(spec_.file, node);
+      if (!node.is_table()) fail(where, "grid.points: each point is a table of settings ([[grid.points]])");
+      GridPoint point;
+      point.where = where;
+      read_point(*node.as_table(), "", point);
+      for (const auto& other : spec_.points) {
+        if (other.settings == point.settings) {
+          fail(where, "this grid point repeats the one at " + other.where + " (" + point.settings.dump() +
+                          "); each point is one set of jobs: remove one");
+        }
+      }
+      spec_.points.push_back(point);
+    }
+  }
+
+  void read_point(const toml::table& table, const std::string& prefix, GridPoint& point) {
+    for (const auto& [k, node] : table) {
+      const std::string key = prefix + std::string(k.str()), where = where_in(spec_.file, node);
+      if (prefix.empty() && key == "label") {
+        if (!node.is_string()) fail(where, "grid.points: label: expected a string, got " + toml_type_name(node));
+        point.label = *node.value<std::string>();
+        continue;
+      }
+      if (node.is_table()) {
+        read_point(*node.as_table(), key + ".", point);
+        continue;
+      }
+      const auto* spec = find_key(key);
+      if (!spec || !is_job_setting(key)) fail(where, unknown_key_message(key, "grid point key"));
+      if (!spec->affects_results) {
+        fail(where, key + " cannot differ between grid points: it changes how jobs run, not what they compute; set "
+                          "it once in its section");
+      }
+      point.settings[key] = to_value(node, *spec, where);
+    }
+  }
+
   void read_grid(const toml::table& table, const std::string& prefix) {
     for (const auto& [k, node] : table) {
       std::string key = prefix + std::string(k.str());
+      if (prefix.empty() && key == "points" && node.is_array_of_tables()) {
+        read_points(*node.as_array());
+        continue;
+      }
       if (node.is_table()) {
         read_grid(*node.as_table(), key + ".");
       } else {
@@ -254,6 +298,14 @@ bool from_set(const std::string& where) { return where.rfind("--set ", 0) == 0; 
 void check_grid(const SweepSpec& spec) {
   std::map<std::string, const GridAxis*> axes;
   for (const auto& axis : spec.grid) axes[axis.key] = &axis;
+  for (const auto& point : spec.points) {
+    for (const auto& [key, value] : point.settings.items()) {
+      if (axes.count(key)) {
+        fail(point.where, "grid point sets " + key + ", which is also a grid axis (" + axes.at(key)->where +
+                              "): give it in the points or in the axis, not both");
+      }
+    }
+  }
   for (const auto& axis : spec.grid) {
     auto it = spec.where.find(axis.key);
     if (it == spec.where.end() || (from_set(axis.where) && !from_set(it->second))) continue;

@@ -17,6 +17,13 @@ struct GridAxis {
   std::string where;  // "file:line" or "--set ..."
 };
 
+// One explicit grid point ([[grid.points]]): settings over the base, and an optional label.
+struct GridPoint {
+  nlohmann::json settings = nlohmann::json::object();
+  std::string label;
+  std::string where;  // "file:line"
+};
+
 struct SweepSpec {
   std::filesystem::path file;
   std::string name;
@@ -27,6 +34,7 @@ struct SweepSpec {
   // grid.zip: groups of grid axes walked together (the i-th values of each), not multiplied.
   std::vector<std::vector<std::string>> zips;
   std::string zip_where;                      // where grid.zip was set
+  std::vector<GridPoint> points;              // [[grid.points]], crossed with the axes
   bool include_baseline = true;
   std::vector<std::string> replicas;          // grid.replicas: replica axes besides seed and data.seed
   std::string text;                           // the sweep file as read

@@ -29,6 +29,10 @@ json grid_json(const SweepSpec& spec) {
   for (const auto& axis : spec.grid) grid[axis.key] = axis.values;
   grid["include_baseline"] = spec.include_baseline;
   if (!spec.zips.empty()) grid["zip"] = spec.zips;
+  if (!spec.points.empty()) {
+    grid["points"] = json::array();
+    for (const auto& point : spec.points) grid["points"].push_back({{"settings", point.settings}, {"label", point.label}});
+  }
   if (!spec.replicas.empty()) grid["replicas"] = spec.replicas;
   return grid;
 }
@@ -68,8 +72,13 @@ json plan_json(const SweepSpec& spec, const std::vector<PlannedJob>& jobs) {
                {"grid", grid_json(spec)},
                {"jobs", json::array()}};
   for (size_t i = 0; i < jobs.size(); ++i) {
-    plan["jobs"].push_back({{"index", i}, {"id", jobs[i].id}, {"params", jobs[i].params},
-                            {"baseline", jobs[i].baseline}, {"config", jobs[i].resolved}});
+    json entry = {{"index", i}, {"id", jobs[i].id}, {"params", jobs[i].params}, {"baseline", jobs[i].baseline},
+                  {"config", jobs[i].resolved}};
+    if (!jobs[i].label.empty()) {
+      entry["label"] = jobs[i].label;
+      entry["label_keys"] = jobs[i].label_keys;
+    }
+    plan["jobs"].push_back(entry);
   }
   return plan;
 }
@@ -77,7 +86,8 @@ json plan_json(const SweepSpec& spec, const std::vector<PlannedJob>& jobs) {
 std::vector<PlannedJob> jobs_from_plan(const json& plan) {
   std::vector<PlannedJob> jobs;
   for (const auto& j : plan.at("jobs")) {
-    jobs.push_back({j.at("id").get<std::string>(), j.at("params"), j.at("config"), j.at("baseline").get<bool>()});
+    jobs.push_back({j.at("id").get<std::string>(), j.at("params"), j.at("config"), j.at("baseline").get<bool>(),
+                    j.value("label", std::string()), j.value("label_keys", json::array())});
   }
   return jobs;
 }

@@ -68,7 +68,11 @@ json plan_of(const PlanOptions& options, std::string& data_error) {
   const bool cpu = spec.base["train.device"] == "cpu" || (spec.base["train.device"] == "auto" && !torch::cuda::is_available());
   const double rate = cpu ? worker::matmul_flops_per_second(torch::kCPU, torch::kFloat, 1024) : 0.0;
   const auto replicas = replica_keys(spec.replicas);
-  json plan = {{"sweep", spec.name}, {"out", out.string()}, {"jobs", json::array()}, {"flops_per_second", rate}};
+  json plan = {{"sweep", spec.name},
+               {"out", out.string()},
+               {"jobs", json::array()},
+               {"flops_per_second", rate},
+               {"ignored", ignored_settings(spec)}};
   for (const auto& job : jobs) {
     json point = json::object(), replica = json::object();
     for (const auto& [key, value] : job.params.items()) {
@@ -81,7 +85,8 @@ json plan_of(const PlanOptions& options, std::string& data_error) {
     }
     const auto steps = to_job_config(job).train.steps;
     json entry = {{"id", job.id},
-                  {"point", job_label({{"params", point}, {"baseline", job.baseline}})},
+                  {"point", job_label({{"params", point}, {"baseline", job.baseline}, {"label", job.label},
+                                       {"label_keys", job.label_keys}})},
                   {"replica", replica},
                   {"params", job.params},
                   {"baseline", job.baseline},
@@ -132,6 +137,7 @@ int print_plan(const PlanOptions& options) {
                 "share the cores\n",
                 plan["flops_per_second"].get<double>() / 1e9);
   }
+  for (const auto& note : plan["ignored"]) std::printf("%s\n", note.get<std::string>().c_str());
   if (!data_error.empty()) spdlog::error("{}", data_error);
   return code;
 }

@@ -238,6 +238,9 @@ int run_sweep(const SweepOptions& options, const MpiSession& mpi) {
   try {  // every rank validates the same input and so reaches the same verdict
     spec = load_sweep(options.file, options.overrides);
     jobs = expand_grid(spec);
+    if (root) {
+      for (const auto& note : ignored_settings(spec)) spdlog::info("{}", note);
+    }
     check_world(spec, mpi.world_size);
     check_device(spec);
     widths = check_data(spec, jobs);

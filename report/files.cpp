@@ -99,6 +99,10 @@ JobRecord read_job(const fs::path& dir, const json& planned) {
                      {"error", e.what()}};
     record.curve = json::object();
   }
+  // An explicit grid point's label names the job in the report (the plan holds it).
+  for (const char* key : {"label", "label_keys"}) {
+    if (planned.contains(key)) record.result[key] = planned[key];
+  }
   return record;
 }
 

@@ -26,8 +26,12 @@ std::string param_value(const nlohmann::json& value) {
 
 std::string job_label(const nlohmann::json& job) {
   std::string label = job["baseline"].get<bool>() ? "baseline" : "";
+  // An explicit grid point's label stands for the settings it made.
+  const auto point_keys = job.value("label_keys", nlohmann::json::array());
+  const std::string point_label = job.value("label", std::string());
+  if (!point_label.empty()) label += (label.empty() ? "" : ", ") + point_label;
   for (const auto& [key, value] : job["params"].items()) {
-    if (key == "absorption.enabled") continue;
+    if (key == "absorption.enabled" || std::find(point_keys.begin(), point_keys.end(), key) != point_keys.end()) continue;
     label += (label.empty() ? "" : ", ") + key + "=" + param_value(value);
   }
   return label.empty() ? "(no swept params)" : label;

@@ -15,7 +15,8 @@ std::string format_signed(const char* format, double value);
 // A param value: strings bare, everything else as JSON.
 std::string param_value(const nlohmann::json& value);
 // A job's params as "key=value, key=value" without absorption.enabled; "baseline" leads for a
-// baseline. Used as the plots' colour key and in sentences.
+// baseline, and an explicit grid point's label stands for the params it set. Used as the plots'
+// colour key and in sentences.
 std::string job_label(const nlohmann::json& job);
 // h:mm:ss (m:ss under an hour); "?" when not finite.
 std::string format_duration(double seconds);

@@ -42,6 +42,9 @@ class Grouping {
       auto [it, fresh] = index_.try_emplace(key, points_.size());
       if (fresh) {
         json label_job = {{"params", params}, {"baseline", job["baseline"]}};
+        for (const char* k : {"label", "label_keys"}) {
+          if (job.contains(k)) label_job[k] = job[k];
+        }
         points_.push_back({{{"label", job_label(label_job)},
                             {"params", params},
                             {"baseline", job["baseline"]},

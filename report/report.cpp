@@ -129,6 +129,9 @@ json build_report(const std::string& sweep_name, const std::vector<JobRecord>& r
     if (r.contains("error")) job["error"] = r["error"];
     if (r.contains("absorption_coverage")) job["absorption_coverage"] = r["absorption_coverage"];
     if (r.contains("probe_absorption")) job["probe_absorption"] = r["probe_absorption"];
+    for (const char* key : {"label", "label_keys"}) {
+      if (r.contains(key)) job[key] = r[key];
+    }
     // The baseline of a penalised job: the unpenalised job with the same non-absorption params.
     if (penalty_enabled(r)) {
       auto b = baselines.find(non_absorption_params(r.value("params", json::object())).dump());

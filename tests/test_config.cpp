@@ -688,6 +688,52 @@ TEST_F(Config, ZippedAxesWalkTogetherAndCrossTheOthers) {
   EXPECT_EQ(tied[3].params, json({{"absorption.dot_threshold", 0.6}, {"sae.d_sae", 128}}));
 }
 
+// [[grid.points]] are crossed with the other axes (seeds give each point its replicas); a
+// penalised point gets its baseline with its other settings; labels reach the jobs.
+TEST_F(Config, ExplicitPointsAreCrossedWithTheAxesAndGetTheirBaselines) {
+  auto jobs = plan("[grid]\nseed = [1, 2]\n"
+                   "[[grid.points]]\nlabel = \"topk k 16\"\n\"sae.arch\" = \"topk\"\n\"sae.k\" = 16\n"
+                   "[[grid.points]]\n\"sae.arch\" = \"relu\"\n\"train.l1_penalty\" = 0.6\n"
+                   "absorption = { dot_threshold = 0.5 }\n");
+  // Baselines: topk k 16 and relu l1 0.6, 2 seeds each; then the two points, 2 seeds each.
+  ASSERT_EQ(jobs.size(), 8u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_TRUE(jobs[i].baseline) << i;
+  EXPECT_EQ(jobs[2].params, json({{"absorption.enabled", false}, {"sae.arch", "relu"}, {"train.l1_penalty", 0.6}, {"seed", 1}}));
+  EXPECT_EQ(jobs[4].params, json({{"sae.arch", "topk"}, {"sae.k", 16}, {"seed", 1}}));
+  EXPECT_EQ(jobs[4].label, "topk k 16");
+  EXPECT_EQ(jobs[4].label_keys, json({"sae.arch", "sae.k"}));
+  EXPECT_EQ(jobs[6].params, json({{"absorption.dot_threshold", 0.5}, {"sae.arch", "relu"}, {"train.l1_penalty", 0.6}, {"seed", 1}}));
+  EXPECT_EQ(jobs[6].label, "");
+  // The plan keeps the labels.
+  const auto spec = load("[[grid.points]]\nlabel = \"wide\"\n\"sae.d_sae\" = 1024\n");
+  const auto planned = jobs_from_plan(plan_json(spec, expand_grid(spec)));
+  EXPECT_EQ(planned.back().label, "wide");
+}
+
+// A setting an architecture ignores neither splits nor repeats jobs: sae.k crossed with relu is one
+// relu job (at the sweep's k), whatever the k values; the plan says which settings are ignored.
+TEST_F(Config, SettingsAnArchitectureIgnoresAreDroppedFromItsJobs) {
+  const std::string text = "[grid]\n\"sae.arch\" = [\"relu\", \"topk\"]\n\"sae.k\" = [8, 16]\ninclude_baseline = false\n";
+  auto jobs = plan(text);
+  ASSERT_EQ(jobs.size(), 3u) << "one relu job, two topk jobs";
+  EXPECT_EQ(jobs[0].params, json({{"sae.arch", "relu"}}));
+  EXPECT_EQ(jobs[0].resolved["sae.k"], 32) << "the sweep's value";
+  const auto relu_alone = plan("[grid]\n\"sae.arch\" = [\"relu\"]\ninclude_baseline = false\n");
+  EXPECT_EQ(jobs[0].id, relu_alone[0].id) << "a relu job's id does not depend on the k values swept";
+  EXPECT_EQ(plan(text, {"grid.sae.k=[4, 64]"})[0].id, relu_alone[0].id);
+  EXPECT_EQ(ignored_settings(load(text)), std::vector<std::string>{"sae.k is ignored for relu jobs"});
+}
+
+TEST_F(Config, GridPointMistakesNameTheirLineAndKey) {
+  expect_load_error("[[grid.points]]\n\"sae.dsae\" = 64\n", {"bad.toml:2:", "\"sae.dsae\"", "did you mean \"sae.d_sae\"?"});
+  expect_load_error("[[grid.points]]\n\"sae.d_sae\" = 64\n[[grid.points]]\n\"sae.d_sae\" = 64\n",
+                    {"bad.toml:3:", "repeats the one at bad.toml:1"});
+  expect_load_error("[grid]\n\"sae.d_sae\" = [64, 128]\n[[grid.points]]\n\"sae.d_sae\" = 32\n",
+                    {"bad.toml:3:", "sets sae.d_sae, which is also a grid axis (bad.toml:2)"});
+  expect_load_error("[[grid.points]]\n\"train.ranks_per_job\" = 2\n", {"bad.toml:2:", "cannot differ between grid points"});
+  expect_load_error("[[grid.points]]\n\"sae.d_sae\" = -1\n", {"bad.toml:2:", "sae.d_sae = -1"});
+}
+
 TEST_F(Config, GridMistakesThatUsedToPassSilentlyAreRefused) {
   expect_load_error("[grid]\n\"sae.arch\" = [\"topk\", \"relu\"]\n\"train.lr\" = [1e-4, 3e-4, 1e-3]\n"
                     "zip = [[\"sae.arch\", \"train.lr\"]]\n",

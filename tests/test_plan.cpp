@@ -2,6 +2,8 @@
 // listed without writing anything; shipped sweeps plan, and bad data is exit 2 after the listing.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "test_paths.h"
 #include "tests/process_support.h"
 
@@ -67,4 +69,31 @@ TEST(Plan, EveryShippedSweepPlansAndSeedBaselinesHasItsTwoJobs) {
   EXPECT_EQ(baselines["jobs"][0]["params"], json({{"sae.arch", "topk"}, {"train.lr", 1e-4}}));
   EXPECT_EQ(baselines["jobs"][1]["params"], json({{"sae.arch", "jumprelu"}, {"train.lr", 3e-4}}));
   EXPECT_NE(baselines["data_error"].get<std::string>().find("acts/*.safetensors"), std::string::npos);
+}
+
+// Explicit points: the report names their grid points by label, and a point added to the file
+// runs alone on a re-run (the finished points are kept).
+TEST(Plan, LabelledPointsNameTheReportsGridPointsAndAnAddedPointRunsAlone) {
+  const auto out = scratch() / "points";
+  const std::string base = std::string(SWEEP_SOURCE_DIR) + "/sweeps/quick.toml";
+  auto toml = [&](bool third) {
+    const auto file = scratch() / (third ? "points3.toml" : "points2.toml");
+    std::ofstream(file) << read_text(base) << "[[grid.points]]\nlabel = \"narrow\"\n\"sae.d_sae\" = 32\n"
+                        << "[[grid.points]]\nlabel = \"wide\"\n\"sae.d_sae\" = 96\n"
+                        << (third ? "[[grid.points]]\nlabel = \"middle\"\n\"sae.d_sae\" = 48\n" : "");
+    return file.string();
+  };
+  auto first = run_command({SWEEP_BINARY, toml(false), "--out", out.string()}, "points-1");
+  ASSERT_EQ(first.exit_code, 0) << first.log;
+  auto report = read_json(out / "report.json");
+  ASSERT_EQ(report["jobs"].size(), 6u) << "2 points x (baseline + 2 thresholds)";
+  std::vector<std::string> labels;
+  for (const auto& point : report["points"]) labels.push_back(point["label"]);
+  EXPECT_NE(std::find(labels.begin(), labels.end(), "narrow, absorption.ratio_threshold=2.0"), labels.end()) << json(labels);
+  EXPECT_NE(std::find(labels.begin(), labels.end(), "baseline, wide"), labels.end()) << json(labels);
+
+  auto second = run_command({SWEEP_BINARY, toml(true), "--out", out.string()}, "points-2");
+  ASSERT_EQ(second.exit_code, 0) << second.log;
+  EXPECT_NE(second.log.find("adding 3 new job(s)"), std::string::npos) << second.log;
+  EXPECT_NE(second.log.find("resuming: 6 of 9 jobs already done"), std::string::npos) << second.log;
 }
