@@ -84,11 +84,12 @@ Check non_negative_weights() {
 Check path_component() {
   return [](const json& v) {
     auto s = v.get<std::string>();
-    if (s.find('/') == std::string::npos && s.find('\\') == std::string::npos && s.find('\0') == std::string::npos &&
-        s != "." && s != "..") {
+    const bool control = std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+    if (s.find('/') == std::string::npos && s.find('\\') == std::string::npos && !control && s != "." && s != "..") {
       return std::string();
     }
-    return std::string("must be a single directory name (no '/', '.' or '..'): it names runs/<name>; "
+    return std::string("must be a single directory name (no '/', control characters such as a newline, '.' or "
+                       "'..'): it names runs/<name>; "
                        "choose another output directory with --out");
   };
 }

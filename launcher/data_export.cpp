@@ -30,10 +30,26 @@ int export_synthetic_data(const ExportOptions& options) {
     spdlog::error("--tokens {}: must be at least 1", n);
     return kExitInvalidInput;
   }
+  if (options.out.extension() != ".safetensors") {
+    spdlog::error("--out {}: the export is a .safetensors file; name it *.safetensors", options.out.string());
+    return kExitInvalidInput;
+  }
+  if (std::filesystem::is_directory(options.out)) {
+    spdlog::error("--out {}: is a directory; give the path of the .safetensors file to write", options.out.string());
+    return kExitInvalidInput;
+  }
   auto cfg = data.synthetic;
   cfg.seed = data.seed;
   sharding::SyntheticSource source(cfg);
-  auto summary = sharding::write_synthetic_with_ground_truth(options.out, source, n);
+  sharding::ExportSummary summary;
+  try {
+    summary = sharding::write_synthetic_with_ground_truth(options.out, source, n);
+  } catch (const std::exception& e) {  // a missing directory, a full disk: nothing half-written is left
+    std::error_code ignored;
+    std::filesystem::remove(options.out.string() + ".tmp", ignored);
+    spdlog::error("--out {}: the export could not be written: {}", options.out.string(), e.what());
+    return kExitOutputFailed;
+  }
   const double d_in = static_cast<double>(source.d_in()), rows = static_cast<double>(n);
   spdlog::info("wrote {} rows of d_in {} with {} ground-truth features ({:.1f} x d_in) to {}", n, source.d_in(),
                source.n_features(), static_cast<double>(source.n_features()) / d_in, options.out.string());

@@ -25,14 +25,7 @@ std::string age_text(double heartbeat) {
   return fmt::format("{:.1f}h ago", age / 3600);
 }
 
-}  // namespace
-
-std::string render_status(const std::filesystem::path& out) {
-  auto plan_file = out / "plan.json";
-  if (!std::filesystem::exists(plan_file)) {
-    throw ConfigError(out.string() + " is not a sweep output directory (it has no plan.json); pass the --out of a sweep");
-  }
-  auto plan = read_json(plan_file);
+std::string render_plan_status(const std::filesystem::path& out, const nlohmann::json& plan) {
   std::string text = fmt::format("sweep {} in {}\n", plan.value("sweep", "?"), out.string());
   text += fmt::format("{:<13} {:<10} {:>15} {:>7} {:>9} {:>8} {:>9} {:>6} {:>6} {:>12} {:>8}  {}\n", "job", "state",
                       "step", "%", "tok/s", "ETA", "loss", "L0", "pairs", "heartbeat", "attempts", "params");
@@ -80,6 +73,20 @@ std::string render_status(const std::filesystem::path& out) {
     text += fmt::format("; ETA {} at the running jobs' speed", format_duration(steps_left / steps_per_second));
   }
   return text + "\n";
+}
+
+}  // namespace
+
+std::string render_status(const std::filesystem::path& out) {
+  auto plan_file = out / "plan.json";
+  if (!std::filesystem::exists(plan_file)) {
+    throw ConfigError(out.string() + " is not a sweep output directory (it has no plan.json); pass the --out of a sweep");
+  }
+  try {
+    return render_plan_status(out, read_json(plan_file));
+  } catch (const nlohmann::json::exception& e) {  // JSON, but not a plan
+    throw std::runtime_error(plan_file.string() + ": not a sweep plan (" + e.what() + ")");
+  }
 }
 
 int print_status(const std::filesystem::path& out) {

@@ -41,8 +41,11 @@ std::vector<std::string> glob_matches(const std::string& pattern) {
   ::globfree(&found);
   if (rc == GLOB_NOMATCH)
     fail(pattern, "glob pattern matches no file",
-         "check the path (a relative pattern is resolved from the current directory) and that the "
-         "activation files exist");
+         std::string("check the path (a relative pattern is resolved from the current directory) and that the "
+                     "activation files exist") +
+             (pattern.find_first_of("[]") != std::string::npos
+                  ? "; [ and ] are glob syntax (x[1].npy matches x1.npy): write a literal [ as [[] and ] as []]"
+                  : ""));
   if (rc != 0)
     fail(pattern, "glob expansion failed", "check that the directories in the pattern are readable");
   return matches;

@@ -339,3 +339,39 @@ TEST(Status, AJobWhoseProcessIsGoneOnThisHostIsStaleAtOnce) {
   EXPECT_NE(r.log.find("1 stale"), std::string::npos) << r.log;
   EXPECT_EQ(r.log.find("running"), std::string::npos) << r.log;
 }
+
+// Messages that said the wrong thing or nothing: each names what happened and what to do.
+TEST(Messages, SayWhatHappenedAndWhatToDo) {
+  auto exporting = [&](const fs::path& out, const std::string& name) {
+    return run_command({SWEEP_BINARY, "data", "export", quick_toml(), "--out", out.string(), "--tokens", "100"}, name);
+  };
+  auto npy = exporting(scratch() / "g.npy", "msg-export-npy");
+  EXPECT_EQ(npy.exit_code, 2) << npy.log;
+  EXPECT_NE(npy.log.find("name it *.safetensors"), std::string::npos) << npy.log;
+  EXPECT_FALSE(fs::exists(scratch() / "g.npy"));
+  fs::create_directories(scratch() / "taken.safetensors");
+  auto directory = exporting(scratch() / "taken.safetensors", "msg-export-dir");
+  EXPECT_EQ(directory.exit_code, 2) << directory.log;
+  EXPECT_NE(directory.log.find("is a directory"), std::string::npos) << directory.log;
+  auto nowhere = exporting(scratch() / "no-such-dir" / "x.safetensors", "msg-export-nowhere");
+  EXPECT_EQ(nowhere.exit_code, 5) << nowhere.log << " (no uncaught exception)";
+  EXPECT_FALSE(fs::exists(scratch() / "no-such-dir")) << "nothing half-written is left";
+
+  fs::create_directories(scratch() / "not-a-plan");
+  std::ofstream(scratch() / "not-a-plan" / "plan.json") << R"({"sweep": "x"})";
+  auto status = run_command({SWEEP_BINARY, "status", (scratch() / "not-a-plan").string()}, "msg-status");
+  EXPECT_EQ(status.exit_code, 2) << status.log;
+  EXPECT_NE(status.log.find((scratch() / "not-a-plan" / "plan.json").string() + ": not a sweep plan"), std::string::npos)
+      << status.log;
+
+  auto brackets = run_command(sweep_args(scratch() / "msg-glob", {"--set", "data.source=files", "--set", "data.paths=[\"x[1].npy\"]"}),
+                              "msg-glob");
+  EXPECT_EQ(brackets.exit_code, 2) << brackets.log;
+  EXPECT_NE(brackets.log.find("[ and ] are glob syntax"), std::string::npos) << brackets.log;
+
+  const auto toml = scratch() / "newline.toml";
+  std::ofstream(toml) << "name = \"two\\nlines\"\n";
+  auto newline = run_command({SWEEP_BINARY, toml.string()}, "msg-newline");
+  EXPECT_EQ(newline.exit_code, 2) << newline.log;
+  EXPECT_NE(newline.log.find("control characters"), std::string::npos) << newline.log;
+}
