@@ -16,6 +16,7 @@
 #include "launcher/doctor.h"
 #include "launcher/plan_command.h"
 #include "launcher/run_sweep.h"
+#include "launcher/stop_signals.h"
 #include "report/files.h"
 #include "report/status.h"
 #include "slurm/submit.h"
@@ -133,6 +134,8 @@ int main(int argc, char** argv) {
     return sweep::kExitInvalidInput;
   }
   if (!out.empty()) run.out = out;
+  // Before MPI starts and the sweep is planned, so that a stop during either exits 75 (resumable).
+  sweep::launcher::install_stop_handlers();
   sweep::launcher::MpiSession mpi(&argc, &argv);
   spdlog::set_pattern(fmt::format("[%H:%M:%S] [rank {}] %^%l%$ %v", mpi.world_rank));
   try {

@@ -266,7 +266,6 @@ int run_sweep(const SweepOptions& options, const MpiSession& mpi) {
   worker::check_mpi(MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Bcast");
   if (code != kExitOk) return code;
   jobs = jobs_from_plan(read_json(out / "plan.json"));
-  install_stop_handlers();
   int gpu_index = torch::cuda::is_available() ? mpi.local_rank % static_cast<int>(torch::cuda::device_count()) : 0;
   auto device = worker::pick_device(spec.base["train.device"], gpu_index);
   const int jobs_here = jobs_side_by_side(spec, jobs, out, mpi, device);

@@ -375,3 +375,28 @@ TEST(Messages, SayWhatHappenedAndWhatToDo) {
   EXPECT_EQ(newline.exit_code, 2) << newline.log;
   EXPECT_NE(newline.log.find("control characters"), std::string::npos) << newline.log;
 }
+
+// A stop that arrives while MPI starts or the sweep is planned exits 75 (resumable), not 143: the
+// handlers are in before either. (Before main() the process is still loading LibTorch, about 0.3 s
+// here; a signal then takes its default action.) The signal is sent as soon as the process shows a
+// SIGTERM handler in /proc (SigCgt), that is at the earliest moment it can count.
+TEST(Stop, ASignalDuringStartUpOrPlanningExitsResumable) {
+  const auto out = scratch() / "stop-early";
+  BackgroundRun run(sweep_args(out), "stop-early");
+  auto handles_sigterm = [&] {
+    for (int pid : run.descendants("sweep")) {
+      std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+      for (std::string line; std::getline(status, line);) {
+        if (line.rfind("SigCgt:", 0) == 0 && (std::stoull(line.substr(7), nullptr, 16) >> (SIGTERM - 1) & 1)) return true;
+      }
+    }
+    return false;
+  };
+  ASSERT_TRUE(run.wait_until(handles_sigterm, 30)) << run.log();
+  const bool planned = fs::exists(out / "plan.json");
+  EXPECT_EQ(run.signal_descendants("sweep", SIGTERM), 1);
+  EXPECT_EQ(run.wait(120), 75) << run.log();
+  EXPECT_FALSE(planned) << "the signal came before the plan was written";
+  auto rerun = run_command(sweep_args(out), "stop-early-rerun");
+  EXPECT_EQ(rerun.exit_code, 0) << rerun.log;
+}
