@@ -33,8 +33,6 @@ std::vector<uint8_t> concept_major(const std::vector<uint8_t>& by_row, int64_t r
   return out;
 }
 
-}  // namespace
-
 // The first pass's sums, in this order: for the fitting half, each concept's sum of every latent
 // over its positive rows [n_concepts x d_sae], every latent's sum over all rows [d_sae], the
 // positives per concept and the rows; over all labelled rows, the probe's true positives, false
@@ -48,6 +46,8 @@ struct Layout {
   int64_t probe_counts() const { return rows() + 1; }  // tp, fp, fn: [3 x n_concepts]
   int64_t size() const { return probe_counts() + 3 * concepts; }
 };
+
+}  // namespace
 
 ProbeAbsorption::ProbeAbsorption(LinearProbes probes, std::vector<std::string> names, const torch::Tensor& W_dec,
                                  const ProbeAbsorptionConfig& cfg)
@@ -136,11 +136,11 @@ torch::Tensor ProbeAbsorption::ranked_values(const Half& half, const std::vector
 }
 
 torch::Tensor ProbeAbsorption::fit_sparse_probes(const torch::Tensor& values, const std::vector<int64_t>& open,
-                                                 int64_t k, const torch::Tensor& fit_positives, double fit_rows,
-                                                 torch::Tensor w, const AllReduce& sum) const {
+                                                 int64_t k, const std::vector<uint8_t>& labels,
+                                                 const torch::Tensor& fit_positives, double fit_rows, torch::Tensor w,
+                                                 const AllReduce& sum) const {
   const int64_t n_open = static_cast<int64_t>(open.size()), width = k + 1, rows = values.size(1),
                 stride = values.size(2), moments_per_concept = width + width * width;
-  const auto labels = concept_major(fit_.on, rows);
   const float* z = values.data_ptr<float>();
   const auto positives_of = fit_positives.contiguous();
   const double* positives_per_concept = positives_of.data_ptr<double>();
@@ -194,10 +194,10 @@ torch::Tensor ProbeAbsorption::fit_sparse_probes(const torch::Tensor& values, co
 // Each open concept's true positives, false positives and false negatives of its k-sparse probe
 // `w` on the scoring half.
 torch::Tensor ProbeAbsorption::sparse_probe_counts(const torch::Tensor& values, const std::vector<int64_t>& open,
-                                                   int64_t k, const torch::Tensor& w) const {
+                                                   int64_t k, const std::vector<uint8_t>& labels,
+                                                   const torch::Tensor& w) const {
   const int64_t n_open = static_cast<int64_t>(open.size()), rows = values.size(1), stride = values.size(2);
   const float* z = values.data_ptr<float>();
-  const auto labels = concept_major(score_.on, rows);
   auto counts = torch::zeros({n_open, 3}, torch::kDouble);
   auto weights = w.accessor<double, 2>();
   auto out = counts.accessor<double, 2>();
@@ -300,6 +300,7 @@ std::vector<ConceptAbsorption> ProbeAbsorption::finish(const AllReduce& sum) {
     if (p >= 1 && fit_rows - p >= 1 && out[static_cast<size_t>(c)].probe_f1 >= cfg_.min_f1) open.push_back(c);
   }
   auto fit_values = ranked_values(fit_, ranked, width), score_values = ranked_values(score_, ranked, width);
+  const auto fit_labels = concept_major(fit_.on, fit_.rows()), score_labels = concept_major(score_.on, score_.rows());
   std::vector<double> best(static_cast<size_t>(concepts_), -100.0);
   std::vector<torch::Tensor> previous(static_cast<size_t>(concepts_));  // k - 1's weights: where k's Newton starts
   // k-sparse probes for k = 1, 2, ...: a concept keeps its latents while each k adds > f1_jump.
@@ -311,8 +312,8 @@ std::vector<ConceptAbsorption> ProbeAbsorption::finish(const AllReduce& sum) {
       start[static_cast<int64_t>(i)].narrow(0, 0, k - 1).copy_(before.narrow(0, 0, k - 1));
       start[static_cast<int64_t>(i)][k] = before[k - 1];  // the bias
     }
-    auto w = fit_sparse_probes(fit_values, open, k, positives, fit_rows, start, sum);
-    auto counts = sparse_probe_counts(score_values, open, k, w);
+    auto w = fit_sparse_probes(fit_values, open, k, fit_labels, positives, fit_rows, start, sum);
+    auto counts = sparse_probe_counts(score_values, open, k, score_labels, w);
     sum(counts);
     std::vector<int64_t> still_open;
     for (size_t i = 0; i < open.size(); ++i) {

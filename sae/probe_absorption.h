@@ -89,11 +89,13 @@ class ProbeAbsorption {
   torch::Tensor ranked_values(const Half& half, const std::vector<std::vector<int64_t>>& ranked, int64_t width) const;
   // Fits the k-sparse logistic regressions of `open` concepts on their first k ranked latents
   // (Newton's method from `w`, summed over the group); returns [open, k + 1] weights, the bias last.
+  // `labels`: the fitting half's labels, concept by concept ([n_concepts x rows]).
   torch::Tensor fit_sparse_probes(const torch::Tensor& values, const std::vector<int64_t>& open, int64_t k,
-                                  const torch::Tensor& fit_positives, double fit_rows, torch::Tensor w,
-                                  const AllReduce& sum) const;
+                                  const std::vector<uint8_t>& labels, const torch::Tensor& fit_positives,
+                                  double fit_rows, torch::Tensor w, const AllReduce& sum) const;
+  // Each open concept's true positives, false positives and false negatives on the scoring half.
   torch::Tensor sparse_probe_counts(const torch::Tensor& values, const std::vector<int64_t>& open, int64_t k,
-                                    const torch::Tensor& w) const;
+                                    const std::vector<uint8_t>& labels, const torch::Tensor& w) const;
   void score_absorption(const std::vector<std::vector<int64_t>>& main, torch::Tensor& sums) const;
 
   LinearProbes probes_;
