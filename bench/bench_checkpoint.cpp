@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "sae/penalties/absorption.h"
 #include "worker/checkpoint.h"
 #include "worker/communicator.h"
 #include "worker/trainer.h"
@@ -42,7 +43,8 @@ int main(int argc, char** argv) {
   trainer.start_fresh(torch::randn({cfg.train.batch_size, d_in}));
   trainer.state().step = 1;
   double absorption_bytes = 0;
-  for (const auto& named : trainer.state().absorption.tensors()) {
+  const auto* pairs = sae::pair_tracker(trainer.state().penalties);
+  for (const auto& named : pairs->tensors()) {
     absorption_bytes += static_cast<double>(named.second.numel() * named.second.element_size());
   }
   std::filesystem::remove_all(dir);
@@ -55,7 +57,7 @@ int main(int argc, char** argv) {
               "absorption state %.1f MiB (%.1f%%, %lld candidate pairs)\n",
               static_cast<long long>(d_in), static_cast<long long>(d_sae), bytes / (1 << 20), write_s,
               bytes / (1 << 20) / write_s, load_s, absorption_bytes / (1 << 20), 100.0 * absorption_bytes / bytes,
-              static_cast<long long>(trainer.state().absorption.tracked_pairs()));
+              static_cast<long long>(pairs->tracked_pairs()));
   std::filesystem::remove_all(dir);
   return 0;
 }

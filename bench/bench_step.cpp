@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 
 #include "sae/batch_statistics.h"
+#include "sae/penalties/absorption.h"
 #include "sharding/dataset.h"
 #include "worker/cpu_threads.h"
 #include "worker/freed_memory.h"
@@ -89,8 +90,9 @@ class StepTimer {
   // holds these and what they cost the rest of the step (caches); on a noisy machine it is the
   // less precise of the two.
   void time_penalty_parts(int s) {
-    auto& pairs = trainer_.state().absorption;
-    if (!pairs.enabled()) return;
+    const auto* found = sae::pair_tracker(trainer_.state().penalties);
+    if (!found) return;
+    const auto& pairs = *found;
     auto& W_dec = trainer_.state().model->W_dec;
     auto fwd = trainer_.model().forward_train(shard(s).to(device_), trainer_.state().code_size);  // the step's code
     auto median_of = [&](auto work, auto before) {
@@ -121,15 +123,15 @@ class StepTimer {
   // Median step time; the mean communication time and bytes.
   Timing timing() {
     Timing t = timing_;
-    const auto& pairs = trainer_.state().absorption;
+    const auto* pairs = sae::pair_tracker(trainer_.state().penalties);
     const double steps = static_cast<double>(seconds_.size());
     t.step_s = median(seconds_);
     t.comm_s = comm_.seconds / steps;
     t.bytes = comm_.bytes_reduced / steps;
-    t.tracked_pairs = pairs.tracked_pairs();
-    t.pair_count_bytes = 4 * pairs.counts_numel();
+    t.tracked_pairs = pairs ? pairs->tracked_pairs() : 0;
+    t.pair_count_bytes = pairs ? 4 * pairs->counts_numel() : 0;
     t.gradient_bytes = 4 * trainer_.step_collective_sizes()[1];
-    t.tracking = !pairs.enabled() ? "off" : pairs.dense() ? "dense" : "candidates";
+    t.tracking = !pairs ? "off" : pairs->dense() ? "dense" : "candidates";
     auto x = shard(0).to(device_);
     if (auto entries = trainer_.model().forward_train(x, 0).entries; entries.defined()) {
       t.entries_per_row = entries.item<double>() / static_cast<double>(x.size(0));

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "sae/penalties/absorption.h"
+
 namespace sweep::test {
 
 worker::JobConfig small_job(int ranks) {
@@ -25,7 +27,7 @@ void expect_training_keeps_ranks_identical(worker::Communicator& comm, torch::De
   trainer.start_fresh(torch::randn({12, 8}));
   for (int step = 0; step < 5; ++step) trainer.step(torch::relu(torch::randn({12, 8})));
   std::vector<torch::Tensor> states = trainer.state().model->parameters();
-  states.push_back(trainer.state().absorption.P);
+  states.push_back(sae::pair_tracker(trainer.state().penalties)->P);
   for (auto& state : states) {
     EXPECT_EQ(state.device(), device);
     auto mine = state.detach().clone();
@@ -33,7 +35,7 @@ void expect_training_keeps_ranks_identical(worker::Communicator& comm, torch::De
     comm.broadcast(leaders, 0);
     EXPECT_TRUE(torch::equal(mine, leaders)) << "rank " << comm.rank();
   }
-  EXPECT_GT(trainer.state().absorption.P.sum().item<double>(), 0.0);
+  EXPECT_GT(sae::pair_tracker(trainer.state().penalties)->P.sum().item<double>(), 0.0);
 }
 
 }  // namespace sweep::test

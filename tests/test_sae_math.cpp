@@ -56,7 +56,7 @@ Sae batchtopk_sae(int64_t d_in, int64_t d_sae, int64_t k, uint64_t seed, std::ve
 // The batch statistics of one shard that is the whole batch (no penalty).
 BatchStatistics statistics_of(const Sae& sae, const Forward& out, const torch::Tensor& x,
                               const torch::Tensor& l0_share = {}) {
-  return local_statistics(sae.config(), out, x, PairTracker(), l0_share);
+  return local_statistics(sae.config(), out, x, Penalties(), l0_share);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "config/sweep_plan.h"
 #include "launcher/job_claim.h"
 #include "launcher/output_check.h"
+#include "sae/penalties/absorption.h"
 #include "worker/checkpoint.h"
 #include "worker/group_failure.h"
 #include "worker/job_files.h"
@@ -61,8 +62,13 @@ struct TrainerRun {
 
 void expect_same_state(worker::TrainingState& a, worker::TrainingState& b) {
   auto ta = worker::training_state_tensors(a), tb = worker::training_state_tensors(b);
-  for (auto& named : a.absorption.tensors()) ta.push_back(named);
-  for (auto& named : b.absorption.tensors()) tb.push_back(named);
+  for (auto* state : {&a, &b}) {
+    auto& into = state == &a ? ta : tb;
+    for (const auto& penalty : state->penalties) {
+      if (!penalty) continue;
+      for (auto& named : penalty->tensors()) into.push_back(named);
+    }
+  }
   ASSERT_EQ(ta.size(), tb.size());
   for (size_t i = 0; i < ta.size(); ++i) {
     EXPECT_EQ(ta[i].first, tb[i].first);
@@ -85,7 +91,7 @@ TEST(Checkpoint, RestoringAndContinuingIsBitIdenticalToNeverStopping) {
     TrainerRun uninterrupted(cfg), first(cfg);
     uninterrupted.trainer.start_fresh(batch(0));
     first.trainer.start_fresh(batch(0));
-    EXPECT_EQ(first.trainer.state().absorption.dense(), cfg.absorption.dot_threshold < 0.5) << "tau " << cfg.absorption.dot_threshold;
+    EXPECT_EQ(sae::pair_tracker(first.trainer.state().penalties)->dense(), cfg.absorption.dot_threshold < 0.5) << "tau " << cfg.absorption.dot_threshold;
     first.train(7);
     worker::save_checkpoint(dir, first.trainer.state(), {{"note", "saved at 7"}});
 

@@ -8,8 +8,10 @@ namespace sweep::worker {
 void AbsorptionActivity::add(const StepStats& s) {
   ++steps_;
   refreshes_ += s.refreshed;
+  static const int64_t flagged = step_term_index("flagged_pairs"), loss = step_term_index("absorption"),
+                       short_history = step_term_index("flagged_short_history");
   auto t = s.terms.to(torch::kDouble);
-  auto row = torch::stack({(t[kFlaggedPairs] > 0).to(torch::kDouble), t[kFlaggedPairs], t[kAbsorption], t[kFlaggedShortHistory]});
+  auto row = torch::stack({(t[flagged] > 0).to(torch::kDouble), t[flagged], t[loss], t[short_history]});
   if (!sums_.defined()) sums_ = torch::zeros({4}, row.options());
   if (sums_.device() != row.device()) sums_ = sums_.to(row.device());
   sums_.add_(row);

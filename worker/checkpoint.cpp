@@ -93,9 +93,10 @@ nlohmann::json load_checkpoint(const fs::path& dir, TrainingState& state) {
     throw std::runtime_error(file.string() + " lacks the optimizer's step counts");
   }
   const int64_t step = meta.at("step").get<int64_t>();
-  if (state.absorption.enabled()) {
+  for (auto& penalty : state.penalties) {
+    if (!penalty) continue;
     try {
-      state.absorption.restore(saved, step);
+      penalty->restore(saved, step);
     } catch (const std::exception& e) {
       throw std::runtime_error(file.string() + ": " + e.what());
     }
@@ -152,7 +153,10 @@ Checkpoint save_checkpoint(const fs::path& job_dir, TrainingState& state, const 
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   auto tensors = training_state_tensors(state);
-  for (auto& named : state.absorption.tensors()) tensors.push_back(named);
+  for (const auto& penalty : state.penalties) {
+    if (!penalty) continue;
+    for (auto& named : penalty->tensors()) tensors.push_back(named);
+  }
   tensors.emplace_back("adam.step", adam_steps(state));
   sharding::write_safetensors(tmp / kStateFile, tensors);
   fsync_path(tmp / kStateFile);
@@ -190,15 +194,8 @@ std::optional<Checkpoint> restore_newest_checkpoint(const fs::path& job_dir, Tra
 double checkpoint_bytes(const JobConfig& cfg, int64_t d_in) {
   double d_sae = static_cast<double>(cfg.sae.d_sae);
   double params = 2.0 * d_sae * static_cast<double>(d_in) + d_sae + static_cast<double>(d_in) + d_sae;
-  // Dense: P and Q. Candidates: P, the bfloat16 reference rows and two per-row bounds, and the pairs
-  // (i, j, entry: 8 bytes each, Q: 4), counted at 64 per latent, far more than a usual tau gives.
-  double absorption = 0.0;
-  if (cfg.absorption.enabled) {
-    absorption = cfg.absorption.pairs == sae::PairTracking::Dense
-                     ? 4.0 * (d_sae * d_sae + d_sae)
-                     : 4.0 * 3.0 * d_sae + 2.0 * d_sae * static_cast<double>(d_in) + 28.0 * 64.0 * d_sae;
-  }
-  return 4.0 * 3.0 * params + absorption + 8.0 * d_sae;
+  double penalties = sae::penalties_checkpoint_bytes({cfg.resolved, cfg.absorption, cfg.sae.d_sae, cfg.seed, {}}, d_in);
+  return 4.0 * 3.0 * params + penalties + 8.0 * d_sae;
 }
 
 void remove_checkpoints(const fs::path& job_dir) { fs::remove_all(checkpoints_dir(job_dir)); }

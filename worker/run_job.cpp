@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/version.h"
+#include "sae/penalties/absorption.h"
 #include "worker/checkpoint.h"
 #include "worker/evaluate.h"
 #include "worker/group_failure.h"
@@ -30,10 +31,12 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+// A logging step's line of metrics.jsonl: the loss terms, then every penalty's activity by name.
 nlohmann::json step_line(int64_t step, const StepStats& s, const StepTerms& t) {
-  return {{"step", step},       {"loss", s.loss}, {"recon", t.recon},
-          {"sparse", t.sparse}, {"aux", t.aux},   {"absorption", t.absorption},
-          {"l0", t.l0},         {"flagged_pairs", static_cast<int64_t>(t.flagged_pairs)}, {"lr", s.lr}};
+  nlohmann::json line = {{"step", step},       {"loss", s.loss}, {"recon", t.recon},
+                         {"sparse", t.sparse}, {"aux", t.aux},   {"l0", t.l0}, {"lr", s.lr}};
+  for (const auto& [name, value] : t.penalties) line[name] = value;
+  return line;
 }
 
 nlohmann::json base_result(const JobConfig& cfg) {
@@ -82,11 +85,14 @@ std::optional<nlohmann::json> resume_from_checkpoint(TrainingState& state, Commu
   if (comm.size() > 1) {
     torch::NoGradGuard no_grad;
     for (auto& named : training_state_tensors(state)) comm.broadcast(named.second, 0);
-    if (state.absorption.enabled()) {  // the leader's pairs: their number first, then the tensors
-      auto shape = state.absorption.shape_header();
-      comm.broadcast(shape, 0);
-      if (!comm.is_leader()) state.absorption.reshape(shape, header[1].item<int64_t>());
-      for (auto& named : state.absorption.tensors()) comm.broadcast(named.second, 0);
+    for (auto& penalty : state.penalties) {  // the leader's state: its shape first (the pairs' number), then the tensors
+      if (!penalty) continue;
+      auto shape = penalty->shape_header();
+      if (shape.defined()) {
+        comm.broadcast(shape, 0);
+        if (!comm.is_leader()) penalty->reshape(shape, header[1].item<int64_t>());
+      }
+      for (auto& named : penalty->tensors()) comm.broadcast(named.second, 0);
     }
     auto steps = adam_steps(state);
     comm.broadcast(steps, 0);
@@ -220,7 +226,7 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
       double rate = static_cast<double>(step + 1 - first_step) / std::max(seconds_since(start), 1e-9);
       control.on_step({step + 1, train.steps, rate * static_cast<double>(train.batch_size),
                        static_cast<double>(train.steps - step - 1) / rate, last.loss, last_terms.l0,
-                       static_cast<int64_t>(last_terms.flagged_pairs)});
+                       static_cast<int64_t>(last_terms.penalty("flagged_pairs"))});
     } catch (const std::exception& e) {
       leader_error = error_text(e);
     }
@@ -244,6 +250,7 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
   }
 
   double tokens = static_cast<double>(train.steps * train.batch_size);
+  const auto* pairs = sae::pair_tracker(trainer.state().penalties);
   nlohmann::json result = base_result(cfg);
   result["status"] = "done";
   result["metrics"] = metrics;
@@ -258,10 +265,8 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
                      {"resumed_from_step", first_step},
                      {"steps_computed_again", computed_again},
                      {"ranks", comm.size()},
-                     {"absorption_pairs", !trainer.state().absorption.enabled() ? "off"
-                                          : trainer.state().absorption.dense()  ? "dense"
-                                                                                : "candidates"},
-                     {"absorption_tracked_pairs", trainer.state().absorption.tracked_pairs()},
+                     {"absorption_pairs", !pairs ? "off" : pairs->dense() ? "dense" : "candidates"},
+                     {"absorption_tracked_pairs", pairs ? pairs->tracked_pairs() : 0},
                      {"device", device.str()},
                      {"eval_seconds", eval_seconds},
                      {"probe_metric_seconds", eval.probe_seconds}};

@@ -6,6 +6,7 @@
 // (the drift bound, computed on the weights as the step found them); constrained Adam.
 #include "worker/trainer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -29,7 +30,7 @@ Trainer::Trainer(const JobConfig& cfg, Communicator& comm, torch::Device device)
       state_.model->parameters(),
       torch::optim::AdamOptions(cfg.train.lr).betas(std::make_tuple(beta1, 0.999)).eps(1e-8));
   auto opts = torch::TensorOptions().device(device_).dtype(torch::kFloat);
-  if (cfg.absorption.enabled) state_.absorption = sae::PairTracker(cfg.absorption, cfg.sae.d_sae, opts);
+  state_.penalties = sae::make_penalties({cfg.resolved, cfg.absorption, cfg.sae.d_sae, cfg.seed, opts});
   state_.tokens_since_fired = torch::zeros({cfg.sae.d_sae}, opts.dtype(torch::kDouble));
   state_.code_size = sae::first_code_size(cfg.sae, cfg.train.batch_size / comm.size());  // this rank's rows
 }
@@ -41,14 +42,22 @@ double Trainer::learning_rate(int64_t step) const {
 
 sae::BatchContext Trainer::batch_context() const { return {cfg_.train.batch_size, group_.size()}; }
 
+int64_t step_terms_numel() { return kBaseTerms + static_cast<int64_t>(sae::penalty_activity_names().size()); }
+
+int64_t step_term_index(const std::string& name) {
+  const auto names = sae::penalty_activity_names();
+  auto it = std::find(names.begin(), names.end(), name);
+  return it == names.end() ? -1 : kBaseTerms + (it - names.begin());
+}
+
 int64_t Trainer::gradients_numel() const {
-  int64_t n = kStepTerms + 1 + 2 * group_.size();  // the terms, the failure flag and the ranks' code entries travel with the gradients
+  int64_t n = step_terms_numel() + 1 + 2 * group_.size();  // the terms, the failure flag and the ranks' code entries travel with the gradients
   for (const auto& p : state_.model->parameters()) n += p.numel();
   return n;
 }
 
 std::vector<int64_t> Trainer::step_collective_sizes() const {
-  return {sae::statistics_layout(cfg_.sae, state_.absorption).numel(), gradients_numel()};
+  return {sae::statistics_layout(cfg_.sae, state_.penalties).numel(), gradients_numel()};
 }
 
 void Trainer::start_fresh(const torch::Tensor& first_shard) {
@@ -59,15 +68,17 @@ void Trainer::start_fresh(const torch::Tensor& first_shard) {
     state_.model->b_dec.copy_(sum / static_cast<double>(cfg_.train.batch_size));
   }
   agree_on(group_, [&] {
-    refresh_pairs();
+    refresh_penalties();
     return 0;
   });
 }
 
-void Trainer::refresh_pairs() {
-  if (!state_.absorption.enabled()) return;
-  auto note = state_.absorption.refresh(state_.model->W_dec);
-  if (!note.empty() && group_.is_leader()) spdlog::warn("[job {}] {}", cfg_.id, note);
+void Trainer::refresh_penalties() {
+  for (auto& penalty : state_.penalties) {
+    if (!penalty) continue;
+    auto note = penalty->refresh(state_.model->W_dec);
+    if (!note.empty() && group_.is_leader()) spdlog::warn("[job {}] {}", cfg_.id, note);
+  }
 }
 
 std::pair<torch::Tensor, torch::Tensor> Trainer::forward_backward(const torch::Tensor& x, StepCollectives& collectives,
@@ -81,7 +92,7 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::forward_backward(const torch::T
   auto l0_share = jumprelu ? sae::jumprelu_l0_share(model, fwd, batch) : torch::Tensor();
 
   // All-reduce 1: everything the losses need from the whole global batch.
-  auto global = sae::local_statistics(cfg_.sae, fwd, x, state_.absorption, l0_share);
+  auto global = sae::local_statistics(cfg_.sae, fwd, x, state_.penalties, l0_share);
   collectives.all_reduce_sum(global.buffer);
 
   auto zero = torch::zeros({}, x.options());
@@ -101,7 +112,6 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::forward_backward(const torch::T
     auto fired = global.fired().to(torch::kDouble) > 0;
     state_.tokens_since_fired = (state_.tokens_since_fired + rows).masked_fill_(fired, 0.0);  // a new tensor: snapshot()
     if (topk) dead_next_ = (state_.tokens_since_fired > static_cast<double>(cfg_.sae.dead_after_tokens)).any().reshape({1});
-    if (state_.absorption.enabled()) state_.absorption.update(global.fired(), global.co_fired(), cfg_.train.batch_size);
     if (sae::selects_over_batch(cfg_.sae.arch)) {
       // The inference threshold: an EMA of the shards' mean smallest kept activation, the same on
       // every rank; it starts at the first step's value. Stays on the device.
@@ -112,17 +122,21 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::forward_backward(const torch::T
     }
   }
   auto total = recon + sparse + aux;
-  auto absorption = zero, flagged = zero, flagged_short_history = zero;
-  if (state_.absorption.enabled()) {
-    auto penalty = state_.absorption.penalty(model.W_dec);
-    total = total + cfg_.absorption.penalty * penalty.loss;
-    absorption = penalty.loss.detach();
-    flagged = penalty.flagged;
-    flagged_short_history = penalty.flagged_short_history;
+  std::vector<torch::Tensor> activity;  // every penalty's, in the table's order (0 where it is off)
+  const auto& table = sae::penalties();
+  for (size_t i = 0; i < state_.penalties.size(); ++i) {
+    auto& penalty = state_.penalties[i];
+    if (!penalty) {
+      activity.push_back(torch::zeros({static_cast<int64_t>(table[i].activity.size())}, x.options()));
+      continue;
+    }
+    auto term = penalty->loss(model, global.fired(), global.penalty_section(i), cfg_.train.batch_size, state_.step);
+    total = total + term.loss;
+    activity.push_back(term.activity.to(x.scalar_type()));
   }
   auto l0 = global.fired().sum() / rows;  // of the global batch, from the summed firing counts
-  auto terms = torch::stack({total.detach(), recon.detach(), sparse.detach(), aux.detach(), l0, absorption, flagged,
-                             flagged_short_history});
+  auto terms = torch::cat({torch::stack({total.detach(), recon.detach(), sparse.detach(), aux.detach(), l0}),
+                           torch::cat(activity)});
   // The gradients start undefined, so that backward's own tensors become them (a zeroed gradient
   // would be added to); a parameter left without one gets zeros, as Adam steps every parameter.
   for (auto& p : model.parameters()) p.mutable_grad() = torch::Tensor();
@@ -151,35 +165,36 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::forward_backward(const torch::T
   parts.push_back(slots.flatten());
   auto flat = torch::cat(parts);
   collectives.all_reduce_sum(flat);
-  const int64_t terms_at = flat.numel() - 1 - 2 * group_.size() - kStepTerms;
-  flat.narrow(0, 0, terms_at + kStepTerms).div_(group_.size());  // gradients and terms: the group's mean
+  const int64_t n_terms = terms.numel(), terms_at = flat.numel() - 1 - 2 * group_.size() - n_terms;
+  flat.narrow(0, 0, terms_at + n_terms).div_(group_.size());  // gradients and terms: the group's mean
   int64_t offset = 0;
   for (auto& p : model.parameters()) {
     p.mutable_grad().copy_(flat.narrow(0, offset, p.numel()).view_as(p));
     offset += p.numel();
   }
-  stats.terms = flat.narrow(0, terms_at, kStepTerms);
-  auto counts = flat.narrow(0, terms_at + kStepTerms + 1, 2 * group_.size()).view({group_.size(), 2}).to(torch::kDouble);
-  return {flat.narrow(0, terms_at + kStepTerms, 1), (counts.select(1, 0) * kSplit + counts.select(1, 1)).max().reshape({1})};
+  stats.terms = flat.narrow(0, terms_at, n_terms);
+  auto counts = flat.narrow(0, terms_at + n_terms + 1, 2 * group_.size()).view({group_.size(), 2}).to(torch::kDouble);
+  return {flat.narrow(0, terms_at + n_terms, 1), (counts.select(1, 0) * kSplit + counts.select(1, 1)).max().reshape({1})};
 }
 
 Trainer::Snapshot Trainer::snapshot() const {
   auto threshold = state_.model->batch_threshold;
-  return {state_.tokens_since_fired, threshold.defined() ? threshold.clone() : threshold, state_.absorption};
+  return {state_.tokens_since_fired, threshold.defined() ? threshold.clone() : threshold,
+          sae::clone_penalties(state_.penalties)};
 }
 
-void Trainer::restore(const Snapshot& saved) {
+void Trainer::restore(Snapshot saved) {
   torch::NoGradGuard no_grad;
   state_.tokens_since_fired = saved.tokens_since_fired;
   if (saved.batch_threshold.defined()) state_.model->batch_threshold.copy_(saved.batch_threshold);
-  state_.absorption = saved.absorption;
+  state_.penalties = std::move(saved.penalties);
 }
 
-Trainer::Readback Trainer::attempt(const torch::Tensor& x, bool search_first, StepStats& stats) {
+Trainer::Readback Trainer::attempt(const torch::Tensor& x, bool refresh_first, StepStats& stats) {
   const bool grouped = group_.size() > 1;
-  if (search_first) {  // the statistics' size follows the pairs: the group agrees on them first
+  if (refresh_first) {  // the statistics' size may follow a refresh: the group agrees on it first
     agree_on(group_, [&] {
-      refresh_pairs();
+      refresh_penalties();
       return 0;
     });
   }
@@ -187,9 +202,13 @@ Trainer::Readback Trainer::attempt(const torch::Tensor& x, bool search_first, St
   torch::Tensor failure_flag, entries, search_due;
   std::optional<std::string> local_error;
   try {
-    // The drift bound on the weights the step starts from: whether the candidates are still
-    // complete (false when the penalty is off, dense or has just searched).
-    search_due = state_.absorption.refresh_due(state_.model->W_dec).to(torch::kFloat).reshape({1});
+    // Whether a penalty must refresh first, on the weights the step starts from (the absorption
+    // penalty's drift bound: whether its candidates are still complete).
+    search_due = torch::zeros({1}, torch::TensorOptions().device(device_).dtype(torch::kFloat));
+    for (const auto& penalty : state_.penalties) {
+      auto due = penalty ? penalty->refresh_due(state_.model->W_dec) : torch::Tensor();
+      if (due.defined()) search_due = torch::maximum(search_due, due.to(torch::kFloat).reshape({1}));
+    }
     std::tie(failure_flag, entries) = forward_backward(x, collectives, stats);
   } catch (const std::exception& e) {
     if (!grouped) throw;
@@ -224,7 +243,7 @@ StepStats Trainer::step(const torch::Tensor& shard) {
     if (!cut && !search) break;
     // Computed again from the state before it: with the candidates found anew, or over a code of
     // exactly its entries (dense where auto finds them too many).
-    restore(before);
+    restore(std::move(before));
     stats.refreshed = stats.refreshed || search;
     // (A second cut could only come from a forward that differs from itself: then dense.)
     if (cut) state_.code_size = stats.attempts == 1 ? sae::code_size_for(cfg_.sae, device_, read.entries, x.size(0), 1.0) : 0;
@@ -251,8 +270,18 @@ StepStats Trainer::step(const torch::Tensor& shard) {
 
 StepTerms read_step_terms(const StepStats& stats) {
   auto t = stats.terms.to(torch::kCPU, torch::kDouble);
-  auto at = [&](StepTerm term) { return t[term].item<double>(); };
-  return {at(kRecon), at(kSparse), at(kAux), at(kL0), at(kAbsorption), at(kFlaggedPairs), at(kFlaggedShortHistory)};
+  auto at = [&](int64_t i) { return t[i].item<double>(); };
+  StepTerms out{at(kRecon), at(kSparse), at(kAux), at(kL0), {}};
+  int64_t i = kBaseTerms;
+  for (const auto& name : sae::penalty_activity_names()) out.penalties.emplace_back(name, at(i++));
+  return out;
+}
+
+double StepTerms::penalty(const std::string& name) const {
+  for (const auto& [n, value] : penalties) {
+    if (n == name) return value;
+  }
+  return 0.0;
 }
 
 }  // namespace sweep::worker

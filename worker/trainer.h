@@ -12,7 +12,7 @@
 #include <torch/torch.h>
 
 #include "sae/batch_context.h"
-#include "sae/pair_tracker.h"
+#include "sae/penalty.h"
 #include "sae/sae_model.h"
 #include "worker/communicator.h"
 #include "worker/job_config.h"
@@ -25,28 +25,34 @@ namespace sweep::worker {
 struct TrainingState {
   std::shared_ptr<sae::Sae> model;
   std::unique_ptr<torch::optim::Adam> optimizer;
-  sae::PairTracker absorption;       // disabled when the penalty is off
+  sae::Penalties penalties;          // a slot per penalty of sae/penalty.h's table, null where off
   torch::Tensor tokens_since_fired;  // [d_sae] float64, for dead-latent detection
   int64_t step = 0;
   int64_t code_size = 0;  // the next step's sparse code entries, 0 for dense (sae::code_size_for)
 };
 
-// The named entries of a step's loss-term tensor (StepStats::terms).
-enum StepTerm : int64_t { kLoss, kRecon, kSparse, kAux, kL0, kAbsorption, kFlaggedPairs, kFlaggedShortHistory, kStepTerms };
+// The named entries of a step's loss-term tensor (StepStats::terms): these, then every penalty's
+// activity (sae::penalty_activity_names(), 0 where the penalty is off).
+enum StepTerm : int64_t { kLoss, kRecon, kSparse, kAux, kL0, kBaseTerms };
+int64_t step_terms_numel();
+// Where a penalty's activity value `name` lies in the terms; -1 when no penalty has it.
+int64_t step_term_index(const std::string& name);
 
 // One step's figures. The terms are already the group's and stay on the device, so an ordinary
 // step reads back only the loss (and the failure and refresh flags, in the same read).
 struct StepStats {
   double loss = 0;       // the group's (same on every rank)
-  torch::Tensor terms;   // [kStepTerms] float, indexed by StepTerm, detached
-  bool refreshed = false;  // the penalty's candidate pairs were found anew before this step
+  torch::Tensor terms;   // [step_terms_numel()] float, indexed by StepTerm and step_term_index, detached
+  bool refreshed = false;  // the penalties were refreshed before this step (candidate pairs found anew)
   int attempts = 1;        // times the step was computed: more than 1 after a cut code or a search
   double lr = 0;
 };
 
 // The terms read back (logging steps only: it reads the device).
 struct StepTerms {
-  double recon = 0, sparse = 0, aux = 0, l0 = 0, absorption = 0, flagged_pairs = 0, flagged_short_history = 0;
+  double recon = 0, sparse = 0, aux = 0, l0 = 0;
+  std::vector<std::pair<std::string, double>> penalties;  // every penalty's activity, by name
+  double penalty(const std::string& name) const;           // 0 when absent
 };
 StepTerms read_step_terms(const StepStats& stats);
 
@@ -82,17 +88,17 @@ class Trainer {
   // The state a step changes before its update, kept so that it can be computed again.
   struct Snapshot {
     torch::Tensor tokens_since_fired, batch_threshold;
-    sae::PairTracker absorption;  // its update() replaces its tensors, so a copy keeps the old ones
+    sae::Penalties penalties;  // clones: their updates replace their tensors, so a copy keeps the old ones
   };
   Snapshot snapshot() const;
-  void restore(const Snapshot& saved);
-  // One try at the step up to its update, with the step's one device read; `search_first`: find
-  // the penalty's candidate pairs anew first. Raises a rank's failure on the whole group.
-  Readback attempt(const torch::Tensor& x, bool search_first, StepStats& stats);
+  void restore(Snapshot saved);
+  // One try at the step up to its update, with the step's one device read; `refresh_first`:
+  // refresh the penalties first (the absorption penalty's candidate pairs found anew). Raises a rank's failure on the whole group.
+  Readback attempt(const torch::Tensor& x, bool refresh_first, StepStats& stats);
   // Forward, statistics (all-reduce 1), losses, backward, gradients and terms (all-reduce 2).
   // Returns the reduced [flag, the most code entries of a rank] (device scalars); the terms go to stats.
   std::pair<torch::Tensor, torch::Tensor> forward_backward(const torch::Tensor& x, StepCollectives& collectives, StepStats& stats);
-  void refresh_pairs();
+  void refresh_penalties();
 
   const JobConfig& cfg_;
   Communicator& group_;

@@ -1,0 +1,83 @@
+// The absorption penalty behind the penalty interface: its statistics are the tracked pairs'
+// co-firing counts, its state the pair tracker's EMAs and candidates, its refresh the candidate
+// search that the drift bound calls for.
+#include "sae/penalties/absorption.h"
+
+#include "sae/sae_model.h"
+
+namespace sweep::sae {
+namespace {
+
+class PairPenalty final : public Penalty {
+ public:
+  PairPenalty(const AbsorptionConfig& cfg, int64_t d_sae, const torch::TensorOptions& options)
+      : weight_(cfg.penalty), tracker_(cfg, d_sae, options) {}
+
+  std::unique_ptr<Penalty> clone() const override { return std::make_unique<PairPenalty>(*this); }
+
+  int64_t statistics_numel() const override { return tracker_.counts_numel(); }
+  FiringNeeded firing_needed() const override {
+    return tracker_.counts_from_bits() ? FiringNeeded::Bits : FiringNeeded::Rows;
+  }
+  torch::Tensor local_statistics(const ShardFiring& firing) const override {
+    return tracker_.count_co_firing(firing.rows, firing.bits);
+  }
+
+  torch::Tensor refresh_due(const torch::Tensor& W_dec) const override { return tracker_.refresh_due(W_dec); }
+  std::string refresh(const torch::Tensor& W_dec) override { return tracker_.refresh(W_dec); }
+
+  PenaltyLoss loss(const Sae& sae, const torch::Tensor& fired, const torch::Tensor& section, int64_t global_rows,
+                   int64_t /*step*/) override {
+    {
+      torch::NoGradGuard no_grad;
+      tracker_.update(fired, section, global_rows);
+    }
+    auto penalty = tracker_.penalty(sae.W_dec);
+    return {weight_ * penalty.loss,
+            torch::stack({penalty.loss.detach(), penalty.flagged, penalty.flagged_short_history})};
+  }
+
+  std::vector<std::pair<std::string, torch::Tensor>> tensors() const override { return tracker_.tensors(); }
+  void restore(const std::map<std::string, torch::Tensor>& saved, int64_t updates) override {
+    tracker_.restore(saved, updates);
+  }
+  torch::Tensor shape_header() const override { return tracker_.shape_header(); }
+  void reshape(const torch::Tensor& header, int64_t updates) override { tracker_.reshape(header, updates); }
+
+  const PairTracker& tracker() const { return tracker_; }
+
+ private:
+  double weight_;
+  PairTracker tracker_;
+};
+
+// Dense: P and Q. Candidates: P, the bfloat16 reference rows and two per-row bounds, and the
+// pairs (i, j, entry: 8 bytes each, Q: 4), counted at 64 per latent, far more than a usual tau gives.
+double pair_state_bytes(const PenaltyContext& c, int64_t d_in) {
+  if (!c.absorption.enabled) return 0.0;
+  const double d_sae = static_cast<double>(c.d_sae);
+  return c.absorption.pairs == PairTracking::Dense
+             ? 4.0 * (d_sae * d_sae + d_sae)
+             : 4.0 * 3.0 * d_sae + 2.0 * d_sae * static_cast<double>(d_in) + 28.0 * 64.0 * d_sae;
+}
+
+}  // namespace
+
+PenaltyEntry absorption_penalty_entry() {
+  return {"absorption",
+          {"absorption", "flagged_pairs", "flagged_short_history"},
+          [](const PenaltyContext& c) -> std::unique_ptr<Penalty> {
+            if (!c.absorption.enabled) return nullptr;
+            return std::make_unique<PairPenalty>(c.absorption, c.d_sae, c.options);
+          },
+          pair_state_bytes};
+}
+
+const PairTracker* pair_tracker(const Penalties& penalties) {
+  for (const auto& p : penalties) {
+    if (auto* pairs = dynamic_cast<const PairPenalty*>(p.get())) return &pairs->tracker();
+  }
+  return nullptr;
+}
+
+}  // namespace sweep::sae

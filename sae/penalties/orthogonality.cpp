@@ -1,0 +1,69 @@
+// OrtSAE's chunked orthogonality penalty: a random permutation per step, cut into near-equal chunks,
+// each chunk's Gram matrix of unit decoder rows with its diagonal masked, the largest square per row.
+#include "sae/penalties/orthogonality.h"
+
+#include <algorithm>
+
+#include "sae/sae_model.h"
+
+namespace sweep::sae {
+namespace {
+
+class OrthogonalityPenalty final : public Penalty {
+ public:
+  OrthogonalityPenalty(double weight, int64_t chunk_size, int64_t d_sae, uint64_t seed)
+      : weight_(weight), chunk_size_(chunk_size), d_sae_(d_sae), seed_(seed) {}
+
+  std::unique_ptr<Penalty> clone() const override { return std::make_unique<OrthogonalityPenalty>(*this); }
+
+  PenaltyLoss loss(const Sae& sae, const torch::Tensor& /*fired*/, const torch::Tensor& /*section*/,
+                   int64_t /*global_rows*/, int64_t step) override {
+    auto order = orthogonality_order(d_sae_, seed_, step).to(sae.W_dec.device());
+    auto loss = orthogonality_loss(sae.W_dec, order, chunk_size_);
+    return {weight_ * loss, loss.detach().reshape({1})};
+  }
+
+ private:
+  double weight_;
+  int64_t chunk_size_, d_sae_;
+  uint64_t seed_;
+};
+
+}  // namespace
+
+torch::Tensor orthogonality_order(int64_t d_sae, uint64_t seed, int64_t step) {
+  // A generator of its own, so that no other draw of the job shifts it (nor it them).
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(step) + 1);
+  return torch::randperm(d_sae, gen, torch::TensorOptions().dtype(torch::kLong));
+}
+
+torch::Tensor orthogonality_loss(const torch::Tensor& W_dec, const torch::Tensor& order, int64_t chunk_size) {
+  const int64_t d_sae = W_dec.size(0);
+  const int64_t chunks = std::max<int64_t>(1, (d_sae + chunk_size - 1) / chunk_size);
+  auto total = torch::zeros({}, W_dec.options());
+  int64_t start = 0;
+  for (int64_t c = 0; c < chunks; ++c) {
+    // Near-equal chunks: the first d_sae % chunks hold one latent more.
+    const int64_t size = d_sae / chunks + (c < d_sae % chunks ? 1 : 0);
+    if (size < 2) break;  // a latent alone in its chunk has no other to be parallel to
+    auto rows = W_dec.index_select(0, order.narrow(0, start, size));
+    auto diagonal = torch::eye(size, rows.options().dtype(torch::kBool));
+    auto squares = rows.mm(rows.t()).pow(2).masked_fill(diagonal, -1.0);
+    total = total + std::get<0>(squares.max(1)).sum();
+    start += size;
+  }
+  return total / static_cast<double>(d_sae);
+}
+
+PenaltyEntry orthogonality_penalty_entry() {
+  return {"orthogonality",
+          {"orthogonality"},
+          [](const PenaltyContext& c) -> std::unique_ptr<Penalty> {
+            const double weight = c.settings.is_object() ? c.settings.value("orthogonality.penalty", 0.0) : 0.0;
+            if (weight == 0.0) return nullptr;
+            return std::make_unique<OrthogonalityPenalty>(weight, c.settings.at("orthogonality.chunk_size").get<int64_t>(),
+                                                          c.d_sae, c.seed);
+          }};
+}
+
+}  // namespace sweep::sae

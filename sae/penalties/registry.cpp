@@ -1,0 +1,54 @@
+// The table of training penalties (sae/penalty.h): one line each, in the order their losses are
+// added and their activity laid out in a step's terms.
+#include <stdexcept>
+
+#include "sae/penalties/absorption.h"
+#include "sae/penalties/orthogonality.h"
+
+namespace sweep::sae {
+namespace {
+
+std::vector<PenaltyEntry>& table() {
+  static std::vector<PenaltyEntry> entries = {
+      absorption_penalty_entry(),
+      orthogonality_penalty_entry(),
+  };
+  return entries;
+}
+
+}  // namespace
+
+const std::vector<PenaltyEntry>& penalties() { return table(); }
+
+void register_penalty(PenaltyEntry entry) {
+  for (const auto& e : table()) {
+    if (e.name == entry.name) throw std::invalid_argument("a penalty named \"" + entry.name + "\" is registered already");
+  }
+  table().push_back(std::move(entry));
+}
+
+Penalties make_penalties(const PenaltyContext& context) {
+  Penalties out;
+  for (const auto& entry : table()) out.push_back(entry.make(context));
+  return out;
+}
+
+Penalties clone_penalties(const Penalties& penalties) {
+  Penalties out;
+  for (const auto& p : penalties) out.push_back(p ? p->clone() : nullptr);
+  return out;
+}
+
+double penalties_checkpoint_bytes(const PenaltyContext& context, int64_t d_in) {
+  double bytes = 0;
+  for (const auto& entry : table()) bytes += entry.checkpoint_bytes ? entry.checkpoint_bytes(context, d_in) : 0.0;
+  return bytes;
+}
+
+std::vector<std::string> penalty_activity_names() {
+  std::vector<std::string> names;
+  for (const auto& entry : table()) names.insert(names.end(), entry.activity.begin(), entry.activity.end());
+  return names;
+}
+
+}  // namespace sweep::sae
