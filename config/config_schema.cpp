@@ -12,7 +12,7 @@ namespace sweep::launcher {
 namespace {
 
 using nlohmann::json;
-const char* const kSections[] = {"data", "sae", "train", "absorption", "probe", "run", "grid", "slurm"};
+const char* const kSections[] = {"data", "sae", "train", "absorption", "orthogonality", "probe", "run", "grid", "slurm"};
 using Check = std::function<std::string(const json&)>;
 
 std::string fmt(double v) {
@@ -231,6 +231,12 @@ std::vector<KeySpec> build_schema() {
       {"absorption.refresh_every", K::Int, 100, at_least(1), "candidates: steps after which the candidates are found anew at the latest"},
       {"absorption.max_candidate_fraction", K::Float, 0.25, half_open(0, 1),
        "candidates: above this share of all pairs the job tracks every pair instead (dense)"},
+
+      {"orthogonality.penalty", K::Float, 0.0, at_least(0),
+       "OrtSAE's orthogonality penalty (sae/penalties/orthogonality.h): weight of the mean over latents of each "
+       "one's largest squared decoder cosine with another latent of its random chunk (0: off)", true, true},
+      {"orthogonality.chunk_size", K::Int, 1024, at_least(2),
+       "orthogonality: latents per random chunk, drawn anew every step (cost d_sae x chunk_size x d_in a step)", true, true},
 
       {"probe.max_k", K::Int, 10, at_least(1), "largest k of the k-sparse probes that find each concept's main latents", true, true},
       {"probe.f1_jump_threshold", K::Float, 0.03, at_least(0),
