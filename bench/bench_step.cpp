@@ -53,8 +53,8 @@ double median(std::vector<double> v) {
 // One job's trainer, stepped on request, with each step's time kept.
 class StepTimer {
  public:
-  StepTimer(worker::JobConfig cfg, bool absorption, worker::Communicator& group, torch::Device device)
-      : cfg_(with_absorption(cfg, absorption)), device_(device), comm_(group), data_(sharding::open_dataset(cfg_.data)),
+  StepTimer(worker::JobConfig cfg, worker::Communicator& group, torch::Device device)
+      : cfg_(std::move(cfg)), device_(device), comm_(group), data_(sharding::open_dataset(cfg_.data)),
         trainer_(cfg_, comm_, device) {
     auto start = Clock::now();
     trainer_.start_fresh(shard(0));
@@ -140,10 +140,6 @@ class StepTimer {
   }
 
  private:
-  static worker::JobConfig with_absorption(worker::JobConfig cfg, bool absorption) {
-    cfg.absorption.enabled = absorption;
-    return cfg;
-  }
   torch::Tensor shard(int s) const {
     return data_->train_shard(s, cfg_.train.batch_size, comm_.rank(), comm_.size()).activations;
   }
@@ -170,7 +166,17 @@ struct Shape {
   std::string arch = "relu", step = "auto", matmul = "float32", code_width = "auto";
 };
 
-void run(const Shape& shape, int steps, const std::string& pairs, double tau, bool cuda, int threads) {
+// The penalised job: the absorption penalty (--penalty absorption) or OrtSAE's orthogonality
+// penalty at weight 1 and --chunk-size (--penalty orthogonality).
+struct PenaltyChoice {
+  std::string name = "absorption", pairs = "candidates";
+  double tau = 0.3;
+  int64_t chunk_size = 1024;
+};
+
+void run(const Shape& shape, int steps, const PenaltyChoice& choice, bool cuda, int threads) {
+  const std::string& pairs = choice.pairs;
+  const double tau = choice.tau;
   const int64_t d_in = shape.d_in, d_sae = shape.d_sae, batch = shape.batch;
   worker::MpiCommunicator group(MPI_COMM_WORLD);
   int local_size = 1, local_rank = 0;
@@ -207,8 +213,13 @@ void run(const Shape& shape, int steps, const std::string& pairs, double tau, bo
   cfg.train.batch_size = batch;
   cfg.absorption.dot_threshold = tau;
   cfg.absorption.pairs = pairs == "dense" ? sae::PairTracking::Dense : sae::PairTracking::Candidates;
+  cfg.absorption.enabled = false;
+  cfg.resolved = {{"orthogonality.penalty", 0.0}, {"orthogonality.chunk_size", choice.chunk_size}};
+  auto with_penalty = cfg;
+  if (choice.name == "absorption") with_penalty.absorption.enabled = true;
+  if (choice.name == "orthogonality") with_penalty.resolved["orthogonality.penalty"] = 1.0;
   // Steps of the two jobs alternate, so that the machine's drift falls on both alike.
-  StepTimer plain(cfg, false, group, device), penalised(cfg, true, group, device);
+  StepTimer plain(cfg, group, device), penalised(with_penalty, group, device);
   for (int s = 1; s <= steps; ++s) {
     plain.step(s);
     penalised.step(s);
@@ -228,14 +239,15 @@ void run(const Shape& shape, int steps, const std::string& pairs, double tau, bo
   const double limit = worker::matmul_flops_per_second(device, bf16 ? torch::kBFloat16 : torch::kFloat, n);
   const double mib = 1024.0 * 1024.0, interval = static_cast<double>(cfg.absorption.refresh_every);
   std::printf("device %s  ranks %d (CPU threads/rank %d)  %s%s  step %s  train.code_width %s  products %s  d_in %lld  d_sae %lld  batch %lld  steps %d  "
-              "tau %.2f  pairs %s\n",
+              "penalty %s  tau %.2f  pairs %s  chunk_size %lld\n",
               device.str().c_str(), group.size(), threads, shape.arch.c_str(),
               shape.arch == "relu"       ? ""
               : shape.arch == "jumprelu" ? (" threshold " + std::to_string(shape.threshold)).c_str()
                                          : (" k " + std::to_string(shape.k)).c_str(),
               shape.step.c_str(), shape.code_width.c_str(), shape.matmul.c_str(),
               static_cast<long long>(d_in), static_cast<long long>(d_sae),
-              static_cast<long long>(batch), steps, tau, with.tracking.c_str());
+              static_cast<long long>(batch), steps, choice.name.c_str(), tau, with.tracking.c_str(),
+              static_cast<long long>(choice.chunk_size));
   std::printf("  step %.1f ms   tokens/s %.0f   (without the penalty %.1f ms; medians of alternating steps)\n", 1e3 * with.step_s, batch / with.step_s,
               1e3 * without.step_s);
   if (without.entries_per_row > 0) {
@@ -253,7 +265,7 @@ void run(const Shape& shape, int steps, const std::string& pairs, double tau, bo
   std::printf("  penalty share %.1f%% of the step (%lld candidate searches in these steps)\n",
               100.0 * (with.step_s - without.step_s) / with.step_s, static_cast<long long>(with.searches));
   const double parts_s = with.co_firing_s + with.penalty_s + with.refresh_due_s;
-  std::printf("  penalty's work timed apart %.1f ms = %.1f%% of a step without it (co-firing %.1f, penalty and its backward %.1f, "
+  if (with.tracking != "off") std::printf("  penalty's work timed apart %.1f ms = %.1f%% of a step without it (co-firing %.1f, penalty and its backward %.1f, "
               "drift bound %.1f ms)\n",
               1e3 * parts_s, 100.0 * parts_s / (without.step_s + parts_s), 1e3 * with.co_firing_s, 1e3 * with.penalty_s,
               1e3 * with.refresh_due_s);
@@ -284,8 +296,7 @@ int main(int argc, char** argv) {
   CLI::App app{"sweep_bench: time one job's training step"};
   Shape shape;
   int steps = 10;
-  std::string pairs = "candidates";
-  double tau = 0.3;
+  PenaltyChoice penalty;
   std::string device = "cpu";
   int threads = 0;
   app.add_option("--d-in", shape.d_in);
@@ -301,8 +312,11 @@ int main(int argc, char** argv) {
   app.add_option("--code-width", shape.code_width, "train.code_width: auto, batch or planned")
       ->check(CLI::IsMember({"auto", "batch", "planned"}));
   app.add_option("--steps", steps);
-  app.add_option("--pairs", pairs, "absorption.pairs: candidates or dense")->check(CLI::IsMember({"candidates", "dense"}));
-  app.add_option("--tau", tau, "absorption.dot_threshold");
+  app.add_option("--penalty", penalty.name, "the penalised job's penalty: absorption or orthogonality")
+      ->check(CLI::IsMember({"absorption", "orthogonality"}));
+  app.add_option("--pairs", penalty.pairs, "absorption.pairs: candidates or dense")->check(CLI::IsMember({"candidates", "dense"}));
+  app.add_option("--tau", penalty.tau, "absorption.dot_threshold");
+  app.add_option("--chunk-size", penalty.chunk_size, "orthogonality.chunk_size");
   app.add_option("--device", device, "cpu, or cuda (each rank on GPU local rank mod visible GPUs)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--threads", threads, "CPU threads per rank (default: the cores shared among this machine's ranks)");
@@ -312,7 +326,7 @@ int main(int argc, char** argv) {
     MPI_Finalize();
     return 2;
   }
-  run(shape, steps, pairs, tau, device == "cuda", threads);
+  run(shape, steps, penalty, device == "cuda", threads);
   MPI_Finalize();
   return 0;
 }

@@ -1,5 +1,6 @@
 // OrtSAE's chunked orthogonality penalty: a random permutation per step, cut into near-equal chunks,
-// each chunk's Gram matrix of unit decoder rows with its diagonal masked, the largest square per row.
+// each chunk's Gram matrix of unit decoder rows (batched) with its diagonal masked, the largest
+// square per row.
 #include "sae/penalties/orthogonality.h"
 
 #include <algorithm>
@@ -38,20 +39,23 @@ torch::Tensor orthogonality_order(int64_t d_sae, uint64_t seed, int64_t step) {
 }
 
 torch::Tensor orthogonality_loss(const torch::Tensor& W_dec, const torch::Tensor& order, int64_t chunk_size) {
-  const int64_t d_sae = W_dec.size(0);
+  const int64_t d_sae = W_dec.size(0), d_in = W_dec.size(1);
   const int64_t chunks = std::max<int64_t>(1, (d_sae + chunk_size - 1) / chunk_size);
+  // Near-equal chunks of the permuted rows: the first d_sae % chunks hold one latent more. Each
+  // group of equal chunks is one batched product (a product per chunk would pay the gather's
+  // backward, a whole [d_sae, d_in] gradient, once per chunk).
+  const int64_t size = d_sae / chunks, larger = d_sae % chunks;
+  auto rows = W_dec.index_select(0, order);
   auto total = torch::zeros({}, W_dec.options());
-  int64_t start = 0;
-  for (int64_t c = 0; c < chunks; ++c) {
-    // Near-equal chunks: the first d_sae % chunks hold one latent more.
-    const int64_t size = d_sae / chunks + (c < d_sae % chunks ? 1 : 0);
-    if (size < 2) break;  // a latent alone in its chunk has no other to be parallel to
-    auto rows = W_dec.index_select(0, order.narrow(0, start, size));
-    auto diagonal = torch::eye(size, rows.options().dtype(torch::kBool));
-    auto squares = rows.mm(rows.t()).pow(2).masked_fill(diagonal, -1.0);
-    total = total + std::get<0>(squares.max(1)).sum();
-    start += size;
-  }
+  auto add_chunks = [&](int64_t first_row, int64_t count, int64_t latents) {
+    if (count == 0 || latents < 2) return;  // a latent alone in its chunk has no other to be parallel to
+    auto block = rows.narrow(0, first_row, count * latents).view({count, latents, d_in});
+    auto diagonal = torch::eye(latents, rows.options().dtype(torch::kBool));
+    auto squares = torch::bmm(block, block.transpose(1, 2)).pow(2).masked_fill(diagonal, -1.0);
+    total = total + std::get<0>(squares.max(2)).sum();
+  };
+  add_chunks(0, larger, size + 1);
+  add_chunks(larger * (size + 1), chunks - larger, size);
   return total / static_cast<double>(d_sae);
 }
 
