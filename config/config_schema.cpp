@@ -273,7 +273,7 @@ std::vector<KeySpec> build_schema() {
       {"run.heartbeat_seconds", K::Float, 10.0, above(0), "seconds between a running job's heartbeats in its state.json", false},
       {"run.stale_after_seconds", K::Float, 300.0, above(0), "a running job whose heartbeat is older than this counts as interrupted", false},
 
-      {"grid.include_baseline", K::Bool, true, none(), "add a job with absorption.enabled = false per grid point of the other keys"},
+      {"grid.include_baseline", K::Bool, true, none(), "add a job with every training penalty off (absorption.enabled = false, orthogonality.penalty = 0) per grid point of the other keys"},
       {"grid.replicas", K::StringList, json::array(), job_setting_names(), "grid axes whose values are replicas of one grid point, besides seed and data.seed: the report gives each point's mean, sd and paired differences over them"},
   };
 }

@@ -15,6 +15,7 @@
 #include "common/fnv_hash.h"
 #include "config/config_error.h"
 #include "config/config_schema.h"
+#include "sae/penalty.h"
 #include "sharding/labels.h"
 
 namespace sweep::launcher {
@@ -139,13 +140,14 @@ void validate_job(const SweepSpec& spec, const PlannedJob& job) {
   }
 }
 
-bool is_absorption_key(const std::string& key) { return key.rfind("absorption.", 0) == 0; }
+// A setting of a training penalty (absorption.*, orthogonality.*; sae/penalty.h).
+bool is_penalty_key(const std::string& key) { return sae::penalty_of_setting(key) != nullptr; }
 
 // The grid's units, in axis order: an axis offers its values one by one; a zip group (at its first
-// axis) offers the i-th values of all its axes at once. Without `absorption`, the absorption.*
-// axes are left out (a baseline's grid), and a zip group keeps its other axes' distinct tuples.
+// axis) offers the i-th values of all its axes at once. Without `penalties`, the penalties' axes
+// are left out (a baseline's grid), and a zip group keeps its other axes' distinct tuples.
 // Each choice is a set of key -> value.
-std::vector<std::vector<json>> grid_units(const SweepSpec& spec, bool absorption) {
+std::vector<std::vector<json>> grid_units(const SweepSpec& spec, bool penalties) {
   std::map<std::string, const GridAxis*> axes;
   for (const auto& axis : spec.grid) axes[axis.key] = &axis;
   std::map<std::string, size_t> group_of;
@@ -162,7 +164,7 @@ std::vector<std::vector<json>> grid_units(const SweepSpec& spec, bool absorption
     for (size_t i = 0; i < axis.values.size(); ++i) {
       json choice = json::object();
       for (const auto& key : keys) {
-        if (absorption || !is_absorption_key(key)) choice[key] = axes.at(key)->values[i];
+        if (penalties || !is_penalty_key(key)) choice[key] = axes.at(key)->values[i];
       }
       if (!choice.empty() && std::find(choices.begin(), choices.end(), choice) == choices.end()) choices.push_back(choice);
     }
@@ -223,13 +225,16 @@ PlannedJob make_job(const SweepSpec& spec, const json& params, const GridPoint* 
   PlannedJob job;
   job.resolved = spec.base;
   for (const auto& [key, value] : params.items()) job.resolved[key] = value;
-  job.baseline = !job.resolved["absorption.enabled"].get<bool>();
+  job.baseline = true;  // every penalty off
+  for (const auto& entry : sae::penalties()) job.baseline = job.baseline && sae::penalty_is_off(entry, job.resolved);
   const std::string arch = job.resolved["sae.arch"];
   job.params = json::object();
   for (const auto& [key, value] : params.items()) {
     const bool unread = !reads(arch, key);
     if (unread) ignored.insert({key, arch});
-    if (unread || (job.baseline && is_absorption_key(key) && key != "absorption.enabled")) {
+    const auto* penalty = sae::penalty_of_setting(key);  // a setting of a penalty this job has off
+    const bool of_an_off_penalty = penalty && key != penalty->switch_key && sae::penalty_is_off(*penalty, job.resolved);
+    if (unread || of_an_off_penalty) {
       job.resolved[key] = spec.base[key];
     } else {
       job.params[key] = value;
@@ -288,8 +293,9 @@ std::vector<PlannedJob> expand(const SweepSpec& spec, std::set<std::pair<std::st
     if (seen.insert(job.id).second) jobs.push_back(std::move(job));
   };
   // Each explicit point (or the base alone) crossed with the axes; a baseline keeps its point's
-  // settings but the absorption ones, and its label where the point sets no absorption key (else
-  // points differing only there share the baseline, which is then named by its settings).
+  // settings but the penalties' (every penalty off), and its label where the point sets no penalty
+  // key but to turn one off (else points differing only there share the baseline, which is then
+  // named by its settings).
   const GridPoint base_point;
   std::vector<const GridPoint*> points;
   for (const auto& point : spec.points) points.push_back(&point);
@@ -299,10 +305,17 @@ std::vector<PlannedJob> expand(const SweepSpec& spec, std::set<std::pair<std::st
       bool names_baseline = true;
       for (auto params : product(grid_units(spec, false))) {
         for (const auto& [key, value] : point->settings.items()) {
-          if (!is_absorption_key(key)) params[key] = value;
-          names_baseline = names_baseline && (!is_absorption_key(key) || key == "absorption.enabled");
+          const auto* penalty = sae::penalty_of_setting(key);
+          if (!penalty) params[key] = value;
+          names_baseline = names_baseline && (!penalty || (key == penalty->switch_key &&
+                                                           sae::penalty_is_off(*penalty, json{{key, value}})));
         }
-        params["absorption.enabled"] = false;
+        // A switch is named where the penalty would otherwise be on: by default (the absorption
+        // penalty, so its baselines' ids say absorption.enabled = false) or in the sweep file.
+        for (const auto& entry : sae::penalties()) {
+          if (!sae::penalty_is_off(entry, default_config()) || !sae::penalty_is_off(entry, spec.base))
+            params[entry.switch_key] = entry.off;
+        }
         add(make_job(spec, params, names_baseline ? point : nullptr, ignored));
       }
     }
@@ -328,6 +341,14 @@ std::vector<PlannedJob> expand(const SweepSpec& spec, std::set<std::pair<std::st
 }
 
 }  // namespace
+
+json params_without_penalties(const json& params) {
+  json out = json::object();
+  for (const auto& [key, value] : params.items()) {
+    if (!is_penalty_key(key)) out[key] = value;
+  }
+  return out;
+}
 
 std::vector<PlannedJob> expand_grid(const SweepSpec& spec) {
   std::set<std::pair<std::string, std::string>> ignored;

@@ -15,7 +15,7 @@ struct PlannedJob {
   std::string id;
   nlohmann::json params;    // swept keys -> values (baselines: absorption.enabled = false)
   nlohmann::json resolved;  // every key
-  bool baseline = false;
+  bool baseline = false;   // every penalty off
   std::string label;        // its [[grid.points]] point's label ("" for none)
   nlohmann::json label_keys = nlohmann::json::array();  // the keys of params that point set
 };
@@ -25,6 +25,10 @@ struct PlannedJob {
 // swept setting that a job's architecture ignores is left at the sweep's value and out of its
 // params, so it neither splits nor repeats jobs.
 std::vector<PlannedJob> expand_grid(const SweepSpec& spec);
+
+// A job's params without the penalties' settings: equal for a penalised job and its baseline
+// (plan.json's "baseline_params", by which the report pairs them).
+nlohmann::json params_without_penalties(const nlohmann::json& params);
 
 // "sae.k is ignored for relu jobs", once per swept setting and architecture that ignores it.
 std::vector<std::string> ignored_settings(const SweepSpec& spec);

@@ -72,7 +72,11 @@ json plan_json(const SweepSpec& spec, const std::vector<PlannedJob>& jobs) {
                {"grid", grid_json(spec)},
                {"jobs", json::array()}};
   for (size_t i = 0; i < jobs.size(); ++i) {
-    json entry = {{"index", i}, {"id", jobs[i].id}, {"params", jobs[i].params}, {"baseline", jobs[i].baseline},
+    json entry = {{"index", i},
+                  {"id", jobs[i].id},
+                  {"params", jobs[i].params},
+                  {"baseline", jobs[i].baseline},
+                  {"baseline_params", params_without_penalties(jobs[i].params)},
                   {"config", jobs[i].resolved}};
     if (!jobs[i].label.empty()) {
       entry["label"] = jobs[i].label;

@@ -99,8 +99,10 @@ JobRecord read_job(const fs::path& dir, const json& planned) {
                      {"error", e.what()}};
     record.curve = json::object();
   }
-  // An explicit grid point's label names the job in the report (the plan holds it).
-  for (const char* key : {"label", "label_keys"}) {
+  // An explicit grid point's label names the job in the report, and whether it is a baseline and
+  // the params it is paired with its baseline by come from the plan too (plans written before
+  // these were recorded: the report derives them from the absorption penalty's settings).
+  for (const char* key : {"label", "label_keys", "baseline", "baseline_params"}) {
     if (planned.contains(key)) record.result[key] = planned[key];
   }
   return record;

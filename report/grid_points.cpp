@@ -48,6 +48,8 @@ class Grouping {
         points_.push_back({{{"label", job_label(label_job)},
                             {"params", params},
                             {"baseline", job["baseline"]},
+                            {"baseline_params", split(job.value("baseline_params", non_absorption_params(job["params"]))).first},
+                            {"absorption", job["config"].is_object() && job["config"].value("absorption.enabled", false)},
                             {"jobs", json::array()}},
                            {}});
       }
@@ -58,16 +60,15 @@ class Grouping {
   }
 
   json finish() {
-    std::map<std::string, size_t> baselines;  // non-absorption params -> baseline point
+    std::map<std::string, size_t> baselines;  // params without the penalties' -> baseline point
     for (size_t i = 0; i < points_.size(); ++i) {
-      if (points_[i].entry["baseline"].get<bool>())
-        baselines[non_absorption_params(points_[i].entry["params"]).dump()] = i;
+      if (points_[i].entry["baseline"].get<bool>()) baselines[points_[i].entry["baseline_params"].dump()] = i;
     }
     for (auto& point : points_) {
       point.entry["n"] = point.done_by_replica.size();
       point.entry["metrics"] = metric_summaries(point);
       if (!point.entry["baseline"].get<bool>()) {
-        auto b = baselines.find(non_absorption_params(point.entry["params"]).dump());
+        auto b = baselines.find(point.entry["baseline_params"].dump());
         if (b != baselines.end()) {
           point.entry["baseline_point"] = points_[b->second].entry["label"];
           point.entry["paired"] = paired_differences(point, points_[b->second]);

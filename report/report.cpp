@@ -20,7 +20,18 @@ namespace {
 
 using nlohmann::json;
 
-bool penalty_enabled(const json& result) { return result["config"].value("absorption.enabled", false); }
+bool absorption_enabled(const json& result) { return result["config"].value("absorption.enabled", false); }
+
+// A job with a penalty on (the plan says; older plans knew only the absorption penalty).
+bool penalty_enabled(const json& result) {
+  return result.contains("baseline") ? !result["baseline"].get<bool>() : absorption_enabled(result);
+}
+
+// The params a penalised job shares with its baseline.
+json pairing_params(const json& result) {
+  if (result.contains("baseline_params")) return result["baseline_params"];
+  return non_absorption_params(result.value("params", json::object()));
+}
 
 bool finite(const json& value) { return value.is_number() && std::isfinite(value.get<double>()); }
 
@@ -98,12 +109,12 @@ json build_report(const std::string& sweep_name, const std::vector<JobRecord>& r
   json counts = {{"total", records.size()}, {"done", 0}, {"failed", 0}, {"damaged", 0}, {"preempted", 0}, {"other", 0}};
   json never_fired = json::array();
   std::map<std::string, json> point_of;  // job id -> its grid point's label
-  // Baselines by their non-absorption params (the last of equal ones wins), so finding a job's
+  // Baselines by their params without the penalties' (the last of equal ones wins), so finding a job's
   // baseline takes one look-up, not a scan of every job.
   std::map<std::string, const json*> baselines;
   for (const auto& record : records) {
     if (!penalty_enabled(record.result)) {
-      baselines[non_absorption_params(record.result.value("params", json::object())).dump()] = &record.result;
+      baselines[pairing_params(record.result).dump()] = &record.result;
     }
   }
   for (const auto& [r, curve] : records) {
@@ -121,6 +132,7 @@ json build_report(const std::string& sweep_name, const std::vector<JobRecord>& r
                 {"status", r.value("status", "unknown")},
                 {"params", r.value("params", json::object())},
                 {"baseline", !penalty_enabled(r)},
+                {"baseline_params", pairing_params(r)},
                 {"metrics", r.value("metrics", json::object())},
                 {"train", r.value("train", json::object())},
                 {"attempts", r.value("attempts", 1)},
@@ -132,13 +144,15 @@ json build_report(const std::string& sweep_name, const std::vector<JobRecord>& r
     for (const char* key : {"label", "label_keys"}) {
       if (r.contains(key)) job[key] = r[key];
     }
-    // The baseline of a penalised job: the unpenalised job with the same non-absorption params.
+    // The baseline of a penalised job: the job with every penalty off and the same other params.
     if (penalty_enabled(r)) {
-      auto b = baselines.find(non_absorption_params(r.value("params", json::object())).dump());
+      auto b = baselines.find(pairing_params(r).dump());
       if (b != baselines.end()) {
         job["baseline_id"] = (*b->second)["id"];
         job["delta"] = differences(job["metrics"], b->second->value("metrics", json::object()));
       }
+    }
+    if (absorption_enabled(r)) {  // the absorption penalty's own check: did it ever fire?
       bool fired = job["metrics"].value("absorption_active_fraction", 0.0) > 0.0;
       job["absorption_fired"] = fired;
       if (job["status"] == "done" && !fired) never_fired.push_back(r["id"]);

@@ -154,7 +154,30 @@ class Sentences {
         }
       }
       out.push_back({Kind::Finding, text});
+      if (b.contains("ranking") && b["ranking"].size() > 1) out.push_back({Kind::Finding, ranking(b)});
     }
+  }
+
+  // "Ranked by gt_absorption ...: a 0.005 ± 0.001 (n = 3), b ...; left out ...: c (-0.015)."
+  static std::string ranking(const json& b) {
+    std::string text = "Ranked by " + b["metric"].get<std::string>() + " (mean ± sd over replicas), the " +
+                       std::to_string(b["ranking"].size()) + " points that keep the same bound: ";
+    for (size_t i = 0; i < b["ranking"].size(); ++i) {
+      const auto& r = b["ranking"][i];
+      text += (i ? "; " : "") + std::to_string(i + 1) + ". " + r["point"].get<std::string>() + " " +
+              number(r["mean"]) + (r["sd"].is_number() ? " ± " + number(r["sd"]) : "") + " (n = " + r["n"].dump() + ")";
+    }
+    text += ".";
+    if (!b["left_out"].empty()) {
+      text += " Left out, their explained variance lower than that: ";
+      for (size_t i = 0; i < b["left_out"].size(); ++i) {
+        const auto& l = b["left_out"][i];
+        text += (i ? "; " : "") + l["point"].get<std::string>() + " (" + format_signed("%.3g", l["ev_change"].get<double>()) +
+                " against its baseline)";
+      }
+      text += ".";
+    }
+    return text;
   }
 
   void not_finished(std::vector<Verdict>& out) const {

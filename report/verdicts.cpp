@@ -46,14 +46,15 @@ struct Objective {
   bool lower_is_better;
   Near near;
   const char* what;  // the rule's first half; the constraint follows from `near`
+  bool ranked;       // every qualifying point ranked, not just the best (the absorption metrics: methods compared)
 };
 
 const Objective kObjectives[] = {
-    {"lowest_gt_absorption", "gt_absorption", true, Near::Ev, "lowest gt_absorption"},
-    {"lowest_probe_absorption_fraction", "probe_absorption_fraction", true, Near::Ev, "lowest probe_absorption_fraction"},
-    {"best_explained_variance_at_baseline_l0", "explained_variance", false, Near::L0, "best explained variance"},
-    {"best_gt_mcc", "gt_mcc", false, Near::Ev, "best gt_mcc"},
-    {"lowest_l0", "l0", true, Near::Ev, "lowest L0"},
+    {"lowest_gt_absorption", "gt_absorption", true, Near::Ev, "lowest gt_absorption", true},
+    {"lowest_probe_absorption_fraction", "probe_absorption_fraction", true, Near::Ev, "lowest probe_absorption_fraction", true},
+    {"best_explained_variance_at_baseline_l0", "explained_variance", false, Near::L0, "best explained variance", false},
+    {"best_gt_mcc", "gt_mcc", false, Near::Ev, "best gt_mcc", false},
+    {"lowest_l0", "l0", true, Near::Ev, "lowest L0", false},
 };
 
 std::string rule(const Objective& o) {
@@ -189,12 +190,20 @@ class Verdicts {
       if (std::none_of(points_.begin(), points_.end(), [&](const json& p) { return mean(p, o.metric).has_value(); }))
         continue;
       json entry = {{"objective", o.name}, {"metric", o.metric}, {"rule", rule(o)}, {"point", nullptr}, {"candidates", 0}};
+      json ranking = json::array(), left_out = json::array();
       std::optional<double> best_value;
       for (const auto& point : points_) {
         const json* base = baseline_of(point);
         auto value = mean(point, o.metric);
-        if (!base || !value || !keeps(o, point, *base)) continue;
+        if (!base || !value) continue;
+        if (!keeps(o, point, *base)) {
+          auto ev = mean(point, "explained_variance"), ev_base = mean(*base, "explained_variance");
+          if (ev && ev_base) left_out.push_back({{"point", point["label"]}, {"ev_change", *ev - *ev_base}});
+          continue;
+        }
         entry["candidates"] = entry["candidates"].get<int>() + 1;
+        ranking.push_back({{"point", point["label"]}, {"n", point["n"]}, {"mean", *value},
+                           {"sd", point["metrics"][o.metric]["sd"]}});
         if (best_value && (o.lower_is_better ? *value >= *best_value : *value <= *best_value)) continue;
         best_value = value;
         entry["point"] = point["label"];
@@ -206,6 +215,14 @@ class Verdicts {
         entry["difference"] = d ? *d : json();
         // null: the baseline itself, or too few replicas to tell.
         entry["distinguishable"] = replicated(d) ? json((*d)["distinguishable"]) : json();
+      }
+      if (o.ranked) {  // best first; the points left out by the explained-variance bound after
+        std::stable_sort(ranking.begin(), ranking.end(), [&](const json& a, const json& b) {
+          return o.lower_is_better ? a["mean"].get<double>() < b["mean"].get<double>()
+                                   : a["mean"].get<double>() > b["mean"].get<double>();
+        });
+        entry["ranking"] = ranking;
+        entry["left_out"] = left_out;
       }
       out.push_back(entry);
     }
@@ -219,7 +236,7 @@ class Verdicts {
     for (const auto& point : points_) {
       const json* base = baseline_of(point);
       auto share = mean(point, "gt_pairs_in_region");
-      if (point["baseline"].get<bool>() || !share || *share >= kFewInRegion) continue;
+      if (!point.value("absorption", !point["baseline"].get<bool>()) || !share || *share >= kFewInRegion) continue;
       const auto measured = coverages(point);
       if (measured.empty()) continue;
       const double tau = (*measured[0])["tau"], rho = (*measured[0])["rho"];

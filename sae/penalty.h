@@ -82,6 +82,12 @@ class Penalty {
 // One row of the penalty table.
 struct PenaltyEntry {
   std::string name;
+  // Its settings' section ("absorption" for absorption.*), and the setting and value that turn it
+  // off: a job with every penalty off is a baseline, and a penalty's other settings are not part of
+  // a job that has it off.
+  std::string section;
+  std::string switch_key;
+  nlohmann::json off;
   // The names of its activity values (the first: its unweighted loss), in the step's terms,
   // metrics.jsonl and the report's curves; 0 in jobs where the penalty is off.
   std::vector<std::string> activity;
@@ -103,6 +109,10 @@ Penalties make_penalties(const PenaltyContext& context);
 Penalties clone_penalties(const Penalties& penalties);
 // Every row's activity names, in order.
 std::vector<std::string> penalty_activity_names();
+// Whether the job's settings (dotted keys) leave `entry` off (a missing switch counts as off).
+bool penalty_is_off(const PenaltyEntry& entry, const nlohmann::json& settings);
+// The penalty whose section holds the setting `key` ("absorption.penalty"), or nullptr.
+const PenaltyEntry* penalty_of_setting(const std::string& key);
 // The bytes the job's penalties add to its checkpoints, at most.
 double penalties_checkpoint_bytes(const PenaltyContext& context, int64_t d_in);
 

@@ -5,6 +5,8 @@
 #include <fstream>
 
 #include "common/job_state.h"
+#include "config/grid.h"
+#include "sae/penalty.h"
 
 namespace sweep::testing {
 
@@ -52,10 +54,13 @@ void write_crafted_sweep(const fs::path& out, const std::string& name, const std
     const CraftedJob& job = jobs[i];
     json config = {{"absorption.enabled", job.params.value("absorption.enabled", true)}, {"train.steps", 200}};
     for (const auto& [key, value] : job.params.items()) config[key] = value;
+    bool baseline = true;  // as the planner marks it: every penalty off
+    for (const auto& entry : sae::penalties()) baseline = baseline && sae::penalty_is_off(entry, config);
     plan["jobs"].push_back({{"index", i},
                             {"id", job.id},
                             {"params", job.params},
-                            {"baseline", !config["absorption.enabled"].get<bool>()},
+                            {"baseline", baseline},
+                            {"baseline_params", launcher::params_without_penalties(job.params)},
                             {"config", config}});
     const fs::path dir = out / "jobs" / job.id;
     fs::create_directories(dir);

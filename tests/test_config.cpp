@@ -824,6 +824,38 @@ TEST_F(Config, OnlyAbsorptionAxesGiveOneBaseline) {
   EXPECT_EQ(std::count_if(jobs.begin(), jobs.end(), [](const PlannedJob& j) { return j.baseline; }), 1);
 }
 
+// A baseline has every training penalty off: an orthogonality axis crossed with the absorption
+// penalty's gives one baseline per point of the other axes, with both off; a job with only the
+// orthogonality penalty on is not a baseline, and it shares its baseline's params once the
+// penalties' settings are set aside (how the report pairs them).
+TEST_F(Config, ABaselineHasEveryPenaltyOffAndPairsByTheOtherSettings) {
+  auto jobs = plan(
+      "[orthogonality]\n"
+      "penalty = 1.0\n"
+      "[grid]\n"
+      "\"sae.d_sae\" = [64, 128]\n"
+      "\"absorption.enabled\" = [true, false]\n"
+      "\"orthogonality.chunk_size\" = [16, 32]\n");
+  // Per d_sae: the baseline, absorption on or off crossed with the two chunk sizes (orthogonality on).
+  EXPECT_EQ(jobs.size(), 10u);
+  int baselines = 0;
+  for (const auto& job : jobs) {
+    const bool orthogonality = job.resolved["orthogonality.penalty"].get<double>() != 0.0;
+    const bool absorption = job.resolved["absorption.enabled"].get<bool>();
+    EXPECT_EQ(job.baseline, !orthogonality && !absorption) << job.params.dump();
+    if (!job.baseline) continue;
+    ++baselines;
+    EXPECT_EQ(job.params["orthogonality.penalty"], 0.0) << "the file turns it on: the baseline names it off";
+    EXPECT_FALSE(job.params.contains("orthogonality.chunk_size")) << "a setting of a penalty that is off";
+    for (const auto& other : jobs) {
+      if (!other.baseline && other.params["sae.d_sae"] == job.params["sae.d_sae"]) {
+        EXPECT_EQ(params_without_penalties(other.params), params_without_penalties(job.params));
+      }
+    }
+  }
+  EXPECT_EQ(baselines, 2);
+}
+
 TEST_F(Config, IncludeBaselineFalseDropsBaselines) {
   auto jobs = plan(
       "[grid]\n"

@@ -164,12 +164,12 @@ class TestPull final : public sae::Penalty {
 }  // namespace
 
 TEST(Penalties, OneRegisteredInATestFileIsTrainedWithAndCheckpointed) {
-  sae::register_penalty({"test_pull", {"test_pull", "test_pull_firing_gap", "test_pull_calls"},
+  sae::register_penalty({"test_pull", "test_pull", "test_pull.weight", 0.0, {"test_pull", "test_pull_firing_gap", "test_pull_calls"},
                          [](const sae::PenaltyContext& c) -> std::unique_ptr<sae::Penalty> {
                            const double weight = c.settings.value("test_pull.weight", 0.0);
                            return weight == 0.0 ? nullptr : std::make_unique<TestPull>(weight);
                          }});
-  EXPECT_THROW(sae::register_penalty({"test_pull", {}, nullptr}), std::invalid_argument);
+  EXPECT_THROW(sae::register_penalty({"test_pull", "test_pull", "test_pull.weight", 0.0, {}, nullptr}), std::invalid_argument);
   auto without = small_job(0.0), with = small_job(0.0);
   with.resolved["test_pull.weight"] = 5.0;
   TrainerRun off(without), on(with);

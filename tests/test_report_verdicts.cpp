@@ -297,6 +297,61 @@ TEST_F(ReplicatedVerdicts, APenaltyWithoutEffectIsWithinNoise) {
   EXPECT_EQ(md_.find("WARNING: Every grid point has a single replica"), std::string::npos) << md_;
 }
 
+// Methods compared: every point that keeps the explained-variance bound, ranked by its mean
+// absorption, with its spread and n.
+TEST_F(ReplicatedVerdicts, PointsAreRankedByAbsorptionWithinTheExplainedVarianceBound) {
+  const json* entry = nullptr;
+  for (const auto& b : report_["verdicts"]["best"]) {
+    if (b["objective"] == "lowest_gt_absorption") entry = &b;
+  }
+  ASSERT_NE(entry, nullptr);
+  const auto& ranking = (*entry)["ranking"];
+  ASSERT_EQ(ranking.size(), 3u) << entry->dump(2);
+  EXPECT_EQ(ranking[0]["point"], point_of("effect1")["label"]);
+  for (size_t i = 1; i < ranking.size(); ++i) EXPECT_LE(ranking[i - 1]["mean"].get<double>(), ranking[i]["mean"].get<double>());
+  EXPECT_EQ(ranking[0]["n"], 3);
+  EXPECT_NEAR(ranking[0]["sd"].get<double>(), point_of("effect1")["metrics"]["gt_absorption"]["sd"].get<double>(), 1e-12);
+  EXPECT_TRUE((*entry)["left_out"].empty());
+  EXPECT_NE(md_.find("Ranked by gt_absorption (mean ± sd over replicas), the 3 points that keep the same bound: 1. "
+                     "absorption.ratio_threshold=20.0"),
+            std::string::npos)
+      << md_;
+}
+
+// A point with another penalty on (OrtSAE's) and the absorption penalty off is penalised, paired
+// with the baseline that has every penalty off; the absorption penalty's own checks (did it fire,
+// does its flagged region hold the absorbing pairs) leave it alone.
+TEST(ReportFromRecords, APointWithAnotherPenaltyIsPairedWithTheBaselineOfEveryPenaltyOff) {
+  std::vector<CraftedJob> jobs;
+  for (int seed = 1; seed <= 3; ++seed) {
+    const double d = 0.001 * seed;
+    auto base = crafted_metrics(0.90 + d, 12.0, 0.8, 0.05 + d, 0.0), orth = crafted_metrics(0.89 + d, 12.0, 0.8, 0.03 + d, 0.0);
+    base["gt_pairs_in_region"] = orth["gt_pairs_in_region"] = 0.01;
+    jobs.push_back(done_job("base" + std::to_string(seed), {{"absorption.enabled", false}, {"seed", seed}}, base));
+    jobs.push_back(done_job("orth" + std::to_string(seed),
+                            {{"absorption.enabled", false}, {"orthogonality.penalty", 1.0}, {"seed", seed}}, orth));
+  }
+  const auto out = scratch() / "other_penalty";
+  write_crafted_sweep(out, "other_penalty", jobs);
+  auto run = sweep_report(out, "other_penalty_report");
+  ASSERT_EQ(run.exit_code, 0) << run.log;
+  const auto report = read_json(out / "report.json");
+  ASSERT_EQ(report["points"].size(), 2u);
+  for (const auto& point : report["points"]) {
+    const bool orthogonal = point["params"].contains("orthogonality.penalty");
+    EXPECT_EQ(point["baseline"].get<bool>(), !orthogonal) << point.dump();
+    if (!orthogonal) continue;
+    EXPECT_EQ(point["paired"]["gt_absorption"]["n"], 3) << point.dump();
+    EXPECT_NEAR(point["paired"]["gt_absorption"]["mean"].get<double>(), -0.02, 1e-9);
+  }
+  const auto md = read_text(out / "report.md");
+  EXPECT_EQ(md.find("never fired"), std::string::npos) << md;
+  EXPECT_EQ(md.find("flagged region holds few"), std::string::npos) << md;
+  EXPECT_NE(md.find("orthogonality.penalty=1.0 against its baseline (paired over 3 replicas): lowers explained_variance"),
+            std::string::npos)
+      << md;
+}
+
 TEST_F(ReplicatedVerdicts, ARealEffectIsReportedWithItsInterval) {
   const auto sentence = md_.find("absorption.ratio_threshold=20.0 against its baseline (paired over 3 replicas): ");
   ASSERT_NE(sentence, std::string::npos) << md_;

@@ -65,6 +65,9 @@ double pair_state_bytes(const PenaltyContext& c, int64_t d_in) {
 
 PenaltyEntry absorption_penalty_entry() {
   return {"absorption",
+          "absorption",
+          "absorption.enabled",
+          false,
           {"absorption", "flagged_pairs", "flagged_short_history"},
           [](const PenaltyContext& c) -> std::unique_ptr<Penalty> {
             if (!c.absorption.enabled) return nullptr;

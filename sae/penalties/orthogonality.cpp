@@ -61,6 +61,9 @@ torch::Tensor orthogonality_loss(const torch::Tensor& W_dec, const torch::Tensor
 
 PenaltyEntry orthogonality_penalty_entry() {
   return {"orthogonality",
+          "orthogonality",
+          "orthogonality.penalty",
+          0.0,
           {"orthogonality"},
           [](const PenaltyContext& c) -> std::unique_ptr<Penalty> {
             const double weight = c.settings.is_object() ? c.settings.value("orthogonality.penalty", 0.0) : 0.0;

@@ -39,6 +39,22 @@ Penalties clone_penalties(const Penalties& penalties) {
   return out;
 }
 
+bool penalty_is_off(const PenaltyEntry& entry, const nlohmann::json& settings) {
+  if (!settings.is_object() || !settings.contains(entry.switch_key)) return true;
+  const auto& value = settings[entry.switch_key];
+  if (value.is_number() && entry.off.is_number()) return value.get<double>() == entry.off.get<double>();
+  return value == entry.off;
+}
+
+const PenaltyEntry* penalty_of_setting(const std::string& key) {
+  for (const auto& entry : table()) {
+    if (key.size() > entry.section.size() && key.compare(0, entry.section.size(), entry.section) == 0 &&
+        key[entry.section.size()] == '.')
+      return &entry;
+  }
+  return nullptr;
+}
+
 double penalties_checkpoint_bytes(const PenaltyContext& context, int64_t d_in) {
   double bytes = 0;
   for (const auto& entry : table()) bytes += entry.checkpoint_bytes ? entry.checkpoint_bytes(context, d_in) : 0.0;
