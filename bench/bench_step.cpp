@@ -199,10 +199,7 @@ void run(const Shape& shape, int steps, const PenaltyChoice& choice, bool cuda, 
   cfg.data.eval_tokens = 0;
   cfg.sae.d_in = d_in;
   cfg.sae.d_sae = d_sae;
-  cfg.sae.arch = shape.arch == "topk"       ? sae::Arch::TopK
-                 : shape.arch == "batchtopk" ? sae::Arch::BatchTopK
-                 : shape.arch == "jumprelu"  ? sae::Arch::JumpReLU
-                                             : sae::Arch::ReLU;
+  cfg.sae.arch = shape.arch;
   cfg.sae.k = shape.k;
   cfg.sae.init_threshold = shape.threshold;
   cfg.sae.step = shape.step == "dense" ? sae::StepMode::Dense : shape.step == "sparse" ? sae::StepMode::Sparse : sae::StepMode::Auto;
@@ -238,13 +235,11 @@ void run(const Shape& shape, int steps, const PenaltyChoice& choice, bool cuda, 
   // The rate of the products' own precision is the limit.
   const double limit = worker::matmul_flops_per_second(device, bf16 ? torch::kBFloat16 : torch::kFloat, n);
   const double mib = 1024.0 * 1024.0, interval = static_cast<double>(cfg.absorption.refresh_every);
-  std::printf("device %s  ranks %d (CPU threads/rank %d)  %s%s  step %s  train.code_width %s  products %s  d_in %lld  d_sae %lld  batch %lld  steps %d  "
+  std::printf("device %s  ranks %d (CPU threads/rank %d)  %s (k %lld, initial threshold %g: where it reads them)  step %s  "
+              "train.code_width %s  products %s  d_in %lld  d_sae %lld  batch %lld  steps %d  "
               "penalty %s  tau %.2f  pairs %s  chunk_size %lld\n",
-              device.str().c_str(), group.size(), threads, shape.arch.c_str(),
-              shape.arch == "relu"       ? ""
-              : shape.arch == "jumprelu" ? (" threshold " + std::to_string(shape.threshold)).c_str()
-                                         : (" k " + std::to_string(shape.k)).c_str(),
-              shape.step.c_str(), shape.code_width.c_str(), shape.matmul.c_str(),
+              device.str().c_str(), group.size(), threads, shape.arch.c_str(), static_cast<long long>(shape.k),
+              shape.threshold, shape.step.c_str(), shape.code_width.c_str(), shape.matmul.c_str(),
               static_cast<long long>(d_in), static_cast<long long>(d_sae),
               static_cast<long long>(batch), steps, choice.name.c_str(), tau, with.tracking.c_str(),
               static_cast<long long>(choice.chunk_size));
@@ -302,8 +297,7 @@ int main(int argc, char** argv) {
   app.add_option("--d-in", shape.d_in);
   app.add_option("--d-sae", shape.d_sae);
   app.add_option("--batch", shape.batch);
-  app.add_option("--arch", shape.arch, "sae.arch: relu, topk, batchtopk or jumprelu")
-      ->check(CLI::IsMember({"relu", "topk", "batchtopk", "jumprelu"}));
+  app.add_option("--arch", shape.arch, "sae.arch (relu, topk, jumprelu, batchtopk, ...)")->check(CLI::IsMember(sae::architecture_names()));
   app.add_option("--k", shape.k, "sae.k (topk, batchtopk)");
   app.add_option("--threshold", shape.threshold, "sae.init_threshold (jumprelu)");
   app.add_option("--step", shape.step, "train.step: auto, dense or sparse")->check(CLI::IsMember({"auto", "dense", "sparse"}));

@@ -8,59 +8,16 @@
 #include <regex>
 #include <sstream>
 
+#include "sae/architecture.h"
+#include "sae/penalty.h"
+
 namespace sweep::launcher {
 namespace {
 
 using nlohmann::json;
-const char* const kSections[] = {"data", "sae", "train", "absorption", "orthogonality", "probe", "run", "grid", "slurm"};
-using Check = std::function<std::string(const json&)>;
+using Check = SettingCheck;
+using namespace setting_checks;
 
-std::string fmt(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
-
-Check none() { return [](const json&) { return std::string(); }; }
-Check at_least(double lo) {
-  return [lo](const json& v) { return v.get<double>() >= lo ? "" : "must be >= " + fmt(lo); };
-}
-Check above(double lo) {
-  return [lo](const json& v) { return v.get<double>() > lo ? "" : "must be > " + fmt(lo); };
-}
-Check open_range(double lo, double hi) {
-  return [lo, hi](const json& v) {
-    double x = v.get<double>();
-    return x > lo && x < hi ? "" : "must be in (" + fmt(lo) + ", " + fmt(hi) + ")";
-  };
-}
-Check half_open(double lo, double hi) {  // (lo, hi]
-  return [lo, hi](const json& v) {
-    double x = v.get<double>();
-    return x > lo && x <= hi ? "" : "must be in (" + fmt(lo) + ", " + fmt(hi) + "]";
-  };
-}
-Check right_open(double lo, double hi) {  // [lo, hi)
-  return [lo, hi](const json& v) {
-    double x = v.get<double>();
-    return x >= lo && x < hi ? "" : "must be in [" + fmt(lo) + ", " + fmt(hi) + ")";
-  };
-}
-Check closed_range(double lo, double hi) {
-  return [lo, hi](const json& v) {
-    double x = v.get<double>();
-    return x >= lo && x <= hi ? "" : "must be in [" + fmt(lo) + ", " + fmt(hi) + "]";
-  };
-}
-Check one_of(std::vector<std::string> allowed) {
-  return [allowed](const json& v) {
-    auto s = v.get<std::string>();
-    if (std::find(allowed.begin(), allowed.end(), s) != allowed.end()) return std::string();
-    std::string list;
-    for (const auto& a : allowed) list += (list.empty() ? "\"" : ", \"") + a + "\"";
-    return "must be one of " + list;
-  };
-}
 Check increasing_widths() {
   return [](const json& v) {
     for (size_t i = 0; i < v.size(); ++i) {
@@ -170,7 +127,8 @@ std::vector<KeySpec> build_schema() {
       {"data.correlation_rank", K::Int, 0, at_least(0), "synthetic: shared factors of the roots' correlated firing (0: independent)"},
       {"data.correlation_strength", K::Float, 0.0, right_open(0, 1), "synthetic: share of each root's firing variable from the shared factors"},
 
-      {"sae.arch", K::String, "relu", one_of({"relu", "topk", "jumprelu", "batchtopk", "matryoshka"}), "SAE architecture"},
+      {"sae.arch", K::String, "relu", [](const json& v) { return one_of(sae::architecture_names())(v); },
+       "SAE architecture (sae/architectures/)"},
       {"sae.d_sae", K::Int, 512, at_least(1), "number of latents"},
       {"sae.k", K::Int, 32, at_least(1), "topk: active latents per token; batchtopk and matryoshka: their mean over a batch (k x B kept)"},
       {"sae.matryoshka_widths", K::IntList, json::array(), increasing_widths(),
@@ -212,31 +170,6 @@ std::vector<KeySpec> build_schema() {
        "the training step's matrix products: float32, or bfloat16 inputs with float32 results (weights, optimiser, "
        "losses, evaluation and export stay float32); faster where the device multiplies bfloat16 natively (GPUs, CPUs "
        "with AVX512-BF16 or AMX: `sweep doctor` says), not bit for bit float32's", true, true},
-
-      {"absorption.enabled", K::Bool, true, none(), "add the absorption penalty"},
-      {"absorption.penalty", K::Float, 0.1, at_least(0), "lambda"},
-      {"absorption.activation_threshold", K::Float, 0.001, open_range(0, 1), "a latent is active when its EMA firing rate exceeds this"},
-      {"absorption.dot_threshold", K::Float, 0.8, open_range(-1, 1), "tau: decoder cosine above which a pair is flagged"},
-      {"absorption.ratio_threshold", K::Float, 5.0, above(0), "rho: co-activation ratio above which a pair is flagged"},
-      {"absorption.ratio", K::String, "lift", one_of({"lift", "conditional"}), "lift: Q/(P_i P_j); conditional: Q/P_j"},
-      {"absorption.ema_decay", K::Float, 0.99, open_range(0, 1), "beta of the firing EMAs"},
-      {"absorption.pairs", K::String, "candidates", one_of({"candidates", "dense"}),
-       "candidates: track only pairs whose decoder cosine can exceed tau; dense: every pair (d_sae x d_sae, the reference)"},
-      {"absorption.candidate_margin", K::Float, 0.1, open_range(0, 2), "candidates: every pair with decoder cosine above tau - margin"},
-      {"absorption.watch_margin", K::Float, 0.7, open_range(0, 2),
-       "candidates: also pairs with decoder cosine above tau - watch_margin, while they fit in watch_pairs_per_latent, "
-       "so that a pair's Q has a history when it can first be flagged (at most candidate_margin: none)"},
-      {"absorption.watch_pairs_per_latent", K::Int, 4, at_least(0),
-       "candidates: the pairs watched beyond tau - candidate_margin stop at about this many per latent"},
-      {"absorption.refresh_every", K::Int, 100, at_least(1), "candidates: steps after which the candidates are found anew at the latest"},
-      {"absorption.max_candidate_fraction", K::Float, 0.25, half_open(0, 1),
-       "candidates: above this share of all pairs the job tracks every pair instead (dense)"},
-
-      {"orthogonality.penalty", K::Float, 0.0, at_least(0),
-       "OrtSAE's orthogonality penalty (sae/penalties/orthogonality.h): weight of the mean over latents of each "
-       "one's largest squared decoder cosine with another latent of its random chunk (0: off)", true, true},
-      {"orthogonality.chunk_size", K::Int, 1024, at_least(2),
-       "orthogonality: latents per random chunk, drawn anew every step (cost d_sae x chunk_size x d_in a step)", true, true},
 
       {"probe.max_k", K::Int, 10, at_least(1), "largest k of the k-sparse probes that find each concept's main latents", true, true},
       {"probe.f1_jump_threshold", K::Float, 0.03, at_least(0),
@@ -293,10 +226,33 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
+// The shared rows, with each training penalty's own after the absorption penalty's.
+std::vector<KeySpec> schema_with_penalties() {
+  auto rows = build_schema();
+  auto after = std::find_if(rows.begin(), rows.end(), [](const KeySpec& k) { return k.key.rfind("probe.", 0) == 0; });
+  std::vector<KeySpec> own;
+  for (const auto& penalty : sae::penalties()) own.insert(own.end(), penalty.settings.begin(), penalty.settings.end());
+  rows.insert(after, own.begin(), own.end());
+  return rows;
+}
+
+// The sections of a sweep file: the shared ones, with each penalty's after [absorption].
+const std::vector<std::string>& sections() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out = {"data", "sae", "train"};
+    for (const auto& penalty : sae::penalties()) {
+      if (std::find(out.begin(), out.end(), penalty.section) == out.end()) out.push_back(penalty.section);
+    }
+    out.insert(out.end(), {"probe", "run", "grid", "slurm"});
+    return out;
+  }();
+  return names;
+}
+
 }  // namespace
 
 const std::vector<KeySpec>& config_schema() {
-  static const std::vector<KeySpec> schema = build_schema();
+  static const std::vector<KeySpec> schema = schema_with_penalties();
   return schema;
 }
 
@@ -326,19 +282,19 @@ std::optional<std::string> closest_key(const std::string& key) {
 }
 
 std::optional<std::string> closest_section(const std::string& name) {
-  for (const char* section : kSections) {
-    if (edit_distance(name, section) <= 2) return std::string(section);
+  for (const auto& section : sections()) {
+    if (edit_distance(name, section) <= 2) return section;
   }
   return std::nullopt;
 }
 
 bool is_section(const std::string& name) {
-  return std::find(std::begin(kSections), std::end(kSections), name) != std::end(kSections);
+  return std::find(sections().begin(), sections().end(), name) != sections().end();
 }
 
 std::string section_names() {
   std::string out;
-  for (const char* section : kSections) out += (out.empty() ? "" : ", ") + std::string(section);
+  for (const auto& section : sections()) out += (out.empty() ? "" : ", ") + section;
   return out;
 }
 

@@ -1,5 +1,6 @@
-// Every setting a sweep file may hold: dotted key, type, default and range check, in one table.
-// Parsing, --set, grid keys, did-you-mean and defaults all read this table.
+// Every setting a sweep file may hold: dotted key, type, default and range check, in one table
+// (the shared rows here, each training penalty's from its own file). Parsing, --set, grid keys,
+// did-you-mean and defaults all read this table.
 #pragma once
 
 #include <cstdint>
@@ -10,23 +11,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/setting.h"
+
 namespace sweep::launcher {
 
-enum class ValueKind { Int, Float, Bool, String, StringList, IntList, FloatList };
-
-struct KeySpec {
-  std::string key;  // "section.name" or a top-level "name"
-  ValueKind kind;
-  nlohmann::json default_value;
-  // Empty when the value is fine; otherwise what is wrong and what is allowed.
-  std::function<std::string(const nlohmann::json&)> check;
-  std::string help;
-  // False for settings that change how a job runs but not what it computes (ranks, checkpoints,
-  // retries): they are left out of job ids and may change when a sweep is resumed.
-  bool affects_results = true;
-  // Left out of job ids while at its default: a setting added after ids existed keeps them.
-  bool id_omits_default = false;
-};
+// A row of the table (common/setting.h): key, type, default, check, help.
+using KeySpec = Setting;
 
 const std::vector<KeySpec>& config_schema();
 const KeySpec* find_key(const std::string& key);

@@ -15,6 +15,8 @@
 #include "common/fnv_hash.h"
 #include "config/config_error.h"
 #include "config/config_schema.h"
+#include "config/job_settings.h"
+#include "sae/architecture.h"
 #include "sae/penalty.h"
 #include "sharding/labels.h"
 
@@ -45,36 +47,9 @@ void validate_job(const SweepSpec& spec, const PlannedJob& job) {
     throw ConfigError(where_set(spec, job.params, key) + ": " + key + " = " + c[key].dump() + ": " + message +
                       describe(job.params));
   };
-  if ((c["sae.arch"] == "topk" || c["sae.arch"] == "batchtopk" || c["sae.arch"] == "matryoshka") &&
-      c["sae.k"].get<int64_t>() > c["sae.d_sae"].get<int64_t>()) {
-    fail("sae.k", "larger than sae.d_sae = " + c["sae.d_sae"].dump() + "; choose k <= d_sae");
-  }
-  if (c["sae.arch"] == "matryoshka") {
-    const auto& widths = c["sae.matryoshka_widths"];
-    if (widths.empty()) {
-      fail("sae.matryoshka_widths", "sae.arch = \"matryoshka\" needs the nested prefixes' widths, for example [" +
-                                        std::to_string(c["sae.d_sae"].get<int64_t>() / 8) + "] for a two-level SAE");
-    }
-    if (widths.back().get<int64_t>() > c["sae.d_sae"].get<int64_t>()) {
-      fail("sae.matryoshka_widths", "a width beyond sae.d_sae = " + c["sae.d_sae"].dump());
-    }
-    if (widths.front().get<int64_t>() < c["sae.k"].get<int64_t>()) {
-      fail("sae.matryoshka_widths", "the first prefix is narrower than sae.k = " + c["sae.k"].dump() +
-                                        ": it could not hold a row's k latents; widen it or lower k");
-    }
-    const auto& weights = c["sae.matryoshka_weights"];
-    const size_t prefixes = widths.size() + (widths.back() == c["sae.d_sae"] ? 0 : 1);
-    if (!weights.empty() && weights.size() != prefixes) {
-      fail("sae.matryoshka_weights", "holds " + std::to_string(weights.size()) + " weights for the " +
-                                         std::to_string(prefixes) + " prefixes (sae.matryoshka_widths, then d_sae); give "
-                                         "one weight per prefix, or [] to weigh each 1");
-    }
-    double weight_sum = 0;
-    for (const auto& w : weights) weight_sum += w.get<double>();
-    if (!weights.empty() && weight_sum == 0) {
-      fail("sae.matryoshka_weights", "every weight is 0, so nothing would be reconstructed; give some prefix a weight above 0");
-    }
-  }
+  // The architecture's own checks, on the typed settings.
+  const auto typed = to_job_config(job).sae;
+  for (const auto& problem : sae::architecture(typed.arch).check(typed)) fail(problem.key, problem.message);
   int64_t ranks = c["train.ranks_per_job"];
   if (c["train.batch_size"].get<int64_t>() % ranks != 0) {
     fail("train.batch_size", "not divisible by train.ranks_per_job = " + std::to_string(ranks) +
@@ -190,29 +165,20 @@ std::vector<json> product(const std::vector<std::vector<json>>& units) {
   return points;
 }
 
-// The settings that only some architectures read, and those that read them.
-const std::map<std::string, std::set<std::string>>& architecture_settings() {
-  static const std::set<std::string> batch_topk_family = {"topk", "batchtopk", "matryoshka"};
-  static const std::map<std::string, std::set<std::string>> table = {
-      {"train.l1_penalty", {"relu"}},
-      {"sae.k", batch_topk_family},
-      {"sae.k_aux", batch_topk_family},
-      {"sae.aux_weight", batch_topk_family},
-      {"sae.dead_after_tokens", batch_topk_family},
-      {"sae.matryoshka_widths", {"matryoshka"}},
-      {"sae.matryoshka_weights", {"matryoshka"}},
-      {"sae.bandwidth", {"jumprelu"}},
-      {"sae.target_l0", {"jumprelu"}},
-      {"sae.sparsity_penalty", {"jumprelu"}},
-      {"sae.init_threshold", {"jumprelu"}},
-  };
+// The settings that only some architectures read, and those that read them (their table rows).
+std::map<std::string, std::set<std::string>> architecture_settings() {
+  std::map<std::string, std::set<std::string>> table;
+  for (const auto& entry : sae::architectures()) {
+    for (const auto& key : entry.settings) table[key].insert(entry.name);
+  }
   return table;
 }
 
 // Whether a job of architecture `arch` reads `key` (every setting but the table's is read by all).
 bool reads(const std::string& arch, const std::string& key) {
-  auto it = architecture_settings().find(key);
-  return it == architecture_settings().end() || it->second.count(arch) > 0;
+  const auto table = architecture_settings();
+  auto it = table.find(key);
+  return it == table.end() || it->second.count(arch) > 0;
 }
 
 // A job ignores every other absorption.* setting without the penalty, and the settings of other

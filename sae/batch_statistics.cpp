@@ -19,9 +19,7 @@ BatchStatistics statistics_layout(const SaeConfig& cfg, const Penalties& penalti
   s.d_sae = cfg.d_sae;
   for (const auto& p : penalties) s.penalty_numel.push_back(p ? p->statistics_numel() : 0);
   for (auto n : s.penalty_numel) s.penalty_total += n;
-  s.residual = cfg.arch == Arch::TopK || selects_over_batch(cfg.arch) ? cfg.d_in : 0;
-  s.l0 = cfg.arch == Arch::JumpReLU ? 1 : 0;
-  s.kept = selects_over_batch(cfg.arch) ? 1 : 0;
+  s.arch = architecture(cfg.arch).statistics_numel(cfg);
   return s;
 }
 
@@ -30,10 +28,13 @@ torch::Tensor firing_bits(const Forward& fwd) {
   return packed_firing(fwd.fired.defined() ? fwd.fired : firing(fwd.f));
 }
 
-BatchStatistics local_statistics(const SaeConfig& cfg, const Forward& fwd, const torch::Tensor& x,
-                                 const Penalties& penalties, const torch::Tensor& l0_share) {
+BatchStatistics local_statistics(const Sae& sae, const Forward& fwd, const torch::Tensor& x, const Penalties& penalties,
+                                 const BatchContext& batch) {
+  const auto& cfg = sae.config();
+  auto share = sae.architecture().local_statistics(sae, fwd, x, batch);  // with gradient in `carried`
   torch::NoGradGuard no_grad;
   auto s = statistics_layout(cfg, penalties);
+  s.carried = share.carried;
   bool rows_needed = false, bits_needed = false;  // by a penalty with statistics
   for (size_t i = 0; i < penalties.size(); ++i) {
     if (s.penalty_numel[i] == 0) continue;
@@ -56,17 +57,7 @@ BatchStatistics local_statistics(const SaeConfig& cfg, const Forward& fwd, const
   for (size_t i = 0; i < penalties.size(); ++i) {
     if (s.penalty_numel[i] > 0) sections.push_back(penalties[i]->local_statistics({fired, bits}).to(values.scalar_type()));
   }
-  if (s.residual > 0) {
-    auto e = x - fwd.x_hat;
-    sections.push_back(e.sum(0));
-    sections.push_back(e.pow(2).sum().reshape({1}));
-  }
-  if (s.l0 > 0) sections.push_back(l0_share.detach().reshape({1}));
-  if (s.kept > 0) {  // the smallest activation the batch top-k kept (0 if it kept none), on the device
-    auto kept = values.to(torch::kBool);  // activations are >= 0: nonzero is > 0
-    auto smallest = torch::where(kept, values, torch::full({}, INFINITY, values.options())).amin();
-    sections.push_back(torch::where(kept.any(), smallest, torch::zeros_like(smallest)).reshape({1}));
-  }
+  if (s.arch > 0) sections.push_back(share.section.to(values.scalar_type()));
   s.buffer = torch::cat(sections);
   return s;
 }

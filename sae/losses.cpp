@@ -4,6 +4,7 @@
 
 #include "sae/jumprelu.h"
 #include "sae/products.h"
+#include "sae/sparse_code.h"
 
 namespace sweep::sae {
 
@@ -50,10 +51,10 @@ torch::Tensor jumprelu_l0_share(const Sae& sae, const Forward& fwd, const BatchC
   return batch.mean_share(steps.sum(-1));
 }
 
-torch::Tensor jumprelu_l0_loss(const SaeConfig& cfg, const torch::Tensor& l0_share, const BatchStatistics& global,
+torch::Tensor jumprelu_l0_loss(const SaeConfig& cfg, const torch::Tensor& l0_share, const torch::Tensor& shares,
                                const BatchContext& batch) {
   // Global L0 = mean of the shards' shares; the loss is a function of it.
-  auto l0 = global.l0_share() / static_cast<double>(batch.num_shards);
+  auto l0 = shares / static_cast<double>(batch.num_shards);
   auto deviation = l0 / cfg.target_l0 - 1.0;
   auto value = cfg.sparsity_penalty * deviation.pow(2);
   auto slope = 2.0 * cfg.sparsity_penalty * deviation / cfg.target_l0;
@@ -62,12 +63,13 @@ torch::Tensor jumprelu_l0_loss(const SaeConfig& cfg, const torch::Tensor& l0_sha
 }
 
 torch::Tensor topk_aux_loss(const Sae& sae, const Forward& fwd, const torch::Tensor& x, const torch::Tensor& residual,
-                            const torch::Tensor& dead_mask, const BatchStatistics& global, const BatchContext& batch) {
+                            const torch::Tensor& dead_mask, const torch::Tensor& residual_sums, const BatchContext& batch) {
   const auto& cfg = sae.config();
   // sum_b ||e_b - mean(e)||^2 = sum_b ||e_b||^2 - B ||mean(e)||^2, from the group's sums.
   const double rows = static_cast<double>(batch.global_rows);
-  auto mean_e = global.residual_sum() / rows;
-  auto denom = (global.residual_square_sum() - rows * mean_e.pow(2).sum()).clamp_min(1e-12);
+  const int64_t d_in = residual_sums.size(0) - 1;
+  auto mean_e = residual_sums.narrow(0, 0, d_in) / rows;
+  auto denom = (residual_sums[d_in] - rows * mean_e.pow(2).sum()).clamp_min(1e-12);
   auto e = residual.detach();
   // k_aux of the dead latents' pre-activations; with fewer dead ones the rest select zeros.
   int64_t k_aux = std::min(cfg.k_aux > 0 ? cfg.k_aux : cfg.d_in / 2, cfg.d_sae);

@@ -5,7 +5,6 @@
 #include <torch/torch.h>
 
 #include "sae/batch_context.h"
-#include "sae/batch_statistics.h"
 #include "sae/sae_config.h"
 #include "sae/sae_model.h"
 
@@ -31,17 +30,18 @@ torch::Tensor l1_loss(const torch::Tensor& f, const BatchContext& batch);
 // straight-through gradient, from the step's forward (its code when sparse).
 torch::Tensor jumprelu_l0_share(const Sae& sae, const Forward& fwd, const BatchContext& batch);
 
-// sparsity_penalty * (L0 / target_l0 - 1)^2 of the global L0 (from the reduced statistics).
-// Its value is the global one; its gradient, averaged over shards, is the global gradient.
-torch::Tensor jumprelu_l0_loss(const SaeConfig& cfg, const torch::Tensor& l0_share, const BatchStatistics& global,
+// sparsity_penalty * (L0 / target_l0 - 1)^2 of the global L0, from `shares`, the sum of the
+// shards' shares (reduced with the step's statistics). Its value is the global one; its gradient,
+// averaged over shards, is the global gradient.
+torch::Tensor jumprelu_l0_loss(const SaeConfig& cfg, const torch::Tensor& l0_share, const torch::Tensor& shares,
                                const BatchContext& batch);
 
 // TopK auxiliary loss: the top-k_aux pre-activations of dead latents reconstruct the detached
 // residual e = x - x_hat; ||e - e_hat||^2 / sum_b ||e_b - mean(e)||^2 over the global batch (the
-// denominator from the reduced residual sums). Zero, with no gradient, when no latent is dead;
+// denominator from `residual_sums` [d_in + 1], the group's sum_b e_b then sum_b |e_b|^2). Zero, with no gradient, when no latent is dead;
 // the dead set stays on the device. The dead latents' reconstruction is sparse when the step's
 // forward `fwd` (of the shard x) is.
 torch::Tensor topk_aux_loss(const Sae& sae, const Forward& fwd, const torch::Tensor& x, const torch::Tensor& residual,
-                            const torch::Tensor& dead_mask, const BatchStatistics& global, const BatchContext& batch);
+                            const torch::Tensor& dead_mask, const torch::Tensor& residual_sums, const BatchContext& batch);
 
 }  // namespace sweep::sae

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "common/setting.h"
 #include "sae/sae_config.h"
 
 namespace sweep::sae {
@@ -88,6 +89,9 @@ struct PenaltyEntry {
   std::string section;
   std::string switch_key;
   nlohmann::json off;
+  // Its settings' rows in the sweep-file schema (key, type, default, check, help), declared here
+  // once; a penalty the sweep file cannot set (a test's) leaves them empty.
+  std::vector<Setting> settings;
   // The names of its activity values (the first: its unweighted loss), in the step's terms,
   // metrics.jsonl and the report's curves; 0 in jobs where the penalty is off.
   std::vector<std::string> activity;

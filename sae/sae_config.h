@@ -8,8 +8,6 @@
 
 namespace sweep::sae {
 
-// Matryoshka is BatchTopK with a reconstruction loss for each nested prefix of the latents.
-enum class Arch { ReLU, TopK, JumpReLU, BatchTopK, Matryoshka };
 enum class ReconLoss { MSE, L2Norm };
 enum class RatioKind { Lift, Conditional };
 // Which latent pairs the penalty tracks: every pair (d_sae x d_sae matrices, the reference), or
@@ -29,7 +27,7 @@ enum class MatmulDtype { Float32, BFloat16 };
 enum class CodeSizes { Auto, OfTheBatch, Planned };
 
 struct SaeConfig {
-  Arch arch = Arch::ReLU;
+  std::string arch = "relu";  // an architecture of sae/architecture.h's table
   int64_t d_in = 0;
   int64_t d_sae = 512;
   // topk and batchtopk (batchtopk: k latents per row on average, k x B over a batch shard)
@@ -73,9 +71,6 @@ struct AbsorptionConfig {
   double max_candidate_fraction = 0.25;  // more candidates than this share of all pairs: dense
 };
 
-const char* arch_name(Arch arch);
-// BatchTopK and Matryoshka share the batch-wide selection, the inference threshold and the export.
-inline bool selects_over_batch(Arch arch) { return arch == Arch::BatchTopK || arch == Arch::Matryoshka; }
 // Matryoshka's prefix widths, ending with d_sae.
 std::vector<int64_t> matryoshka_prefixes(const SaeConfig& cfg);
 

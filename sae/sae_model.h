@@ -1,12 +1,12 @@
-// The SAE module: parameters, encoder activation per architecture, and decoder.
-// f = act(W_enc^T-layout (x - b_dec) + b_enc), x_hat = f W_dec + b_dec (SAELens layout).
-// BatchTopK trains on the k x B largest activations of its batch shard and infers with a
-// threshold, an EMA of the smallest activation kept during training (as SAELens does). Matryoshka
-// is BatchTopK whose loss also reconstructs from each nested prefix of the latents (sae/losses.h).
+// The SAE module: parameters, encoder, the activation of its architecture (sae/architecture.h),
+// and decoder. f = act(W_enc^T-layout (x - b_dec) + b_enc), x_hat = f W_dec + b_dec (SAELens
+// layout). Also the pieces an architecture's training forward is made of: a step's code size, the
+// sparse code of chosen latents and the decoders over it.
 #pragma once
 
 #include <torch/torch.h>
 
+#include "sae/architecture.h"
 #include "sae/sae_config.h"
 #include "sae/sparse_code.h"
 
@@ -47,6 +47,7 @@ class Sae : public torch::nn::Module {
   torch::Tensor threshold_at(const torch::Tensor& idx) const;
 
   const SaeConfig& config() const { return cfg_; }
+  const Architecture& architecture() const { return *arch_; }
 
   torch::Tensor W_enc;          // [d_in, d_sae]
   torch::Tensor W_dec;          // [d_sae, d_in], rows are unit-norm decoder directions
@@ -56,12 +57,20 @@ class Sae : public torch::nn::Module {
   torch::Tensor batch_threshold;  // [1] buffer, batchtopk and matryoshka only: the inference threshold
 
  private:
-  torch::Tensor activate(const torch::Tensor& pre) const;
   Forward run(const torch::Tensor& x, bool training, int64_t code_size) const;
-  // jumprelu: the pre-activations' distance above theta - bandwidth / 2, 0 below (no gradient).
-  torch::Tensor jumprelu_reach(const torch::Tensor& pre) const;
   SaeConfig cfg_;
+  const Architecture* arch_;
 };
+
+// The pieces of a training forward (Architecture::forward_train).
+// The code size of this step: `code_size` as forward_train was given it, or where that is
+// kSizeOfTheBatch, code_size_for this batch's `entries` (a device scalar, read here; undefined: 0).
+int64_t step_code_size(const Sae& sae, const torch::Tensor& x, int64_t code_size, const torch::Tensor& entries);
+// A sparse step over the chosen latents: pre and f detached, the code with its values' gradient.
+void code_the_chosen(const Sae& sae, const torch::Tensor& x, const ChosenLatents& chosen, Forward& out);
+// x_hat from the code (sparse) or from f (dense, in the step's matmul dtype).
+void decode_the_code(const Sae& sae, Forward& out);
+void decode_densely(const Sae& sae, Forward& out);
 
 // Decoder unit-norm constraint: drop the gradient component along each decoder row
 // (before the optimiser step), then renormalise the rows (after it).

@@ -1,19 +1,9 @@
 // Builds the SAELens (v6 layout, with the pre-v6 top-level keys too) cfg.json and the weight
-// tensors of an SAE: W_enc [d_in, d_sae], W_dec [d_sae, d_in], b_enc, b_dec, threshold.
+// tensors of an SAE: W_enc [d_in, d_sae], W_dec [d_sae, d_in], b_enc, b_dec; its architecture adds
+// the rest (cfg.json's architecture and activation_fn, a threshold).
 #include "sae/saelens_export.h"
 
 namespace sweep::sae {
-
-const char* saelens_architecture(Arch arch) {
-  switch (arch) {
-    case Arch::ReLU: return "standard";
-    case Arch::TopK: return "topk";
-    case Arch::JumpReLU: return "jumprelu";
-    case Arch::BatchTopK:  // as SAELens saves both for inference: jumprelu with the threshold per latent
-    case Arch::Matryoshka: return "jumprelu";
-  }
-  return "standard";
-}
 
 SaeLensExport export_saelens(const Sae& sae, const torch::Tensor& firing_frequency,
                              const ActivationOrigin& origin) {
@@ -32,7 +22,6 @@ SaeLensExport export_saelens(const Sae& sae, const torch::Tensor& firing_frequen
       {"dataset_path", origin.dataset_path},
   };
   out.cfg = {
-      {"architecture", saelens_architecture(c.arch)},
       {"d_in", c.d_in},
       {"d_sae", c.d_sae},
       {"dtype", "float32"},
@@ -40,7 +29,6 @@ SaeLensExport export_saelens(const Sae& sae, const torch::Tensor& firing_frequen
       {"apply_b_dec_to_input", true},
       {"normalize_activations", "none"},
       {"reshape_activations", "none"},
-      {"activation_fn", c.arch == Arch::TopK ? "topk" : "relu"},
       {"metadata", metadata},
   };
   // Pre-v6 readers look for these at the top level.
@@ -49,18 +37,9 @@ SaeLensExport export_saelens(const Sae& sae, const torch::Tensor& firing_frequen
     out.cfg[key] = metadata[key];
   }
   out.cfg["finetuning_scaling_factor"] = false;
-  if (c.arch == Arch::Matryoshka) out.cfg["metadata"]["matryoshka_widths"] = matryoshka_prefixes(c);
-  if (c.arch == Arch::TopK) {
-    out.cfg["k"] = c.k;
-    out.cfg["activation_fn_kwargs"] = {{"k", c.k}};
-    // As SAELens's own inference save writes TopK: with decoder rows at unit norm (as they always
-    // are here) rescaling by their norms changes nothing, and SAELens may then fold them.
-    out.cfg["rescale_acts_by_decoder_norm"] = true;
-  }
   out.weights = {{"W_enc", cpu(sae.W_enc)}, {"W_dec", cpu(sae.W_dec)}, {"b_enc", cpu(sae.b_enc)},
                  {"b_dec", cpu(sae.b_dec)}};
-  if (c.arch == Arch::JumpReLU) out.weights.emplace_back("threshold", cpu(sae.threshold()));
-  if (selects_over_batch(c.arch)) out.weights.emplace_back("threshold", cpu(sae.batch_threshold.expand({c.d_sae})));
+  sae.architecture().export_saelens(sae, out);  // its architecture, activation and thresholds
   out.sparsity = {{"sparsity", torch::log10(cpu(firing_frequency) + 1e-10)}};
   return out;
 }

@@ -31,10 +31,6 @@ struct SaeLensExport {
 // The SAELens version whose on-disk layout the export follows (metadata.sae_lens_version).
 inline constexpr const char* kSaeLensFormatVersion = "6.18.0";
 
-// SAELens architecture name: "standard" for relu, "topk", "jumprelu" (batchtopk and matryoshka too:
-// saved for inference with their threshold).
-const char* saelens_architecture(Arch arch);
-
 SaeLensExport export_saelens(const Sae& sae, const torch::Tensor& firing_frequency,
                              const ActivationOrigin& origin);
 

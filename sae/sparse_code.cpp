@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "sae/architecture.h"
 #include "sae/encoder.h"
 
 namespace sweep::sae {
@@ -18,17 +19,8 @@ double sparse_density_limit(const torch::Device& device) {
   return device.is_cpu() ? kSparseDensityOnCpu : kSparseDensityOnGpu;
 }
 
-namespace {
-
-int64_t topk_code_size(const SaeConfig& cfg, int64_t rows) {
-  if (cfg.step == StepMode::Dense) return 0;
-  return cfg.step == StepMode::Sparse || 10 * cfg.k <= cfg.d_sae ? cfg.k * rows : 0;
-}
-
-}  // namespace
-
 int64_t code_size_for(const SaeConfig& cfg, const torch::Device& device, double entries, int64_t rows, double headroom) {
-  if (cfg.arch == Arch::TopK) return topk_code_size(cfg, rows);
+  if (auto fixed = architecture(cfg.arch).fixed_code_size(cfg, rows)) return *fixed;
   if (cfg.step == StepMode::Dense) return 0;
   const double latents = static_cast<double>(cfg.d_sae) * static_cast<double>(rows);
   const bool too_dense = cfg.step == StepMode::Auto && entries > sparse_density_limit(device) * latents;
@@ -37,7 +29,7 @@ int64_t code_size_for(const SaeConfig& cfg, const torch::Device& device, double 
 }
 
 int64_t first_code_size(const SaeConfig& cfg, int64_t rows) {
-  if (cfg.arch == Arch::TopK) return topk_code_size(cfg, rows);
+  if (auto fixed = architecture(cfg.arch).fixed_code_size(cfg, rows)) return *fixed;
   return cfg.step == StepMode::Sparse ? 1 : 0;
 }
 

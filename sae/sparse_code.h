@@ -45,7 +45,8 @@ torch::Tensor code_entries(const torch::Tensor& fired);
 // How many entries to build a training step's code of `rows` rows with on `device`, from
 // `entries`, the entries of a step (the one before, or this one when it is computed again). 0 means
 // a dense step.
-// - step = "dense": 0. topk: k x rows (0 in auto when k is over a tenth of d_sae).
+// - step = "dense": 0. An architecture with a fixed size (Architecture::fixed_code_size): that
+//   (topk: k x rows, 0 in auto when k is over a tenth of d_sae).
 // - otherwise ceil(entries x headroom), at least 1 and at most rows x d_sae; in auto, 0 when a row
 //   holds over sparse_density_limit(device) of d_sae on average, or entries is not a number.
 int64_t code_size_for(const SaeConfig& cfg, const torch::Device& device, double entries, int64_t rows, double headroom);

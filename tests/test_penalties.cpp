@@ -1,7 +1,7 @@
-// Training penalties through their interface (sae/penalty.h): OrtSAE's orthogonality penalty
-// against a brute-force loss and gradient, its chunks and its effect on training; a penalty
-// registered in this file alone, trained with (its statistics, activity, loss and checkpointed
-// state all through the trainer); and the behaviour the move behind the interface kept: every
+// Methods as plug-ins: training penalties through their interface (sae/penalty.h), OrtSAE's
+// orthogonality penalty against a brute-force loss and gradient, its chunks and its effect on
+// training; a penalty and an architecture (sae/architecture.h) registered in this file alone,
+// planned, trained and exported; and the behaviour the move behind the interfaces kept: every
 // shipped sweep's job ids and quick.toml's metrics as recorded before it.
 #include <gtest/gtest.h>
 
@@ -9,9 +9,13 @@
 #include <fstream>
 
 #include "config/grid.h"
+#include "config/config_error.h"
+#include "config/job_settings.h"
 #include "config/sweep_file.h"
 #include "sae/penalties/orthogonality.h"
+#include "sae/losses.h"
 #include "sae/sae_model.h"
+#include "sae/saelens_export.h"
 #include "test_paths.h"
 #include "tests/process_support.h"
 #include "worker/checkpoint.h"
@@ -164,12 +168,12 @@ class TestPull final : public sae::Penalty {
 }  // namespace
 
 TEST(Penalties, OneRegisteredInATestFileIsTrainedWithAndCheckpointed) {
-  sae::register_penalty({"test_pull", "test_pull", "test_pull.weight", 0.0, {"test_pull", "test_pull_firing_gap", "test_pull_calls"},
+  sae::register_penalty({"test_pull", "test_pull", "test_pull.weight", 0.0, {}, {"test_pull", "test_pull_firing_gap", "test_pull_calls"},
                          [](const sae::PenaltyContext& c) -> std::unique_ptr<sae::Penalty> {
                            const double weight = c.settings.value("test_pull.weight", 0.0);
                            return weight == 0.0 ? nullptr : std::make_unique<TestPull>(weight);
                          }});
-  EXPECT_THROW(sae::register_penalty({"test_pull", "test_pull", "test_pull.weight", 0.0, {}, nullptr}), std::invalid_argument);
+  EXPECT_THROW(sae::register_penalty({"test_pull", "test_pull", "test_pull.weight", 0.0, {}, {}, nullptr}), std::invalid_argument);
   auto without = small_job(0.0), with = small_job(0.0);
   with.resolved["test_pull.weight"] = 5.0;
   TrainerRun off(without), on(with);
@@ -192,6 +196,75 @@ TEST(Penalties, OneRegisteredInATestFileIsTrainedWithAndCheckpointed) {
   TrainerRun resumed(with);
   ASSERT_TRUE(worker::restore_newest_checkpoint(dir, resumed.trainer.state()).has_value());
   EXPECT_EQ(term(resumed.trainer.step(batch(21)), "test_pull_calls"), 22.0);
+}
+
+namespace {
+
+// An architecture known only to this file: relu whose sparsity term is its own (the square root of
+// each row's L1), exported as a standard SAE, that wants an even d_sae.
+class RootL1 final : public sae::Architecture {
+ public:
+  torch::Tensor activate(const sae::Sae&, const torch::Tensor& pre) const override { return torch::relu(pre); }
+  sae::ArchLosses losses(const sae::ArchLossInputs& in) const override {
+    const auto& f = in.fwd.f;  // a dense step: the default forward with train.step = "dense"
+    return {sae::reconstruction_loss(in.x, in.fwd.x_hat, in.loss.recon, in.batch),
+            in.loss.l1_penalty * in.batch.mean_share((f.sum(1) + 1e-6).sqrt()), {}};
+  }
+  void export_saelens(const sae::Sae&, sae::SaeLensExport& out) const override {
+    out.cfg["architecture"] = "standard";
+    out.cfg["activation_fn"] = "relu";
+  }
+  std::vector<sae::SettingProblem> check(const sae::SaeConfig& cfg) const override {
+    if (cfg.d_sae % 2 == 0) return {};
+    return {{"sae.d_sae", "root_l1 wants an even number of latents"}};
+  }
+};
+
+std::vector<launcher::PlannedJob> plan_text(const std::string& name, const std::string& text) {
+  const auto file = sweep::testing::scratch() / (name + ".toml");
+  std::ofstream(file) << text;
+  return launcher::expand_grid(launcher::load_sweep(file, {}));
+}
+
+}  // namespace
+
+TEST(Architectures, OneRegisteredInATestFileIsPlannedTrainedAndExported) {
+  sae::register_architecture({"root_l1", {"train.l1_penalty"}, [] { return std::make_unique<RootL1>(); }});
+  EXPECT_THROW(sae::register_architecture({"root_l1", {}, nullptr}), std::invalid_argument);
+  // Planned: its name is a known sae.arch, a grid over a setting only others read leaves it alone,
+  // and its own check names the key.
+  const std::string base = "[data]\nd_in = 8\nn_roots = 4\n[train]\nstep = \"dense\"\nsteps = 30\nbatch_size = 32\nlr = 1e-2\n"
+                           "warmup_steps = 2\n"
+                           "[sae]\narch = \"root_l1\"\n";
+  auto jobs = plan_text("root_l1", base + "d_sae = 16\n[grid]\ninclude_baseline = false\n\"sae.k\" = [1, 2]\n"
+                                          "\"train.l1_penalty\" = [0.01, 1.0]\n");
+  ASSERT_EQ(jobs.size(), 2u) << "sae.k is not read by root_l1: one job per l1_penalty";
+  try {
+    plan_text("root_l1_odd", base + "d_sae = 15\n");
+    ADD_FAILURE() << "an odd d_sae was accepted";
+  } catch (const launcher::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("sae.d_sae = 15: root_l1 wants an even number of latents"), std::string::npos)
+        << e.what();
+  }
+  // Trained: the sparsity term is its own, and it changes what is learnt.
+  std::vector<double> l0;
+  for (const auto& job : jobs) {
+    auto cfg = launcher::to_job_config(job);
+    cfg.absorption.enabled = false;
+    worker::LocalCommunicator comm;
+    worker::Trainer trainer(cfg, comm, torch::kCPU);
+    EXPECT_EQ(&trainer.model().architecture(), &sae::architecture("root_l1"));
+    trainer.start_fresh(batch(0));
+    worker::StepStats stats;
+    for (int64_t s = 0; s < 30; ++s) stats = trainer.step(batch(s));
+    EXPECT_GT(worker::read_step_terms(stats).sparse, 0.0);
+    l0.push_back(trainer.model().encode(batch(99)).gt(0).sum(1).to(torch::kDouble).mean().item<double>());
+    // Exported with its own fields.
+    auto exported = sae::export_saelens(trainer.model(), torch::ones({16}), {});
+    EXPECT_EQ(exported.cfg["architecture"], "standard");
+    EXPECT_EQ(exported.weights.size(), 4u);
+  }
+  EXPECT_LT(l0[1], l0[0]) << "a larger l1_penalty on its own sparsity term gives fewer active latents";
 }
 
 // Recorded with the build before the penalties moved behind their interface (tests/data/).

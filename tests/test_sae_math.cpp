@@ -14,7 +14,7 @@ using namespace sweep::sae;
 namespace {
 
 // A 2-in, 3-latent SAE with hand-set weights.
-Sae tiny_sae(Arch arch, int64_t k = 1) {
+Sae tiny_sae(const std::string& arch, int64_t k = 1) {
   SaeConfig cfg;
   cfg.arch = arch;
   cfg.d_in = 2;
@@ -45,7 +45,7 @@ double value(const torch::Tensor& t) { return t.item<double>(); }
 
 Sae batchtopk_sae(int64_t d_in, int64_t d_sae, int64_t k, uint64_t seed, std::vector<int64_t> matryoshka_widths = {}) {
   SaeConfig cfg;
-  cfg.arch = matryoshka_widths.empty() ? Arch::BatchTopK : Arch::Matryoshka;
+  cfg.arch = matryoshka_widths.empty() ? "batchtopk" : "matryoshka";
   cfg.d_in = d_in;
   cfg.d_sae = d_sae;
   cfg.k = k;
@@ -54,15 +54,14 @@ Sae batchtopk_sae(int64_t d_in, int64_t d_sae, int64_t k, uint64_t seed, std::ve
 }
 
 // The batch statistics of one shard that is the whole batch (no penalty).
-BatchStatistics statistics_of(const Sae& sae, const Forward& out, const torch::Tensor& x,
-                              const torch::Tensor& l0_share = {}) {
-  return local_statistics(sae.config(), out, x, Penalties(), l0_share);
+BatchStatistics statistics_of(const Sae& sae, const Forward& out, const torch::Tensor& x) {
+  return local_statistics(sae, out, x, Penalties(), whole_batch());
 }
 
 }  // namespace
 
 TEST(SaeForward, ReluMatchesHandComputation) {
-  auto sae = tiny_sae(Arch::ReLU);
+  auto sae = tiny_sae("relu");
   auto out = sae.forward(x_batch());
   // pre = (x - b_dec) W_enc + b_enc: (1, 2) -> (1, 1.5, -1); (0, 0.2) -> (0, -0.3, -0.2).
   EXPECT_TRUE(torch::allclose(out.pre, torch::tensor({{1.0f, 1.5f, -1.0f}, {0.0f, -0.3f, -0.2f}})));
@@ -71,14 +70,14 @@ TEST(SaeForward, ReluMatchesHandComputation) {
 }
 
 TEST(SaeForward, TopKKeepsTheKLargest) {
-  auto out = tiny_sae(Arch::TopK, 1).forward(x_batch());
+  auto out = tiny_sae("topk", 1).forward(x_batch());
   EXPECT_TRUE(torch::allclose(out.f, torch::tensor({{0.0f, 1.5f, 0.0f}, {0.0f, 0.0f, 0.0f}})));
-  auto out2 = tiny_sae(Arch::TopK, 2).forward(x_batch());
+  auto out2 = tiny_sae("topk", 2).forward(x_batch());
   EXPECT_TRUE(torch::allclose(out2.f, torch::tensor({{1.0f, 1.5f, 0.0f}, {0.0f, 0.0f, 0.0f}})));
 }
 
 TEST(SaeForward, JumpReluZeroesBelowThreshold) {
-  auto sae = tiny_sae(Arch::JumpReLU);  // theta = 0.5
+  auto sae = tiny_sae("jumprelu");  // theta = 0.5
   auto out = sae.forward(torch::tensor({{0.9f, 0.9f}}));
   // pre = (0.4, 0.4, -0.5): all below theta = 0.5.
   EXPECT_TRUE(torch::allclose(out.f, torch::zeros({1, 3})));
@@ -89,7 +88,7 @@ TEST(SaeForward, JumpReluZeroesBelowThreshold) {
 // BatchTopK: training keeps the k x B largest activations of the whole batch (so rows may keep
 // more or fewer than k); inference keeps what exceeds the threshold.
 TEST(SaeForward, BatchTopKKeepsTheLargestOfTheBatchAndInfersWithItsThreshold) {
-  auto sae = tiny_sae(Arch::BatchTopK, 1);  // k x B = 2 of the batch's relu'd pre (1, 1.5, 0; 0, 0, 0)
+  auto sae = tiny_sae("batchtopk", 1);  // k x B = 2 of the batch's relu'd pre (1, 1.5, 0; 0, 0, 0)
   auto train = sae.forward_train(x_batch());
   EXPECT_TRUE(torch::allclose(train.f, torch::tensor({{1.0f, 1.5f, 0.0f}, {0.0f, 0.0f, 0.0f}})))
       << "both kept activations in row 0, none in row 1";
@@ -113,7 +112,7 @@ TEST(SaeForward, BatchTopKKeepsTheLargestOfTheBatchAndInfersWithItsThreshold) {
 TEST(SaeLensExport, BatchTopKAndMatryoshkaAreSavedAsJumpRelusThatInferAlike) {
   for (std::vector<int64_t> widths : {std::vector<int64_t>{}, std::vector<int64_t>{5, 12}}) {
     Sae sae = batchtopk_sae(6, 20, 4, 3, widths);
-    SCOPED_TRACE(arch_name(sae.config().arch));
+    SCOPED_TRACE(sae.config().arch);
     {
       torch::NoGradGuard no_grad;
       sae.batch_threshold.fill_(0.3);
@@ -160,7 +159,7 @@ TEST(JumpRelu, StraightThroughGradients) {
 }
 
 TEST(Losses, ReconstructionAndL1) {
-  auto sae = tiny_sae(Arch::ReLU);
+  auto sae = tiny_sae("relu");
   auto out = sae.forward(x_batch());
   // Residuals (0, 0.5) and (0, 0.2).
   EXPECT_NEAR(value(reconstruction_loss(x_batch(), out.x_hat, ReconLoss::MSE, whole_batch())), (0.25 + 0.04) / 2, 1e-6);
@@ -231,11 +230,11 @@ TEST(Losses, ShardSharesAverageToTheGlobalLoss) {
 }
 
 TEST(Losses, JumpReluL0Target) {
-  auto sae = tiny_sae(Arch::JumpReLU);
+  auto sae = tiny_sae("jumprelu");
   auto out = sae.forward(x_batch());
   // L0 = mean(2, 0) = 1, target 2: (1/2 - 1)^2 = 0.25.
   auto share = jumprelu_l0_share(sae, out, whole_batch());
-  auto loss = jumprelu_l0_loss(sae.config(), share, statistics_of(sae, out, x_batch(), share), whole_batch());
+  auto loss = jumprelu_l0_loss(sae.config(), share, statistics_of(sae, out, x_batch()).arch_section()[0], whole_batch());
   EXPECT_NEAR(value(loss), 0.25, 1e-6);
   loss.backward();
   // None of the pre-activations (1, 1.5, -1, 0, -0.3, -0.2) lies within bw/2 = 0.1 of theta = 0.5,
@@ -244,16 +243,17 @@ TEST(Losses, JumpReluL0Target) {
 }
 
 TEST(Losses, TopKAuxiliaryLoss) {
-  auto sae = tiny_sae(Arch::TopK, 2);
+  auto sae = tiny_sae("topk", 2);
   auto out = sae.forward(x_batch());
   auto residual = x_batch() - out.x_hat;  // (0, 0.5), (0, 0.2)
   auto dead = torch::tensor({true, false, false});
   // k_aux = 1 dead latent (0): f_aux = (1, 0, 0), (0, 0, 0) -> e_hat = (1, 0), (0, 0).
   // ||e - e_hat||^2 = 1.25 + 0.04 = 1.29; mean(e) = (0, 0.35): sum ||e - mean||^2 = 0.045.
   auto global = statistics_of(sae, out, x_batch());
-  auto loss = topk_aux_loss(sae, out, x_batch(), residual, dead, global, whole_batch());
+  auto loss = topk_aux_loss(sae, out, x_batch(), residual, dead, global.arch_section(), whole_batch());
   EXPECT_NEAR(value(loss), 1.29 / 0.045, 1e-3);
-  auto none_dead = topk_aux_loss(sae, out, x_batch(), residual, torch::zeros({3}, torch::kBool), global, whole_batch());
+  auto none_dead = topk_aux_loss(sae, out, x_batch(), residual, torch::zeros({3}, torch::kBool), global.arch_section(),
+                                 whole_batch());
   EXPECT_EQ(value(none_dead), 0.0);
 }
 
@@ -262,7 +262,7 @@ TEST(Losses, TopKAuxiliaryLoss) {
 TEST(Losses, TopKAuxiliaryLossOfShardsFromSummedStatisticsIsTheWholeBatchLoss) {
   torch::manual_seed(4);
   SaeConfig cfg;
-  cfg.arch = Arch::TopK;
+  cfg.arch = "topk";
   cfg.d_in = 6;
   cfg.d_sae = 10;
   cfg.k = 3;
@@ -272,7 +272,7 @@ TEST(Losses, TopKAuxiliaryLossOfShardsFromSummedStatisticsIsTheWholeBatchLoss) {
   for (auto dead : {torch::tensor({1, 0, 0, 1, 0, 0, 0, 1, 0, 0}).to(torch::kBool), torch::zeros({10}, torch::kBool)}) {
     auto whole = sae.forward(x);
     BatchContext all{8, 1};
-    double want = value(topk_aux_loss(sae, whole, x, x - whole.x_hat, dead, statistics_of(sae, whole, x), all));
+    double want = value(topk_aux_loss(sae, whole, x, x - whole.x_hat, dead, statistics_of(sae, whole, x).arch_section(), all));
     BatchContext shard{8, 2};
     std::vector<Forward> outs;
     auto summed = statistics_of(sae, sae.forward(x.narrow(0, 0, 4)), x.narrow(0, 0, 4));
@@ -281,7 +281,7 @@ TEST(Losses, TopKAuxiliaryLossOfShardsFromSummedStatisticsIsTheWholeBatchLoss) {
     for (int r = 0; r < 2; ++r) {
       auto part = x.narrow(0, 4 * r, 4);
       auto out = sae.forward(part);
-      mean_of_shares += value(topk_aux_loss(sae, out, part, part - out.x_hat, dead, summed, shard)) / 2;
+      mean_of_shares += value(topk_aux_loss(sae, out, part, part - out.x_hat, dead, summed.arch_section(), shard)) / 2;
     }
     EXPECT_NEAR(mean_of_shares, want, 1e-4 * std::max(1.0, std::abs(want)));
     if (dead.any().item<bool>()) {
@@ -302,7 +302,7 @@ TEST(SaeInit, DeterministicUnitDecoderTiedEncoder) {
 }
 
 TEST(DecoderConstraint, ParallelGradientRemovedAndRowsRenormalised) {
-  auto sae = tiny_sae(Arch::ReLU);
+  auto sae = tiny_sae("relu");
   auto parallel = sae.W_dec.detach() * 3.0;
   auto orthogonal = torch::tensor({{0.0f, 1.0f}, {1.0f, 0.0f}, {-0.8f, 0.6f}});
   sae.W_dec.mutable_grad() = parallel + orthogonal;

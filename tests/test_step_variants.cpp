@@ -21,7 +21,7 @@ using namespace sweep;
 
 namespace {
 
-worker::JobConfig job(sae::Arch arch, sae::StepMode step) {
+worker::JobConfig job(const std::string& arch, sae::StepMode step) {
   worker::JobConfig cfg;
   cfg.data.eval_tokens = 0;
   cfg.sae.arch = arch;
@@ -72,14 +72,14 @@ double relative_difference(const torch::Tensor& a, const torch::Tensor& b) {
 }  // namespace
 
 TEST(SparseStep, GivesTheDenseLossesGradientsAndWeightsForEachArchitecture) {
-  for (auto [arch, widths] : {std::pair{sae::Arch::ReLU, sae::CodeSizes::Auto}, std::pair{sae::Arch::ReLU, sae::CodeSizes::Planned},
-                              std::pair{sae::Arch::TopK, sae::CodeSizes::Auto}, std::pair{sae::Arch::JumpReLU, sae::CodeSizes::Auto},
-                              std::pair{sae::Arch::JumpReLU, sae::CodeSizes::Planned}, std::pair{sae::Arch::BatchTopK, sae::CodeSizes::Auto},
-                              std::pair{sae::Arch::BatchTopK, sae::CodeSizes::Planned}, std::pair{sae::Arch::Matryoshka, sae::CodeSizes::Auto}}) {
+  for (auto [arch, widths] : {std::pair{"relu", sae::CodeSizes::Auto}, std::pair{"relu", sae::CodeSizes::Planned},
+                              std::pair{"topk", sae::CodeSizes::Auto}, std::pair{"jumprelu", sae::CodeSizes::Auto},
+                              std::pair{"jumprelu", sae::CodeSizes::Planned}, std::pair{"batchtopk", sae::CodeSizes::Auto},
+                              std::pair{"batchtopk", sae::CodeSizes::Planned}, std::pair{"matryoshka", sae::CodeSizes::Auto}}) {
     auto sparse_job = job(arch, sae::StepMode::Sparse);
     sparse_job.sae.code_sizes = widths;  // on this CPU auto is the batch's own entries
     auto dense = train(job(arch, sae::StepMode::Dense), 8), sparse = train(sparse_job, 8);
-    const auto name = std::string(sae::arch_name(arch)) + (widths == sae::CodeSizes::Planned ? " planned" : "");
+    const auto name = std::string(arch) + (widths == sae::CodeSizes::Planned ? " planned" : "");
     for (size_t s = 0; s < dense.losses.size(); ++s) {
       EXPECT_NEAR(sparse.losses[s], dense.losses[s], 1e-5 * std::abs(dense.losses[s])) << name << " step " << s;
     }
@@ -95,7 +95,7 @@ TEST(SparseStep, GivesTheDenseLossesGradientsAndWeightsForEachArchitecture) {
 TEST(SparseStep, TheAuxiliaryLossOfDeadLatentsIsTheSameSparse) {
   // A batch of 256 rows at k = 4 fires at most 1024 latent slots: of 2048 latents, at least half
   // are dead after one batch without firing, and the aux term counts.
-  auto cfg = job(sae::Arch::TopK, sae::StepMode::Dense);
+  auto cfg = job("topk", sae::StepMode::Dense);
   cfg.sae.d_sae = 2048;
   auto data = sharding::open_dataset(cfg.data);
   worker::LocalCommunicator comm;
@@ -174,7 +174,7 @@ TEST(SparseStep, TheEncoderWeightGradientIsTheSameFromTheSumsByLatentAndTheDense
 // a bandwidth of 0 would see it inside the kernel; the code's active mask keeps its gradient (and
 // the L0's) to the dense step's.
 TEST(SparseStep, APaddedJumpReLUCodeGivesTheDenseGradientsWithAThresholdNearZero) {
-  auto cfg = job(sae::Arch::JumpReLU, sae::StepMode::Sparse);
+  auto cfg = job("jumprelu", sae::StepMode::Sparse);
   cfg.sae.init_threshold = 0.01;  // below bandwidth / 2 = 0.025
   sae::Sae model(cfg.sae, 1);
   torch::manual_seed(7);
@@ -200,7 +200,7 @@ TEST(SparseStep, APaddedJumpReLUCodeGivesTheDenseGradientsWithAThresholdNearZero
 }
 
 TEST(SparseStep, TheCodeSizeIsPlannedFromTheEntriesWithAutoSparseForALowDensityOnly) {
-  auto cfg = job(sae::Arch::ReLU, sae::StepMode::Auto);  // d_sae 128: 8 rows hold 1024 latents
+  auto cfg = job("relu", sae::StepMode::Auto);  // d_sae 128: 8 rows hold 1024 latents
   EXPECT_EQ(sae::code_size_for(cfg.sae, torch::kCPU, 10, 8, 1.25), 13) << "ceil(10 x 1.25)";
   EXPECT_EQ(sae::code_size_for(cfg.sae, torch::kCPU, 10, 8, 1.0), 10);
   EXPECT_EQ(sae::code_size_for(cfg.sae, torch::kCPU, 204, 8, 1.0), 204) << "auto: sparse up to 20% of the latents";
@@ -221,7 +221,7 @@ TEST(SparseStep, TheCodeSizeIsPlannedFromTheEntriesWithAutoSparseForALowDensityO
   EXPECT_EQ(sae::first_code_size(cfg.sae, 8), 0);
   for (auto [step, k, want] : {std::tuple{sae::StepMode::Auto, 4, 32}, std::tuple{sae::StepMode::Auto, 32, 0},
                                std::tuple{sae::StepMode::Sparse, 32, 256}, std::tuple{sae::StepMode::Dense, 4, 0}}) {
-    auto topk = job(sae::Arch::TopK, step);
+    auto topk = job("topk", step);
     topk.sae.k = k;
     EXPECT_EQ(sae::code_size_for(topk.sae, torch::kCPU, 100, 8, 1.25), want) << "topk k " << k;
     EXPECT_EQ(sae::first_code_size(topk.sae, 8), want) << "topk k " << k;
@@ -230,7 +230,7 @@ TEST(SparseStep, TheCodeSizeIsPlannedFromTheEntriesWithAutoSparseForALowDensityO
   // The model follows the size it is given, and counts the entries for the next plan.
   torch::manual_seed(0);
   auto x = torch::randn({8, 64});
-  sae::Sae model(job(sae::Arch::ReLU, sae::StepMode::Auto).sae, 1);
+  sae::Sae model(job("relu", sae::StepMode::Auto).sae, 1);
   auto dense = model.forward_train(x, 0), sparse = model.forward_train(x, 5);
   EXPECT_FALSE(dense.sparse());
   ASSERT_TRUE(sparse.sparse());
@@ -238,7 +238,7 @@ TEST(SparseStep, TheCodeSizeIsPlannedFromTheEntriesWithAutoSparseForALowDensityO
   const auto entries = (dense.f > 0).sum().item<int64_t>();
   EXPECT_EQ(dense.entries.item<double>(), static_cast<double>(entries));
   // The batch's own size: exactly its entries, and dense in auto past 20% of the latents.
-  sae::Sae sparse_model(job(sae::Arch::ReLU, sae::StepMode::Sparse).sae, 1);
+  sae::Sae sparse_model(job("relu", sae::StepMode::Sparse).sae, 1);
   auto own = sparse_model.forward_train(x, sae::kSizeOfTheBatch);
   ASSERT_TRUE(own.sparse());
   EXPECT_EQ(own.code.idx.size(0), entries);
@@ -246,7 +246,7 @@ TEST(SparseStep, TheCodeSizeIsPlannedFromTheEntriesWithAutoSparseForALowDensityO
   // jumprelu counts the latents within its kernel's reach: with a threshold of 3, about one
   // pre-activation in 700 (they are about N(0, 1)); with 0.1, about half.
   for (auto [threshold, few] : {std::pair{0.1, false}, std::pair{3.0, true}}) {
-    auto cfg_j = job(sae::Arch::JumpReLU, sae::StepMode::Auto);
+    auto cfg_j = job("jumprelu", sae::StepMode::Auto);
     cfg_j.sae.init_threshold = threshold;
     sae::Sae jump(cfg_j.sae, 1);
     auto fwd = jump.forward_train(x, 0);
@@ -260,7 +260,7 @@ TEST(SparseStep, TheCodeSizeIsPlannedFromTheEntriesWithAutoSparseForALowDensityO
 // step computed once at the size it needed, bit for bit (the penalty's EMAs, the dead-latent
 // counts and batchtopk's threshold are updated once).
 TEST(SparseStep, AStepComputedAgainAfterACutCodeLeavesNoTrace) {
-  for (auto arch : {sae::Arch::ReLU, sae::Arch::JumpReLU, sae::Arch::BatchTopK}) {
+  for (auto arch : {"relu", "jumprelu", "batchtopk"}) {
     auto cfg = job(arch, sae::StepMode::Sparse);
     cfg.sae.code_sizes = sae::CodeSizes::Planned;
     cfg.absorption.enabled = true;
@@ -274,12 +274,12 @@ TEST(SparseStep, AStepComputedAgainAfterACutCodeLeavesNoTrace) {
         auto x = data->train_shard(s, cfg.train.batch_size, 0, 1).activations;
         const auto entries = trainer->model().forward_train(x, 0).entries.item<double>();
         trainer->state().code_size = cut ? 1 : sae::code_size_for(cfg.sae, torch::kCPU, entries, x.size(0), 1.0);
-        EXPECT_EQ(trainer->step(x).attempts, cut && entries > 1 ? 2 : 1) << sae::arch_name(arch) << " step " << s;
+        EXPECT_EQ(trainer->step(x).attempts, cut && entries > 1 ? 2 : 1) << arch << " step " << s;
       }
       runs.push_back(std::move(trainer));
     }
     auto &again = runs[0]->state(), &once = runs[1]->state();
-    const auto name = sae::arch_name(arch);
+    const auto name = arch;
     auto params_again = again.model->parameters(), params_once = once.model->parameters();
     for (size_t p = 0; p < params_once.size(); ++p) EXPECT_TRUE(torch::equal(params_again[p], params_once[p])) << name << " parameter " << p;
     EXPECT_TRUE(torch::equal(again.tokens_since_fired, once.tokens_since_fired)) << name;
@@ -292,7 +292,7 @@ TEST(SparseStep, AStepComputedAgainAfterACutCodeLeavesNoTrace) {
 // A candidate search that falls due (here every 2 steps) runs before the step's update: the step
 // is computed again over the new candidates, and the search is counted once.
 TEST(SparseStep, ADueCandidateSearchRunsBeforeTheStepsUpdate) {
-  auto cfg = job(sae::Arch::ReLU, sae::StepMode::Auto);
+  auto cfg = job("relu", sae::StepMode::Auto);
   cfg.absorption.enabled = true;
   cfg.absorption.refresh_every = 2;
   auto data = sharding::open_dataset(cfg.data);
@@ -328,13 +328,13 @@ TEST(MatmulDtype, BFloat16ProductsTrainCloseToFloat32ForEachArchitectureDenseAnd
   auto late_loss = [](const Trained& t) {
     return std::accumulate(t.losses.end() - 10, t.losses.end(), 0.0) / 10.0;
   };
-  for (auto arch : {sae::Arch::ReLU, sae::Arch::TopK, sae::Arch::JumpReLU, sae::Arch::BatchTopK, sae::Arch::Matryoshka}) {
+  for (auto arch : {"relu", "topk", "jumprelu", "batchtopk", "matryoshka"}) {
     for (auto step : {sae::StepMode::Dense, sae::StepMode::Sparse}) {
       auto cfg = job(arch, step);
       auto float32 = train(cfg, 100);
       cfg.sae.matmul = sae::MatmulDtype::BFloat16;
       auto bfloat16 = train(cfg, 100);
-      const auto name = std::string(sae::arch_name(arch)) + (step == sae::StepMode::Dense ? " dense" : " sparse");
+      const auto name = std::string(arch) + (step == sae::StepMode::Dense ? " dense" : " sparse");
       EXPECT_NEAR(bfloat16.losses[0], float32.losses[0], 0.01 * float32.losses[0]) << name << ": the first step";
       EXPECT_NEAR(late_loss(bfloat16), late_loss(float32), 0.05 * late_loss(float32)) << name << ": the last 10 of 100 steps";
       double furthest = 0.0;
@@ -347,7 +347,7 @@ TEST(MatmulDtype, BFloat16ProductsTrainCloseToFloat32ForEachArchitectureDenseAnd
 }
 
 TEST(MatmulDtype, EvaluationStaysFloat32) {
-  auto cfg = job(sae::Arch::ReLU, sae::StepMode::Dense);
+  auto cfg = job("relu", sae::StepMode::Dense);
   sae::Sae float32(cfg.sae, 1);
   cfg.sae.matmul = sae::MatmulDtype::BFloat16;
   sae::Sae bfloat16(cfg.sae, 1);

@@ -28,7 +28,7 @@ std::optional<Evaluation> evaluate(const sae::Sae& sae, const sharding::Dataset&
     const sae::GroundTruth ground_truth{features->directions, features->parents};
     truth.emplace(ground_truth, sae.W_dec);
     // A two-level SAE clamps at its levels: Matryoshka's first prefix is the concept level.
-    const int64_t concept_width = cfg.arch == sae::Arch::Matryoshka ? sae::matryoshka_prefixes(cfg).front() : 0;
+    const int64_t concept_width = sae.architecture().concept_width(cfg);
     interventions.emplace(ground_truth,
                           sae::latents_for_features(ground_truth, truth->matched_latent(), sae.W_dec, concept_width),
                           sae.W_dec, kInterventionTargets);

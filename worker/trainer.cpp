@@ -13,7 +13,6 @@
 #include <spdlog/spdlog.h>
 
 #include "sae/batch_statistics.h"
-#include "sae/losses.h"
 #include "worker/group_failure.h"
 #include "worker/optimizer_step.h"
 
@@ -25,7 +24,7 @@ Trainer::Trainer(const JobConfig& cfg, Communicator& comm, torch::Device device)
                      (cfg.sae.code_sizes == sae::CodeSizes::Auto && !device.is_cpu())) {
   state_.model = std::make_shared<sae::Sae>(cfg.sae, cfg.seed);
   state_.model->to(device_);
-  double beta1 = cfg.sae.arch == sae::Arch::JumpReLU ? 0.0 : 0.9;
+  double beta1 = state_.model->architecture().adam_beta1();
   state_.optimizer = std::make_unique<torch::optim::Adam>(
       state_.model->parameters(),
       torch::optim::AdamOptions(cfg.train.lr).betas(std::make_tuple(beta1, 0.999)).eps(1e-8));
@@ -87,39 +86,24 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::forward_backward(const torch::T
   const auto batch = batch_context();
   const auto rows = static_cast<double>(cfg_.train.batch_size);
   auto fwd = model.forward_train(x, planned_sizes_ ? state_.code_size : sae::kSizeOfTheBatch);
-  const bool jumprelu = cfg_.sae.arch == sae::Arch::JumpReLU;
-  const bool topk = cfg_.sae.arch == sae::Arch::TopK || sae::selects_over_batch(cfg_.sae.arch);
-  auto l0_share = jumprelu ? sae::jumprelu_l0_share(model, fwd, batch) : torch::Tensor();
+  const auto& arch = model.architecture();
 
   // All-reduce 1: everything the losses need from the whole global batch.
-  auto global = sae::local_statistics(cfg_.sae, fwd, x, state_.penalties, l0_share);
+  auto global = sae::local_statistics(model, fwd, x, state_.penalties, batch);
   collectives.all_reduce_sum(global.buffer);
 
   auto zero = torch::zeros({}, x.options());
-  auto recon = cfg_.sae.arch == sae::Arch::Matryoshka
-                   ? sae::matryoshka_reconstruction_loss(model, fwd, x, cfg_.loss.recon, batch)
-                   : sae::reconstruction_loss(x, fwd.x_hat, cfg_.loss.recon, batch);
-  auto sparse = cfg_.sae.arch == sae::Arch::ReLU ? cfg_.loss.l1_penalty * sae::l1_loss(fwd.sparse() ? fwd.code.vals : fwd.f, batch)
-                : jumprelu                        ? sae::jumprelu_l0_loss(cfg_.sae, l0_share, global, batch)
-                                                  : zero;
-  auto aux = zero;
-  if (topk && any_dead_) {  // none dead (the last step's read said so): the auxiliary loss is 0
-    auto dead = state_.tokens_since_fired > static_cast<double>(cfg_.sae.dead_after_tokens);
-    aux = cfg_.sae.aux_weight * sae::topk_aux_loss(model, fwd, x, x - fwd.x_hat, dead, global, batch);
-  }
+  auto terms_of_arch = arch.losses({model, fwd, x, global.arch_section(), global.carried, state_.tokens_since_fired,
+                                    any_dead_, cfg_.loss, batch});
+  auto recon = terms_of_arch.recon;
+  auto sparse = terms_of_arch.sparse.defined() ? terms_of_arch.sparse : zero;
+  auto aux = terms_of_arch.aux.defined() ? terms_of_arch.aux : zero;
   {
     torch::NoGradGuard no_grad;
     auto fired = global.fired().to(torch::kDouble) > 0;
     state_.tokens_since_fired = (state_.tokens_since_fired + rows).masked_fill_(fired, 0.0);  // a new tensor: snapshot()
-    if (topk) dead_next_ = (state_.tokens_since_fired > static_cast<double>(cfg_.sae.dead_after_tokens)).any().reshape({1});
-    if (sae::selects_over_batch(cfg_.sae.arch)) {
-      // The inference threshold: an EMA of the shards' mean smallest kept activation, the same on
-      // every rank; it starts at the first step's value. Stays on the device.
-      auto kept_min = (global.kept_min() / static_cast<double>(group_.size())).reshape({1});
-      auto& t = model.batch_threshold;
-      auto rate = torch::where(t > 0, torch::full_like(t, cfg_.sae.threshold_rate), torch::ones_like(t));
-      t.add_(rate * (kept_min - t));
-    }
+    dead_next_ = arch.dead_next(cfg_.sae, state_.tokens_since_fired);
+    arch.after_reduction(model, global.arch_section(), group_.size());
   }
   auto total = recon + sparse + aux;
   std::vector<torch::Tensor> activity;  // every penalty's, in the table's order (0 where it is off)

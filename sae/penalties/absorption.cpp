@@ -64,10 +64,31 @@ double pair_state_bytes(const PenaltyContext& c, int64_t d_in) {
 }  // namespace
 
 PenaltyEntry absorption_penalty_entry() {
+  using namespace setting_checks;
   return {"absorption",
           "absorption",
           "absorption.enabled",
           false,
+          {
+              {"absorption.enabled", ValueKind::Bool, true, none(), "add the absorption penalty"},
+              {"absorption.penalty", ValueKind::Float, 0.1, at_least(0), "lambda"},
+              {"absorption.activation_threshold", ValueKind::Float, 0.001, open_range(0, 1), "a latent is active when its EMA firing rate exceeds this"},
+              {"absorption.dot_threshold", ValueKind::Float, 0.8, open_range(-1, 1), "tau: decoder cosine above which a pair is flagged"},
+              {"absorption.ratio_threshold", ValueKind::Float, 5.0, above(0), "rho: co-activation ratio above which a pair is flagged"},
+              {"absorption.ratio", ValueKind::String, "lift", one_of({"lift", "conditional"}), "lift: Q/(P_i P_j); conditional: Q/P_j"},
+              {"absorption.ema_decay", ValueKind::Float, 0.99, open_range(0, 1), "beta of the firing EMAs"},
+              {"absorption.pairs", ValueKind::String, "candidates", one_of({"candidates", "dense"}),
+               "candidates: track only pairs whose decoder cosine can exceed tau; dense: every pair (d_sae x d_sae, the reference)"},
+              {"absorption.candidate_margin", ValueKind::Float, 0.1, open_range(0, 2), "candidates: every pair with decoder cosine above tau - margin"},
+              {"absorption.watch_margin", ValueKind::Float, 0.7, open_range(0, 2),
+               "candidates: also pairs with decoder cosine above tau - watch_margin, while they fit in watch_pairs_per_latent, "
+               "so that a pair's Q has a history when it can first be flagged (at most candidate_margin: none)"},
+              {"absorption.watch_pairs_per_latent", ValueKind::Int, 4, at_least(0),
+               "candidates: the pairs watched beyond tau - candidate_margin stop at about this many per latent"},
+              {"absorption.refresh_every", ValueKind::Int, 100, at_least(1), "candidates: steps after which the candidates are found anew at the latest"},
+              {"absorption.max_candidate_fraction", ValueKind::Float, 0.25, half_open(0, 1),
+               "candidates: above this share of all pairs the job tracks every pair instead (dense)"},
+          },
           {"absorption", "flagged_pairs", "flagged_short_history"},
           [](const PenaltyContext& c) -> std::unique_ptr<Penalty> {
             if (!c.absorption.enabled) return nullptr;

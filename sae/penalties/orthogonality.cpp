@@ -60,10 +60,19 @@ torch::Tensor orthogonality_loss(const torch::Tensor& W_dec, const torch::Tensor
 }
 
 PenaltyEntry orthogonality_penalty_entry() {
+  using namespace setting_checks;
   return {"orthogonality",
           "orthogonality",
           "orthogonality.penalty",
           0.0,
+          {{"orthogonality.penalty", ValueKind::Float, 0.0, at_least(0),
+            "OrtSAE's orthogonality penalty: weight of the mean over latents of each one's largest squared decoder "
+            "cosine with another latent of its random chunk (0: off)",
+            true, true},
+           {"orthogonality.chunk_size", ValueKind::Int, 1024, at_least(2),
+            "latents per random chunk of the orthogonality penalty, drawn anew every step (its cost: d_sae x "
+            "chunk_size x d_in multiply-adds a step)",
+            true, true}},
           {"orthogonality"},
           [](const PenaltyContext& c) -> std::unique_ptr<Penalty> {
             const double weight = c.settings.is_object() ? c.settings.value("orthogonality.penalty", 0.0) : 0.0;
