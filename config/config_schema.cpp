@@ -10,6 +10,7 @@
 
 #include "sae/architecture.h"
 #include "sae/penalty.h"
+#include "sae/sparse_code.h"
 
 namespace sweep::launcher {
 namespace {
@@ -90,6 +91,14 @@ Check job_setting_names() {
   };
 }
 
+// Help text that names a constant shows its value from the code (0.2 as "20%").
+std::string number(double v) {
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
+std::string percent(double share) { return number(100 * share) + "%"; }
+
 std::vector<KeySpec> build_schema() {
   using K = ValueKind;
   return {
@@ -159,13 +168,16 @@ std::vector<KeySpec> build_schema() {
       {"train.checkpoint_minutes", K::Float, 5.0, above(0), "minutes of training between checkpoints when checkpoint_every = 0", false},
       {"train.device", K::String, "auto", one_of({"auto", "cpu", "cuda"}), "torch device"},
       {"train.step", K::String, "auto", one_of({"auto", "dense", "sparse"}),
-       "sparse: decode and back-propagate over each row's active latents only; auto: sparse while a row holds at most 20% "
-       "of the latents on average on a CPU, 1% on a GPU (jumprelu counts those within half a bandwidth below the "
-       "threshold too)", true, true},
+       "sparse: decode and back-propagate over each row's active latents only; auto: sparse while a row holds at most " +
+           percent(sae::kSparseDensityOnCpu) + " of the latents on average on a CPU, " + percent(sae::kSparseDensityOnGpu) +
+           " on a GPU (jumprelu counts those within half a bandwidth below the threshold too)",
+       true, true},
       {"train.code_width", K::String, "auto", one_of({"auto", "batch", "planned"}),
-       "the size of a sparse step's code, its entries (relu, jumprelu, batchtopk, matryoshka): batch: its own batch's "
-       "(one more device read a step: free on a CPU, a synchronisation on a GPU); planned: 1.1 x the previous step's, no "
-       "read, a step with more computed again; auto: batch on a CPU, planned on a GPU", true, true},
+       "the size of a sparse step's code, its entries (where the architecture does not fix it, as topk does): batch: its "
+       "own batch's (one more device read a step: free on a CPU, a synchronisation on a GPU); planned: " +
+           number(sae::kCodeHeadroom) + " x the previous step's, no read, a step with more computed again; auto: batch on "
+           "a CPU, planned on a GPU",
+       true, true},
       {"train.matmul_dtype", K::String, "float32", one_of({"float32", "bfloat16"}),
        "the training step's matrix products: float32, or bfloat16 inputs with float32 results (weights, optimiser, "
        "losses, evaluation and export stay float32); faster where the device multiplies bfloat16 natively (GPUs, CPUs "
@@ -206,7 +218,7 @@ std::vector<KeySpec> build_schema() {
       {"run.heartbeat_seconds", K::Float, 10.0, above(0), "seconds between a running job's heartbeats in its state.json", false},
       {"run.stale_after_seconds", K::Float, 300.0, above(0), "a running job whose heartbeat is older than this counts as interrupted", false},
 
-      {"grid.include_baseline", K::Bool, true, none(), "add a job with every training penalty off (absorption.enabled = false, orthogonality.penalty = 0) per grid point of the other keys"},
+      {"grid.include_baseline", K::Bool, true, none(), "add a job with every training penalty off per grid point of the other keys"},
       {"grid.replicas", K::StringList, json::array(), job_setting_names(), "grid axes whose values are replicas of one grid point, besides seed and data.seed: the report gives each point's mean, sd and paired differences over them"},
   };
 }

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "sae/architecture.h"
+#include "sae/named_table.h"
 
 namespace sweep::sae {
 
@@ -31,12 +32,7 @@ std::vector<ArchitectureEntry>& table() {
 
 const std::vector<ArchitectureEntry>& architectures() { return table(); }
 
-void register_architecture(ArchitectureEntry entry) {
-  for (const auto& e : table()) {
-    if (e.name == entry.name) throw std::invalid_argument("an architecture named \"" + entry.name + "\" is registered already");
-  }
-  table().push_back(std::move(entry));
-}
+void register_architecture(ArchitectureEntry entry) { add_named(table(), std::move(entry), "architecture"); }
 
 const Architecture& architecture(const std::string& name) {
   static std::map<std::string, std::unique_ptr<Architecture>> built;  // stable addresses

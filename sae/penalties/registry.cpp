@@ -2,6 +2,8 @@
 // added and their activity laid out in a step's terms.
 #include <stdexcept>
 
+#include "sae/named_table.h"
+
 #include "sae/penalties/absorption.h"
 #include "sae/penalties/orthogonality.h"
 
@@ -20,12 +22,7 @@ std::vector<PenaltyEntry>& table() {
 
 const std::vector<PenaltyEntry>& penalties() { return table(); }
 
-void register_penalty(PenaltyEntry entry) {
-  for (const auto& e : table()) {
-    if (e.name == entry.name) throw std::invalid_argument("a penalty named \"" + entry.name + "\" is registered already");
-  }
-  table().push_back(std::move(entry));
-}
+void register_penalty(PenaltyEntry entry) { add_named(table(), std::move(entry), "penalty"); }
 
 Penalties make_penalties(const PenaltyContext& context) {
   Penalties out;
