@@ -10,6 +10,7 @@
 #include "config/config_error.h"
 #include "report/files.h"
 #include "sharding/fingerprint.h"
+#include "sharding/labels.h"
 
 namespace sweep::launcher {
 namespace {
@@ -74,13 +75,22 @@ void move_aside(const fs::path& out, double stale_after_seconds) {
   spdlog::warn("--fresh: the previous {} is kept as {}", out.string(), aside.string());
 }
 
-// The fingerprint of every distinct set of activation files the jobs read, by data.paths.
+// The fingerprint of every file the jobs read: each distinct set of activation files by its
+// data.paths, and each ground-truth and labels file by "data.ground_truth: PATH" and
+// "data.labels: PATH".
 nlohmann::json fingerprint_data(const std::vector<PlannedJob>& jobs) {
   nlohmann::json out = nlohmann::json::object();
+  auto add = [&](const std::string& key, const std::vector<std::string>& files) {
+    if (!out.contains(key)) out[key] = sharding::fingerprint_files(files);
+  };
   for (const auto& job : jobs) {
     const auto& c = job.resolved;
-    if (c["data.source"] != "files" || out.contains(c["data.paths"].dump())) continue;
-    out[c["data.paths"].dump()] = sharding::fingerprint_files(c["data.paths"].get<std::vector<std::string>>());
+    if (c["data.source"] != "files") continue;
+    add(c["data.paths"].dump(), c["data.paths"].get<std::vector<std::string>>());
+    for (const char* key : {"data.ground_truth", "data.labels"}) {
+      const auto file = c[key].get<std::string>();
+      if (!file.empty() && file != sharding::kParentLabels) add(std::string(key) + ": " + file, {file});
+    }
   }
   return out;
 }
@@ -98,8 +108,8 @@ void check_data_unchanged(const nlohmann::json& old_plan, const nlohmann::json& 
     }
   }
   if (changed.empty()) return;
-  throw ConfigError(plan_file.string() + ": the activation files changed since this sweep was planned, so the results "
-                                         "in this directory were trained on other data:" + changed +
+  throw ConfigError(plan_file.string() + ": the data files (activations, ground truth, labels) changed since this sweep "
+                                         "was planned, so the results in this directory came from other data:" + changed +
                     "\n  Restore the files, write to another --out, or re-run with --fresh (the old directory is kept "
                     "under a new name)");
 }

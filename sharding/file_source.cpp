@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <set>
 #include <sstream>
 
 #include "sharding/data_error.h"
@@ -57,14 +58,16 @@ std::vector<std::filesystem::path> expand_globs(const std::vector<std::string>& 
   if (globs.empty())
     fail("activation files", "no glob patterns given",
          "list the .safetensors/.npy activation files to train on");
-  std::vector<std::string> matches;
+  // In data.paths order, each glob's matches sorted (glob() sorts them); a file that two globs
+  // match is read once, where the first of them puts it.
+  std::vector<std::filesystem::path> matches;
+  std::set<std::string> seen;
   for (const std::string& pattern : globs) {
-    std::vector<std::string> found = glob_matches(pattern);
-    matches.insert(matches.end(), found.begin(), found.end());
+    for (const auto& found : glob_matches(pattern)) {
+      if (seen.insert(found).second) matches.emplace_back(found);
+    }
   }
-  std::sort(matches.begin(), matches.end());
-  matches.erase(std::unique(matches.begin(), matches.end()), matches.end());
-  return {matches.begin(), matches.end()};
+  return matches;
 }
 
 namespace {

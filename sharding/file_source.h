@@ -16,7 +16,8 @@ namespace sweep::sharding {
 
 enum class RowDtype { F32, F16, BF16 };
 
-// The files the globs match, sorted and de-duplicated; a pattern matching nothing is a DataError.
+// The files the globs match, in the globs' order, each glob's matches sorted, a file matched twice
+// kept where it first appears; a pattern matching nothing is a DataError.
 std::vector<std::filesystem::path> expand_globs(const std::vector<std::string>& globs);
 
 struct ShardInfo {

@@ -72,6 +72,17 @@ FingerprintChange compare_fingerprints(const json& before, const json& now) {
   for (const auto& [path, shard] : new_by_path) {
     if (!old_by_path.count(path)) change.changed.push_back(path + ": a new file matched by data.paths");
   }
+  // The same files in another order are other rows at every step (the order is the data's).
+  if (change.changed.empty() && old_by_path.size() == before.size() && new_by_path.size() == now.size()) {
+    for (size_t i = 0; i < before.size(); ++i) {
+      if (before[i].at("path") != now[i].at("path")) {
+        change.changed.push_back("the files are read in another order (data.paths order, each glob's matches sorted): " +
+                                 before[i].at("path").get<std::string>() + " was file " + std::to_string(i + 1) + ", now " +
+                                 now[i].at("path").get<std::string>() + " is");
+        break;
+      }
+    }
+  }
   return change;
 }
 

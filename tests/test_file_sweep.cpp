@@ -7,6 +7,8 @@
 #include <thread>
 #include <limits>
 
+#include "sharding/file_source.h"
+#include "sharding/fingerprint.h"
 #include "sharding/npy.h"
 #include "sharding/safetensors.h"
 #include "test_paths.h"
@@ -169,6 +171,60 @@ TEST(FileSweep, AResumeOnChangedActivationFilesIsRefusedNamingTheShard) {
 
   auto fresh = run_quick(0, "changing_out", [&] { auto a = args; a.push_back("--fresh"); return a; }());
   EXPECT_EQ(fresh.exit_code, 0) << fresh.log;
+}
+
+// The shards are the rows in data.paths order (each glob's matches sorted), as the README says, so
+// that a ground truth made for that order lines up. A resume refuses a ground-truth file replaced
+// by another for the same rows, naming it.
+TEST(FileSweep, ShardsAreReadInDataPathsOrderAndEveryDataFileIsFingerprinted) {
+  auto dir = scratch() / "order";
+  fs::create_directories(dir);
+  for (const char* name : {"a.npy", "b.npy", "c.npy"}) sweep::sharding::write_npy(dir / name, torch::zeros({4, 2}));
+  const auto order = sweep::sharding::expand_globs({(dir / "c.npy").string(), (dir / "*.npy").string()});
+  ASSERT_EQ(order.size(), 3u) << "c.npy, matched twice, is read once";
+  EXPECT_EQ(order[0], dir / "c.npy");
+  EXPECT_EQ(order[1], dir / "a.npy");
+  EXPECT_EQ(order[2], dir / "b.npy");
+  // The same files in another order are other data.
+  const auto swapped = sweep::sharding::compare_fingerprints(
+      sweep::sharding::fingerprint_files({(dir / "a.npy").string(), (dir / "b.npy").string()}),
+      sweep::sharding::fingerprint_files({(dir / "b.npy").string(), (dir / "a.npy").string()}));
+  ASSERT_EQ(swapped.changed.size(), 1u);
+  EXPECT_NE(swapped.changed[0].find("read in another order"), std::string::npos) << swapped.changed[0];
+
+  // Two halves of the exported rows, given in the order of the ground truth (the second name sorts first).
+  const fs::path data = dir / "exported.safetensors", truth = dir / "truth.safetensors";
+  for (const auto& [file, seed] : {std::pair<fs::path, std::string>{data, "0"}, {truth, "0"}}) {
+    auto exported = run_command({SWEEP_BINARY, "data", "export", quick_toml(), "--out", file.string(), "--tokens", "5000",
+                                 "--set", "data.seed=" + seed},
+                                "order_export_" + file.stem().string());
+    ASSERT_EQ(exported.exit_code, 0) << exported.log;
+  }
+  auto rows = sweep::sharding::read_safetensors(data).at("activations");
+  sweep::sharding::write_npy(dir / "z_first.npy", rows.narrow(0, 0, 2500).contiguous());
+  sweep::sharding::write_npy(dir / "y_second.npy", rows.narrow(0, 2500, 2500).contiguous());
+  auto toml = dir / "order.toml";
+  std::ofstream(toml) << "name = \"order\"\n[data]\nsource = \"files\"\neval_tokens = 1000\npaths = [\""
+                      << (dir / "z_first.npy").string() << "\", \"" << (dir / "y_second.npy").string()
+                      << "\"]\nground_truth = \"" << truth.string() << "\"\n"
+                         "[sae]\nd_sae = 64\n[train]\nsteps = 40\nbatch_size = 200\nlog_every = 10\n"
+                         "[grid]\ninclude_baseline = false\n\"absorption.ratio_threshold\" = [5.0]\n";
+  const auto out = dir / "out";
+  auto first = run_command({SWEEP_BINARY, toml.string(), "--out", out.string()}, "order_first");
+  ASSERT_EQ(first.exit_code, 0) << first.log;
+  EXPECT_TRUE(read_json(out / "report.json")["jobs"][0]["metrics"].contains("gt_mcc"));
+
+  // The ground truth replaced by another for the same rows (other features): refused on resume.
+  auto other = run_command({SWEEP_BINARY, "data", "export", quick_toml(), "--out", truth.string(), "--tokens", "5000",
+                            "--set", "data.seed=9"},
+                           "order_export_other");
+  ASSERT_EQ(other.exit_code, 0) << other.log;
+  auto resumed = run_command({SWEEP_BINARY, toml.string(), "--out", out.string()}, "order_other_truth");
+  EXPECT_EQ(resumed.exit_code, 2) << resumed.log;
+  EXPECT_NE(resumed.log.find("the data files (activations, ground truth, labels) changed since this sweep was planned"),
+            std::string::npos)
+      << resumed.log;
+  EXPECT_NE(resumed.log.find(truth.string() + ": "), std::string::npos) << "names the file\n" << resumed.log;
 }
 
 TEST(FileSweep, AShardTruncatedWhileTrainingFailsTheJobWithAMessage) {
