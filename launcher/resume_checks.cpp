@@ -114,12 +114,18 @@ void check_data_unchanged(const nlohmann::json& old_plan, const nlohmann::json& 
                     "under a new name)");
 }
 
-// A job whose files are damaged runs again instead of crashing the sweep or passing for done: an
-// unreadable state.json or result.json is kept aside; a done job without a readable result.json
+// A job whose files are damaged runs again instead of crashing the sweep or passing for done: a
+// job directory that is not a directory, an unreadable state.json or result.json is kept aside; a done job without a readable result.json
 // or metrics.jsonl keeps both aside and is pending again (its checkpoints went with its results,
 // so it trains from the start, to the same result: training is deterministic).
 void requeue_if_damaged(const fs::path& dir, const nlohmann::json& planned) {
   const auto id = planned["id"].get<std::string>();
+  if (!fs::is_directory(dir)) {  // a plain file, a FIFO or a device where the job's directory belongs
+    keep_aside(dir);
+    spdlog::warn("job {}: {} is not a directory; kept as {}.damaged-N, the job runs from the start", id, dir.string(),
+                 dir.filename().string());
+    return;
+  }
   const auto result = dir / "result.json", metrics = dir / "metrics.jsonl";
   JobState state;
   try {

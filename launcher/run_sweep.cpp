@@ -149,11 +149,15 @@ void prepare_output(const SweepOptions& options, const SweepSpec& spec, const st
   auto plan = plan_json(spec, ordered);
   plan["data_fingerprints"] = fingerprint_data(ordered);
   if (!old_plan.is_null()) check_data_unchanged(old_plan, plan["data_fingerprints"], plan_file);  // before any write
+  if (fs::exists(out / "jobs") && !fs::is_directory(out / "jobs")) {
+    throw ConfigError((out / "jobs").string() + " is not a directory, but the jobs' directories belong there; move it "
+                                                "away, or write to another --out");
+  }
   write_file_atomic(out / "sweep.toml", spec.text);
   write_json_atomic(plan_file, plan);
   for (const auto& planned : plan["jobs"]) {
     auto dir = out / "jobs" / planned["id"].get<std::string>();
-    if (fs::exists(dir)) requeue_if_damaged(dir, planned);
+    if (fs::exists(dir) || fs::is_symlink(dir)) requeue_if_damaged(dir, planned);
   }
 
   std::vector<PlannedJob> to_run;

@@ -64,6 +64,10 @@ std::vector<std::filesystem::path> expand_globs(const std::vector<std::string>& 
   std::set<std::string> seen;
   for (const std::string& pattern : globs) {
     for (const auto& found : glob_matches(pattern)) {
+      // Opening a FIFO would wait for a writer, a device would be read without end.
+      if (!std::filesystem::is_regular_file(found))
+        fail(found, "is not a regular file (a directory, FIFO or device, or a link to one)",
+             "give data.paths globs that match the activation files only");
       if (seen.insert(found).second) matches.emplace_back(found);
     }
   }

@@ -22,7 +22,7 @@ using nlohmann::json;
 constexpr uint64_t kHead = 64 * 1024, kBlock = 4 * 1024, kBlocks = 32;
 
 json fingerprint_file(const std::filesystem::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO: no wait for a writer
   if (fd < 0) throw DataError(path.string() + ": cannot open: " + std::strerror(errno));
   struct stat st {};
   ::fstat(fd, &st);

@@ -30,13 +30,13 @@ struct FdCloser {
 }  // namespace
 
 MappedFile::MappedFile(std::filesystem::path path) : path_(std::move(path)) {
-  int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO: no wait for a writer
   if (fd < 0) throw_errno(path_, "open");
   FdCloser closer{fd};
 
   struct stat st {};
   if (::fstat(fd, &st) != 0) throw_errno(path_, "stat");
-  if (!S_ISREG(st.st_mode)) throw DataError(path_.string() + ": not a regular file");
+  if (!S_ISREG(st.st_mode)) throw DataError(path_.string() + ": not a regular file (a directory, FIFO or device)");
   size_ = static_cast<size_t>(st.st_size);
   if (size_ == 0) return;  // mmap rejects zero-length mappings
 

@@ -154,6 +154,38 @@ TEST(DamagedState, UnreadableMetricsAndStateFilesNeverAbortTheSweep) {
   EXPECT_EQ(read_json(out / "report.json")["counts"]["done"], 3) << r.log;
 }
 
+// Wrong file types where the tool's directories or the data belong: a plain file as a job's
+// directory is kept aside and the job trained again; a FIFO in data.paths is refused at once
+// (opening it would wait for a writer), naming it.
+TEST(DamagedState, WrongFileTypesNeitherAbortTheSweepNorBlockIt) {
+  auto out = finished_copy("wrong-types");
+  const auto dir = job_dir(out, 1);
+  fs::remove_all(dir);
+  overwrite(dir, "not a directory");
+  auto r = run_command(sweep_args(out), "wrong-types-rerun");
+  expect_no_crash(r);
+  EXPECT_EQ(r.exit_code, 0) << r.log;
+  EXPECT_NE(r.log.find(dir.string() + " is not a directory"), std::string::npos) << r.log;
+  EXPECT_TRUE(fs::is_directory(dir));
+  bool kept = false;
+  for (const auto& entry : fs::directory_iterator(out / "jobs")) {
+    kept = kept || (entry.path().filename().string().rfind(dir.filename().string() + ".damaged-", 0) == 0 &&
+                    fs::is_regular_file(entry.path()));
+  }
+  EXPECT_TRUE(kept) << "the file is kept aside, not deleted";
+  EXPECT_EQ(read_json(out / "report.json")["counts"]["done"], 3);
+
+  const auto data = scratch() / "fifo-data";
+  fs::create_directories(data);
+  ASSERT_EQ(::mkfifo((data / "a.npy").c_str(), 0600), 0);
+  auto fifo = run_command({"timeout", "20", SWEEP_BINARY, quick_toml(), "--out", (scratch() / "fifo-out").string(), "--set",
+                           "data.source=files", "--set", "data.paths=[\"" + (data / "*.npy").string() + "\"]"},
+                          "fifo-data");
+  expect_no_crash(fifo);
+  EXPECT_EQ(fifo.exit_code, 2) << fifo.log;
+  EXPECT_NE(fifo.log.find((data / "a.npy").string() + ": is not a regular file"), std::string::npos) << fifo.log;
+}
+
 TEST(DamagedState, ACorruptPlanIsRefusedNamingTheFileAndWhatToDo) {
   auto out = finished_copy("corrupt-plan");
   for (const std::string& text : {std::string("{\"jo"), std::string("{\"sweep\": \"quick\", \"jobs\": 3}")}) {
