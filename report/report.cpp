@@ -135,7 +135,8 @@ json build_report(const std::string& sweep_name, const std::vector<JobRecord>& r
                 {"baseline_params", pairing_params(r)},
                 {"metrics", r.value("metrics", json::object())},
                 {"train", r.value("train", json::object())},
-                {"attempts", r.value("attempts", 1)},
+                // state.json's; without one, a finished result ran once and a pending job never
+                {"attempts", r.value("attempts", r.value("status", "") == "done" ? 1 : 0)},
                 {"config", r["config"]},
                 {"curve", curve}};
     if (r.contains("error")) job["error"] = r["error"];

@@ -12,6 +12,7 @@
 #include "common/exit_codes.h"
 #include "common/job_state.h"
 #include "config/config_error.h"
+#include "report/files.h"
 #include "report/format.h"
 
 namespace sweep::launcher {
@@ -41,6 +42,11 @@ std::string render_plan_status(const std::filesystem::path& out, const nlohmann:
       phase = phase_name(state.phase);
     } catch (const std::exception& e) {
       phase = "unreadable";
+    }
+    // Damaged as the report says it (one reader of a job's files for both): retrained by a re-run.
+    if (auto damage = damage_in_job_files(dir, job)) {
+      phase = "damaged";
+      state.reason = *damage + "; a re-run trains it again";
     }
     const bool running = state.phase == JobPhase::Running;
     if (running && !owner_alive(state, config.at("run.stale_after_seconds").get<double>())) {

@@ -41,6 +41,12 @@ class Sentences {
     const auto& r = v_["replication"];
     std::string keys;
     for (const auto& k : r["replica_keys"]) keys += (keys.empty() ? "" : ", ") + k.get<std::string>();
+    if (!r["replicated"].get<bool>() && r.value("planned_replicas", 1) >= 2) {
+      out.push_back({Kind::Warning, "No grid point has two finished replicas yet (up to " + r["planned_replicas"].dump() +
+                                        " are planned), so no difference in this report can be told from seed noise. "
+                                        "Re-run the same command to finish them (finished jobs are kept)."});
+      return;
+    }
     if (!r["replicated"].get<bool>()) {
       out.push_back({Kind::Warning, "Every grid point has a single replica, so no difference in this report can be told "
                                     "from seed noise. Add seeds and re-run the same command with " +
@@ -180,6 +186,13 @@ class Sentences {
     return text;
   }
 
+  void pending(std::vector<Verdict>& out) const {
+    const auto& ids = v_.value("pending", json::array());
+    if (ids.empty()) return;
+    out.push_back({Kind::Finding, std::to_string(ids.size()) + " job(s) have not run yet (pending, 0 attempts): " +
+                                      "re-run the same command to run them."});
+  }
+
   void not_finished(std::vector<Verdict>& out) const {
     for (const auto& f : v_["not_finished"]) {
       int attempts = f["attempts"];
@@ -208,6 +221,7 @@ std::vector<Verdict> verdict_sentences(const json& report) {
   s.effects(out);
   s.equal_to_baseline(out);
   s.best(out);
+  s.pending(out);
   s.not_finished(out);
   return out;
 }

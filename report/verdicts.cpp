@@ -97,8 +97,9 @@ class Verdicts {
   }
 
   json replication() const {
-    size_t most = 0, single = 0;
+    size_t most = 0, single = 0, planned = 0;
     for (const auto& point : points_) {
+      planned = std::max(planned, point["jobs"].size());
       if (!measured(point)) continue;
       const size_t n = point["n"];
       most = std::max(most, n);
@@ -110,6 +111,7 @@ class Verdicts {
             {"max_n", most},
             {"single_replica_points", single},
             {"replicated", most >= 2},
+            {"planned_replicas", planned},  // the most replicas a point has in the plan, finished or not
             {"hint", fmt::format("--set 'grid.seed=[{}, {}, {}]'", seed, seed + 1, seed + 2)}};
   }
 
@@ -248,10 +250,21 @@ class Verdicts {
     return {{"few_below", kFewInRegion}, {"points", out}};
   }
 
+  // Jobs that ran and did not finish (a job never started is pending, not failed: not_started()).
+  static bool not_started(const json& job) { return job["status"] == "pending" && job["attempts"].get<int64_t>() == 0; }
+
+  json pending() const {
+    json out = json::array();
+    for (const auto& job : report_["jobs"]) {
+      if (not_started(job)) out.push_back(job["id"]);
+    }
+    return out;
+  }
+
   json unfinished() const {
     json out = json::array();
     for (const auto& job : report_["jobs"]) {
-      if (job["status"] == "done") continue;
+      if (job["status"] == "done" || not_started(job)) continue;
       out.push_back({{"id", job["id"]},
                      {"status", job["status"]},
                      {"attempts", job["attempts"]},
@@ -306,7 +319,8 @@ json verdicts(const json& report) {
           {"equal_to_baseline", v.equal_to_baseline()},
           {"best", v.best()},
           {"coverage", v.coverage()},
-          {"not_finished", v.unfinished()}};
+          {"not_finished", v.unfinished()},
+          {"pending", v.pending()}};
 }
 
 }  // namespace sweep::launcher

@@ -186,6 +186,22 @@ TEST(DamagedState, WrongFileTypesNeitherAbortTheSweepNorBlockIt) {
   EXPECT_NE(fifo.log.find((data / "a.npy").string() + ": is not a regular file"), std::string::npos) << fifo.log;
 }
 
+// `sweep status` and the report read a job's files alike: a done job whose result is damaged is
+// damaged in both, and the status says a re-run trains it again.
+TEST(DamagedState, StatusAndReportAgreeOnADamagedJob) {
+  auto out = finished_copy("status-agrees");
+  overwrite(job_dir(out, 0) / "result.json", "{not json");
+  auto status = run_command({SWEEP_BINARY, "status", out.string()}, "status-agrees-status");
+  EXPECT_EQ(status.exit_code, 0) << status.log;
+  const auto id = job_dir(out, 0).filename().string();
+  const auto line = status.log.substr(status.log.find(id), 40);
+  EXPECT_NE(line.find("damaged"), std::string::npos) << status.log;
+  EXPECT_NE(status.log.find("a re-run trains it again"), std::string::npos) << status.log;
+  EXPECT_NE(status.log.find("1 damaged"), std::string::npos) << status.log;
+  auto report = sweep_report(out, "status-agrees-report");
+  EXPECT_EQ(read_json(out / "report.json")["counts"]["damaged"], 1) << report.log;
+}
+
 TEST(DamagedState, ACorruptPlanIsRefusedNamingTheFileAndWhatToDo) {
   auto out = finished_copy("corrupt-plan");
   for (const std::string& text : {std::string("{\"jo"), std::string("{\"sweep\": \"quick\", \"jobs\": 3}")}) {

@@ -160,10 +160,12 @@ TEST_F(CraftedVerdicts, BestJobPerObjectiveKeepsTheBaselineConstraint) {
 
 TEST_F(CraftedVerdicts, UnfinishedJobsAreListedWithTheirReason) {
   const json& nf = report_["verdicts"]["not_finished"];
-  EXPECT_EQ(ids(nf), (std::set<std::string>{"failed", "preempted", "missing"}));
+  EXPECT_EQ(ids(nf), (std::set<std::string>{"failed", "preempted"})) << "a job never started is pending, not failed";
+  EXPECT_EQ(report_["verdicts"]["pending"], json({"missing"}));
+  EXPECT_EQ(job("missing")["attempts"], 0);
   EXPECT_EQ(find_by(nf, "id", "failed")["reason"], "loss diverged at step 12 (loss = inf)");
   EXPECT_EQ(find_by(nf, "id", "failed")["attempts"], 2);
-  EXPECT_NE(find_by(nf, "id", "missing")["reason"].get<std::string>().find("no result.json"), std::string::npos);
+  EXPECT_NE(md_.find("1 job(s) have not run yet"), std::string::npos) << md_;
   const auto failed_section = md_.find("## Failed jobs");
   ASSERT_NE(failed_section, std::string::npos) << md_;
   EXPECT_NE(md_.find("- failed {\"absorption.ratio_threshold\":1.0}: failed after 2 attempts: loss diverged at step 12",
@@ -350,6 +352,32 @@ TEST(ReportFromRecords, APointWithAnotherPenaltyIsPairedWithTheBaselineOfEveryPe
   EXPECT_NE(md.find("orthogonality.penalty=1.0 against its baseline (paired over 3 replicas): lowers explained_variance"),
             std::string::npos)
       << md;
+}
+
+// A report written before anything ran: the jobs are pending with 0 attempts, not failed, and the
+// advice is to finish the planned replicas, not to add seeds.
+TEST(ReportFromRecords, BeforeAnythingRanJobsArePendingNotFailed) {
+  std::vector<CraftedJob> jobs;
+  for (int seed = 1; seed <= 4; ++seed) {
+    jobs.push_back(unfinished_job("pending" + std::to_string(seed), {{"absorption.enabled", false}, {"seed", seed}},
+                                  "missing", "", 0, 0));
+  }
+  const auto out = scratch() / "nothing_ran";
+  write_crafted_sweep(out, "nothing_ran", jobs);
+  auto run = sweep_report(out, "nothing_ran_report");
+  ASSERT_EQ(run.exit_code, 0) << run.log;
+  const auto report = read_json(out / "report.json");
+  for (const auto& job : report["jobs"]) {
+    EXPECT_EQ(job["status"], "pending");
+    EXPECT_EQ(job["attempts"], 0);
+  }
+  EXPECT_TRUE(report["verdicts"]["not_finished"].empty()) << report["verdicts"].dump(2);
+  EXPECT_EQ(report["verdicts"]["pending"].size(), 4u);
+  const auto md = read_text(out / "report.md");
+  EXPECT_EQ(md.find("## Failed jobs"), std::string::npos) << md;
+  EXPECT_NE(md.find("4 job(s) have not run yet (pending, 0 attempts)"), std::string::npos) << md;
+  EXPECT_EQ(md.find("Every grid point has a single replica"), std::string::npos) << md;
+  EXPECT_NE(md.find("No grid point has two finished replicas yet (up to 4 are planned)"), std::string::npos) << md;
 }
 
 TEST_F(ReplicatedVerdicts, ARealEffectIsReportedWithItsInterval) {
