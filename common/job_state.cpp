@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-
 #include <chrono>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <stdexcept>
 
 #include "common/atomic_file.h"
@@ -94,12 +96,38 @@ std::string this_host() {
   return name;
 }
 
-bool process_gone(const std::string& host, int pid) {
-  return pid > 0 && host == this_host() && ::kill(pid, 0) != 0 && errno == ESRCH;
+namespace {
+
+// Field 22 of /proc/<pid>/stat (after the command name in parentheses, which may hold spaces), or "".
+std::string start_ticks(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');
+  if (close == std::string::npos) return "";
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && (fields >> field); ++i) {
+    if (i == 22) return field;
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string owner_name(int pid) {
+  const auto start = start_ticks(pid);
+  return this_host() + ":" + std::to_string(pid) + (start.empty() ? "" : "@" + start);
+}
+
+bool process_gone(const std::string& host, int pid, const std::string& owner) {
+  if (pid <= 0 || host != this_host()) return false;
+  if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
+  const auto at = owner.rfind('@');  // owners named before start times were recorded have none
+  return at != std::string::npos && owner.substr(at + 1) != start_ticks(pid);
 }
 
 bool owner_alive(const JobState& state, double stale_after_seconds) {
-  return state.phase == JobPhase::Running && !process_gone(state.host, state.pid) &&
+  return state.phase == JobPhase::Running && !process_gone(state.host, state.pid, state.owner) &&
          now_seconds() - state.heartbeat <= stale_after_seconds;
 }
 

@@ -39,8 +39,12 @@ void write_job_state(const std::filesystem::path& job_dir, const JobState& state
 
 double now_seconds();
 std::string this_host();
-// A process of this host that no longer exists (a process elsewhere cannot be checked: false).
-bool process_gone(const std::string& host, int pid);
+// The owner name of this process, "host:pid@start": the start time (clock ticks since boot, from
+// /proc) tells this process from a later one that reuses its pid.
+std::string owner_name(int pid);
+// A process of this host that no longer exists, or whose pid now belongs to a process started at
+// another time than `owner` names (a process elsewhere cannot be checked: false).
+bool process_gone(const std::string& host, int pid, const std::string& owner);
 // A running job whose owner still shows signs of life: a heartbeat younger than
 // `stale_after_seconds`, and, when the owner is on this host, its process still there.
 bool owner_alive(const JobState& state, double stale_after_seconds);

@@ -2,10 +2,11 @@
 // dotted keys ("absorption.ratio_threshold" = [...]) and nested tables alike.
 #include "config/sweep_file.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
-#include <algorithm>
 #include <limits>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -276,7 +277,11 @@ void apply_override(SweepReader& reader, const std::string& text) {
   toml::table parsed;
   try {
     parsed = toml::parse("value = " + raw);
-  } catch (const toml::parse_error&) {
+  } catch (const toml::parse_error& e) {
+    // An integer TOML cannot hold (beyond 64 bits) is a number out of range, not a string.
+    const auto* spec = find_key(key);
+    if ((!spec || spec->kind != ValueKind::String) && std::regex_match(raw, std::regex("[+-]?[0-9][0-9_]*")))
+      fail(where, key + " = " + raw + " is beyond the 64-bit integer range (" + std::string(e.description()) + ")");
     parsed = toml::table{{"value", raw}};
   }
   // A string setting takes the text as written (--set name=2024 names the sweep "2024").

@@ -60,15 +60,14 @@ double last_sign_of_life(const fs::path& job_dir, const ClaimOwner& holder) {
 }  // namespace
 
 ClaimOwner this_process() {
-  auto host = this_host();
-  return {host + ":" + std::to_string(::getpid()), host, static_cast<int>(::getpid())};
+  return {owner_name(::getpid()), this_host(), static_cast<int>(::getpid())};
 }
 
 bool try_claim(const fs::path& job_dir, const ClaimOwner& me, double stale_after_seconds) {
   fs::create_directories(job_dir);
   if (create_claim(job_dir, me)) return true;
   auto is_stale = [&](const ClaimOwner& holder) {
-    return (!holder.owner.empty() && process_gone(holder.host, holder.pid)) || now_seconds() - last_sign_of_life(job_dir, holder) > stale_after_seconds;
+    return (!holder.owner.empty() && process_gone(holder.host, holder.pid, holder.owner)) || now_seconds() - last_sign_of_life(job_dir, holder) > stale_after_seconds;
   };
   if (!is_stale(read_owner(claim_file(job_dir)))) return false;
   // Only one process at a time may take over (else two could each replace the other's fresh

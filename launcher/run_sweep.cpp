@@ -214,11 +214,15 @@ int conclude(const fs::path& out, const std::vector<PlannedJob>& jobs, bool stop
   }
   std::vector<std::string> elsewhere, stranded;
   const auto me = this_process().owner;
+  double wait = 0;  // until the youngest stranded claim goes stale (another host's process cannot be checked)
   for (const auto& job : jobs) {
     auto state = read_job_state(out / "jobs" / job.id);
     if (state.phase == JobPhase::Done || state.phase == JobPhase::Failed) continue;
-    bool live = state.owner != me && owner_alive(state, to_run_settings(job.resolved).stale_after_seconds);
+    const double stale_after = to_run_settings(job.resolved).stale_after_seconds;
+    bool live = state.owner != me && owner_alive(state, stale_after);
     (live ? elsewhere : stranded).push_back(job.id + " (" + phase_name(state.phase) + ")");
+    if (!live && !state.owner.empty() && state.owner != me && !process_gone(state.host, state.pid, state.owner))
+      wait = std::max(wait, stale_after - (now_seconds() - state.heartbeat));
   }
   if (stranded.empty()) {
     spdlog::info("this process has no job left; {} job(s) still running in other processes (such as {}) will write "
@@ -227,8 +231,12 @@ int conclude(const fs::path& out, const std::vector<PlannedJob>& jobs, bool stop
     return kExitOk;
   }
   spdlog::error("the sweep did not finish: {} job(s), such as {}, are neither done nor failed and no process is running "
-                "them (see the errors above: a full disk?); the report is not written. Re-run the same command to run them",
-                stranded.size(), stranded.front());
+                "them (the errors above say why); the report is not written. Re-run the same command to run them{}",
+                stranded.size(), stranded.front(),
+                wait > 0 ? fmt::format(" (a claim of a process that cannot be checked from here is taken over once its "
+                                       "last heartbeat is run.stale_after_seconds old: in {:.0f} s)",
+                                       wait)
+                         : std::string());
   return kExitJobFailed;
 }
 

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "sharding/npy.h"
 #include "test_paths.h"
 #include "tests/process_support.h"
 #include "tests/sweep_outputs.h"
@@ -422,6 +423,23 @@ TEST(Messages, SayWhatHappenedAndWhatToDo) {
   auto newline = run_command({SWEEP_BINARY, toml.string()}, "msg-newline");
   EXPECT_EQ(newline.exit_code, 2) << newline.log;
   EXPECT_NE(newline.log.find("control characters"), std::string::npos) << newline.log;
+
+  auto huge_int = run_command(sweep_args(scratch() / "msg-int", {"--set", "train.steps=18446744073709551615"}), "msg-int");
+  EXPECT_EQ(huge_int.exit_code, 2) << huge_int.log;
+  EXPECT_NE(huge_int.log.find("train.steps = 18446744073709551615 is beyond the 64-bit integer range"), std::string::npos)
+      << huge_int.log;
+
+  // Activations whose squares overflow float32: the data is named, not the learning rate.
+  const auto huge = scratch() / "huge-acts";
+  fs::create_directories(huge);
+  sweep::sharding::write_npy(huge / "a.npy", torch::rand({2000, 16}) * 1e20);
+  auto overflow = run_command(sweep_args(scratch() / "msg-overflow",
+                                         {"--set", "data.source=files", "--set", "data.paths=[\"" + (huge / "a.npy").string() + "\"]",
+                                          "--set", "data.eval_tokens=200", "--set", "grid.include_baseline=false", "--set",
+                                          "grid.absorption.ratio_threshold=[2.0]"}),
+                              "msg-overflow");
+  EXPECT_NE(overflow.log.find("whose squares overflow float32; scale the activations down"), std::string::npos) << overflow.log;
+  EXPECT_EQ(overflow.log.find("lower train.lr"), std::string::npos) << overflow.log;
 }
 
 // A stop that arrives while MPI starts or the sweep is planned exits 75 (resumable), not 143: the

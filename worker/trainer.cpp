@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 #include <spdlog/spdlog.h>
@@ -234,8 +235,15 @@ StepStats Trainer::step(const torch::Tensor& shard) {
   }
   stats.loss = read.loss;
   if (!std::isfinite(stats.loss)) {
-    throw GroupFailure("loss is " + std::to_string(stats.loss) + " at step " + std::to_string(state_.step) + " (lr " +
-                       std::to_string(stats.lr) + "): training diverged; lower train.lr");
+    const auto at = "loss is " + std::to_string(stats.loss) + " at step " + std::to_string(state_.step);
+    // Activations whose squares overflow float32 give an infinite loss whatever the learning rate
+    // (read on this failure only; the group's loss may come from another rank's rows).
+    const double largest = x.abs().max().item<double>();
+    if (largest * largest * static_cast<double>(x.size(1)) > std::numeric_limits<float>::max()) {
+      throw GroupFailure(at + ": this rank's activations reach |x| = " + std::to_string(largest) +
+                         ", whose squares overflow float32; scale the activations down (normalise them) or check the data");
+    }
+    throw GroupFailure(at + " (lr " + std::to_string(stats.lr) + "): training diverged; lower train.lr");
   }
   any_dead_ = read.dead_next != 0.0;
   state_.code_size = sae::code_size_for(cfg_.sae, device_, read.entries, x.size(0), sae::kCodeHeadroom);
