@@ -390,6 +390,33 @@ TEST(Status, AJobWhoseProcessIsGoneOnThisHostIsStaleAtOnce) {
 }
 
 // Messages that said the wrong thing or nothing: each names what happened and what to do.
+// A job claimed under a pid that now names another process (the claimant crashed and its pid was
+// reused): the claim names the process by pid and start time, so the job is taken over at once and
+// the sweep finishes with its report, never exit 0 waiting on a process that is not running it.
+TEST(Status, AClaimWhosePidWasReusedIsTakenOver) {
+  auto out = finished_copy("pid-reused");
+  const auto dir = job_dir(out, 1);
+  fs::remove(dir / "result.json");
+  char host[256] = {0};
+  ::gethostname(host, sizeof host - 1);
+  const int live = ::getpid();  // a live process, but not the one that claimed the job
+  const std::string owner = std::string(host) + ":" + std::to_string(live) + "@1";  // started at another time
+  auto state = read_json(dir / "state.json");
+  state["state"] = "running";
+  state["host"] = host;
+  state["pid"] = live;
+  state["owner"] = owner;
+  state["heartbeat"] = static_cast<double>(::time(nullptr));
+  overwrite(dir / "state.json", state.dump());
+  overwrite(dir / "claim", json{{"owner", owner}, {"host", host}, {"pid", live}}.dump());
+  auto status = run_command({SWEEP_BINARY, "status", out.string()}, "pid-reused-status");
+  EXPECT_NE(status.log.find("1 stale"), std::string::npos) << status.log;
+  auto r = run_command(sweep_args(out), "pid-reused-rerun");
+  EXPECT_EQ(r.exit_code, 0) << r.log;
+  EXPECT_EQ(r.log.find("will write the report"), std::string::npos) << r.log;
+  EXPECT_EQ(read_json(out / "report.json")["counts"]["done"], 3) << r.log;
+}
+
 TEST(Messages, SayWhatHappenedAndWhatToDo) {
   auto exporting = [&](const fs::path& out, const std::string& name) {
     return run_command({SWEEP_BINARY, "data", "export", quick_toml(), "--out", out.string(), "--tokens", "100"}, name);
