@@ -10,6 +10,7 @@
 
 #include "common/atomic_file.h"
 #include "common/exit_codes.h"
+#include "common/export_checksums.h"
 #include "common/job_state.h"
 
 namespace sweep::launcher {
@@ -53,6 +54,9 @@ json read_result(const fs::path& dir, const JobState& state, const json& planned
     if (!result.is_object() || !result.contains("status")) throw std::runtime_error(file.string() + ": not a job result (it has no \"status\")");
     if (result["status"] == "done" && !result.value("metrics", json()).is_object()) {
       throw std::runtime_error(file.string() + ": a done job's result without \"metrics\"");
+    }
+    if (result["status"] == "done" && result.contains("export")) {  // results from before checksums have none
+      if (auto damage = export_damage(dir, result["export"])) throw std::runtime_error(*damage);
     }
     return result;
   }

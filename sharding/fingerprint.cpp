@@ -1,16 +1,10 @@
-// Fingerprints by pread: the first 64 KiB (the header and the first rows), 32 blocks of 4 KiB at
-// evenly spaced offsets and the last 4 KiB, hashed with FNV-1a.
+// Fingerprints of the data files: each file's size and sampled contents (common/file_sample.h), and
+// what changed between two of them.
 #include "sharding/fingerprint.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <map>
 
-#include "common/fnv_hash.h"
+#include "common/file_sample.h"
 #include "sharding/data_error.h"
 #include "sharding/file_source.h"
 
@@ -19,26 +13,13 @@ namespace {
 
 using nlohmann::json;
 
-constexpr uint64_t kHead = 64 * 1024, kBlock = 4 * 1024, kBlocks = 32;
-
 json fingerprint_file(const std::filesystem::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO: no wait for a writer
-  if (fd < 0) throw DataError(path.string() + ": cannot open: " + std::strerror(errno));
-  struct stat st {};
-  ::fstat(fd, &st);
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
-  uint64_t hash = kFnvOffset;
-  std::vector<char> buffer(kHead);
-  auto read_at = [&](uint64_t offset, uint64_t length) {
-    ssize_t got = ::pread(fd, buffer.data(), std::min(length, size - std::min(size, offset)), static_cast<off_t>(offset));
-    if (got > 0) fnv1a_bytes(hash, buffer.data(), static_cast<size_t>(got));
-  };
-  read_at(0, kHead);
-  for (uint64_t b = 0; b < kBlocks && size > kHead; ++b) read_at(kHead + (size - kHead) / kBlocks * b, kBlock);
-  if (size > kBlock) read_at(size - kBlock, kBlock);
-  ::close(fd);
-  const int64_t mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-  return {{"path", path.string()}, {"bytes", size}, {"mtime_ns", mtime_ns}, {"sample_hash", hex_digits(hash)}};
+  try {
+    const auto sample = sample_file(path);
+    return {{"path", path.string()}, {"bytes", sample.bytes}, {"mtime_ns", sample.mtime_ns}, {"sample_hash", sample.hash}};
+  } catch (const std::runtime_error& e) {
+    throw DataError(e.what());
+  }
 }
 
 }  // namespace

@@ -203,6 +203,27 @@ TEST(DamagedState, StatusAndReportAgreeOnADamagedJob) {
   EXPECT_EQ(read_json(out / "report.json")["counts"]["damaged"], 1) << report.log;
 }
 
+// A finished job whose exported SAE is damaged or missing is not done: the report and a re-run
+// check the export's checksums in result.json, and the job is trained again to the same SAE.
+TEST(DamagedState, ADoneJobWithADamagedExportIsTrainedAgain) {
+  auto out = finished_copy("damaged-export");
+  const auto weights = job_dir(out, 0) / "sae" / "sae_weights.safetensors";
+  const auto original = read_text(weights);
+  fs::resize_file(weights, fs::file_size(weights) / 2);
+  fs::remove(job_dir(out, 1) / "sae" / "cfg.json");
+  auto report = sweep_report(out, "damaged-export-report");
+  EXPECT_EQ(report.exit_code, 0) << report.log;
+  EXPECT_EQ(read_json(out / "report.json")["counts"]["damaged"], 2) << report.log;
+  EXPECT_NE(report.log.find(weights.string()), std::string::npos) << "names the file\n" << report.log;
+
+  auto r = run_command(sweep_args(out), "damaged-export-rerun");
+  expect_no_crash(r);
+  EXPECT_EQ(r.exit_code, 0) << r.log;
+  EXPECT_EQ(read_json(out / "report.json")["counts"]["done"], 3) << r.log;
+  EXPECT_EQ(read_text(weights), original) << "trained again to the same SAE";
+  EXPECT_TRUE(fs::exists(job_dir(out, 1) / "sae" / "cfg.json"));
+}
+
 TEST(DamagedState, ACorruptPlanIsRefusedNamingTheFileAndWhatToDo) {
   auto out = finished_copy("corrupt-plan");
   for (const std::string& text : {std::string("{\"jo"), std::string("{\"sweep\": \"quick\", \"jobs\": 3}")}) {

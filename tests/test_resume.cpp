@@ -271,7 +271,8 @@ TEST(Resume, AFailedJobIsRetriedUpToMaxAttempts) {
     auto state = job_state_of(out, first_job_id(out));
     EXPECT_EQ(state["state"], "failed");
     EXPECT_EQ(state["attempts"], std::min(attempt, 2)) << "attempt " << attempt;
-    EXPECT_NE(state["reason"].get<std::string>().find("diverged"), std::string::npos);
+    // Data of magnitude 1e30: its squares overflow float32, which the reason names (not the learning rate).
+    EXPECT_NE(state["reason"].get<std::string>().find("whose squares overflow float32"), std::string::npos) << state.dump();
   }
 }
 

@@ -10,6 +10,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include "common/export_checksums.h"
 #include "common/version.h"
 #include "sae/penalties/absorption.h"
 #include "worker/checkpoint.h"
@@ -256,6 +257,7 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
   result["metrics"] = metrics;
   result["absorption_coverage"] = coverage_json(eval.coverage, cfg.absorption);
   if (probes) result["probe_absorption"] = concepts_json(eval.concepts, cfg.probe);
+  if (leader) result["export"] = export_checksums(job_dir);  // checked by the report, status and a re-run
   result["train"] = {{"steps", train.steps},
                      {"tokens", tokens},
                      {"seconds", train_seconds},
