@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -70,7 +71,54 @@ void write_files_atomic(const std::vector<std::pair<fs::path, std::string>>& fil
     for (const auto& tmp : written) fs::remove(tmp, ec);  // the old files stay as they were
     throw;
   }
-  for (const auto& [file, contents] : files) fs::rename(temporary_of(file), file);  // no new space needed
+  if (files.size() == 1) {  // one rename: atomic by itself
+    try {
+      fs::rename(temporary_of(files[0].first), files[0].first);
+    } catch (...) {
+      std::error_code ec;
+      fs::remove(temporary_of(files[0].first), ec);
+      throw;
+    }
+    return;
+  }
+  // Into place together or not at all: each old file is kept by a second link first (it never goes
+  // missing), and a failed rename puts back those already replaced (renames and links within a
+  // directory need no new space).
+  std::vector<std::pair<fs::path, fs::path>> kept;  // (file, a link to its old version)
+  std::error_code ec;
+  size_t placed = 0;
+  try {
+    for (const auto& [file, contents] : files) {
+      if (fs::exists(fs::symlink_status(file)) && !fs::is_regular_file(fs::symlink_status(file))) {
+        throw std::runtime_error(file.string() + " is not a regular file; move it away");
+      }
+    }
+    for (const auto& [file, contents] : files) {
+      if (!fs::exists(file)) continue;
+      fs::path old = file.string() + ".old." + std::to_string(::getpid());
+      fs::remove(old, ec);
+      fs::create_hard_link(file, old);
+      kept.emplace_back(file, old);
+    }
+    for (const auto& [file, contents] : files) {
+      fs::rename(temporary_of(file), file);
+      ++placed;
+    }
+  } catch (...) {
+    for (size_t i = 0; i < placed; ++i) {
+      const auto& file = files[i].first;
+      auto old = std::find_if(kept.begin(), kept.end(), [&](const auto& k) { return k.first == file; });
+      if (old != kept.end()) {
+        fs::rename(old->second, file, ec);
+      } else {
+        fs::remove(file, ec);  // it did not exist before
+      }
+    }
+    for (const auto& [file, old] : kept) fs::remove(old, ec);
+    for (const auto& tmp : written) fs::remove(tmp, ec);
+    throw;
+  }
+  for (const auto& [file, old] : kept) fs::remove(old, ec);
 }
 
 void write_json_atomic(const fs::path& file, const nlohmann::json& value) {

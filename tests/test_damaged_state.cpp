@@ -283,6 +283,25 @@ TEST(FullDisk, TheReportIsWrittenWholeOrLeftAsItWas) {
   EXPECT_NE(rerun.log.find("the report"), std::string::npos) << rerun.log;
 }
 
+// The three report files are replaced together or not at all: with report.html a directory that
+// cannot be replaced, report.json and report.md stay as they were and no temporary is left.
+TEST(FullDisk, TheReportFilesAreReplacedTogetherOrNotAtAll) {
+  auto out = finished_copy("report-together");
+  const auto json_before = read_text(out / "report.json"), md_before = read_text(out / "report.md");
+  fs::remove(out / "report.html");
+  fs::create_directories(out / "report.html" / "blocker");
+  overwrite(job_dir(out, 0) / "metrics.jsonl", "not json\n");  // the new report would differ
+  auto r = sweep_report(out, "report-together");
+  EXPECT_EQ(r.exit_code, 5) << r.log;
+  EXPECT_NE(r.log.find("report.html is not a regular file"), std::string::npos) << r.log;
+  EXPECT_EQ(read_text(out / "report.json"), json_before);
+  EXPECT_EQ(read_text(out / "report.md"), md_before);
+  EXPECT_TRUE(temporaries(out).empty());
+  for (const auto& entry : fs::directory_iterator(out)) {
+    EXPECT_EQ(entry.path().filename().string().find(".old."), std::string::npos) << entry.path();
+  }
+}
+
 TEST(Stop, ASignalToOneRankOfAGroupPreemptsOnlyTheRunningJob) {
   auto out = scratch() / "one-rank-signalled";
   std::vector<std::string> command = mpirun(2, 300);
