@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -236,6 +237,17 @@ double physical_memory_bytes() {
   return static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
 }
 
+double available_memory_bytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  double kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit) {
+    if (key == "MemAvailable:") return 1024.0 * kib;
+  }
+  return physical_memory_bytes();  // no /proc/meminfo: the total is all we know
+}
+
 double synthetic_feature_count(const json& c) {
   const double roots = c["data.n_roots"].get<double>(), branching = c["data.branching"].get<double>();
   double per_tree = 0, level = 1;
@@ -252,7 +264,25 @@ double absorption_matrix_bytes(int64_t d_sae) {
 
 namespace {
 
+// The most jobs a sweep may plan: each is a directory, a plan entry and a report row, so a grid
+// beyond this is a mistake (a million seeds), refused before it is expanded.
+constexpr double kMaxJobs = 100000;
+
+void check_grid_size(const SweepSpec& spec) {
+  double jobs = static_cast<double>(std::max<size_t>(1, spec.points.size()));
+  std::string axes;
+  for (const auto& unit : grid_units(spec, true)) jobs *= static_cast<double>(unit.size());
+  if (jobs <= kMaxJobs) return;
+  for (const auto& axis : spec.grid) axes += (axes.empty() ? "" : ", ") + axis.key + " (" + std::to_string(axis.values.size()) + ")";
+  std::ostringstream text;
+  text << spec.file.filename().string() << ": the grid has " << jobs << " points (" << axes
+       << (spec.points.empty() ? "" : ", times " + std::to_string(spec.points.size()) + " [[grid.points]]")
+       << "), more than the " << kMaxJobs << " jobs a sweep may hold; shorten the axes, or split the sweep";
+  throw ConfigError(text.str());
+}
+
 std::vector<PlannedJob> expand(const SweepSpec& spec, std::set<std::pair<std::string, std::string>>& ignored) {
+  check_grid_size(spec);
   std::vector<PlannedJob> jobs;
   std::set<std::string> seen;
   auto add = [&](PlannedJob job) {

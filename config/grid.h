@@ -43,5 +43,8 @@ double synthetic_feature_count(const nlohmann::json& resolved);
 double absorption_matrix_bytes(int64_t d_sae);
 // This machine's memory.
 double physical_memory_bytes();
+// What the machine can give now without swapping (/proc/meminfo's MemAvailable): what up-front
+// memory checks compare with, since other processes hold the rest.
+double available_memory_bytes();
 
 }  // namespace sweep::launcher

@@ -4,8 +4,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/byte_size.h"
 #include "common/exit_codes.h"
 #include "config/config_error.h"
+#include "config/grid.h"
 #include "config/job_settings.h"
 #include "config/sweep_file.h"
 #include "sharding/ground_truth_file.h"
@@ -14,6 +16,7 @@ namespace sweep::launcher {
 
 int export_synthetic_data(const ExportOptions& options) {
   sharding::DataConfig data;
+  double features = 0;  // the synthetic data set's true features
   try {
     auto spec = load_sweep(options.file, options.overrides);
     if (spec.base["data.source"] != "synthetic") {
@@ -21,6 +24,7 @@ int export_synthetic_data(const ExportOptions& options) {
                         ": `sweep data export` writes the synthetic data set only");
     }
     data = to_data_config(spec.base);
+    features = synthetic_feature_count(spec.base);
   } catch (const ConfigError& e) {
     spdlog::error("{}", e.what());
     return kExitInvalidInput;
@@ -36,6 +40,19 @@ int export_synthetic_data(const ExportOptions& options) {
   }
   if (std::filesystem::is_directory(options.out)) {
     spdlog::error("--out {}: is a directory; give the path of the .safetensors file to write", options.out.string());
+    return kExitInvalidInput;
+  }
+  // The rows (float32) and their ground truth, held while they are written: refused up front when
+  // the machine's available memory or the file system cannot take them.
+  const double bytes = static_cast<double>(n) * 4.0 * (static_cast<double>(data.synthetic.d_in) + 8.0) +
+                       4.0 * features * static_cast<double>(data.synthetic.d_in);
+  const auto parent = std::filesystem::absolute(options.out).parent_path();
+  std::error_code no_space_info;
+  const double free_bytes = static_cast<double>(std::filesystem::space(parent, no_space_info).available);
+  if (bytes > 0.9 * available_memory_bytes() || (!no_space_info && bytes > free_bytes)) {
+    spdlog::error("--tokens {}: the export takes about {} (rows x (data.d_in + their ground truth), and the features' "
+                  "directions), more than the {} of memory available now or the {} free under {}; lower --tokens",
+                  n, byte_size(bytes), byte_size(available_memory_bytes()), byte_size(free_bytes), parent.string());
     return kExitInvalidInput;
   }
   auto cfg = data.synthetic;

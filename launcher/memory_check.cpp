@@ -39,6 +39,9 @@ std::vector<MemoryPart> job_memory(const PlannedJob& job, int64_t d_in_value) {
     parts.push_back({"the synthetic rows' feature activations (rows x features, from train.batch_size or "
                      "train.eval_batch_size and data.n_roots, data.branching, data.depth)",
                      2.0 * kFloat * std::max(batch, eval) * features});
+    parts.push_back({"the ground-truth metrics' true features x sae.d_sae decoder cosines (data.n_roots, "
+                     "data.branching, data.depth x sae.d_sae)",
+                     3.0 * kFloat * features * d_sae});
   }
   return parts;
 }
@@ -48,11 +51,11 @@ void check_memory(const PlannedJob& job, int64_t d_in, int ranks_here, double me
   double total = 0;
   for (const auto& part : parts) total += part.bytes;
   const double need = total * ranks_here;
-  if (parts.empty() || (std::isfinite(need) && need <= 0.8 * memory_bytes)) return;
+  if (parts.empty() || (std::isfinite(need) && need <= 0.9 * memory_bytes)) return;
   const auto largest = *std::max_element(parts.begin(), parts.end(), [](const auto& a, const auto& b) { return a.bytes < b.bytes; });
   throw ConfigError(where + ": job " + job.id + (job.params.empty() ? "" : " " + job.params.dump()) + " needs about " +
                     byte_size(need) + " of memory" + (ranks_here > 1 ? " for its " + std::to_string(ranks_here) + " ranks on this machine" : "") +
-                    ", more than this machine's " + byte_size(memory_bytes) + " allows; the largest part is " +
+                    ", more than the " + byte_size(memory_bytes) + " this machine has available now allows; the largest part is " +
                     byte_size(largest.bytes * ranks_here) + " for " + largest.what + ": lower those settings");
 }
 

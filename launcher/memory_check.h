@@ -21,7 +21,7 @@ struct MemoryPart {
 std::vector<MemoryPart> job_memory(const PlannedJob& job, int64_t d_in);
 
 // Throws ConfigError (naming `where`, the job and its largest part) when `ranks_here` ranks of
-// this job would not fit in 80% of `memory_bytes`.
+// this job would not fit in 90% of `memory_bytes` (the memory available when the sweep starts).
 void check_memory(const PlannedJob& job, int64_t d_in, int ranks_here, double memory_bytes, const std::string& where);
 
 }  // namespace sweep::launcher

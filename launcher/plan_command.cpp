@@ -60,7 +60,7 @@ json plan_of(const PlanOptions& options, std::string& data_error) {
     data_error = e.what();
   }
   for (const auto& job : jobs) {
-    if (widths.count(job.id)) check_memory(job, widths.at(job.id), 1, physical_memory_bytes(), spec.file.filename().string());
+    if (widths.count(job.id)) check_memory(job, widths.at(job.id), 1, available_memory_bytes(), spec.file.filename().string());
   }
   const auto out = output_directory(options.out, spec);
   if (fs::exists(out / "plan.json")) jobs = extend_plan(read_json(out / "plan.json"), out / "plan.json", spec, jobs);

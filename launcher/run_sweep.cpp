@@ -259,7 +259,10 @@ int run_sweep(const SweepOptions& options, const MpiSession& mpi) {
     // Jobs side by side in each process hold their memory at once.
     const int here = mpi.local_size * std::min<int>(wanted_side_by_side(spec, mpi, spec.base["train.device"] == "cuda"),
                                                     static_cast<int>(jobs.size()));
-    for (const auto& job : jobs) check_memory(job, widths.at(job.id), here, physical_memory_bytes(), spec.file.filename().string());
+    // The least any rank sees available, so that every rank reaches the same verdict.
+    double available = available_memory_bytes();
+    worker::check_mpi(MPI_Allreduce(MPI_IN_PLACE, &available, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD), "MPI_Allreduce");
+    for (const auto& job : jobs) check_memory(job, widths.at(job.id), here, available, spec.file.filename().string());
   } catch (const ConfigError& e) {
     if (root) spdlog::error("{}", e.what());
     return kExitInvalidInput;

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 
@@ -455,6 +456,41 @@ TEST(Status, AClaimWhosePidWasReusedIsTakenOver) {
   EXPECT_EQ(r.exit_code, 0) << r.log;
   EXPECT_EQ(r.log.find("will write the report"), std::string::npos) << r.log;
   EXPECT_EQ(read_json(out / "report.json")["counts"]["done"], 3) << r.log;
+}
+
+// Sizes beyond the machine are refused up front with exit 2, naming what is too large, before any
+// work: a million-point grid, an SAE too wide for the available memory, a synthetic data set too
+// large to score, and an export too large to hold. (Measured on the 2-core machine: 0.6-1.1 s each,
+// as long as refusing a misspelt key takes, 0.9-1.3 s: LibTorch's and MPI's start-up. Asserted
+// under 5 s, far below what running any of them would take.)
+TEST(Sizes, AreRefusedUpFrontNamingWhatIsTooLarge) {
+  std::string thousand;
+  for (int i = 0; i < 1000; ++i) thousand += (i ? "," : "") + std::to_string(i);
+  struct Case {
+    std::string name;
+    std::vector<std::string> command;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"size-grid", sweep_args(scratch() / "size-grid", {"--set", "grid.seed=[" + thousand + "]", "--set", "grid.data.seed=[" + thousand + "]"}),
+       "more than the 100000 jobs a sweep may hold"},
+      {"size-d-sae", sweep_args(scratch() / "size-d-sae", {"--set", "sae.d_sae=2000000"}), "this machine has available now"},
+      {"size-roots", sweep_args(scratch() / "size-roots", {"--set", "data.n_roots=100000", "--set", "data.orthogonalize_steps=0"}),
+       "data.n_roots"},
+      {"size-export", {SWEEP_BINARY, "data", "export", quick_toml(), "--out", (scratch() / "huge.safetensors").string(), "--tokens",
+                       "100000000000"},
+       "lower --tokens"},
+  };
+  for (const auto& c : cases) {
+    const auto start = std::chrono::steady_clock::now();
+    auto r = run_command(c.command, c.name);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_EQ(r.exit_code, 2) << c.name << "\n" << r.log;
+    EXPECT_NE(r.log.find(c.says), std::string::npos) << c.name << "\n" << r.log;
+    EXPECT_LT(seconds, 5.0) << c.name;
+    std::printf("%s refused in %.2f s\n", c.name.c_str(), seconds);
+  }
+  EXPECT_FALSE(fs::exists(scratch() / "huge.safetensors"));
 }
 
 TEST(Messages, SayWhatHappenedAndWhatToDo) {
