@@ -19,25 +19,6 @@ using nlohmann::json;
 using Check = SettingCheck;
 using namespace setting_checks;
 
-Check increasing_widths() {
-  return [](const json& v) {
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (v[i].get<int64_t>() < 1) return "widths must be at least 1, got " + v[i].dump();
-      if (i > 0 && v[i].get<int64_t>() <= v[i - 1].get<int64_t>()) {
-        return "widths must increase strictly (" + v[i - 1].dump() + " then " + v[i].dump() + ")";
-      }
-    }
-    return std::string();
-  };
-}
-Check non_negative_weights() {
-  return [](const json& v) {
-    for (const auto& w : v) {
-      if (w.get<double>() < 0) return "weights must be at least 0, got " + w.dump();
-    }
-    return std::string();
-  };
-}
 // A sweep's name names one directory under runs/: never a path that could lead elsewhere.
 Check path_component() {
   return [](const json& v) {
@@ -47,8 +28,8 @@ Check path_component() {
       return std::string();
     }
     return std::string("must be a single directory name (no '/', control characters such as a newline, '.' or "
-                       "'..'): it names runs/<name>; "
-                       "choose another output directory with --out");
+                       "'..'), as it names the default output directory runs/<name> and the report; choose a name "
+                       "without them");
   };
 }
 Check slurm_time() {
@@ -139,26 +120,10 @@ std::vector<KeySpec> build_schema() {
       {"sae.arch", K::String, "relu", [](const json& v) { return one_of(sae::architecture_names())(v); },
        "SAE architecture (sae/architectures/)"},
       {"sae.d_sae", K::Int, 512, at_least(1), "number of latents"},
-      {"sae.k", K::Int, 32, at_least(1), "topk: active latents per token; batchtopk and matryoshka: their mean over a batch (k x B kept)"},
-      {"sae.matryoshka_widths", K::IntList, json::array(), increasing_widths(),
-       "matryoshka: widths of the nested prefixes, each with its own reconstruction loss (d_sae is the last, added "
-       "when left out); one width w1 makes a two-level SAE: w1 concept latents over d_sae - w1 base ones", true, true},
-      {"sae.matryoshka_weights", K::FloatList, json::array(), non_negative_weights(),
-       "matryoshka: each prefix's weight in the reconstruction loss, in the prefixes' order (d_sae's last); [] "
-       "weighs every prefix 1", true, true},
-      {"sae.k_aux", K::Int, 0, at_least(0), "topk: latents in the auxiliary loss (0: d_in / 2)"},
-      {"sae.aux_weight", K::Float, 1.0 / 32.0, at_least(0), "topk: weight of the auxiliary loss"},
-      {"sae.dead_after_tokens", K::Int, 1000000, at_least(1), "topk: tokens without firing before a latent is dead"},
-      {"sae.bandwidth", K::Float, 0.001, above(0), "jumprelu: straight-through kernel width"},
-      {"sae.target_l0", K::Float, 32.0, above(0), "jumprelu: target L0"},
-      {"sae.sparsity_penalty", K::Float, 1.0, at_least(0), "jumprelu: weight of (L0/target - 1)^2"},
-      {"sae.init_threshold", K::Float, 0.001, above(0), "jumprelu: initial threshold"},
-
       {"train.steps", K::Int, 4000, at_least(1), "optimiser steps"},
       {"train.batch_size", K::Int, 1024, at_least(1), "global batch (all ranks of a job together)"},
       {"train.lr", K::Float, 3e-4, above(0), "Adam learning rate"},
       {"train.warmup_steps", K::Int, 200, at_least(0), "linear learning-rate warm-up"},
-      {"train.l1_penalty", K::Float, 0.04, at_least(0), "relu: L1 weight"},
       {"train.recon_loss", K::String, "mse", one_of({"mse", "l2norm"}), "mse: mean ||x-x_hat||^2; l2norm: mean ||x-x_hat||"},
       {"train.log_every", K::Int, 50, at_least(1), "steps between metrics.jsonl lines"},
       {"train.eval_batch_size", K::Int, 4096, at_least(1), "rows per evaluation chunk"},
@@ -238,13 +203,23 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
-// The shared rows, with each training penalty's own after the absorption penalty's.
-std::vector<KeySpec> schema_with_penalties() {
+// The shared rows, with the architectures' own after sae.d_sae (a row two of them declare, once)
+// and the training penalties' before the probe's.
+std::vector<KeySpec> schema_with_plugins() {
   auto rows = build_schema();
-  auto after = std::find_if(rows.begin(), rows.end(), [](const KeySpec& k) { return k.key.rfind("probe.", 0) == 0; });
-  std::vector<KeySpec> own;
-  for (const auto& penalty : sae::penalties()) own.insert(own.end(), penalty.settings.begin(), penalty.settings.end());
-  rows.insert(after, own.begin(), own.end());
+  std::vector<KeySpec> architectures;
+  for (const auto& entry : sae::architectures()) {
+    for (const auto& row : entry.settings) {
+      const bool seen = std::any_of(architectures.begin(), architectures.end(), [&](const KeySpec& k) { return k.key == row.key; });
+      if (!seen) architectures.push_back(row);
+    }
+  }
+  auto after_d_sae = std::find_if(rows.begin(), rows.end(), [](const KeySpec& k) { return k.key == "sae.d_sae"; }) + 1;
+  rows.insert(after_d_sae, architectures.begin(), architectures.end());
+  std::vector<KeySpec> penalties;
+  for (const auto& penalty : sae::penalties()) penalties.insert(penalties.end(), penalty.settings.begin(), penalty.settings.end());
+  auto before_probe = std::find_if(rows.begin(), rows.end(), [](const KeySpec& k) { return k.key.rfind("probe.", 0) == 0; });
+  rows.insert(before_probe, penalties.begin(), penalties.end());
   return rows;
 }
 
@@ -264,7 +239,7 @@ const std::vector<std::string>& sections() {
 }  // namespace
 
 const std::vector<KeySpec>& config_schema() {
-  static const std::vector<KeySpec> schema = schema_with_penalties();
+  static const std::vector<KeySpec> schema = schema_with_plugins();
   return schema;
 }
 

@@ -170,7 +170,8 @@ std::vector<json> product(const std::vector<std::vector<json>>& units) {
 std::map<std::string, std::set<std::string>> architecture_settings() {
   std::map<std::string, std::set<std::string>> table;
   for (const auto& entry : sae::architectures()) {
-    for (const auto& key : entry.settings) table[key].insert(entry.name);
+    for (const auto& row : entry.settings) table[row.key].insert(entry.name);
+    for (const auto& key : entry.also_reads) table[key].insert(entry.name);
   }
   return table;
 }

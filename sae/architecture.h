@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "common/setting.h"
 #include "sae/batch_context.h"
 #include "sae/sae_config.h"
 
@@ -101,10 +102,14 @@ class Architecture {
 // One row of the architecture table.
 struct ArchitectureEntry {
   std::string name;  // sae.arch
-  // The settings only some architectures read, that this one reads (the rest are read by all):
-  // a grid axis over one of them is left out of the jobs of architectures that do not read it.
-  std::vector<std::string> settings;
+  // The settings of its own (only some architectures read them), declared here once: key, type,
+  // default, check and help (the sweep-file schema takes them from here; two architectures may
+  // declare the same row, as the TopK family does). A grid axis over one of them is left out of
+  // the jobs of architectures that do not read it.
+  std::vector<Setting> settings;
   std::function<std::unique_ptr<Architecture>()> make;
+  // Settings declared by other architectures that this one reads too.
+  std::vector<std::string> also_reads = {};
 };
 
 const std::vector<ArchitectureEntry>& architectures();

@@ -1085,7 +1085,7 @@ TEST_F(Config, BinaryExitsWithTwoOnInvalidFileAndCreatesNothing) {
 
 // A sweep's name is one directory under runs/: a path in it is refused, from the file or --set.
 TEST_F(Config, NameThatIsAPathIsRefused) {
-  expect_load_error("name = \"../../escaped\"\n", {"bad.toml:1:", "name = \"../../escaped\"", "single directory name", "--out"});
+  expect_load_error("name = \"../../escaped\"\n", {"bad.toml:1:", "name = \"../../escaped\"", "single directory name", "choose a name without them"});
   expect_load_error("name = \".\"\n", {"bad.toml:1:", "single directory name"});
   expect_load_error("", {"--set name=/tmp/elsewhere:", "single directory name"}, {"name=/tmp/elsewhere"});
   expect_load_error("", {"--set name=..:", "single directory name"}, {"name=.."});

@@ -168,15 +168,16 @@ TEST_F(FileFormats, SourceGathersScatteredRowsAcrossMixedShards) {
   write_npy(path("b.npy"), b);
   write_safetensors(path("c.safetensors"), {{"tokens", torch::arange(4, torch::kLong)}, {"x", c}});
   write_npy(path("d.npy"), d);
-  const torch::Tensor all = torch::cat({a, b.to(torch::kFloat), c.to(torch::kFloat), d});
+  // In the globs' order, each glob's matches sorted; a.safetensors, matched twice, read once.
+  const torch::Tensor all = torch::cat({b.to(torch::kFloat), d, a, c.to(torch::kFloat)});
 
   const FileActivationSource source(
       {path("*.npy").string(), path("*.safetensors").string(), path("a.safetensors").string()}, "acts");
   ASSERT_EQ(source.shards().size(), 4u);
-  EXPECT_EQ(source.shards()[0].path, path("a.safetensors"));
-  EXPECT_EQ(source.shards()[1].path, path("b.npy"));
-  EXPECT_EQ(source.shards()[2].dtype, RowDtype::BF16);
-  EXPECT_EQ(source.shards()[3].rows, 6);
+  EXPECT_EQ(source.shards()[0].path, path("b.npy"));
+  EXPECT_EQ(source.shards()[1].rows, 6);
+  EXPECT_EQ(source.shards()[2].path, path("a.safetensors"));
+  EXPECT_EQ(source.shards()[3].dtype, RowDtype::BF16);
   EXPECT_EQ(source.num_rows(), 18);
   EXPECT_EQ(source.d_in(), d_in);
 
@@ -185,13 +186,13 @@ TEST_F(FileFormats, SourceGathersScatteredRowsAcrossMixedShards) {
   EXPECT_EQ(rows.sizes(), (std::vector<int64_t>{12, d_in}));
   EXPECT_EQ(rows.scalar_type(), torch::kFloat);
   EXPECT_TRUE(torch::equal(rows, all.index_select(0, torch::tensor(indices))));
-  EXPECT_TRUE(torch::equal(source.rows({9, 10}), c.slice(0, 1, 3).to(torch::kFloat)));
+  EXPECT_TRUE(torch::equal(source.rows({9, 10}), a.slice(0, 0, 2)));  // b 0-2, d 3-8, a 9-13, c 14-17
   EXPECT_EQ(source.rows({}).sizes(), (std::vector<int64_t>{0, d_in}));
 
   EXPECT_EQ(source.locate(0), (std::pair<size_t, int64_t>{0, 0}));
-  EXPECT_EQ(source.locate(5), (std::pair<size_t, int64_t>{1, 0}));
-  EXPECT_EQ(source.locate(11), (std::pair<size_t, int64_t>{2, 3}));
-  EXPECT_EQ(source.locate(17), (std::pair<size_t, int64_t>{3, 5}));
+  EXPECT_EQ(source.locate(5), (std::pair<size_t, int64_t>{1, 2}));
+  EXPECT_EQ(source.locate(11), (std::pair<size_t, int64_t>{2, 2}));
+  EXPECT_EQ(source.locate(17), (std::pair<size_t, int64_t>{3, 3}));
   EXPECT_THROW(source.locate(18), std::out_of_range);
   EXPECT_THROW(source.rows({-1}), std::out_of_range);
 }

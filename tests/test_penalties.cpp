@@ -229,7 +229,7 @@ std::vector<launcher::PlannedJob> plan_text(const std::string& name, const std::
 }  // namespace
 
 TEST(Architectures, OneRegisteredInATestFileIsPlannedTrainedAndExported) {
-  sae::register_architecture({"root_l1", {"train.l1_penalty"}, [] { return std::make_unique<RootL1>(); }});
+  sae::register_architecture({"root_l1", {}, [] { return std::make_unique<RootL1>(); }, {"train.l1_penalty"}});
   EXPECT_THROW(sae::register_architecture({"root_l1", {}, nullptr}), std::invalid_argument);
   // Planned: its name is a known sae.arch, a grid over a setting only others read leaves it alone,
   // and its own check names the key.

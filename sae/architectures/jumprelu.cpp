@@ -83,8 +83,12 @@ class JumpRelu final : public Architecture {
 }  // namespace
 
 ArchitectureEntry jumprelu_architecture() {
+  using namespace setting_checks;
   return {"jumprelu",
-          {"sae.bandwidth", "sae.target_l0", "sae.sparsity_penalty", "sae.init_threshold"},
+          {{"sae.bandwidth", ValueKind::Float, 0.001, above(0), "jumprelu: straight-through kernel width"},
+           {"sae.target_l0", ValueKind::Float, 32.0, above(0), "jumprelu: target L0"},
+           {"sae.sparsity_penalty", ValueKind::Float, 1.0, at_least(0), "jumprelu: weight of (L0/target - 1)^2"},
+           {"sae.init_threshold", ValueKind::Float, 0.001, above(0), "jumprelu: initial threshold"}},
           [] { return std::make_unique<JumpRelu>(); }};
 }
 

@@ -9,6 +9,28 @@
 namespace sweep::sae {
 namespace {
 
+// The prefixes' widths: at least 1 and strictly increasing.
+SettingCheck increasing_widths() {
+  return [](const nlohmann::json& v) {
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (v[i].get<int64_t>() < 1) return "widths must be at least 1, got " + v[i].dump();
+      if (i > 0 && v[i].get<int64_t>() <= v[i - 1].get<int64_t>()) {
+        return "widths must increase strictly (" + v[i - 1].dump() + " then " + v[i].dump() + ")";
+      }
+    }
+    return std::string();
+  };
+}
+// The prefixes' loss weights: none below 0.
+SettingCheck non_negative_weights() {
+  return [](const nlohmann::json& v) {
+    for (const auto& w : v) {
+      if (w.get<double>() < 0) return "weights must be at least 0, got " + w.dump();
+    }
+    return std::string();
+  };
+}
+
 class Matryoshka final : public BatchTopk {
  public:
   int64_t concept_width(const SaeConfig& cfg) const override { return matryoshka_prefixes(cfg).front(); }
@@ -59,7 +81,15 @@ class Matryoshka final : public BatchTopk {
 
 ArchitectureEntry matryoshka_architecture() {
   auto settings = topk_family_settings();
-  settings.insert(settings.end(), {"sae.matryoshka_widths", "sae.matryoshka_weights"});
+  settings.push_back({"sae.matryoshka_widths", ValueKind::IntList, nlohmann::json::array(), increasing_widths(),
+                      "matryoshka: widths of the nested prefixes, each with its own reconstruction loss (d_sae is the "
+                      "last, added when left out); one width w1 makes a two-level SAE: w1 concept latents over d_sae - "
+                      "w1 base ones",
+                      true, true});
+  settings.push_back({"sae.matryoshka_weights", ValueKind::FloatList, nlohmann::json::array(), non_negative_weights(),
+                      "matryoshka: each prefix's weight in the reconstruction loss, in the prefixes' order (d_sae's "
+                      "last); [] weighs every prefix 1",
+                      true, true});
   return {"matryoshka", settings, [] { return std::make_unique<Matryoshka>(); }};
 }
 

@@ -26,7 +26,10 @@ class Relu final : public Architecture {
 }  // namespace
 
 ArchitectureEntry relu_architecture() {
-  return {"relu", {"train.l1_penalty"}, [] { return std::make_unique<Relu>(); }};
+  using namespace setting_checks;
+  return {"relu",
+          {{"train.l1_penalty", ValueKind::Float, 0.04, at_least(0), "relu: L1 weight"}},
+          [] { return std::make_unique<Relu>(); }};
 }
 
 }  // namespace sweep::sae

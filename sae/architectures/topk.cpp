@@ -9,7 +9,15 @@
 
 namespace sweep::sae {
 
-std::vector<std::string> topk_family_settings() { return {"sae.k", "sae.k_aux", "sae.aux_weight", "sae.dead_after_tokens"}; }
+std::vector<Setting> topk_family_settings() {
+  using namespace setting_checks;
+  return {
+      {"sae.k", ValueKind::Int, 32, at_least(1), "topk: active latents per token; batchtopk and matryoshka: their mean over a batch (k x B kept)"},
+      {"sae.k_aux", ValueKind::Int, 0, at_least(0), "topk: latents in the auxiliary loss (0: d_in / 2)"},
+      {"sae.aux_weight", ValueKind::Float, 1.0 / 32.0, at_least(0), "topk: weight of the auxiliary loss"},
+      {"sae.dead_after_tokens", ValueKind::Int, 1000000, at_least(1), "topk: tokens without firing before a latent is dead"},
+  };
+}
 
 ArchShare TopkFamily::local_statistics(const Sae& /*sae*/, const Forward& fwd, const torch::Tensor& x,
                                        const BatchContext& /*batch*/) const {

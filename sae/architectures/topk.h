@@ -6,8 +6,8 @@
 
 namespace sweep::sae {
 
-// The settings every member of the TopK family reads, beyond the shared ones.
-std::vector<std::string> topk_family_settings();
+// The settings every member of the TopK family reads, beyond the shared ones: their rows.
+std::vector<Setting> topk_family_settings();
 
 // A member of the TopK family: its statistics start with the residual sums of the aux loss.
 class TopkFamily : public Architecture {
