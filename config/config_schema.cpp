@@ -8,6 +8,7 @@
 #include <regex>
 #include <sstream>
 
+#include "report/verdicts.h"
 #include "sae/architecture.h"
 #include "sae/penalty.h"
 #include "sae/sparse_code.h"
@@ -183,6 +184,11 @@ std::vector<KeySpec> build_schema() {
       {"run.heartbeat_seconds", K::Float, 10.0, above(0), "seconds between a running job's heartbeats in its state.json", false},
       {"run.stale_after_seconds", K::Float, 300.0, above(0), "a running job whose heartbeat is older than this counts as interrupted", false},
 
+      {"report.ev_tolerance", K::Float, kDefaultEvTolerance, at_least(0),
+       "the report's single best point per objective: the best among those whose mean explained variance is at most "
+       "this much below their baseline's (the report also names every point on the absorption / explained-variance "
+       "front, whatever their cost); changing it rewrites the report, never a job",
+       false},
       {"grid.include_baseline", K::Bool, true, none(), "add a job with every training penalty off per grid point of the other keys"},
       {"grid.replicas", K::StringList, json::array(), job_setting_names(), "grid axes whose values are replicas of one grid point, besides seed and data.seed: the report gives each point's mean, sd and paired differences over them"},
   };
@@ -230,7 +236,7 @@ const std::vector<std::string>& sections() {
     for (const auto& penalty : sae::penalties()) {
       if (std::find(out.begin(), out.end(), penalty.section) == out.end()) out.push_back(penalty.section);
     }
-    out.insert(out.end(), {"probe", "run", "grid", "slurm"});
+    out.insert(out.end(), {"probe", "run", "grid", "report", "slurm"});
     return out;
   }();
   return names;
@@ -285,7 +291,9 @@ std::string section_names() {
   return out;
 }
 
-bool is_job_setting(const std::string& key) { return key.rfind("grid.", 0) != 0 && key.rfind("slurm.", 0) != 0; }
+bool is_job_setting(const std::string& key) {
+  return key.rfind("grid.", 0) != 0 && key.rfind("slurm.", 0) != 0 && key.rfind("report.", 0) != 0;
+}
 
 json default_config() {
   json out = json::object();

@@ -130,7 +130,8 @@ class SweepReader {
   void set_value(const std::string& key, const toml::node& node, const std::string& where) {
     const auto* spec = find_key(key);
     if (!spec || key.rfind("grid.", 0) == 0) fail(where, unknown_key_message(key, "key"));
-    (is_job_setting(key) ? spec_.base : spec_.slurm)[key] = to_value(node, *spec, where);
+    (is_job_setting(key) ? spec_.base : key.rfind("report.", 0) == 0 ? spec_.report : spec_.slurm)[key] =
+        to_value(node, *spec, where);
     spec_.where[key] = where;
   }
 
@@ -152,7 +153,8 @@ class SweepReader {
     const auto* spec = find_key(key);
     if (!spec || key.rfind("grid.", 0) == 0) fail(where, unknown_key_message(key, "grid key"));
     if (!is_job_setting(key)) {
-      fail(where, key + " cannot be a grid axis: Slurm settings apply to the whole sweep; set it in [slurm]");
+      fail(where, key + " cannot be a grid axis: it applies to the whole sweep, not to a job; set it once in [" +
+                      key.substr(0, key.find('.')) + "]");
     }
     if (!node.is_array()) fail(where, "grid \"" + key + "\": expected a list of values, got " + toml_type_name(node));
     const auto& items = *node.as_array();
@@ -341,6 +343,10 @@ SweepSpec load_sweep(const std::filesystem::path& file, const std::vector<std::s
   SweepSpec spec;
   spec.file = file;
   spec.base = default_config();
+  spec.report = nlohmann::json::object();
+  for (const auto& key_spec : config_schema()) {
+    if (key_spec.key.rfind("report.", 0) == 0) spec.report[key_spec.key] = key_spec.default_value;
+  }
   std::ifstream in(file);
   if (!in) throw ConfigError(file.string() + ": cannot read the sweep file (does it exist?)");
   std::stringstream text;

@@ -29,6 +29,7 @@ struct SweepSpec {
   std::string name;
   nlohmann::json base;                        // every job setting, dotted, defaults filled in
   nlohmann::json slurm = nlohmann::json::object();  // slurm.* keys set (for `sweep submit`; no job sees them)
+  nlohmann::json report;                      // report.* keys, defaults filled in (for the report; no job sees them)
   std::map<std::string, std::string> where;   // key -> where it was set (absent: default)
   std::vector<GridAxis> grid;
   // grid.zip: groups of grid axes walked together (the i-th values of each), not multiplied.

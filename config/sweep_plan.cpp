@@ -70,6 +70,7 @@ json plan_json(const SweepSpec& spec, const std::vector<PlannedJob>& jobs) {
   json plan = {{"sweep", spec.name},
                {"settings", result_settings(spec)},
                {"grid", grid_json(spec)},
+               {"report", spec.report},
                {"jobs", json::array()}};
   for (size_t i = 0; i < jobs.size(); ++i) {
     json entry = {{"index", i},

@@ -132,7 +132,14 @@ SweepOutput read_sweep_output(const fs::path& out) {
   if (!plan.contains("sweep") || !plan.contains("jobs") || !plan["jobs"].is_array()) {
     throw std::runtime_error(plan_file.string() + ": not a sweep plan (needs \"sweep\" and a \"jobs\" list)");
   }
-  SweepOutput output{plan["sweep"].get<std::string>(), {}, {}};
+  SweepOutput output{plan["sweep"].get<std::string>(), {}, {}, {}};
+  const json report_settings = plan.value("report", json::object());
+  if (report_settings.contains("report.ev_tolerance")) {
+    const json& tolerance = report_settings["report.ev_tolerance"];
+    if (!tolerance.is_number() || tolerance.get<double>() < 0)
+      throw std::runtime_error(plan_file.string() + ": report.ev_tolerance must be a number >= 0, got " + tolerance.dump());
+    output.settings.ev_tolerance = tolerance.get<double>();
+  }
   const json replicas = plan.value("grid", json::object()).value("replicas", json::array());
   for (const auto& key : replicas) {
     if (!key.is_string()) throw std::runtime_error(plan_file.string() + ": grid.replicas holds a non-string " + key.dump());
@@ -149,7 +156,7 @@ SweepOutput read_sweep_output(const fs::path& out) {
 
 json read_and_build_report(const fs::path& out) {
   const SweepOutput output = read_sweep_output(out);
-  return build_report(output.name, output.jobs, output.replica_keys);
+  return build_report(output.name, output.jobs, output.replica_keys, output.settings);
 }
 
 void log_damaged_jobs(const json& report) {

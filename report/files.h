@@ -17,6 +17,7 @@ struct SweepOutput {
   std::string name;
   std::vector<JobRecord> jobs;  // plan order; a job whose files cannot be read is "damaged"
   std::vector<std::string> replica_keys;  // the plan's grid.replicas
+  ReportSettings settings;                // the plan's report.* (defaults for a plan without them)
 };
 
 // Throws std::runtime_error naming the directory or file when `out` is not a readable sweep output.

@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "report/format.h"
+#include "report/region_share.h"
 #include "report/statistics.h"
 
 namespace sweep::launcher {
@@ -105,15 +107,31 @@ class Grouping {
     return out;
   }
 
-  // Per metric, job minus baseline over the replicas both finished.
+  // A baseline job's value of `metric` to compare `job`'s with: its metric, except the share of
+  // matched pairs in the flagged region, judged at the penalised job's thresholds (a baseline's own
+  // share is at the defaults, which the penalised job may not use).
+  static std::optional<double> baseline_value(const json& job, const json& base, const std::string& metric) {
+    if (metric == "gt_pairs_in_region" && job.contains("absorption_coverage") && base.contains("absorption_coverage")) {
+      const auto [tau, rho] = region_thresholds(job["absorption_coverage"]);
+      return share_in_region(base["absorption_coverage"], tau, rho);
+    }
+    const json& m = base["metrics"];
+    if (!m.contains(metric) || !finite(m[metric])) return std::nullopt;
+    return m[metric].get<double>();
+  }
+
+  // Per metric, job minus baseline over the replicas both finished, and that difference relative
+  // to the baseline's mean over the same replicas (kRelativeEffectRule).
   static json paired_differences(const Point& point, const Point& base) {
-    std::map<std::string, std::vector<double>> diffs;
+    std::map<std::string, std::vector<double>> diffs, bases;
     for (const auto& [replica, job] : point.done_by_replica) {
       auto b = base.done_by_replica.find(replica);
       if (b == base.done_by_replica.end()) continue;
-      const json& bm = (*b->second)["metrics"];
       for (const auto& [k, v] : (*job)["metrics"].items()) {
-        if (finite(v) && bm.contains(k) && finite(bm[k])) diffs[k].push_back(v.get<double>() - bm[k].get<double>());
+        const auto base_value = baseline_value(*job, *b->second, k);
+        if (!finite(v) || !base_value) continue;
+        diffs[k].push_back(v.get<double>() - *base_value);
+        bases[k].push_back(*base_value);
       }
     }
     json out = json::object();
@@ -121,6 +139,16 @@ class Grouping {
       const Summary s = summarize_values(d);
       out[k] = summary_json(s);
       out[k]["distinguishable"] = s.excludes_zero();
+      const double base_mean = summarize_values(bases[k]).mean;
+      if (std::abs(base_mean) > 0 && std::isfinite(base_mean)) {
+        const double scale = 1.0 / std::abs(base_mean);
+        json relative = {{"mean", s.mean * scale}, {"baseline_mean", base_mean}};
+        if (s.ci_low) {
+          relative["ci_low"] = *s.ci_low * scale;
+          relative["ci_high"] = *s.ci_high * scale;
+        }
+        out[k]["relative"] = relative;
+      }
     }
     return out;
   }
@@ -131,6 +159,11 @@ class Grouping {
 };
 
 }  // namespace
+
+const char* const kRelativeEffectRule =
+    "relative effect: the paired difference (point minus baseline, replica by replica) divided by the absolute "
+    "value of the baseline's mean over the same replicas; its interval is the difference's 95% t interval "
+    "divided the same way";
 
 std::vector<std::string> replica_keys(const std::vector<std::string>& extra) {
   std::vector<std::string> keys(std::begin(kSeedKeys), std::end(kSeedKeys));

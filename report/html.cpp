@@ -82,6 +82,14 @@ void write_summary(std::ostream& html, const nlohmann::json& report) {
   html << "</dl>\n";
 }
 
+void write_headline(std::ostream& html, const nlohmann::json& report) {
+  const auto lines = headline_lines(report);
+  if (lines.empty()) return;
+  html << "<h2>Headline</h2>\n<ul class=\"headline\">\n";
+  for (const auto& line : lines) html << "<li>" << escape(line) << "</li>\n";
+  html << "</ul>\n";
+}
+
 void write_verdicts(std::ostream& html, const nlohmann::json& report) {
   html << "<h2>Verdicts</h2>\n<ul class=\"verdicts\">\n";
   for (const auto& v : verdict_sentences(report)) {
@@ -93,8 +101,9 @@ void write_verdicts(std::ostream& html, const nlohmann::json& report) {
 
 void write_table(std::ostream& html, const ReportTable& table) {
   if (table.rows.empty()) return;
+  // The table scrolls inside its own box, so a wide one never widens the page.
   html << "<h2>" << escape(table.title) << "</h2>\n<p>Click a column header to sort by it.</p>\n"
-       << "<table class=\"" << table.name << " sortable\">\n<thead><tr>";
+       << "<div class=\"table-box\"><table class=\"" << table.name << " sortable\">\n<thead><tr>";
   for (const auto& h : table.headers) html << "<th>" << escape(h) << "</th>";
   html << "</tr></thead>\n<tbody>\n";
   for (size_t i = 0; i < table.rows.size(); ++i) {
@@ -105,12 +114,12 @@ void write_table(std::ostream& html, const ReportTable& table) {
       if (cell.kind == TableCell::Kind::Prose) html << " class=\"reason\"";
       if (cell.sort) html << " data-sort=\"" << nlohmann::json(*cell.sort).dump() << "\"";
       html << ">" << escape(cell.text);
-      if (!cell.delta.empty()) html << " <span class=\"delta\">" << escape(cell.delta) << "</span>";
+      if (!cell.delta.empty()) html << "<br><span class=\"delta\">" << escape(cell.delta) << "</span>";
       html << "</td>";
     }
     html << "</tr>\n";
   }
-  html << "</tbody>\n</table>\n<p>" << escape(table.notes) << "</p>\n";
+  html << "</tbody>\n</table></div>\n<p class=\"notes\">" << escape(table.notes) << "</p>\n";
 }
 
 void write_plots(std::ostream& html, const nlohmann::json& plots) {
@@ -140,6 +149,7 @@ std::string render_html(const nlohmann::json& report) {
        << assets::page_style() << "</style>\n</head>\n<body>\n"
        << "<h1>Sweep <code>" << escape(name) << "</code></h1>\n";
   write_summary(html, report);
+  write_headline(html, report);
   write_verdicts(html, report);
   write_table(html, point_table(report));
   write_table(html, intervention_table(report));

@@ -1,4 +1,4 @@
-// Renders report.json as Markdown: summary line, verdicts (warnings loud), unfinished jobs with
+// Renders report.json as Markdown: summary line, headline (each penalised point's effect), verdicts (warnings loud), unfinished jobs with
 // their reasons, the grid-point table (with replicas) and the job table, with what their columns mean.
 #include "report/markdown.h"
 
@@ -28,7 +28,7 @@ void write_table(std::ostream& md, const ReportTable& table) {
   for (const auto& row : table.rows) {
     md << "|";
     for (const auto& cell : row)
-      md << " " << escape_cell(cell.text + (cell.delta.empty() ? "" : " " + cell.delta)) << " |";
+      md << " " << escape_cell(cell.text) << (cell.delta.empty() ? "" : "<br>" + escape_cell(cell.delta)) << " |";
     md << "\n";
   }
   md << "\n" << table.notes << "\n";
@@ -45,6 +45,12 @@ std::string render_markdown(const nlohmann::json& report) {
     sep = " · ";
   }
   md << "\n\n";
+  const auto headline = headline_lines(report);
+  if (!headline.empty()) {
+    md << "## Headline\n\n";
+    for (const auto& line : headline) md << "- **" << line << "**\n";
+    md << "\n";
+  }
 
   const auto verdicts = verdict_sentences(report);
   md << "## Verdicts\n\n";

@@ -113,6 +113,69 @@ class Plots {
             {"spec", spec}};
   }
 
+  // An absorption metric against explained variance: each point's means with error bars of one sd
+  // both ways (the replicas faint), the baseline's shape apart, and the trade-off front of the
+  // means (report.json's verdicts.best[].front) joined by a dashed line.
+  json tradeoff(const std::string& metric) const {
+    std::set<std::string> on_front;
+    for (const auto& b : report_["verdicts"]["best"]) {
+      if (b["metric"] != metric || !b.contains("front")) continue;
+      for (const auto& f : b["front"]) on_front.insert(f["point"].get<std::string>());
+    }
+    json means = json::array();
+    for (const auto& point : report_["points"]) {
+      const auto& m = point["metrics"];
+      if (!m.contains(metric) || !m.contains("explained_variance")) continue;
+      const json &a = m[metric], &ev = m["explained_variance"];
+      const double a_mean = a["mean"], a_sd = a["sd"], ev_mean = ev["mean"], ev_sd = ev["sd"];
+      means.push_back({{"params", point["label"]}, {"n", point["n"]}, {"absorption", a_mean}, {"absorption_sd", a_sd},
+                       {"absorption_low", a_mean - a_sd}, {"absorption_high", a_mean + a_sd},
+                       {"explained_variance", ev_mean}, {"explained_variance_sd", ev_sd},
+                       {"ev_low", ev_mean - ev_sd}, {"ev_high", ev_mean + ev_sd},
+                       {"front", on_front.count(point["label"].get<std::string>()) > 0},
+                       {"role", point["baseline"].get<bool>() ? "baseline" : "penalised"}});
+    }
+    if (means.size() < 2) return nullptr;
+    json replicas = json::array();
+    for (const auto& row : replica_rows({"explained_variance", metric.c_str()})) {
+      replicas.push_back({{"params", row["params"]}, {"explained_variance", row["explained_variance"]}, {"absorption", row[metric]}});
+    }
+    json x = {{"field", "explained_variance"}, {"type", "quantitative"}, {"title", "explained variance"}, {"scale", {{"zero", false}}}};
+    json y = {{"field", "absorption"}, {"type", "quantitative"}, {"title", metric}, {"scale", {{"zero", false}}}};
+    json front = {{"filter", "datum.front"}};
+    json layers = {
+        {{"data", {{"values", means}}}, {"transform", {front}},
+         {"mark", {{"type", "line"}, {"color", "#888"}, {"strokeDash", {5, 3}}}},
+         {"encoding", {{"x", x}, {"y", y}, {"order", {{"field", "explained_variance"}, {"type", "quantitative"}}}}}},
+        replica_layer(replicas, x, y, colour()),
+        {{"data", {{"values", means}}},
+         {"mark", {{"type", "errorbar"}, {"ticks", true}}},
+         {"encoding", {{"x", x}, {"y", {{"field", "absorption_low"}, {"type", "quantitative"}, {"title", metric}}},
+                       {"y2", {{"field", "absorption_high"}}}, {"color", colour()}}}},
+        {{"data", {{"values", means}}},
+         {"mark", {{"type", "errorbar"}, {"ticks", true}}},
+         {"encoding", {{"y", y}, {"x", {{"field", "ev_low"}, {"type", "quantitative"}, {"title", "explained variance"}}},
+                       {"x2", {{"field", "ev_high"}}}, {"color", colour()}}}},
+        {{"data", {{"values", means}}}, {"transform", {front}},
+         {"mark", {{"type", "point"}, {"size", 260}, {"color", "#222"}}},
+         {"encoding", {{"x", x}, {"y", y}}}},
+        {{"data", {{"values", means}}},
+         {"mark", {{"type", "point"}, {"filled", true}, {"size", 90}}},
+         {"encoding", {{"x", x}, {"y", y}, {"color", colour()},
+                       {"shape", {{"field", "role"}, {"type", "nominal"}, {"title", "role"},
+                                  {"scale", {{"domain", {"baseline", "penalised"}}, {"range", {"square", "circle"}}}}}},
+                       {"tooltip", tooltip({"params", "n", "absorption", "absorption_sd", "explained_variance",
+                                            "explained_variance_sd", "front"})}}}}};
+    return {{"id", "plot-tradeoff-" + metric},
+            {"title", metric + " against explained variance"},
+            {"caption",
+             "The trade-off a researcher decides on: each grid point's mean over its finished replicas with error "
+             "bars of one standard deviation both ways (the replicas faint; the baseline a square). Circled points "
+             "joined by the dashed line form the front: no other point has both a lower mean " + metric +
+             " and a higher mean explained variance. Best is bottom right."},
+            {"spec", {{"width", 460}, {"height", 320}, {"layer", layers}}}};
+  }
+
   // One plot of `metric` against swept param `key`: each point's mean with an error bar of one sd
   // over its replicas (the replicas faint), and each baseline's mean as a dashed reference line.
   json metric_against_param(const std::string& metric, const std::string& key, size_t index) const {
@@ -341,6 +404,7 @@ json plot_specs(const json& report) {
     if (!plot.is_null()) out.push_back(std::move(plot));
   };
   add(plots.pareto());
+  for (const char* metric : {"gt_absorption", "probe_absorption_fraction"}) add(plots.tradeoff(metric));
   size_t index = 0;
   const json& replicas = report["replica_keys"];
   for (const char* metric : kKeyMetrics) {

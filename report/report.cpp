@@ -13,6 +13,7 @@
 #include "report/grid_points.h"
 #include "report/html.h"
 #include "report/markdown.h"
+#include "report/region_share.h"
 #include "report/verdicts.h"
 
 namespace sweep::launcher {
@@ -103,9 +104,14 @@ json summarize(const json& jobs) {
 }  // namespace
 
 json build_report(const std::string& sweep_name, const std::vector<JobRecord>& records,
-                  const std::vector<std::string>& extra_replica_keys) {
+                  const std::vector<std::string>& extra_replica_keys, const ReportSettings& settings) {
   const std::vector<std::string> replicas = replica_keys(extra_replica_keys);
-  json report = {{"sweep", sweep_name}, {"jobs", json::array()}, {"swept_keys", json::array()}, {"replica_keys", replicas}};
+  json report = {{"sweep", sweep_name},
+                 {"jobs", json::array()},
+                 {"swept_keys", json::array()},
+                 {"replica_keys", replicas},
+                 {"settings", {{"ev_tolerance", settings.ev_tolerance}}},
+                 {"relative_effect_rule", kRelativeEffectRule}};
   json counts = {{"total", records.size()}, {"done", 0}, {"failed", 0}, {"damaged", 0}, {"preempted", 0}, {"other", 0}};
   json never_fired = json::array();
   std::map<std::string, json> point_of;  // job id -> its grid point's label
@@ -151,6 +157,14 @@ json build_report(const std::string& sweep_name, const std::vector<JobRecord>& r
       if (b != baselines.end()) {
         job["baseline_id"] = (*b->second)["id"];
         job["delta"] = differences(job["metrics"], b->second->value("metrics", json::object()));
+        // The share of matched pairs in the flagged region, the baseline's judged at this job's thresholds.
+        if (job["delta"].contains("gt_pairs_in_region") && r.contains("absorption_coverage") &&
+            b->second->contains("absorption_coverage")) {
+          const auto [tau, rho] = region_thresholds(r["absorption_coverage"]);
+          const auto before = share_in_region((*b->second)["absorption_coverage"], tau, rho);
+          if (before) job["delta"]["gt_pairs_in_region"] = job["metrics"]["gt_pairs_in_region"].get<double>() - *before;
+          else job["delta"].erase("gt_pairs_in_region");
+        }
       }
     }
     if (absorption_enabled(r)) {  // the absorption penalty's own check: did it ever fire?

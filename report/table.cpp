@@ -2,6 +2,7 @@
 // report.html.
 #include "report/table.h"
 
+#include <algorithm>
 #include <map>
 
 #include "report/format.h"
@@ -15,23 +16,24 @@ struct Column {
   const char* metric;
   const char* header;
   const char* format;
-  bool delta;  // also show the difference to the baseline
+  bool delta;      // also show the difference to the baseline
+  bool per_point;  // a column of the grid-point table too (the jobs table has every column)
 };
 
 const Column kColumns[] = {
-    {"explained_variance", "EV", "%.4f", true},
-    {"mse", "MSE", "%.3g", false},
-    {"l0", "L0", "%.2f", true},
-    {"dead_fraction", "dead", "%.3f", false},
-    {"gt_mcc", "gt_mcc", "%.3f", true},
-    {"gt_f1", "gt_f1", "%.3f", false},
-    {"gt_absorption", "gt_absorption", "%.3f", true},
-    {"probe_absorption_fraction", "probe absorption", "%.3f", true},
-    {"probe_full_absorption", "probe full absorption", "%.3f", true},
-    {"probe_f1", "probe F1", "%.3f", false},
-    {"gt_pairs_in_region", "gt pairs in region", "%.2f", true},
-    {"absorption_pairs_mean", "pairs/step", "%.2f", false},
-    {"absorption_active_fraction", "steps fired", "%.3f", false},
+    {"explained_variance", "EV", "%.4f", true, true},
+    {"mse", "MSE", "%.3g", false, false},
+    {"l0", "L0", "%.2f", true, true},
+    {"dead_fraction", "dead", "%.3f", false, true},
+    {"gt_mcc", "gt_mcc", "%.3f", true, true},
+    {"gt_f1", "gt_f1", "%.3f", false, true},
+    {"gt_absorption", "gt_absorption", "%.3f", true, true},
+    {"probe_absorption_fraction", "probe absorption", "%.3f", true, true},
+    {"probe_full_absorption", "probe full absorption", "%.3f", true, true},
+    {"probe_f1", "probe F1", "%.3f", false, false},
+    {"gt_pairs_in_region", "gt pairs in region", "%.2f", true, true},
+    {"absorption_pairs_mean", "pairs/step", "%.2f", false, false},
+    {"absorption_active_fraction", "steps fired", "%.3f", false, false},
 };
 
 std::optional<double> number_of(const json& value) {
@@ -66,11 +68,43 @@ TableCell summary_cell(const json& point, const Column& col) {
   if (col.delta && point.contains("paired") && point["paired"].contains(col.metric)) {
     const json& d = point["paired"][col.metric];
     cell.delta = "(" + format_signed(col.format, d["mean"]);
-    if (d.contains("ci_low"))
-      cell.delta += " [" + format_number(col.format, d["ci_low"]) + ", " + format_number(col.format, d["ci_high"]) + "]";
+    if (d.contains("ci_high"))  // the t interval is symmetric: its half-width
+      cell.delta += " ± " + format_number(col.format, d["ci_high"].get<double>() - d["mean"].get<double>());
     cell.delta += ")";
   }
   return cell;
+}
+
+// A baseline's share of matched pairs in the flagged region at the thresholds of the points
+// compared with it (its own would be at the defaults, which no penalised point need use).
+TableCell baseline_region_cell(const json& report, const json& point) {
+  std::vector<std::string> lines;
+  std::vector<double> shares;
+  for (const auto& e : report["verdicts"]["coverage"]["points"]) {
+    if (e["baseline_point"] != point["label"] || !e["baseline_share"].is_number()) continue;
+    const std::string line = format_number("%.2f", e["baseline_share"]) + " at tau " + format_number("%g", e["tau"]) +
+                             ", rho " + format_number("%g", e["rho"]);
+    if (std::find(lines.begin(), lines.end(), line) != lines.end()) continue;
+    lines.push_back(line);
+    shares.push_back(e["baseline_share"].get<double>());
+  }
+  if (lines.empty()) return number_cell("n/a", json());
+  if (lines.size() > 2) return number_cell("by threshold: see the rows", json());
+  TableCell cell = number_cell(lines[0], shares[0]);
+  if (lines.size() == 2) cell.delta = lines[1];
+  return cell;
+}
+
+// The columns some row has a value for.
+template <typename Rows>
+std::vector<Column> measured_columns(const Rows& rows, bool per_point) {
+  std::vector<Column> out;
+  for (const auto& col : kColumns) {
+    if (per_point && !col.per_point) continue;
+    const bool any = std::any_of(rows.begin(), rows.end(), [&](const json& row) { return row["metrics"].contains(col.metric); });
+    if (any) out.push_back(col);
+  }
+  return out;
 }
 
 }  // namespace
@@ -82,7 +116,8 @@ ReportTable job_table(const json& report) {
   table.headers.push_back("job");
   for (const auto& key : report["swept_keys"]) table.headers.push_back(key);
   for (const char* h : {"status", "attempts"}) table.headers.push_back(h);
-  for (const auto& col : kColumns) table.headers.push_back(col.header);
+  const auto columns = measured_columns(report["jobs"], false);
+  for (const auto& col : columns) table.headers.push_back(col.header);
   for (const char* h : {"train s", "failure"}) table.headers.push_back(h);
 
   for (const auto& job : report["jobs"]) {
@@ -99,7 +134,7 @@ ReportTable job_table(const json& report) {
     }
     row.push_back(text_cell(job["status"].get<std::string>()));
     row.push_back(number_cell(job["attempts"].dump(), job["attempts"]));
-    for (const auto& col : kColumns) row.push_back(metric_cell(job, col));
+    for (const auto& col : columns) row.push_back(metric_cell(job, col));
     json seconds = job["train"].value("seconds", json());
     row.push_back(number_cell(format_number("%.1f", seconds), seconds));
     row.push_back({Kind::Prose,
@@ -114,8 +149,9 @@ ReportTable job_table(const json& report) {
       "probe-based absorption metric (SAEBench's absorption fraction and full-absorption rate, means over the "
       "labelled concepts), probe F1 the probes' own F1 on held-out rows; pairs/step: mean number of flagged latent pairs "
       "per step; steps fired: share of steps with at least one flagged pair; gt pairs in region: share of the "
-      "latent pairs matched to true (parent, child) features inside the penalty's flagged region at the end; "
-      "train s: training seconds.";
+      "latent pairs matched to true (parent, child) features inside the penalty's flagged region at the end (a "
+      "baseline's at the default thresholds; a penalised job's difference is to its baseline's share at the job's own "
+      "thresholds); train s: training seconds. Columns no job measured are left out.";
   return table;
 }
 
@@ -204,19 +240,27 @@ ReportTable point_table(const json& report) {
   table.title = "Grid points";
   if (!report["verdicts"]["replication"]["replicated"].get<bool>()) return table;
   table.headers = {"grid point", "replicas (done / jobs)"};
-  for (const auto& col : kColumns) table.headers.push_back(col.header);
+  const auto columns = measured_columns(report["points"], true);
+  for (const auto& col : columns) table.headers.push_back(col.header);
   for (const auto& point : report["points"]) {
     std::vector<TableCell> row = {text_cell(point["label"].get<std::string>()),
                                   number_cell(point["n"].dump() + " / " + std::to_string(point["jobs"].size()), point["n"])};
-    for (const auto& col : kColumns) row.push_back(summary_cell(point, col));
+    for (const auto& col : columns) {
+      const bool region_of_baseline = point["baseline"].get<bool>() && std::string(col.metric) == "gt_pairs_in_region";
+      row.push_back(region_of_baseline ? baseline_region_cell(report, point) : summary_cell(point, col));
+    }
     table.rows.push_back(std::move(row));
     table.row_classes.push_back(point["baseline"].get<bool>() ? "done baseline" : "done");
   }
   std::string keys;
   for (const auto& k : report["replica_keys"]) keys += (keys.empty() ? "" : ", ") + k.get<std::string>();
   table.notes = "Each grid point's finished replicas (jobs that differ only in " + keys +
-                "): mean ± standard deviation. In parentheses: the mean difference to the baseline paired by "
-                "replica, and in brackets its 95% t interval; an interval that holds 0 is seed noise.";
+                "): mean ± standard deviation. Below it, in parentheses: the mean difference to the baseline paired by "
+                "replica ± the half-width of its 95% t interval; an interval that holds 0 is seed noise. gt pairs in "
+                "region: a penalised point's share at the end of training, its difference to the baseline's share at the "
+                "same thresholds; the baseline's row gives its share at the thresholds of the points compared with it. "
+                "Columns no point measured are left out; MSE, the probes' F1 and the penalty's activity are in the jobs "
+                "table.";
   return table;
 }
 

@@ -4,6 +4,7 @@
 #include "report/verdict_text.h"
 
 #include <cctype>
+#include <cmath>
 #include <map>
 
 #include "report/format.h"
@@ -16,6 +17,11 @@ using Kind = Verdict::Kind;
 
 std::string number(const json& value) { return format_number("%.4g", value); }
 std::string interval(const json& low, const json& high) { return "95% CI " + number(low) + " to " + number(high); }
+std::string percent_of(const json& share) { return format_number("%.0f", 100 * share.get<double>()) + "%"; }
+// A relative change as a signed percentage: "-70%", "-2.1%".
+std::string relative(double change) {
+  return format_signed(std::abs(change) >= 0.1 ? "%.0f" : "%.1f", 100 * change) + "%";
+}
 
 class Sentences {
  public:
@@ -70,21 +76,34 @@ class Sentences {
     }
   }
 
+  // A warning where the region could not reach most absorbing pairs before the penalty acted;
+  // otherwise what the penalty did to them.
   void coverage(std::vector<Verdict>& out) const {
-    const auto& c = v_["coverage"];
-    for (const auto& e : c["points"]) {
-      std::string base = e["baseline_share"].is_null()
-                             ? ""
-                             : " (the baseline, judged by the same thresholds: " +
-                                   format_number("%.0f", 100 * e["baseline_share"].get<double>()) + "%)";
-      out.push_back({Kind::Warning,
-                     "The flagged region holds few of the pairs that absorb in " + point(e["point"]) + ": " +
-                         format_number("%.0f", 100 * e["share"].get<double>()) +
-                         "% (mean over finished replicas) of the latent pairs matched to true (parent, child) "
-                         "features have both latents active, decoder cosine > tau = " + number(e["tau"]) +
-                         " and ratio > rho = " + number(e["rho"]) + " at the end of training" + base +
-                         ", so the penalty cannot reach most of them whatever its strength. Lower "
-                         "absorption.dot_threshold (see the coverage plot)."});
+    for (const auto& e : v_["coverage"]["points"]) {
+      const std::string thresholds = "tau = " + number(e["tau"]) + " and rho = " + number(e["rho"]);
+      const std::string after = percent_of(e["share"]) + " remain in it at the end of training with the penalty";
+      if (e["judged_on"] == "baseline") {
+        const std::string before = percent_of(e["baseline_share"]) + " of the latent pairs matched to true (parent, child) "
+                                   "features were in the flagged region (both latents active, decoder cosine > " +
+                                   thresholds.substr(0, thresholds.find(" and")) + ", ratio > rho = " + number(e["rho"]) +
+                                   ") before the penalty acted (judged on the baseline point, " + point(e["baseline_point"]) + ")";
+        if (e["few"].get<bool>()) {
+          out.push_back({Kind::Warning, "The flagged region of " + point(e["point"]) + " reaches few of the pairs that "
+                                        "absorb: only " + before + ", so the penalty could not act on most of them "
+                                        "whatever its strength (" + after + "). Lower absorption.dot_threshold (see "
+                                        "the coverage plot)."});
+        } else {
+          out.push_back({Kind::Finding, point(e["point"]) + ": " + before + "; " + after + "."});
+        }
+        continue;
+      }
+      if (!e["few"].get<bool>()) continue;
+      out.push_back({Kind::Warning, "The flagged region of " + point(e["point"]) + " holds few of the pairs that absorb: " +
+                                        percent_of(e["share"]) + " (mean over finished replicas) of the latent pairs "
+                                        "matched to true (parent, child) features are in it at " + thresholds +
+                                        " at the end of training. With no baseline to judge by, this may be the "
+                                        "penalty's own doing (it pushes pairs out of the region); add the baseline "
+                                        "(grid.include_baseline = true) to tell."});
     }
   }
 
@@ -161,6 +180,7 @@ class Sentences {
       }
       out.push_back({Kind::Finding, text});
       if (b.contains("ranking") && b["ranking"].size() > 1) out.push_back({Kind::Finding, ranking(b)});
+      if (b.contains("front") && !b["front"].empty()) out.push_back({Kind::Finding, front(b)});
     }
   }
 
@@ -184,6 +204,19 @@ class Sentences {
       text += ".";
     }
     return text;
+  }
+
+  // "On the gt_absorption / explained-variance front: a (0.012, EV 0.88), ..."
+  static std::string front(const json& b) {
+    const std::string metric = b["metric"];
+    std::string text = "The " + metric + " / explained-variance trade-off (means over replicas; no other point has both "
+                       "a better " + metric + " and a higher explained variance), from least " + metric + ": ";
+    for (size_t i = 0; i < b["front"].size(); ++i) {
+      const auto& f = b["front"][i];
+      text += (i ? "; " : "") + f["point"].get<std::string>() + " (" + metric + " " + number(f["mean"]) +
+              ", explained variance " + format_number("%.4f", f["explained_variance"]) + ", n = " + f["n"].dump() + ")";
+    }
+    return text + ".";
   }
 
   void pending(std::vector<Verdict>& out) const {
@@ -211,6 +244,38 @@ class Sentences {
 };
 
 }  // namespace
+
+std::vector<std::string> headline_lines(const json& report) {
+  const json& lines = report["verdicts"].value("headline", json::array());
+  std::vector<std::string> out;
+  for (const auto& h : lines) {
+    const json& d = h["difference"];
+    std::string text = h["point"].get<std::string>() + ": " + h["metric"].get<std::string>() + " ";
+    if (h["relative"].is_object()) {
+      const json& r = h["relative"];
+      text += relative(r["mean"].get<double>());
+      if (r.contains("ci_low"))
+        text += " (95% CI " + relative(r["ci_low"].get<double>()) + " to " + relative(r["ci_high"].get<double>()) + ")";
+      text += ", " + format_signed("%.3g", d["mean"].get<double>()) + " from " + number(r["baseline_mean"]);
+    } else {
+      text += format_signed("%.3g", d["mean"].get<double>());
+      if (d.contains("ci_low")) text += " (" + interval(d["ci_low"], d["ci_high"]) + ")";
+    }
+    if (h.contains("explained_variance")) {
+      const json& ev = h["explained_variance"];
+      text += "; explained variance " + format_signed("%.3f", ev["mean"].get<double>());
+      if (ev["relative"].is_object()) text += " (" + relative(ev["relative"]["mean"].get<double>()) + ")";
+    }
+    text += "; n = " + h["n"].dump();
+    if (h["distinguishable"].is_null()) text += ", one replica: cannot be told from seed noise";
+    else if (!h["distinguishable"].get<bool>()) text += ", within seed noise (the interval holds 0)";
+    out.push_back(text);
+  }
+  if (out.empty() && !report["verdicts"]["effects"].empty())
+    out.push_back("No absorption metric was measured (it needs data.ground_truth or the built-in data for gt_absorption, "
+                  "data.labels for probe_absorption_fraction): the effects on the other metrics are below.");
+  return out;
+}
 
 std::vector<Verdict> verdict_sentences(const json& report) {
   Sentences s(report);

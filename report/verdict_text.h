@@ -16,4 +16,8 @@ struct Verdict {
 
 std::vector<Verdict> verdict_sentences(const nlohmann::json& report);
 
+// The report's opening lines: per penalised grid point and absorption metric, its effect relative
+// to the baseline with its interval and its cost in explained variance, largest reduction first.
+std::vector<std::string> headline_lines(const nlohmann::json& report);
+
 }  // namespace sweep::launcher

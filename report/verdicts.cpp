@@ -14,6 +14,8 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include "report/region_share.h"
+
 namespace sweep::launcher {
 
 namespace {
@@ -31,8 +33,6 @@ const FixedTolerance kFixedTolerances[] = {
     {"explained_variance", 0.001, 0.0}, {"l0", 0.0, 0.01},          {"gt_mcc", 0.005, 0.0},
     {"gt_absorption", 0.005, 0.0},       {"probe_absorption_fraction", 0.005, 0.0}, {"probe_full_absorption", 0.005, 0.0}};
 
-// "explained variance within 0.01 of the baseline": at most this much below it (the rules say so).
-constexpr double kEvSlack = 0.01;
 // "at the baseline's L0": within this fraction of it.
 constexpr double kL0Slack = 0.10;
 // A flagged region that holds less than this share of the matched parent-child pairs holds few.
@@ -57,10 +57,15 @@ const Objective kObjectives[] = {
     {"lowest_l0", "l0", true, Near::Ev, "lowest L0", false},
 };
 
-std::string rule(const Objective& o) {
+// The metrics the headline and the trade-off front judge: a job's absorption, measured on ground
+// truth or with probes.
+const char* const kAbsorptionMetrics[] = {"gt_absorption", "probe_absorption_fraction"};
+
+std::string rule(const Objective& o, double ev_tolerance) {
   if (o.near == Near::Ev)
-    return fmt::format("{} (mean over replicas) with mean explained variance at most {:g} below its baseline's", o.what,
-                       kEvSlack);
+    return fmt::format("{} (mean over replicas) with mean explained variance at most {:g} below its baseline's "
+                       "(report.ev_tolerance)",
+                       o.what, ev_tolerance);
   return fmt::format("{} (mean over replicas) with mean L0 within {:g}% of its baseline's", o.what, 100 * kL0Slack);
 }
 
@@ -83,7 +88,10 @@ bool measured(const json& point) { return point["n"].get<size_t>() > 0; }
 
 class Verdicts {
  public:
-  explicit Verdicts(const json& report) : report_(report), points_(report["points"]) {
+  explicit Verdicts(const json& report)
+      : report_(report),
+        points_(report["points"]),
+        ev_tolerance_(report.value("settings", json::object()).value("ev_tolerance", kDefaultEvTolerance)) {
     for (const auto& point : points_) by_label_[point["label"].get<std::string>()] = &point;
     for (const auto& job : report["jobs"]) job_by_id_[job["id"].get<std::string>()] = &job;
   }
@@ -179,7 +187,7 @@ class Verdicts {
   bool keeps(const Objective& o, const json& point, const json& base) const {
     if (o.near == Near::Ev) {
       auto ev = mean(point, "explained_variance"), ev_base = mean(base, "explained_variance");
-      return ev && ev_base && *ev >= *ev_base - kEvSlack;
+      return ev && ev_base && *ev >= *ev_base - ev_tolerance_;
     }
     auto l0 = mean(point, "l0"), l0_base = mean(base, "l0");
     return l0 && l0_base && std::abs(*l0 - *l0_base) <= kL0Slack * *l0_base;
@@ -191,7 +199,7 @@ class Verdicts {
     for (const auto& o : kObjectives) {
       if (std::none_of(points_.begin(), points_.end(), [&](const json& p) { return mean(p, o.metric).has_value(); }))
         continue;
-      json entry = {{"objective", o.name}, {"metric", o.metric}, {"rule", rule(o)}, {"point", nullptr}, {"candidates", 0}};
+      json entry = {{"objective", o.name}, {"metric", o.metric}, {"rule", rule(o, ev_tolerance_)}, {"point", nullptr}, {"candidates", 0}};
       json ranking = json::array(), left_out = json::array();
       std::optional<double> best_value;
       for (const auto& point : points_) {
@@ -225,27 +233,96 @@ class Verdicts {
         });
         entry["ranking"] = ranking;
         entry["left_out"] = left_out;
+        entry["front"] = front(o);
       }
       out.push_back(entry);
     }
     return out;
   }
 
-  // Penalised points whose flagged region holds few of the matched (parent, child) latent pairs at
-  // the end of training, with the baseline's share at the same thresholds.
+  // The trade-off front of an objective's metric against explained variance: the points whose
+  // means no other point beats on both (the metric better, explained variance higher), best metric
+  // first. No tolerance decides it: a researcher chooses along it.
+  json front(const Objective& o) const {
+    std::vector<std::pair<double, double>> means;  // (metric, ev) per candidate
+    std::vector<const json*> candidates;
+    for (const auto& point : points_) {
+      auto value = mean(point, o.metric), ev = mean(point, "explained_variance");
+      if (!value || !ev) continue;
+      means.push_back({o.lower_is_better ? *value : -*value, *ev});
+      candidates.push_back(&point);
+    }
+    json out = json::array();
+    for (size_t i = 0; i < means.size(); ++i) {
+      bool dominated = false;
+      for (size_t j = 0; j < means.size() && !dominated; ++j) {
+        dominated = j != i && means[j].first <= means[i].first && means[j].second >= means[i].second &&
+                    (means[j].first < means[i].first || means[j].second > means[i].second);
+      }
+      if (dominated) continue;
+      const json& point = *candidates[i];
+      out.push_back({{"point", point["label"]}, {"n", point["n"]}, {"baseline", point["baseline"]},
+                     {"mean", *mean(point, o.metric)}, {"explained_variance", means[i].second}});
+    }
+    std::stable_sort(out.begin(), out.end(), [&](const json& a, const json& b) {
+      return o.lower_is_better ? a["mean"].get<double>() < b["mean"].get<double>()
+                               : a["mean"].get<double>() > b["mean"].get<double>();
+    });
+    return out;
+  }
+
+  // For each penalised point and absorption metric it was measured with: the relative effect
+  // with its interval and the cost in explained variance, sorted by effect (largest reduction
+  // first), one metric after the other.
+  json headline() const {
+    json out = json::array();
+    for (const char* metric : kAbsorptionMetrics) {
+      json lines = json::array();
+      for (const auto& point : points_) {
+        const json* d = paired(point, metric);
+        if (point["baseline"].get<bool>() || !baseline_of(point) || !d) continue;
+        json line = {{"point", point["label"]}, {"metric", metric}, {"n", (*d)["n"]}, {"difference", *d}};
+        line["difference"].erase("relative");
+        line["relative"] = d->value("relative", json());
+        line["distinguishable"] = replicated(d) ? json((*d)["distinguishable"]) : json();
+        if (const json* ev = paired(point, "explained_variance")) {
+          line["explained_variance"] = {{"mean", (*ev)["mean"]}, {"relative", ev->value("relative", json())}};
+          for (const char* bound : {"ci_low", "ci_high"}) {
+            if (ev->contains(bound)) line["explained_variance"][bound] = (*ev)[bound];
+          }
+        }
+        lines.push_back(line);
+      }
+      auto effect = [](const json& line) {
+        return line["relative"].is_object() ? line["relative"]["mean"].get<double>() : line["difference"]["mean"].get<double>();
+      };
+      std::stable_sort(lines.begin(), lines.end(), [&](const json& a, const json& b) { return effect(a) < effect(b); });
+      out.insert(out.end(), lines.begin(), lines.end());
+    }
+    return out;
+  }
+
+  // Whether the absorption penalty's flagged region can reach the pairs that absorb, per penalised
+  // point: judged before the penalty acts, on its baseline's SAEs at the point's tau and rho (the
+  // point's own share at the end of training is what the penalty did: it pushes pairs out). A
+  // point without a baseline is judged on its own share, and says so.
   json coverage() const {
     json out = json::array();
     for (const auto& point : points_) {
-      const json* base = baseline_of(point);
-      auto share = mean(point, "gt_pairs_in_region");
-      if (!point.value("absorption", !point["baseline"].get<bool>()) || !share || *share >= kFewInRegion) continue;
+      if (point["baseline"].get<bool>() || !point.value("absorption", false)) continue;
       const auto measured = coverages(point);
       if (measured.empty()) continue;
-      const double tau = (*measured[0])["tau"], rho = (*measured[0])["rho"];
-      json entry = {{"point", point["label"]}, {"share", *share}, {"n", point["n"]}, {"tau", tau}, {"rho", rho},
-                    {"baseline_share", nullptr}};
-      if (base) entry["baseline_share"] = share_in_region(*base, tau, rho);
-      out.push_back(entry);
+      const auto [tau, rho] = region_thresholds(*measured[0]);
+      const json after = share_in_region_of(point, tau, rho);
+      if (after.is_null()) continue;
+      const json* base = baseline_of(point);
+      const json before = base ? share_in_region_of(*base, tau, rho) : json();
+      const bool on_baseline = before.is_number();
+      const double judged = on_baseline ? before.get<double>() : after.get<double>();
+      out.push_back({{"point", point["label"]}, {"n", point["n"]}, {"tau", tau}, {"rho", rho},
+                     {"share", after}, {"baseline_share", before},
+                     {"baseline_point", base ? (*base)["label"] : json()},
+                     {"judged_on", on_baseline ? "baseline" : "point"}, {"few", judged < kFewInRegion}});
     }
     return {{"few_below", kFewInRegion}, {"points", out}};
   }
@@ -284,18 +361,12 @@ class Verdicts {
     return out;
   }
 
-  // A point's mean share of matched pairs with active latents, cosine > tau and ratio > rho.
-  json share_in_region(const json& point, double tau, double rho) const {
+  // A point's mean share of matched pairs inside the region at tau and rho, over its finished
+  // replicas; null when none has a matched pair.
+  json share_in_region_of(const json& point, double tau, double rho) const {
     std::vector<double> shares;
     for (const json* coverage : coverages(point)) {
-      const json& c = *coverage;
-      double matched = 0, inside = 0;
-      for (size_t k = 0; k < c["matched"].size(); ++k) {
-        if (!c["matched"][k].get<bool>()) continue;
-        matched += 1;
-        inside += c["active"][k].get<bool>() && c["cosine"][k].get<double>() > tau && c["ratio"][k].get<double>() > rho;
-      }
-      if (matched > 0) shares.push_back(inside / matched);
+      if (auto share = share_in_region(*coverage, tau, rho)) shares.push_back(*share);
     }
     if (shares.empty()) return nullptr;
     double sum = 0;
@@ -305,6 +376,7 @@ class Verdicts {
 
   const json& report_;
   const json& points_;
+  const double ev_tolerance_;
   std::map<std::string, const json*> by_label_;
   std::map<std::string, const json*> job_by_id_;
 };
@@ -314,6 +386,7 @@ class Verdicts {
 json verdicts(const json& report) {
   Verdicts v(report);
   return {{"replication", v.replication()},
+          {"headline", v.headline()},
           {"absorption_never_fired", report["absorption_never_fired"]},
           {"effects", v.effects()},
           {"equal_to_baseline", v.equal_to_baseline()},

@@ -7,7 +7,12 @@
 
 namespace sweep::launcher {
 
-// report: the report so far (jobs, points with replica statistics, absorption_never_fired). The
+// The default of report.ev_tolerance: the single best point per objective keeps its mean explained
+// variance at most this much below its baseline's.
+constexpr double kDefaultEvTolerance = 0.01;
+
+// report: the report so far (jobs, points with replica statistics, absorption_never_fired,
+// settings.ev_tolerance). The
 // tolerances and rules used are part of the result, so the sentences can say them.
 nlohmann::json verdicts(const nlohmann::json& report);
 

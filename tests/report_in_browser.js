@@ -1,6 +1,7 @@
 // Opens a report.html in headless Chromium (playwright-core) with the network off, waits for its
-// plots, sorts the job table by one column both ways, saves a screenshot and writes what it saw as
-// JSON for test_report_browser to judge.
+// plots, sorts the job table by one column both ways, measures the page and its tables at window
+// widths of 1400 and 1000 px, saves a screenshot at each and writes what it saw as JSON for
+// test_report_browser to judge.
 // Usage: NODE_PATH=report_assets/node_modules node report_in_browser.js CHROMIUM HTML SCREENSHOT OUT_JSON [COLUMN]
 'use strict';
 const fs = require('fs');
@@ -56,7 +57,29 @@ async function main() {
     await header.click();
     seen.sorted.descending = await readColumn();
 
-    await page.screenshot({ path: screenshotPath, fullPage: true });
+    // Per window width: the page's width, and per table its box's and its own width and the most
+    // lines of text any of its number cells takes.
+    const measure = () => page.evaluate(() => ({
+      pageWidth: document.documentElement.scrollWidth,
+      tables: Array.from(document.querySelectorAll('div.table-box')).map((box) => {
+        const table = box.querySelector('table');
+        let maxLines = 0;
+        for (const cell of table.querySelectorAll('tbody td:not(.text):not(.reason)')) {
+          const range = document.createRange();
+          range.selectNodeContents(cell);
+          const tops = new Set(Array.from(range.getClientRects()).filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+          maxLines = Math.max(maxLines, tops.size);
+        }
+        return { name: table.classList[0], boxWidth: box.getBoundingClientRect().width, tableWidth: table.scrollWidth, maxLines };
+      }),
+    }));
+    seen.layout = {};
+    for (const width of [1400, 1000]) {
+      await page.setViewportSize({ width, height: 1000 });
+      seen.layout[width] = await measure();
+      const shot = width === 1400 ? screenshotPath : screenshotPath.replace(/\.png$/, '_' + width + '.png');
+      await page.screenshot({ path: shot, fullPage: true });
+    }
   } finally {
     await browser.close();
   }

@@ -307,6 +307,26 @@ TEST_F(Config, GridKeyNamingNoSettingSuggestsClosest) {
   }
 }
 
+// report.ev_tolerance is the report's, not a job's: it reaches plan.json (rewritten on every run,
+// so a changed value changes the report) and leaves job ids and configurations alone.
+TEST_F(Config, ReportSettingsReachThePlanAndNoJob) {
+  const SweepSpec plain = load_sweep(write("plain.toml", "[grid]\nseed = [1, 2]\n"), {});
+  EXPECT_EQ(plan_json(plain, expand_grid(plain))["report"]["report.ev_tolerance"], 0.01) << "the default";
+  const SweepSpec spec = load_sweep(write("tolerance.toml", "[report]\nev_tolerance = 0.03\n[grid]\nseed = [1, 2]\n"), {});
+  const auto plan = plan_json(spec, expand_grid(spec));
+  EXPECT_EQ(plan["report"]["report.ev_tolerance"], 0.03);
+  const auto a = expand_grid(spec), b = expand_grid(plain);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].id, b[i].id) << "a report setting changes no job id";
+    EXPECT_FALSE(a[i].resolved.contains("report.ev_tolerance"));
+  }
+  EXPECT_EQ(load_sweep(write("set.toml", "seed = 1\n"), {"report.ev_tolerance=0.2"}).report["report.ev_tolerance"], 0.2);
+  expect_load_error("[report]\nev_tolerance = -1\n", {"bad.toml:2:", "report.ev_tolerance", "must be >= 0"});
+  expect_load_error("[grid]\n\"report.ev_tolerance\" = [0.01, 0.02]\n",
+                    {"bad.toml:2:", "report.ev_tolerance cannot be a grid axis", "set it once in [report]"});
+}
+
 // grid.replicas names replica axes (job settings only) and reaches plan.json, where the report reads them.
 TEST_F(Config, GridReplicasNameJobSettingsAndReachThePlan) {
   const fs::path file = write("replicas.toml", "[grid]\nseed = [1, 2]\n\"data.seed\" = [0, 1]\nreplicas = [\"data.seed\"]\n");
@@ -996,7 +1016,7 @@ TEST_F(Config, SlurmValuesAreCheckedWithTheKeyNamed) {
 
 TEST_F(Config, SlurmKeyIsNoGridAxis) {
   expect_load_error("[grid]\n\"slurm.nodes\" = [1, 2]\n",
-                    {"bad.toml:2:", "slurm.nodes cannot be a grid axis", "set it in [slurm]"});
+                    {"bad.toml:2:", "slurm.nodes cannot be a grid axis", "set it once in [slurm]"});
 }
 
 TEST_F(Config, SlurmTimeInSeconds) {

@@ -83,7 +83,14 @@ void expect_renders_offline(const json& seen, const json& report) {
     coverage = coverage || job.contains("absorption_coverage");
     interventions = interventions || job["metrics"].contains("clamp_coordinated_removal");
   }
-  ASSERT_EQ(seen["plots"].size(), static_cast<size_t>(2 + coverage + interventions + metrics_present * swept))
+  // A trade-off plot per absorption metric that two grid points measured with explained variance.
+  int tradeoffs = 0;
+  for (const char* metric : {"gt_absorption", "probe_absorption_fraction"}) {
+    int points = 0;
+    for (const auto& p : report["points"]) points += p["metrics"].contains(metric) && p["metrics"].contains("explained_variance");
+    tradeoffs += points >= 2;
+  }
+  ASSERT_EQ(seen["plots"].size(), static_cast<size_t>(2 + coverage + interventions + tradeoffs + metrics_present * swept))
       << seen["plots"].dump(1);
   EXPECT_EQ(seen["specIds"].size(), seen["plots"].size());
   for (const auto& plot : seen["plots"]) {
@@ -94,6 +101,13 @@ void expect_renders_offline(const json& seen, const json& report) {
     if (id == "plot-pareto") {
       EXPECT_GE(marks.value("mark-symbol", 0), done + 1) << "a point per finished job, a ring per front point";
       EXPECT_GE(marks.value("mark-line", 0), 1) << "the Pareto front";
+    } else if (id.rfind("plot-tradeoff-", 0) == 0) {
+      const std::string metric = id.substr(std::string("plot-tradeoff-").size());
+      int points = 0;
+      for (const auto& p : report["points"]) points += p["metrics"].contains(metric) && p["metrics"].contains("explained_variance");
+      EXPECT_GE(marks.value("mark-symbol", 0), points + 1) << "a mark per grid point, a ring per front point";
+      EXPECT_GE(marks.value("mark-rule", 0), 2 * points) << "error bars both ways per grid point";
+      EXPECT_GE(marks.value("mark-line", 0), 1) << "the front";
     } else if (id == "plot-coverage") {
       EXPECT_GE(marks.value("mark-symbol", 0), 10) << "the highest-cosine pairs of each grid point";
       EXPECT_GE(marks.value("mark-rule", 0), 2) << "tau and rho";
@@ -105,6 +119,22 @@ void expect_renders_offline(const json& seen, const json& report) {
       EXPECT_GE(marks.value("mark-symbol", 0), 1) << marks.dump();
       // An error bar per grid point that sets the param, and the baseline's reference line.
       EXPECT_GE(marks.value("mark-rule", 0), 2) << marks.dump();
+    }
+  }
+
+  // No table widens the page at 1400 or 1000 px: each scrolls in its own box. At 1400 px the
+  // grid-point table fits whole, with mean ± sd and the paired difference on at most two lines.
+  for (const char* width : {"1400", "1000"}) {
+    const json& layout = seen["layout"][width];
+    ASSERT_TRUE(layout.is_object()) << seen["layout"].dump();
+    const double window = std::stod(width);
+    EXPECT_LE(layout["pageWidth"].get<double>(), window) << width << ": " << layout.dump();
+    for (const auto& table : layout["tables"]) {
+      EXPECT_LE(table["boxWidth"].get<double>(), window) << width << ": " << table.dump();
+      if (table["name"] == "points" && std::string(width) == "1400") {
+        EXPECT_LE(table["tableWidth"].get<double>(), window) << table.dump();
+        EXPECT_LE(table["maxLines"].get<int>(), 2) << table.dump();
+      }
     }
   }
 

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "report/region_share.h"
 #include "report/report.h"
 #include "test_paths.h"
 #include "tests/crafted_sweep.h"
@@ -152,10 +153,32 @@ TEST_F(CraftedVerdicts, BestJobPerObjectiveKeepsTheBaselineConstraint) {
   EXPECT_EQ(find_by(best, "objective", "best_explained_variance_at_baseline_l0")["candidates"], 4);
   EXPECT_TRUE(find_by(best, "objective", "lowest_gt_absorption")["distinguishable"].is_null()) << "one replica";
   EXPECT_NE(md_.find("Lowest gt_absorption (mean over replicas) with mean explained variance at most 0.01 below its "
-                     "baseline's: job better"),
+                     "baseline's (report.ev_tolerance): job better"),
             std::string::npos)
       << md_;
   EXPECT_NE(md_.find("with fewer than 2 paired replicas this cannot be told from seed noise"), std::string::npos) << md_;
+}
+
+// report.ev_tolerance, as the plan records it, bounds the single best point: at 0.05, "worse"
+// (0.03 below the baseline's explained variance) qualifies and absorbs least.
+TEST_F(CraftedVerdicts, TheExplainedVarianceToleranceComesFromThePlan) {
+  const fs::path copy = scratch() / "crafted_tolerance";
+  fs::remove_all(copy);
+  fs::copy(out_, copy, fs::copy_options::recursive);
+  json plan = read_json(copy / "plan.json");
+  plan["report"] = {{"report.ev_tolerance", 0.05}};
+  std::ofstream(copy / "plan.json", std::ios::trunc) << plan.dump();
+  auto run = sweep_report(copy, "crafted_tolerance_report");
+  ASSERT_EQ(run.exit_code, 0) << run.log;
+  const json report = read_json(copy / "report.json");
+  EXPECT_EQ(report["settings"]["ev_tolerance"], 0.05);
+  EXPECT_EQ(find_by(report["verdicts"]["best"], "objective", "lowest_gt_absorption")["point"], job("worse")["point"]);
+  EXPECT_NE(read_text(copy / "report.md").find("at most 0.05 below its baseline's (report.ev_tolerance)"), std::string::npos);
+  plan["report"] = {{"report.ev_tolerance", "lots"}};
+  std::ofstream(copy / "plan.json", std::ios::trunc) << plan.dump();
+  auto refused = sweep_report(copy, "crafted_tolerance_refused");
+  EXPECT_EQ(refused.exit_code, 2) << refused.log;
+  EXPECT_NE(refused.log.find("report.ev_tolerance must be a number"), std::string::npos) << refused.log;
 }
 
 TEST_F(CraftedVerdicts, UnfinishedJobsAreListedWithTheirReason) {
@@ -320,6 +343,61 @@ TEST_F(ReplicatedVerdicts, PointsAreRankedByAbsorptionWithinTheExplainedVariance
       << md_;
 }
 
+// The headline: per penalised point, the effect on gt_absorption relative to the baseline's mean
+// over the same replicas, with its interval, and the cost in explained variance; largest
+// reduction first, and at the top of report.md.
+TEST_F(ReplicatedVerdicts, TheHeadlineGivesRelativeEffectsLargestReductionFirst) {
+  double base_mean = 0, d_mean = 0;
+  for (const auto& b : kBase) base_mean += b.absorption / 3;
+  for (const auto& e : kEffect) d_mean += e.absorption / 3;
+  const json& d = point_of("effect1")["paired"]["gt_absorption"];
+  EXPECT_NEAR(d["relative"]["mean"].get<double>(), d_mean / base_mean, 1e-12);
+  EXPECT_NEAR(d["relative"]["ci_low"].get<double>(), d["ci_low"].get<double>() / base_mean, 1e-12);
+  EXPECT_NEAR(d["relative"]["ci_high"].get<double>(), d["ci_high"].get<double>() / base_mean, 1e-12);
+  EXPECT_NEAR(d["relative"]["baseline_mean"].get<double>(), base_mean, 1e-12);
+  EXPECT_NE(report_["relative_effect_rule"].get<std::string>().find("divided by"), std::string::npos);
+
+  const json& headline = report_["verdicts"]["headline"];
+  ASSERT_EQ(headline.size(), 2u) << headline.dump(2);
+  EXPECT_EQ(headline[0]["point"], point_of("effect1")["label"]) << "the largest reduction first";
+  EXPECT_EQ(headline[1]["point"], point_of("noop1")["label"]);
+  EXPECT_EQ(headline[0]["metric"], "gt_absorption");
+  EXPECT_TRUE(headline[0]["distinguishable"].get<bool>());
+  const double percent = 100 * d_mean / base_mean;  // about -15%
+  const std::string line = "- **absorption.ratio_threshold=20.0: gt_absorption " + std::to_string(std::lround(percent)) + "% (95% CI ";
+  const auto at = md_.find(line);
+  ASSERT_NE(at, std::string::npos) << line << "\n" << md_;
+  EXPECT_LT(md_.find("## Headline"), at);
+  EXPECT_LT(at, md_.find("## Verdicts")) << "the headline comes before the verdicts";
+  EXPECT_LT(md_.find("; explained variance ", at), md_.find('\n', at)) << "with its cost";
+  EXPECT_LT(md_.find("; n = 3", at), md_.find('\n', at));
+  const auto noop = md_.find("- **absorption.ratio_threshold=5.0: gt_absorption ");
+  ASSERT_NE(noop, std::string::npos) << md_;
+  EXPECT_LT(md_.find("within seed noise", noop), md_.find('\n', noop));
+}
+
+// The trade-off front of gt_absorption against explained variance holds exactly the points no
+// other point beats on both means.
+TEST_F(ReplicatedVerdicts, TheTradeOffFrontHoldsTheUndominatedPoints) {
+  const json& best = find_by(report_["verdicts"]["best"], "objective", "lowest_gt_absorption");
+  std::set<std::string> front;
+  for (const auto& f : best["front"]) front.insert(f["point"].get<std::string>());
+  ASSERT_FALSE(front.empty());
+  auto means = [](const json& p) {
+    return std::pair<double, double>{p["metrics"]["gt_absorption"]["mean"], p["metrics"]["explained_variance"]["mean"]};
+  };
+  for (const auto& p : report_["points"]) {
+    bool dominated = false;
+    for (const auto& q : report_["points"]) {
+      auto [a, ev] = means(p);
+      auto [qa, qev] = means(q);
+      dominated = dominated || (qa <= a && qev >= ev && (qa < a || qev > ev));
+    }
+    EXPECT_EQ(front.count(p["label"].get<std::string>()) == 1, !dominated) << p["label"];
+  }
+  EXPECT_NE(md_.find("The gt_absorption / explained-variance trade-off"), std::string::npos) << md_;
+}
+
 // A point with another penalty on (OrtSAE's) and the absorption penalty off is penalised, paired
 // with the baseline that has every penalty off; the absorption penalty's own checks (did it fire,
 // does its flagged region hold the absorbing pairs) leave it alone.
@@ -395,42 +473,80 @@ TEST_F(ReplicatedVerdicts, ARealEffectIsReportedWithItsInterval) {
   if (!ev["distinguishable"].is_null()) EXPECT_FALSE(ev["distinguishable"].get<bool>()) << ev.dump();
 }
 
-// The coverage verdict: a penalised point whose flagged region holds few matched parent-child
-// pairs is a warning, with the baseline's share at the same thresholds.
-TEST(SweepReportCommand, WarnsWhenTheFlaggedRegionHoldsFewOfThePairsThatAbsorb) {
-  const fs::path out = scratch() / "coverage";
+// The coverage verdicts. Each job records, per latent pair matched to a true (parent, child) pair
+// and per top pair, its decoder cosine, ratio and activity at the end of training.
+json coverage_of(double tau, double rho, std::vector<double> cosines, std::vector<double> ratios) {
+  const size_t n = cosines.size();
+  std::vector<int> i(n), j(n);
+  for (size_t k = 0; k < n; ++k) i[k] = static_cast<int>(k), j[k] = static_cast<int>(k + n);
+  std::vector<bool> matched(n, true), active(n, true), inside(n, false);
+  matched.back() = false;  // the last is a top pair, matched to nothing
+  return json{{"tau", tau}, {"rho", rho}, {"activation_threshold", 0.001}, {"ratio_kind", "lift"}, {"i", i}, {"j", j},
+              {"cosine", cosines}, {"ratio", ratios}, {"matched", matched}, {"active", active}, {"in_region", inside}};
+}
+
+// A baseline and one penalised job with the given coverages; returns report.json, with report.md in `md`.
+json coverage_report(const std::string& name, double tau, const json& base_coverage, const json& pen_coverage,
+                     std::string& md) {
+  const fs::path out = scratch() / name;
   json base_metrics = crafted_metrics(0.9, 10.0, 0.8, 0.2, 0.0), pen_metrics = crafted_metrics(0.9, 10.0, 0.8, 0.19, 0.5);
   base_metrics["gt_pairs_in_region"] = 0.0;
-  pen_metrics["gt_pairs_in_region"] = 0.25;
-  write_crafted_sweep(out, "coverage",
+  pen_metrics["gt_pairs_in_region"] = *sweep::launcher::share_in_region(pen_coverage, tau, 5.0);
+  write_crafted_sweep(out, name,
                       {done_job("base", {{"absorption.enabled", false}}, base_metrics),
-                       done_job("pen", {{"absorption.dot_threshold", 0.8}}, pen_metrics)});
-  // Four matched pairs (two of the baseline's inside tau 0.5 / rho 3, none inside 0.8 / 5) and a top pair.
-  auto coverage = [](double tau, double rho) {
-    return json{{"tau", tau}, {"rho", rho}, {"activation_threshold", 0.001}, {"ratio_kind", "lift"},
-                {"i", {0, 1, 2, 3, 4}}, {"j", {5, 6, 7, 8, 9}},
-                {"cosine", {0.6, 0.7, 0.3, 0.9, 0.95}}, {"ratio", {20.0, 4.0, 30.0, 1.0, 2.0}},
-                {"matched", {true, true, true, true, false}}, {"active", {true, true, true, true, true}},
-                {"in_region", {false, false, false, false, false}}};
-  };
-  for (const auto& [id, c] : {std::pair<std::string, json>{"base", coverage(0.5, 3.0)}, {"pen", coverage(0.8, 5.0)}}) {
+                       done_job("pen", {{"absorption.dot_threshold", tau}}, pen_metrics)});
+  for (const auto& [id, c] : {std::pair<std::string, json>{"base", base_coverage}, {"pen", pen_coverage}}) {
     json result = read_json(out / "jobs" / id / "result.json");
     result["absorption_coverage"] = c;
     std::ofstream(out / "jobs" / id / "result.json", std::ios::trunc) << result.dump();
   }
-  auto run = sweep_report(out, "coverage_report");
-  ASSERT_EQ(run.exit_code, 0) << run.log;
-  const json report = read_json(out / "report.json");
-  const json& few = report["verdicts"]["coverage"]["points"];
-  ASSERT_EQ(few.size(), 1u) << report["verdicts"]["coverage"].dump();
-  EXPECT_EQ(few[0]["share"], 0.25);
-  EXPECT_EQ(few[0]["tau"], 0.8);
-  // The baseline's matched pairs at tau 0.8, rho 5: none of the four.
-  EXPECT_EQ(few[0]["baseline_share"], 0.0);
-  const std::string md = read_text(out / "report.md");
-  EXPECT_NE(md.find("> **WARNING: The flagged region holds few of the pairs that absorb in job pen"), std::string::npos) << md;
-  EXPECT_NE(md.find("25% (mean over finished replicas)"), std::string::npos) << md;
-  EXPECT_NE(md.find("(the baseline, judged by the same thresholds: 0%)"), std::string::npos) << md;
+  auto run = sweep_report(out, name + "_report");
+  EXPECT_EQ(run.exit_code, 0) << run.log;
+  md = read_text(out / "report.md");
+  return read_json(out / "report.json");
+}
+
+// Whether the region reaches the absorbing pairs is judged before the penalty acts: on the
+// baseline's SAE at the penalised point's tau and rho. Here the baseline has three of its four
+// matched pairs inside tau 0.5, rho 5, and the penalty pushed all of them out: no warning, and
+// the report says what the penalty did.
+TEST(SweepReportCommand, APenaltyThatEmptiesTheRegionIsNotWarnedAbout) {
+  std::string md;
+  const json report = coverage_report("coverage_works", 0.5,
+                                      coverage_of(0.8, 5.0, {0.6, 0.7, 0.9, 0.3, 0.95}, {20.0, 8.0, 6.0, 30.0, 2.0}),
+                                      coverage_of(0.5, 5.0, {0.3, 0.2, 0.45, 0.1, 0.9}, {20.0, 8.0, 6.0, 30.0, 2.0}), md);
+  const json& points = report["verdicts"]["coverage"]["points"];
+  ASSERT_EQ(points.size(), 1u) << report["verdicts"]["coverage"].dump();
+  EXPECT_EQ(points[0]["judged_on"], "baseline");
+  EXPECT_DOUBLE_EQ(points[0]["baseline_share"].get<double>(), 0.75);
+  EXPECT_DOUBLE_EQ(points[0]["share"].get<double>(), 0.0);
+  EXPECT_FALSE(points[0]["few"].get<bool>());
+  EXPECT_EQ(md.find("WARNING: The flagged region"), std::string::npos) << md;
+  EXPECT_NE(md.find("75% of the latent pairs matched to true (parent, child) features were in the flagged region"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find("0% remain in it at the end of training with the penalty"), std::string::npos) << md;
+  // The point's difference in the region's share is to the baseline's at tau 0.5 (0.75), not at
+  // the baseline's own thresholds (0.8: 0.25).
+  const json& pen = find_by(report["jobs"], "id", "pen");
+  EXPECT_DOUBLE_EQ(pen["delta"]["gt_pairs_in_region"].get<double>(), -0.75);
+}
+
+// A tau above every matched pair's decoder cosine: the region could never reach them, and says so.
+TEST(SweepReportCommand, WarnsWhenTauIsAboveEveryMatchedPair) {
+  std::string md;
+  const json report = coverage_report("coverage_unreachable", 0.97,
+                                      coverage_of(0.8, 5.0, {0.6, 0.7, 0.9, 0.3, 0.99}, {20.0, 8.0, 6.0, 30.0, 9.0}),
+                                      coverage_of(0.97, 5.0, {0.6, 0.7, 0.9, 0.3, 0.99}, {20.0, 8.0, 6.0, 30.0, 9.0}), md);
+  const json& points = report["verdicts"]["coverage"]["points"];
+  ASSERT_EQ(points.size(), 1u) << report["verdicts"]["coverage"].dump();
+  EXPECT_TRUE(points[0]["few"].get<bool>());
+  EXPECT_DOUBLE_EQ(points[0]["baseline_share"].get<double>(), 0.0);
+  EXPECT_EQ(points[0]["tau"], 0.97);
+  EXPECT_NE(md.find("> **WARNING: The flagged region of job pen (absorption.dot_threshold=0.97) reaches few of the pairs "
+                    "that absorb: only 0% of the latent pairs"),
+            std::string::npos)
+      << md;
 }
 
 // grid.replicas names further replica axes (any setting): jobs differing only there are one point.
