@@ -8,10 +8,12 @@
 #include <regex>
 #include <sstream>
 
+#include "config/job_settings.h"
 #include "report/verdicts.h"
 #include "sae/architecture.h"
 #include "sae/penalty.h"
 #include "sae/sparse_code.h"
+#include "worker/job_config.h"
 
 namespace sweep::launcher {
 namespace {
@@ -19,6 +21,20 @@ namespace {
 using nlohmann::json;
 using Check = SettingCheck;
 using namespace setting_checks;
+// The structs the rows fill (config/job_settings.cpp applies them).
+using Data = sharding::DataConfig;
+using Synthetic = sharding::SyntheticConfig;
+using Origin = sae::ActivationOrigin;
+using Sae = sae::SaeConfig;
+using Probe = sae::ProbeAbsorptionConfig;
+using Train = worker::TrainConfig;
+
+// Minutes in the sweep file, seconds in the struct.
+Setting checkpoint_minutes() {
+  return {"train.checkpoint_minutes", ValueKind::Float, Train{}.checkpoint_seconds / 60.0, above(0),
+          "minutes of training between checkpoints when checkpoint_every = 0", false, false, typeid(Train),
+          [](void* t, const json& v) { static_cast<Train*>(t)->checkpoint_seconds = 60.0 * v.get<double>(); }};
+}
 
 // A sweep's name names one directory under runs/: never a path that could lead elsewhere.
 Check path_component() {
@@ -85,85 +101,85 @@ std::vector<KeySpec> build_schema() {
   using K = ValueKind;
   return {
       {"name", K::String, "", path_component(), "sweep name; output goes to runs/<name> (default: the file's stem)", false},
-      {"seed", K::Int, 42, at_least(0), "seed of the SAE initialisation"},
+      field("seed", &worker::JobConfig::seed, at_least(0), "seed of the SAE initialisation"),
 
-      {"data.source", K::String, "synthetic", one_of({"synthetic", "files"}), "activation source"},
-      {"data.eval_tokens", K::Int, 65536, at_least(1), "held-out rows, never trained on"},
-      {"data.seed", K::Int, 0, at_least(0), "seed of the data (synthetic features, shuffles, split)"},
-      {"data.paths", K::StringList, json::array(), none(), "files: globs of .safetensors / .npy shards"},
-      {"data.tensor", K::String, "activations", none(), "files: tensor name inside .safetensors"},
-      {"data.ground_truth", K::String, "", none(), "files: a .safetensors with the true features and every row's activations (the layout `sweep data export` writes), for the gt_* metrics", true, true},
-      {"data.labels", K::String, "", none(),
+      enum_field("data.source", &Data::source, {{"synthetic", Data::Source::Synthetic}, {"files", Data::Source::Files}}, "activation source"),
+      field("data.eval_tokens", &Data::eval_tokens, at_least(1), "held-out rows, never trained on"),
+      field("data.seed", &Data::seed, at_least(0), "seed of the data (synthetic features, shuffles, split)"),
+      field("data.paths", &Data::paths, none(), "files: globs of .safetensors / .npy shards"),
+      field("data.tensor", &Data::tensor, none(), "files: tensor name inside .safetensors"),
+      field("data.ground_truth", &Data::ground_truth, none(), "files: a .safetensors with the true features and every row's activations (the layout `sweep data export` writes), for the gt_* metrics", {true, true}),
+      field("data.labels", &Data::labels, none(),
        "labels for the probe-based absorption metric (probe_*): a .safetensors or .npy with a class or concepts per "
        "activation row, in data.paths order (`sweep data labels first-letter` writes one from token ids), or "
        "\"parents\": one concept per parent feature of the ground truth",
-       true, true},
-      {"data.model_name", K::String, "synthetic", none(), "export metadata: model the activations came from"},
-      {"data.hook_name", K::String, "synthetic", none(), "export metadata: hook point of the activations"},
-      {"data.hook_layer", K::Int, 0, at_least(0), "export metadata: layer of the hook"},
-      {"data.context_size", K::Int, 1, at_least(1), "export metadata: context size"},
-      {"data.d_in", K::Int, 64, at_least(1), "synthetic: activation dimension"},
-      {"data.n_roots", K::Int, 64, at_least(1), "synthetic: root features"},
-      {"data.branching", K::Int, 4, at_least(0), "synthetic: children per non-leaf feature"},
-      {"data.depth", K::Int, 2, at_least(1), "synthetic: levels per tree, roots included"},
-      {"data.exclusive_children", K::Bool, true, none(), "synthetic: at most one child of a parent fires"},
-      {"data.p_max", K::Float, 0.4, half_open(0, 1), "synthetic: firing probability of the most frequent root"},
-      {"data.p_min", K::Float, 0.02, half_open(0, 1), "synthetic: firing probability of the rarest root"},
-      {"data.child_prob", K::Float, 0.6, half_open(0, 1), "synthetic: P(child fires | parent fires)"},
-      {"data.child_cosine", K::Float, 0.0, open_range(-1, 1), "synthetic: cosine between a child's direction and its parent's"},
-      {"data.orthogonalize_steps", K::Int, 50, at_least(0), "synthetic: steps spreading the feature directions apart, as SynthSAEBench orthogonalises them (each 2 n_features^2 d_in multiply-adds; 0: random directions)"},
-      {"data.magnitude_mean", K::Float, 1.0, above(0), "synthetic: mean feature magnitude"},
-      {"data.magnitude_std", K::Float, 0.15, at_least(0), "synthetic: magnitude spread"},
-      {"data.noise_std", K::Float, 0.05, at_least(0), "synthetic: Gaussian noise per dimension (a dense background: no row is zero)"},
-      {"data.correlation_rank", K::Int, 0, at_least(0), "synthetic: shared factors of the roots' correlated firing (0: independent)"},
-      {"data.correlation_strength", K::Float, 0.0, right_open(0, 1), "synthetic: share of each root's firing variable from the shared factors"},
+       {true, true}),
+      field("data.model_name", &Origin::model_name, none(), "export metadata: model the activations came from"),
+      field("data.hook_name", &Origin::hook_name, none(), "export metadata: hook point of the activations"),
+      field("data.hook_layer", &Origin::hook_layer, at_least(0), "export metadata: layer of the hook"),
+      field("data.context_size", &Origin::context_size, at_least(1), "export metadata: context size"),
+      field("data.d_in", &Synthetic::d_in, at_least(1), "synthetic: activation dimension"),
+      field("data.n_roots", &Synthetic::n_roots, at_least(1), "synthetic: root features"),
+      field("data.branching", &Synthetic::branching, at_least(0), "synthetic: children per non-leaf feature"),
+      field("data.depth", &Synthetic::depth, at_least(1), "synthetic: levels per tree, roots included"),
+      field("data.exclusive_children", &Synthetic::exclusive_children, none(), "synthetic: at most one child of a parent fires"),
+      field("data.p_max", &Synthetic::p_max, half_open(0, 1), "synthetic: firing probability of the most frequent root"),
+      field("data.p_min", &Synthetic::p_min, half_open(0, 1), "synthetic: firing probability of the rarest root"),
+      field("data.child_prob", &Synthetic::child_prob, half_open(0, 1), "synthetic: P(child fires | parent fires)"),
+      field("data.child_cosine", &Synthetic::child_cosine, open_range(-1, 1), "synthetic: cosine between a child's direction and its parent's"),
+      field("data.orthogonalize_steps", &Synthetic::orthogonalize_steps, at_least(0), "synthetic: steps spreading the feature directions apart, as SynthSAEBench orthogonalises them (each 2 n_features^2 d_in multiply-adds; 0: random directions)"),
+      field("data.magnitude_mean", &Synthetic::magnitude_mean, above(0), "synthetic: mean feature magnitude"),
+      field("data.magnitude_std", &Synthetic::magnitude_std, at_least(0), "synthetic: magnitude spread"),
+      field("data.noise_std", &Synthetic::noise_std, at_least(0), "synthetic: Gaussian noise per dimension (a dense background: no row is zero)"),
+      field("data.correlation_rank", &Synthetic::correlation_rank, at_least(0), "synthetic: shared factors of the roots' correlated firing (0: independent)"),
+      field("data.correlation_strength", &Synthetic::correlation_strength, right_open(0, 1), "synthetic: share of each root's firing variable from the shared factors"),
 
-      {"sae.arch", K::String, "relu", [](const json& v) { return one_of(sae::architecture_names())(v); },
-       "SAE architecture (sae/architectures/)"},
-      {"sae.d_sae", K::Int, 512, at_least(1), "number of latents"},
-      {"train.steps", K::Int, 4000, at_least(1), "optimiser steps"},
-      {"train.batch_size", K::Int, 1024, at_least(1), "global batch (all ranks of a job together)"},
-      {"train.lr", K::Float, 3e-4, above(0), "Adam learning rate"},
-      {"train.warmup_steps", K::Int, 200, at_least(0), "linear learning-rate warm-up"},
-      {"train.recon_loss", K::String, "mse", one_of({"mse", "l2norm"}), "mse: mean ||x-x_hat||^2; l2norm: mean ||x-x_hat||"},
-      {"train.log_every", K::Int, 50, at_least(1), "steps between metrics.jsonl lines"},
-      {"train.eval_batch_size", K::Int, 4096, at_least(1), "rows per evaluation chunk"},
-      {"train.divergence_factor", K::Float, 100.0, above(1), "a job fails as diverged when its loss exceeds this many times its first step's", false},
+      field("sae.arch", &Sae::arch, [](const json& v) { return one_of(sae::architecture_names())(v); },
+           "SAE architecture (sae/architectures/)"),
+      field("sae.d_sae", &Sae::d_sae, at_least(1), "number of latents"),
+      field("train.steps", &Train::steps, at_least(1), "optimiser steps"),
+      field("train.batch_size", &Train::batch_size, at_least(1), "global batch (all ranks of a job together)"),
+      field("train.lr", &Train::lr, above(0), "Adam learning rate"),
+      field("train.warmup_steps", &Train::warmup_steps, at_least(0), "linear learning-rate warm-up"),
+      enum_field("train.recon_loss", &sae::LossConfig::recon, {{"mse", sae::ReconLoss::MSE}, {"l2norm", sae::ReconLoss::L2Norm}}, "mse: mean ||x-x_hat||^2; l2norm: mean ||x-x_hat||"),
+      field("train.log_every", &Train::log_every, at_least(1), "steps between metrics.jsonl lines"),
+      field("train.eval_batch_size", &Train::eval_batch_size, at_least(1), "rows per evaluation chunk"),
+      field("train.divergence_factor", &Train::divergence_factor, above(1), "a job fails as diverged when its loss exceeds this many times its first step's", {false}),
       {"train.ranks_per_job", K::Int, 1, at_least(1), "ranks that train one job together (data parallel)", false},
-      {"train.checkpoint_every", K::Int, 0, at_least(0), "steps between checkpoints (0: every train.checkpoint_minutes)", false},
-      {"train.checkpoint_minutes", K::Float, 5.0, above(0), "minutes of training between checkpoints when checkpoint_every = 0", false},
-      {"train.device", K::String, "auto", one_of({"auto", "cpu", "cuda"}), "torch device"},
-      {"train.step", K::String, "auto", one_of({"auto", "dense", "sparse"}),
+      field("train.checkpoint_every", &Train::checkpoint_every, at_least(0), "steps between checkpoints (0: every train.checkpoint_minutes)", {false}),
+      checkpoint_minutes(),
+      field("train.device", &Train::device, one_of({"auto", "cpu", "cuda"}), "torch device"),
+      enum_field("train.step", &Sae::step, {{"auto", sae::StepMode::Auto}, {"dense", sae::StepMode::Dense}, {"sparse", sae::StepMode::Sparse}},
        "sparse: decode and back-propagate over each row's active latents only; auto: sparse while a row holds at most " +
            percent(sae::kSparseDensityOnCpu) + " of the latents on average on a CPU, " + percent(sae::kSparseDensityOnGpu) +
            " on a GPU (jumprelu counts those within half a bandwidth below the threshold too)",
-       true, true},
-      {"train.code_width", K::String, "auto", one_of({"auto", "batch", "planned"}),
+       {true, true}),
+      enum_field("train.code_width", &Sae::code_sizes, {{"auto", sae::CodeSizes::Auto}, {"batch", sae::CodeSizes::OfTheBatch}, {"planned", sae::CodeSizes::Planned}},
        "the size of a sparse step's code, its entries (where the architecture does not fix it, as topk does): batch: its "
        "own batch's (one more device read a step: free on a CPU, a synchronisation on a GPU); planned: " +
            number(sae::kCodeHeadroom) + " x the previous step's, no read, a step with more computed again; auto: batch on "
            "a CPU, planned on a GPU",
-       true, true},
-      {"train.matmul_dtype", K::String, "float32", one_of({"float32", "bfloat16"}),
+       {true, true}),
+      enum_field("train.matmul_dtype", &Sae::matmul, {{"float32", sae::MatmulDtype::Float32}, {"bfloat16", sae::MatmulDtype::BFloat16}},
        "the training step's matrix products: float32, or bfloat16 inputs with float32 results (weights, optimiser, "
        "losses, evaluation and export stay float32); faster where the device multiplies bfloat16 natively (GPUs, CPUs "
-       "with AVX512-BF16 or AMX: `sweep doctor` says), not bit for bit float32's", true, true},
+       "with AVX512-BF16 or AMX: `sweep doctor` says), not bit for bit float32's", {true, true}),
 
-      {"probe.max_k", K::Int, 10, at_least(1), "largest k of the k-sparse probes that find each concept's main latents", true, true},
-      {"probe.f1_jump_threshold", K::Float, 0.03, at_least(0),
-       "a concept's main latents grow from k to k + 1 while the k-sparse probe's F1 rises by more than this", true, true},
-      {"probe.absorbing_cosine", K::Float, 0.1, closed_range(-1, 1),
+      field("probe.max_k", &Probe::max_k, at_least(1), "largest k of the k-sparse probes that find each concept's main latents", {true, true}),
+      field("probe.f1_jump_threshold", &Probe::f1_jump, at_least(0),
+       "a concept's main latents grow from k to k + 1 while the k-sparse probe's F1 rises by more than this", {true, true}),
+      field("probe.absorbing_cosine", &Probe::absorbing_cosine, closed_range(-1, 1),
        "absorption fraction: a latent other than the main ones counts as absorbing with at least this decoder cosine "
-       "to the probe", true, true},
-      {"probe.max_absorbing_latents", K::Int, 3, at_least(1), "absorption fraction: latents that may absorb a row together", true, true},
-      {"probe.full_absorption_cosine", K::Float, 0.025, closed_range(-1, 1),
-       "full absorption: the top latent's decoder cosine to the probe, at least", true, true},
-      {"probe.projection_share", K::Float, 0.4, half_open(0, 1),
-       "share of a row's probe projection that absorbing latents must carry to count", true, true},
-      {"probe.min_rows", K::Int, 20, at_least(1),
-       "concepts with fewer scored held-out rows (on, and the probe agrees) stay out of the probe_* means", true, true},
-      {"probe.min_f1", K::Float, 0.6, closed_range(0, 1),
-       "concepts whose probe reads them with a lower F1 on the held-out rows are not scored (nor in the probe_* means)", true, true},
+       "to the probe", {true, true}),
+      field("probe.max_absorbing_latents", &Probe::max_absorbing, at_least(1), "absorption fraction: latents that may absorb a row together", {true, true}),
+      field("probe.full_absorption_cosine", &Probe::full_cosine, closed_range(-1, 1),
+       "full absorption: the top latent's decoder cosine to the probe, at least", {true, true}),
+      field("probe.projection_share", &Probe::projection_share, half_open(0, 1),
+       "share of a row's probe projection that absorbing latents must carry to count", {true, true}),
+      field("probe.min_rows", &Probe::min_rows, at_least(1),
+       "concepts with fewer scored held-out rows (on, and the probe agrees) stay out of the probe_* means", {true, true}),
+      field("probe.min_f1", &Probe::min_f1, closed_range(0, 1),
+       "concepts whose probe reads them with a lower F1 on the held-out rows are not scored (nor in the probe_* means)", {true, true}),
       {"probe.train_rows", K::Int, 65536, at_least(2),
        "labelled training rows the probes on the raw activations train on (once per sweep)", true, true},
 
@@ -177,12 +193,12 @@ std::vector<KeySpec> build_schema() {
       {"slurm.max_requeues", K::Int, 10, at_least(0), "sweep submit: times an unfinished sweep requeues itself"},
       {"slurm.signal_lead", K::Int, 120, closed_range(1, 65535), "sweep submit: seconds before the time limit at which the sweep checkpoints"},
       {"slurm.sbatch_args", K::StringList, json::array(), sbatch_options(), "sweep submit: extra sbatch options, one #SBATCH line each"},
-      {"run.jobs_per_process", K::Int, 0, at_least(0),
-       "jobs one process trains side by side, each on its share of the cores (0: one per core on a CPU, one on a GPU); results do not depend on it", false},
-      {"run.max_attempts", K::Int, 2, at_least(1), "failed attempts after which a job stays failed (a resume retries it until then)", false},
-      {"run.progress_seconds", K::Float, 10.0, above(0), "seconds between a running job's progress lines (without a terminal)", false},
-      {"run.heartbeat_seconds", K::Float, 10.0, above(0), "seconds between a running job's heartbeats in its state.json", false},
-      {"run.stale_after_seconds", K::Float, 300.0, above(0), "a running job whose heartbeat is older than this counts as interrupted", false},
+      field("run.jobs_per_process", &RunSettings::jobs_per_process, at_least(0),
+       "jobs one process trains side by side, each on its share of the cores (0: one per core on a CPU, one on a GPU); results do not depend on it", {false}),
+      field("run.max_attempts", &RunSettings::max_attempts, at_least(1), "failed attempts after which a job stays failed (a resume retries it until then)", {false}),
+      field("run.progress_seconds", &RunSettings::progress_seconds, above(0), "seconds between a running job's progress lines (without a terminal)", {false}),
+      field("run.heartbeat_seconds", &RunSettings::heartbeat_seconds, above(0), "seconds between a running job's heartbeats in its state.json", {false}),
+      field("run.stale_after_seconds", &RunSettings::stale_after_seconds, above(0), "a running job whose heartbeat is older than this counts as interrupted", {false}),
 
       {"report.ev_tolerance", K::Float, kDefaultEvTolerance, at_least(0),
        "the report's single best point per objective: the best among those whose mean explained variance is at most "
@@ -209,19 +225,18 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
-// The shared rows, with the architectures' own after sae.d_sae (a row two of them declare, once)
-// and the training penalties' before the probe's.
+// The shared rows, with each architecture's own after the last row of its section (a row two of
+// them declare, once) and the training penalties' before the probe's.
 std::vector<KeySpec> schema_with_plugins() {
   auto rows = build_schema();
-  std::vector<KeySpec> architectures;
+  auto section_of = [](const std::string& key) { return key.substr(0, key.find('.') + 1); };
   for (const auto& entry : sae::architectures()) {
     for (const auto& row : entry.settings) {
-      const bool seen = std::any_of(architectures.begin(), architectures.end(), [&](const KeySpec& k) { return k.key == row.key; });
-      if (!seen) architectures.push_back(row);
+      if (std::any_of(rows.begin(), rows.end(), [&](const KeySpec& k) { return k.key == row.key; })) continue;
+      auto last = std::find_if(rows.rbegin(), rows.rend(), [&](const KeySpec& k) { return section_of(k.key) == section_of(row.key); });
+      rows.insert(last.base(), row);
     }
   }
-  auto after_d_sae = std::find_if(rows.begin(), rows.end(), [](const KeySpec& k) { return k.key == "sae.d_sae"; }) + 1;
-  rows.insert(after_d_sae, architectures.begin(), architectures.end());
   std::vector<KeySpec> penalties;
   for (const auto& penalty : sae::penalties()) penalties.insert(penalties.end(), penalty.settings.begin(), penalty.settings.end());
   auto before_probe = std::find_if(rows.begin(), rows.end(), [](const KeySpec& k) { return k.key.rfind("probe.", 0) == 0; });

@@ -48,9 +48,14 @@ void validate_job(const SweepSpec& spec, const PlannedJob& job) {
     throw ConfigError(where_set(spec, job.params, key) + ": " + key + " = " + c[key].dump() + ": " + message +
                       describe(job.params));
   };
-  // The architecture's own checks, on the typed settings.
-  const auto typed = to_job_config(job).sae;
-  for (const auto& problem : sae::architecture(typed.arch).check(typed)) fail(problem.key, problem.message);
+  // The architecture's and the penalties' own checks, on the typed settings.
+  const auto typed = to_job_config(job);
+  for (const auto& problem : sae::architecture(typed.sae.arch).check(typed.sae)) fail(problem.key, problem.message);
+  const sae::PenaltyContext context{c, typed.absorption, typed.sae.d_sae, typed.seed, {}};
+  for (const auto& penalty : sae::penalties()) {
+    if (!penalty.check || sae::penalty_is_off(penalty, c)) continue;
+    for (const auto& problem : penalty.check(context)) fail(problem.key, problem.message);
+  }
   int64_t ranks = c["train.ranks_per_job"];
   if (c["train.batch_size"].get<int64_t>() % ranks != 0) {
     fail("train.batch_size", "not divisible by train.ranks_per_job = " + std::to_string(ranks) +
@@ -90,23 +95,8 @@ void validate_job(const SweepSpec& spec, const PlannedJob& job) {
       fail("data.orthogonalize_steps", text.str());
     }
   }
-  if (!c["absorption.enabled"].get<bool>()) return;
-
-  double rho = c["absorption.ratio_threshold"].get<double>();
-  double activation = c["absorption.activation_threshold"].get<double>();
-  if (c["absorption.ratio"] == "conditional" && rho >= 1.0) {
-    fail("absorption.ratio_threshold",
-         "with absorption.ratio = \"conditional\" the ratio Q_ij / P_j is a conditional frequency and never "
-         "exceeds 1, so the penalty could never fire; use a threshold below 1 or absorption.ratio = \"lift\"");
-  }
-  if (c["absorption.ratio"] == "lift" && rho >= 1.0 / activation) {
-    fail("absorption.ratio_threshold",
-         "a lift Q_ij / (P_i P_j) never exceeds 1 / max(P_i, P_j) < 1 / activation_threshold = " +
-             std::to_string(1.0 / activation) + ", so the penalty could never fire; lower the threshold");
-  }
-  if (c["absorption.penalty"].get<double>() == 0.0) {
-    fail("absorption.penalty", "a zero penalty never changes training; use the baseline job (absorption.enabled = false) instead");
-  }
+  // The machine's memory against the dense pair matrices: the launcher's size check, not the penalty's.
+  if (!typed.absorption.enabled) return;
   double need = absorption_matrix_bytes(c["sae.d_sae"].get<int64_t>());
   double have = physical_memory_bytes();
   if (c["absorption.pairs"] == "dense" && c["train.device"] != "cuda" && need > 0.8 * have) {
@@ -177,8 +167,7 @@ std::map<std::string, std::set<std::string>> architecture_settings() {
 }
 
 // Whether a job of architecture `arch` reads `key` (every setting but the table's is read by all).
-bool reads(const std::string& arch, const std::string& key) {
-  const auto table = architecture_settings();
+bool reads(const std::map<std::string, std::set<std::string>>& table, const std::string& arch, const std::string& key) {
   auto it = table.find(key);
   return it == table.end() || it->second.count(arch) > 0;
 }
@@ -196,9 +185,10 @@ PlannedJob make_job(const SweepSpec& spec, const json& params, const GridPoint* 
   job.baseline = true;  // every penalty off
   for (const auto& entry : sae::penalties()) job.baseline = job.baseline && sae::penalty_is_off(entry, job.resolved);
   const std::string arch = job.resolved["sae.arch"];
+  const auto read_by = architecture_settings();
   job.params = json::object();
   for (const auto& [key, value] : params.items()) {
-    const bool unread = !reads(arch, key);
+    const bool unread = !reads(read_by, arch, key);
     if (unread) ignored.insert({key, arch});
     const auto* penalty = sae::penalty_of_setting(key);  // a setting of a penalty this job has off
     const bool of_an_off_penalty = penalty && key != penalty->switch_key && sae::penalty_is_off(*penalty, job.resolved);

@@ -1,5 +1,5 @@
 // Turns a planned job's resolved dotted-key configuration into the typed settings of the worker
-// (JobConfig) and of the launcher (RunSettings), field by field from one table of schema keys.
+// (JobConfig) and of the launcher (RunSettings), by the schema's rows (each names its member).
 #pragma once
 
 #include <string>
@@ -24,7 +24,8 @@ worker::JobConfig to_job_config(const PlannedJob& job);
 sharding::DataConfig to_data_config(const nlohmann::json& resolved);
 RunSettings to_run_settings(const nlohmann::json& resolved);
 
-// "key: schema X, struct Y" for every typed field whose struct default is not the schema's.
-std::vector<std::string> struct_defaults_that_differ_from_the_schema();
+// The keys of rows that bind a member of a struct to_job_config, to_data_config and
+// to_run_settings do not fill (a row bound to a struct added without filling it here).
+std::vector<std::string> bound_settings_left_unfilled();
 
 }  // namespace sweep::launcher

@@ -54,11 +54,6 @@ struct ArchLosses {
   torch::Tensor recon, sparse, aux;  // 0-d, this shard's shares; sparse and aux may be undefined (0)
 };
 
-// A problem with a job's settings: the key at fault and what is wrong, for the sweep file's error.
-struct SettingProblem {
-  std::string key, message;
-};
-
 class Architecture {
  public:
   virtual ~Architecture() = default;

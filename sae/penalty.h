@@ -99,6 +99,8 @@ struct PenaltyEntry {
   std::function<std::unique_ptr<Penalty>(const PenaltyContext&)> make;
   // The bytes its state adds to a job's checkpoint at d_in, at most, without building it (null: none).
   std::function<double(const PenaltyContext&, int64_t d_in)> checkpoint_bytes = nullptr;
+  // Checks across its settings for a job that has it on, on the typed settings (null: none).
+  std::function<std::vector<SettingProblem>(const PenaltyContext&)> check = nullptr;
 };
 
 // Every penalty, in the order their losses are added and their activity laid out.
@@ -112,7 +114,7 @@ using Penalties = std::vector<std::unique_ptr<Penalty>>;
 Penalties make_penalties(const PenaltyContext& context);
 Penalties clone_penalties(const Penalties& penalties);
 // Every row's activity names, in order.
-std::vector<std::string> penalty_activity_names();
+const std::vector<std::string>& penalty_activity_names();
 // Whether the job's settings (dotted keys) leave `entry` off (a missing switch counts as off).
 bool penalty_is_off(const PenaltyEntry& entry, const nlohmann::json& settings);
 // The penalty whose section holds the setting `key` ("absorption.penalty"), or nullptr.

@@ -1112,11 +1112,32 @@ TEST_F(Config, NameThatIsAPathIsRefused) {
   EXPECT_EQ(load("name = \"ratio-2\"\n").name, "ratio-2");
 }
 
-// Every default lives in the schema: a typed struct's own default that differs from its key's
-// schema default is listed (and would be what a test or a benchmark built by hand gets).
-TEST_F(Config, StructDefaultsAreTheSchemaDefaults) {
-  auto differ = struct_defaults_that_differ_from_the_schema();
-  std::string list;
-  for (const auto& d : differ) list += "\n  " + d;
-  EXPECT_TRUE(differ.empty()) << list;
+// A setting is declared once (common/setting.h): a row that binds a struct member fills it, its
+// default is the member's. Every such row is applied to a job, and a value set in the sweep file
+// reaches its member.
+TEST_F(Config, EveryBoundSettingFillsItsMember) {
+  const auto unfilled = bound_settings_left_unfilled();
+  EXPECT_TRUE(unfilled.empty()) << nlohmann::json(unfilled).dump();
+  const SweepSpec spec = load_sweep(write("typed.toml",
+                                          "[sae]\narch = \"topk\"\nk = 7\naux_weight = 0.5\n"
+                                          "[train]\ncheckpoint_minutes = 2.5\nstep = \"dense\"\n"
+                                          "[absorption]\nratio = \"conditional\"\nratio_threshold = 0.5\n"
+                                          "[data]\nn_roots = 12\nhook_layer = 3\n"
+                                          "[probe]\nmin_rows = 9\n[run]\nmax_attempts = 4\n"),
+                                    {});
+  const auto job = to_job_config(expand_grid(spec).at(0));
+  EXPECT_EQ(job.sae.arch, "topk");
+  EXPECT_EQ(job.sae.k, 7);
+  EXPECT_EQ(job.sae.aux_weight, 0.5);
+  EXPECT_EQ(job.train.checkpoint_seconds, 150.0);
+  EXPECT_EQ(job.sae.step, sweep::sae::StepMode::Dense);
+  EXPECT_EQ(job.absorption.ratio, sweep::sae::RatioKind::Conditional);
+  EXPECT_EQ(job.absorption.ratio_threshold, 0.5);
+  EXPECT_EQ(job.data.synthetic.n_roots, 12);
+  EXPECT_EQ(job.origin.hook_layer, 3);
+  EXPECT_EQ(job.probe.min_rows, 9);
+  EXPECT_EQ(to_run_settings(spec.base).max_attempts, 4);
+  // Left at their defaults, the members keep the struct's.
+  EXPECT_EQ(job.train.lr, sweep::worker::TrainConfig{}.lr);
+  EXPECT_EQ(job.sae.d_sae, sweep::sae::SaeConfig{}.d_sae);
 }

@@ -214,7 +214,7 @@ class RootL1 final : public sae::Architecture {
     out.cfg["architecture"] = "standard";
     out.cfg["activation_fn"] = "relu";
   }
-  std::vector<sae::SettingProblem> check(const sae::SaeConfig& cfg) const override {
+  std::vector<SettingProblem> check(const sae::SaeConfig& cfg) const override {
     if (cfg.d_sae % 2 == 0) return {};
     return {{"sae.d_sae", "root_l1 wants an even number of latents"}};
   }

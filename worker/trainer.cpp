@@ -45,7 +45,7 @@ sae::BatchContext Trainer::batch_context() const { return {cfg_.train.batch_size
 int64_t step_terms_numel() { return kBaseTerms + static_cast<int64_t>(sae::penalty_activity_names().size()); }
 
 int64_t step_term_index(const std::string& name) {
-  const auto names = sae::penalty_activity_names();
+  const auto& names = sae::penalty_activity_names();
   auto it = std::find(names.begin(), names.end(), name);
   return it == names.end() ? -1 : kBaseTerms + (it - names.begin());
 }

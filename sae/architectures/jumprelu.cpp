@@ -85,10 +85,10 @@ class JumpRelu final : public Architecture {
 ArchitectureEntry jumprelu_architecture() {
   using namespace setting_checks;
   return {"jumprelu",
-          {{"sae.bandwidth", ValueKind::Float, 0.001, above(0), "jumprelu: straight-through kernel width"},
-           {"sae.target_l0", ValueKind::Float, 32.0, above(0), "jumprelu: target L0"},
-           {"sae.sparsity_penalty", ValueKind::Float, 1.0, at_least(0), "jumprelu: weight of (L0/target - 1)^2"},
-           {"sae.init_threshold", ValueKind::Float, 0.001, above(0), "jumprelu: initial threshold"}},
+          {field("sae.bandwidth", &SaeConfig::bandwidth, above(0), "jumprelu: straight-through kernel width"),
+           field("sae.target_l0", &SaeConfig::target_l0, above(0), "jumprelu: target L0"),
+           field("sae.sparsity_penalty", &SaeConfig::sparsity_penalty, at_least(0), "jumprelu: weight of (L0/target - 1)^2"),
+           field("sae.init_threshold", &SaeConfig::init_threshold, above(0), "jumprelu: initial threshold")},
           [] { return std::make_unique<JumpRelu>(); }};
 }
 

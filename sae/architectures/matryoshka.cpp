@@ -81,15 +81,15 @@ class Matryoshka final : public BatchTopk {
 
 ArchitectureEntry matryoshka_architecture() {
   auto settings = topk_family_settings();
-  settings.push_back({"sae.matryoshka_widths", ValueKind::IntList, nlohmann::json::array(), increasing_widths(),
+  settings.push_back(field("sae.matryoshka_widths", &SaeConfig::matryoshka_widths, increasing_widths(),
                       "matryoshka: widths of the nested prefixes, each with its own reconstruction loss (d_sae is the "
                       "last, added when left out); one width w1 makes a two-level SAE: w1 concept latents over d_sae - "
                       "w1 base ones",
-                      true, true});
-  settings.push_back({"sae.matryoshka_weights", ValueKind::FloatList, nlohmann::json::array(), non_negative_weights(),
+                      {true, true}));
+  settings.push_back(field("sae.matryoshka_weights", &SaeConfig::matryoshka_weights, non_negative_weights(),
                       "matryoshka: each prefix's weight in the reconstruction loss, in the prefixes' order (d_sae's "
                       "last); [] weighs every prefix 1",
-                      true, true});
+                      {true, true}));
   return {"matryoshka", settings, [] { return std::make_unique<Matryoshka>(); }};
 }
 

@@ -28,7 +28,7 @@ class Relu final : public Architecture {
 ArchitectureEntry relu_architecture() {
   using namespace setting_checks;
   return {"relu",
-          {{"train.l1_penalty", ValueKind::Float, 0.04, at_least(0), "relu: L1 weight"}},
+          {field("train.l1_penalty", &LossConfig::l1_penalty, at_least(0), "relu: L1 weight")},
           [] { return std::make_unique<Relu>(); }};
 }
 

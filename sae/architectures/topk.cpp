@@ -12,10 +12,10 @@ namespace sweep::sae {
 std::vector<Setting> topk_family_settings() {
   using namespace setting_checks;
   return {
-      {"sae.k", ValueKind::Int, 32, at_least(1), "topk: active latents per token; batchtopk and matryoshka: their mean over a batch (k x B kept)"},
-      {"sae.k_aux", ValueKind::Int, 0, at_least(0), "topk: latents in the auxiliary loss (0: d_in / 2)"},
-      {"sae.aux_weight", ValueKind::Float, 1.0 / 32.0, at_least(0), "topk: weight of the auxiliary loss"},
-      {"sae.dead_after_tokens", ValueKind::Int, 1000000, at_least(1), "topk: tokens without firing before a latent is dead"},
+      field("sae.k", &SaeConfig::k, at_least(1), "topk: active latents per token; batchtopk and matryoshka: their mean over a batch (k x B kept)"),
+      field("sae.k_aux", &SaeConfig::k_aux, at_least(0), "topk: latents in the auxiliary loss (0: d_in / 2)"),
+      field("sae.aux_weight", &SaeConfig::aux_weight, at_least(0), "topk: weight of the auxiliary loss"),
+      field("sae.dead_after_tokens", &SaeConfig::dead_after_tokens, at_least(1), "topk: tokens without firing before a latent is dead"),
   };
 }
 

@@ -63,6 +63,33 @@ double pair_state_bytes(const PenaltyContext& c, int64_t d_in) {
 
 }  // namespace
 
+namespace {
+
+// Settings under which the penalty could never fire or never change training.
+std::vector<SettingProblem> check_settings(const PenaltyContext& c) {
+  const AbsorptionConfig& a = c.absorption;
+  std::vector<SettingProblem> problems;
+  if (a.ratio == RatioKind::Conditional && a.ratio_threshold >= 1.0) {
+    problems.push_back({"absorption.ratio_threshold",
+                        "with absorption.ratio = \"conditional\" the ratio Q_ij / P_j is a conditional frequency and "
+                        "never exceeds 1, so the penalty could never fire; use a threshold below 1 or absorption.ratio = "
+                        "\"lift\""});
+  }
+  if (a.ratio == RatioKind::Lift && a.ratio_threshold >= 1.0 / a.activation_threshold) {
+    problems.push_back({"absorption.ratio_threshold",
+                        "a lift Q_ij / (P_i P_j) never exceeds 1 / max(P_i, P_j) < 1 / activation_threshold = " +
+                            std::to_string(1.0 / a.activation_threshold) +
+                            ", so the penalty could never fire; lower the threshold"});
+  }
+  if (a.penalty == 0.0) {
+    problems.push_back({"absorption.penalty",
+                        "a zero penalty never changes training; use the baseline job (absorption.enabled = false) instead"});
+  }
+  return problems;
+}
+
+}  // namespace
+
 PenaltyEntry absorption_penalty_entry() {
   using namespace setting_checks;
   return {"absorption",
@@ -70,31 +97,41 @@ PenaltyEntry absorption_penalty_entry() {
           "absorption.enabled",
           false,
           {
-              {"absorption.enabled", ValueKind::Bool, true, none(), "add the absorption penalty"},
-              {"absorption.penalty", ValueKind::Float, 0.1, at_least(0), "lambda"},
-              {"absorption.activation_threshold", ValueKind::Float, 0.001, open_range(0, 1), "a latent is active when its EMA firing rate exceeds this"},
-              {"absorption.dot_threshold", ValueKind::Float, 0.8, open_range(-1, 1), "tau: decoder cosine above which a pair is flagged"},
-              {"absorption.ratio_threshold", ValueKind::Float, 5.0, above(0), "rho: co-activation ratio above which a pair is flagged"},
-              {"absorption.ratio", ValueKind::String, "lift", one_of({"lift", "conditional"}), "lift: Q/(P_i P_j); conditional: Q/P_j"},
-              {"absorption.ema_decay", ValueKind::Float, 0.99, open_range(0, 1), "beta of the firing EMAs"},
-              {"absorption.pairs", ValueKind::String, "candidates", one_of({"candidates", "dense"}),
-               "candidates: track only pairs whose decoder cosine can exceed tau; dense: every pair (d_sae x d_sae, the reference)"},
-              {"absorption.candidate_margin", ValueKind::Float, 0.1, open_range(0, 2), "candidates: every pair with decoder cosine above tau - margin"},
-              {"absorption.watch_margin", ValueKind::Float, 0.7, open_range(0, 2),
-               "candidates: also pairs with decoder cosine above tau - watch_margin, while they fit in watch_pairs_per_latent, "
-               "so that a pair's Q has a history when it can first be flagged (at most candidate_margin: none)"},
-              {"absorption.watch_pairs_per_latent", ValueKind::Int, 4, at_least(0),
-               "candidates: the pairs watched beyond tau - candidate_margin stop at about this many per latent"},
-              {"absorption.refresh_every", ValueKind::Int, 100, at_least(1), "candidates: steps after which the candidates are found anew at the latest"},
-              {"absorption.max_candidate_fraction", ValueKind::Float, 0.25, half_open(0, 1),
-               "candidates: above this share of all pairs the job tracks every pair instead (dense)"},
+              field("absorption.enabled", &AbsorptionConfig::enabled, none(), "add the absorption penalty"),
+              field("absorption.penalty", &AbsorptionConfig::penalty, at_least(0), "lambda"),
+              field("absorption.activation_threshold", &AbsorptionConfig::activation_threshold, open_range(0, 1),
+                   "a latent is active when its EMA firing rate exceeds this"),
+              field("absorption.dot_threshold", &AbsorptionConfig::dot_threshold, open_range(-1, 1),
+                   "tau: decoder cosine above which a pair is flagged"),
+              field("absorption.ratio_threshold", &AbsorptionConfig::ratio_threshold, above(0),
+                   "rho: co-activation ratio above which a pair is flagged"),
+              enum_field("absorption.ratio", &AbsorptionConfig::ratio, {{"lift", RatioKind::Lift}, {"conditional", RatioKind::Conditional}},
+                         "lift: Q/(P_i P_j); conditional: Q/P_j"),
+              field("absorption.ema_decay", &AbsorptionConfig::ema_decay, open_range(0, 1), "beta of the firing EMAs"),
+              enum_field("absorption.pairs", &AbsorptionConfig::pairs,
+                         {{"candidates", PairTracking::Candidates}, {"dense", PairTracking::Dense}},
+                         "candidates: track only pairs whose decoder cosine can exceed tau; dense: every pair (d_sae x "
+                         "d_sae, the reference)"),
+              field("absorption.candidate_margin", &AbsorptionConfig::candidate_margin, open_range(0, 2),
+                   "candidates: every pair with decoder cosine above tau - margin"),
+              field("absorption.watch_margin", &AbsorptionConfig::watch_margin, open_range(0, 2),
+                   "candidates: also pairs with decoder cosine above tau - watch_margin, while they fit in "
+                   "watch_pairs_per_latent, so that a pair's Q has a history when it can first be flagged (at most "
+                   "candidate_margin: none)"),
+              field("absorption.watch_pairs_per_latent", &AbsorptionConfig::watch_pairs_per_latent, at_least(0),
+                   "candidates: the pairs watched beyond tau - candidate_margin stop at about this many per latent"),
+              field("absorption.refresh_every", &AbsorptionConfig::refresh_every, at_least(1),
+                   "candidates: steps after which the candidates are found anew at the latest"),
+              field("absorption.max_candidate_fraction", &AbsorptionConfig::max_candidate_fraction, half_open(0, 1),
+                   "candidates: above this share of all pairs the job tracks every pair instead (dense)"),
           },
           {"absorption", "flagged_pairs", "flagged_short_history"},
           [](const PenaltyContext& c) -> std::unique_ptr<Penalty> {
             if (!c.absorption.enabled) return nullptr;
             return std::make_unique<PairPenalty>(c.absorption, c.d_sae, c.options);
           },
-          pair_state_bytes};
+          pair_state_bytes,
+          check_settings};
 }
 
 const PairTracker* pair_tracker(const Penalties& penalties) {

@@ -18,11 +18,25 @@ std::vector<PenaltyEntry>& table() {
   return entries;
 }
 
+// Every row's activity names, kept with the table (a step reads them several times).
+std::vector<std::string> activity_names_of_table() {
+  std::vector<std::string> names;
+  for (const auto& entry : table()) names.insert(names.end(), entry.activity.begin(), entry.activity.end());
+  return names;
+}
+std::vector<std::string>& activity_names() {
+  static std::vector<std::string> names = activity_names_of_table();
+  return names;
+}
+
 }  // namespace
 
 const std::vector<PenaltyEntry>& penalties() { return table(); }
 
-void register_penalty(PenaltyEntry entry) { add_named(table(), std::move(entry), "penalty"); }
+void register_penalty(PenaltyEntry entry) {
+  add_named(table(), std::move(entry), "penalty");
+  activity_names() = activity_names_of_table();
+}
 
 Penalties make_penalties(const PenaltyContext& context) {
   Penalties out;
@@ -58,10 +72,6 @@ double penalties_checkpoint_bytes(const PenaltyContext& context, int64_t d_in) {
   return bytes;
 }
 
-std::vector<std::string> penalty_activity_names() {
-  std::vector<std::string> names;
-  for (const auto& entry : table()) names.insert(names.end(), entry.activity.begin(), entry.activity.end());
-  return names;
-}
+const std::vector<std::string>& penalty_activity_names() { return activity_names(); }
 
 }  // namespace sweep::sae
