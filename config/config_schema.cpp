@@ -13,6 +13,7 @@
 #include "sae/architecture.h"
 #include "sae/penalty.h"
 #include "sae/sparse_code.h"
+#include "sharding/normalization.h"
 #include "worker/job_config.h"
 
 namespace sweep::launcher {
@@ -108,6 +109,12 @@ std::vector<KeySpec> build_schema() {
       field("data.seed", &Data::seed, at_least(0), "seed of the data (synthetic features, shuffles, split)"),
       field("data.paths", &Data::paths, none(), "files: globs of .safetensors / .npy shards"),
       field("data.tensor", &Data::tensor, none(), "files: tensor name inside .safetensors"),
+      enum_field("data.normalize", &Data::normalize, {{"none", Data::Normalize::None}, {"expected_norm", Data::Normalize::ExpectedNorm}},
+                 "expected_norm: train on rows scaled by one factor to a mean norm of sqrt(d_in) (estimated once from " +
+                     std::to_string(sharding::kNormSampleRows) +
+                     " training rows and stored in plan.json), as SAELens's \"expected_average_only_in\" does; metrics and "
+                     "exported SAEs are on the raw scale (the factor folded into the weights)",
+                 {true, true}),
       field("data.ground_truth", &Data::ground_truth, none(), "files: a .safetensors with the true features and every row's activations (the layout `sweep data export` writes), for the gt_* metrics", {true, true}),
       field("data.labels", &Data::labels, none(),
        "labels for the probe-based absorption metric (probe_*): a .safetensors or .npy with a class or concepts per "

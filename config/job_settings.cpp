@@ -26,6 +26,8 @@ sharding::DataConfig to_data_config(const json& c) {
   sharding::DataConfig data;
   fill_settings(config_schema(), c, data);
   fill_settings(config_schema(), c, data.synthetic);
+  // Not a setting: the launcher estimates it and stores it in the plan's job configurations.
+  if (c.contains(kNormalizeFactorKey)) data.normalize_factor = c[kNormalizeFactorKey].get<double>();
   return data;
 }
 

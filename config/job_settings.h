@@ -19,6 +19,9 @@ struct RunSettings {
   double stale_after_seconds = 300;  // a running job with an older heartbeat counts as interrupted
 };
 
+// Where a job's configuration in plan.json holds its data.normalize factor (sharding/normalization.h).
+inline constexpr const char* kNormalizeFactorKey = "data.normalize_factor";
+
 worker::JobConfig to_job_config(const PlannedJob& job);
 // The data settings alone (also used by `sweep data export` and the pre-flight data check).
 sharding::DataConfig to_data_config(const nlohmann::json& resolved);

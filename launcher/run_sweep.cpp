@@ -19,6 +19,7 @@
 #include "launcher/group_runner.h"
 #include "launcher/job_claim.h"
 #include "launcher/memory_check.h"
+#include "launcher/normalize_factors.h"
 #include "launcher/output_check.h"
 #include "launcher/probes.h"
 #include "launcher/progress_display.h"
@@ -146,6 +147,7 @@ void prepare_output(const SweepOptions& options, const SweepSpec& spec, const st
     size_t added = ordered.size() - old_plan["jobs"].size();
     if (added > 0) spdlog::info("{}: adding {} new job(s) to the existing plan", plan_file.string(), added);
   }
+  attach_normalize_factors(ordered, old_plan);
   auto plan = plan_json(spec, ordered);
   plan["data_fingerprints"] = fingerprint_data(ordered);
   if (!old_plan.is_null()) check_data_unchanged(old_plan, plan["data_fingerprints"], plan_file);  // before any write

@@ -31,6 +31,9 @@ struct DataConfig {
   std::string tensor = "activations";
   std::string ground_truth;        // files: a ground-truth file (sharding/ground_truth_file.h); "" for none
   std::string labels;              // a labels file (sharding/labels.h), kParentLabels, or "" for none
+  // Rows scaled to a mean norm of sqrt(d_in) for training (sharding/normalization.h), or not.
+  enum class Normalize { None, ExpectedNorm } normalize = Normalize::None;
+  double normalize_factor = 1.0;   // the factor the launcher estimated and stored in plan.json
 };
 
 class Dataset {

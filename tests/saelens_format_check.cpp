@@ -39,6 +39,7 @@ std::optional<long> major_version(const json& v) {
 struct Dims {
   std::optional<int64_t> d_in, d_sae;
   std::string arch;
+  double decoder_norm = 1.0;  // 1 / metadata.activation_norm_scaling_factor where one was folded in
 };
 
 Dims check_cfg(const fs::path& dir, std::vector<std::string>& problems) {
@@ -55,6 +56,10 @@ Dims check_cfg(const fs::path& dir, std::vector<std::string>& problems) {
   } catch (const std::exception& e) {
     problems.push_back(std::string("cfg.json: does not parse: ") + e.what());
     return dims;
+  }
+  if (cfg.is_object() && cfg.value("metadata", json::object()).is_object()) {
+    const json factor = cfg["metadata"].value("activation_norm_scaling_factor", json());
+    if (factor.is_number() && factor.get<double>() > 0) dims.decoder_norm = 1.0 / factor.get<double>();
   }
   if (!cfg.is_object()) {
     problems.push_back("cfg.json: not a JSON object");
@@ -182,10 +187,13 @@ std::vector<std::string> saelens_problems(const std::filesystem::path& sae_dir) 
     }
     if (dims.d_in && dims.d_sae) {
       if (auto w_dec = usable(*tensors, "W_dec", {d_sae, d_in})) {
-        auto norms = w_dec->to(torch::kDouble).norm(2, 1);
+        // Unit norm, or 1 / the activation scale folded into the weights (SAELens's
+        // fold_activation_norm_scaling_factor divides W_dec by it).
+        auto norms = w_dec->to(torch::kDouble).norm(2, 1) / dims.decoder_norm;
         double worst = (norms - 1.0).abs().max().item<double>();
         if (!(worst <= 1e-4)) {
-          problems.push_back("sae_weights.safetensors: W_dec rows are not unit norm (largest | norm - 1 | = " +
+          problems.push_back("sae_weights.safetensors: W_dec rows are not unit norm, nor 1 / the folded "
+                             "activation_norm_scaling_factor (largest relative | norm - expected | = " +
                              std::to_string(worst) + ")");
         }
       }

@@ -16,7 +16,8 @@ namespace sweep::testing {
 //    hook_name and model_name; topk also needs an integer "k" in [1, d_sae].
 //  - sae_weights.safetensors holds exactly W_enc [d_in, d_sae], W_dec [d_sae, d_in],
 //    b_enc [d_sae], b_dec [d_in] (plus threshold [d_sae] for jumprelu), all F32 and finite,
-//    and the rows of W_dec have unit norm (within 1e-4).
+//    and the rows of W_dec have unit norm (within 1e-4), or 1 / metadata's
+//    activation_norm_scaling_factor where one was folded into the weights.
 //  - sparsity.safetensors holds "sparsity" [d_sae] F32, log10 firing frequencies in [-10, 0].
 std::vector<std::string> saelens_problems(const std::filesystem::path& sae_dir);
 

@@ -12,7 +12,9 @@
 
 #include "common/export_checksums.h"
 #include "common/version.h"
+#include "sae/fold_scale.h"
 #include "sae/penalties/absorption.h"
+#include "sharding/normalization.h"
 #include "worker/checkpoint.h"
 #include "worker/evaluate.h"
 #include "worker/group_failure.h"
@@ -154,8 +156,13 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
                               const JobControl& control) {
   const bool leader = comm.is_leader();
   auto device = pick_device(job.train.device, job.train.gpu_index);
-  auto data = agree_on(comm, [&] { return sharding::open_dataset(job.data); });
-  const auto probes = agree_on(comm, [&] { return load_probes(job, *data); });
+  const auto raw = agree_on(comm, [&] { return sharding::open_dataset(job.data); });
+  const auto probes = agree_on(comm, [&] { return load_probes(job, *raw); });
+  // Training reads the rows scaled by data.normalize's factor; evaluation and export read the raw
+  // rows with the factor folded into the weights.
+  const double scale = job.data.normalize_factor;
+  const auto scaled = scale == 1.0 ? nullptr : sharding::scaled_view(*raw, scale);
+  const sharding::Dataset* data = scaled ? scaled.get() : raw.get();
   JobConfig cfg = job;
   cfg.sae.d_in = data->d_in();  // the data decides the width (activation files carry their own)
   Trainer trainer(cfg, comm, device);
@@ -236,7 +243,9 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
   double train_seconds = seconds_before + seconds_since(start);
 
   const auto eval_started = Clock::now();
-  auto evaluated = evaluate(trainer.model(), *data, comm, train.eval_batch_size, device, cfg.absorption,
+  const auto folded = scale == 1.0 ? nullptr : sae::fold_activation_scale(trainer.model(), scale);
+  const sae::Sae& model = folded ? *folded : trainer.model();
+  auto evaluated = evaluate(model, *raw, comm, train.eval_batch_size, device, cfg.absorption,
                             probes ? &*probes : nullptr, control.stop_requested);
   if (!evaluated) return preempted(train.steps);  // stopped inside the evaluation: resumes at the evaluation
   const double eval_seconds = seconds_since(eval_started);
@@ -245,8 +254,12 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
   nlohmann::json metrics(eval.metrics);
   metrics.update(activity.summary());
   if (leader) {
-    auto exported = sae::export_saelens(trainer.model(), eval.firing_frequency, cfg.origin);
+    auto exported = sae::export_saelens(model, eval.firing_frequency, cfg.origin);
     exported.cfg["metadata"]["sweep_version"] = sweep_version();
+    if (folded) {  // as SAELens records a folded factor: the SAE takes raw activations
+      exported.cfg["metadata"]["activation_norm_scaling_factor"] = scale;
+      exported.cfg["metadata"]["activation_norm_scaling_factor_folded"] = true;
+    }
     write_saelens(job_dir / "sae", exported);
   }
 
