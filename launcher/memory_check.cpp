@@ -29,6 +29,10 @@ std::vector<MemoryPart> job_memory(const PlannedJob& job, int64_t d_in_value) {
     parts.push_back({"the SAE with gradients and Adam moments (sae.d_sae x d_in)", 4.0 * kFloat * (2.0 * d_sae * d_in + d_sae + d_in)});
     parts.push_back({"one step's activations (train.batch_size x (d_in + sae.d_sae))", kFloat * batch * (3.0 * d_in + 4.0 * d_sae)});
     parts.push_back({"one evaluation chunk (train.eval_batch_size x (d_in + sae.d_sae))", kFloat * eval * (3.0 * d_in + 3.0 * d_sae)});
+    if (cfg.data.normalize == sharding::DataConfig::Normalize::ExpectedNorm) {  // sae/fold_scale.h
+      parts.push_back({"the SAE's copy with data.normalize's factor folded in, for evaluation and export (sae.d_sae x d_in)",
+                       kFloat * (2.0 * d_sae * d_in + d_sae + d_in)});
+    }
     if (cfg.absorption.enabled && cfg.absorption.pairs == sae::PairTracking::Dense) {
       parts.push_back({"the dense penalty's sae.d_sae x sae.d_sae matrices", absorption_matrix_bytes(cfg.sae.d_sae)});
     }

@@ -57,7 +57,7 @@ Dims check_cfg(const fs::path& dir, std::vector<std::string>& problems) {
     problems.push_back(std::string("cfg.json: does not parse: ") + e.what());
     return dims;
   }
-  if (cfg.is_object() && cfg.value("metadata", json::object()).is_object()) {
+  if (cfg.is_object() && cfg.contains("metadata") && cfg["metadata"].is_object()) {
     const json factor = cfg["metadata"].value("activation_norm_scaling_factor", json());
     if (factor.is_number() && factor.get<double>() > 0) dims.decoder_norm = 1.0 / factor.get<double>();
   }
