@@ -4,7 +4,8 @@
 // Its part in a training step (worker/trainer.cpp), in order:
 //   1. forward_train(): the activations and, for a sparse step, the code of active latents;
 //   2. local_statistics(): its section of the step's first all-reduce (statistics_numel() values),
-//      with `carried`, what it computed here that its losses need with gradient (JumpReLU's L0 share);
+//      with `carried`, what it computed here that its losses need (JumpReLU's L0 share, with
+//      gradient; the TopK family's residual);
 //   3. losses(): reconstruction, sparsity and auxiliary terms from the reduced section;
 //   4. after_reduction(): updates that follow the group's figures (BatchTopK's inference threshold).
 // Evaluation encodes with activate(); the export adds its SAELens fields; its settings' checks run
@@ -35,7 +36,7 @@ struct SaeLensExport;
 // What an architecture's local statistics leave for its losses.
 struct ArchShare {
   torch::Tensor section;  // [statistics_numel()] this shard's, no gradient
-  torch::Tensor carried;  // with gradient, for losses() (undefined where none)
+  torch::Tensor carried;  // what losses() needs of this shard (JumpReLU's L0 share, with gradient; the TopK family's residual)
 };
 
 struct ArchLossInputs {

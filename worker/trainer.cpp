@@ -31,6 +31,10 @@ Trainer::Trainer(const JobConfig& cfg, Communicator& comm, torch::Device device)
       torch::optim::AdamOptions(cfg.train.lr).betas(std::make_tuple(beta1, 0.999)).eps(1e-8));
   auto opts = torch::TensorOptions().device(device_).dtype(torch::kFloat);
   state_.penalties = sae::make_penalties({cfg.resolved, cfg.absorption, cfg.sae.d_sae, cfg.seed, opts});
+  for (size_t i = 0; i < state_.penalties.size(); ++i) {
+    const auto width = static_cast<int64_t>(sae::penalties()[i].activity.size());
+    off_activity_.push_back(state_.penalties[i] ? torch::Tensor() : torch::zeros({width}, opts));
+  }
   state_.tokens_since_fired = torch::zeros({cfg.sae.d_sae}, opts.dtype(torch::kDouble));
   state_.code_size = sae::first_code_size(cfg.sae, cfg.train.batch_size / comm.size());  // this rank's rows
 }
@@ -108,11 +112,10 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::forward_backward(const torch::T
   }
   auto total = recon + sparse + aux;
   std::vector<torch::Tensor> activity;  // every penalty's, in the table's order (0 where it is off)
-  const auto& table = sae::penalties();
   for (size_t i = 0; i < state_.penalties.size(); ++i) {
     auto& penalty = state_.penalties[i];
     if (!penalty) {
-      activity.push_back(torch::zeros({static_cast<int64_t>(table[i].activity.size())}, x.options()));
+      activity.push_back(off_activity_[i]);
       continue;
     }
     auto term = penalty->loss(model, global.fired(), global.penalty_section(i), cfg_.train.batch_size, state_.step);

@@ -111,6 +111,8 @@ class Trainer {
   // one says otherwise, as after a resume); the aux loss is skipped when none is.
   bool any_dead_ = true;
   torch::Tensor dead_next_;  // [1] bool on the device: a latent is dead for the next step
+  // Per penalty that is off for this job, its activity (zeros) in the step's terms; undefined where on.
+  std::vector<torch::Tensor> off_activity_;
 };
 
 }  // namespace sweep::worker

@@ -22,8 +22,8 @@ std::vector<Setting> topk_family_settings() {
 ArchShare TopkFamily::local_statistics(const Sae& /*sae*/, const Forward& fwd, const torch::Tensor& x,
                                        const BatchContext& /*batch*/) const {
   torch::NoGradGuard no_grad;
-  auto e = x - fwd.x_hat;
-  return {torch::cat({e.sum(0), e.pow(2).sum().reshape({1})}), {}};
+  auto e = x - fwd.x_hat;  // carried to the auxiliary loss, which fits the dead latents to it
+  return {torch::cat({e.sum(0), e.pow(2).sum().reshape({1})}), e};
 }
 
 torch::Tensor TopkFamily::reconstruction(const ArchLossInputs& in) const {
@@ -35,7 +35,7 @@ ArchLosses TopkFamily::losses(const ArchLossInputs& in) const {
   ArchLosses out{reconstruction(in), {}, {}};
   if (in.any_dead) {  // none dead (the last step's read said so): the auxiliary loss is 0
     auto dead = in.tokens_since_fired > static_cast<double>(cfg.dead_after_tokens);
-    out.aux = cfg.aux_weight * topk_aux_loss(in.sae, in.fwd, in.x, in.x - in.fwd.x_hat, dead,
+    out.aux = cfg.aux_weight * topk_aux_loss(in.sae, in.fwd, in.x, in.carried, dead,
                                              in.section.narrow(0, 0, cfg.d_in + 1), in.batch);
   }
   return out;
