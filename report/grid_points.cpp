@@ -111,10 +111,7 @@ class Grouping {
   // matched pairs in the flagged region, judged at the penalised job's thresholds (a baseline's own
   // share is at the defaults, which the penalised job may not use).
   static std::optional<double> baseline_value(const json& job, const json& base, const std::string& metric) {
-    if (metric == "gt_pairs_in_region" && job.contains("absorption_coverage") && base.contains("absorption_coverage")) {
-      const auto [tau, rho] = region_thresholds(job["absorption_coverage"]);
-      return share_in_region(base["absorption_coverage"], tau, rho);
-    }
+    if (metric == "gt_pairs_in_region" && both_record_coverage(job, base)) return baseline_share_at_job_thresholds(job, base);
     const json& m = base["metrics"];
     if (!m.contains(metric) || !finite(m[metric])) return std::nullopt;
     return m[metric].get<double>();

@@ -15,8 +15,13 @@ std::optional<double> share_in_region(const nlohmann::json& coverage, double tau
   return inside / matched;
 }
 
-std::pair<double, double> region_thresholds(const nlohmann::json& coverage) {
-  return {coverage["tau"].get<double>(), coverage["rho"].get<double>()};
+bool both_record_coverage(const nlohmann::json& job, const nlohmann::json& base) {
+  return job.contains("absorption_coverage") && base.contains("absorption_coverage");
+}
+
+std::optional<double> baseline_share_at_job_thresholds(const nlohmann::json& job, const nlohmann::json& base) {
+  const auto& coverage = job["absorption_coverage"];
+  return share_in_region(base["absorption_coverage"], coverage["tau"].get<double>(), coverage["rho"].get<double>());
 }
 
 }  // namespace sweep::launcher

@@ -14,7 +14,11 @@ namespace sweep::launcher {
 // nullopt when the coverage holds no matched pair.
 std::optional<double> share_in_region(const nlohmann::json& coverage, double tau, double rho);
 
-// The thresholds a coverage was recorded at: {tau, rho}.
-std::pair<double, double> region_thresholds(const nlohmann::json& coverage);
+// Whether a penalised job and its baseline (results, or report.json's jobs) both record their
+// coverage, so that the baseline's share can be judged at the job's thresholds.
+bool both_record_coverage(const nlohmann::json& job, const nlohmann::json& base);
+// The baseline's share at the thresholds the job's coverage was recorded at (both_record_coverage);
+// nullopt when the baseline has no matched pair.
+std::optional<double> baseline_share_at_job_thresholds(const nlohmann::json& job, const nlohmann::json& base);
 
 }  // namespace sweep::launcher

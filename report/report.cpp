@@ -158,10 +158,8 @@ json build_report(const std::string& sweep_name, const std::vector<JobRecord>& r
         job["baseline_id"] = (*b->second)["id"];
         job["delta"] = differences(job["metrics"], b->second->value("metrics", json::object()));
         // The share of matched pairs in the flagged region, the baseline's judged at this job's thresholds.
-        if (job["delta"].contains("gt_pairs_in_region") && r.contains("absorption_coverage") &&
-            b->second->contains("absorption_coverage")) {
-          const auto [tau, rho] = region_thresholds(r["absorption_coverage"]);
-          const auto before = share_in_region((*b->second)["absorption_coverage"], tau, rho);
+        if (job["delta"].contains("gt_pairs_in_region") && both_record_coverage(r, *b->second)) {
+          const auto before = baseline_share_at_job_thresholds(r, *b->second);
           if (before) job["delta"]["gt_pairs_in_region"] = job["metrics"]["gt_pairs_in_region"].get<double>() - *before;
           else job["delta"].erase("gt_pairs_in_region");
         }

@@ -312,7 +312,7 @@ class Verdicts {
       if (point["baseline"].get<bool>() || !point.value("absorption", false)) continue;
       const auto measured = coverages(point);
       if (measured.empty()) continue;
-      const auto [tau, rho] = region_thresholds(*measured[0]);
+      const double tau = (*measured[0])["tau"], rho = (*measured[0])["rho"];
       const json after = share_in_region_of(point, tau, rho);
       if (after.is_null()) continue;
       const json* base = baseline_of(point);
