@@ -104,11 +104,13 @@ std::vector<KeySpec> build_schema() {
       {"name", K::String, "", path_component(), "sweep name; output goes to runs/<name> (default: the file's stem)", false},
       field("seed", &worker::JobConfig::seed, at_least(0), "seed of the SAE initialisation"),
 
-      enum_field("data.source", &Data::source, {{"synthetic", Data::Source::Synthetic}, {"files", Data::Source::Files}}, "activation source"),
+      enum_field("data.source", &Data::source, {{"synthetic", Data::Source::Synthetic}, {"files", Data::Source::Files}, {"saelens", Data::Source::Saelens}},
+                 "activation source: the built-in synthetic data, .safetensors/.npy files, or a SAELens activation cache"),
       field("data.eval_tokens", &Data::eval_tokens, at_least(1), "held-out rows, never trained on"),
       field("data.seed", &Data::seed, at_least(0), "seed of the data (synthetic features, shuffles, split)"),
       field("data.paths", &Data::paths, none(), "files: globs of .safetensors / .npy shards"),
       field("data.tensor", &Data::tensor, none(), "files: tensor name inside .safetensors"),
+      field("data.path", &Data::path, none(), "saelens: the directory of a SAELens activation cache (what Dataset.save_to_disk wrote)", {true, true}),
       enum_field("data.normalize", &Data::normalize, {{"none", Data::Normalize::None}, {"expected_norm", Data::Normalize::ExpectedNorm}},
                  "expected_norm: train on rows scaled by one factor to a mean norm of sqrt(d_in) (estimated once from " +
                      std::to_string(sharding::kNormSampleRows) +
@@ -122,7 +124,7 @@ std::vector<KeySpec> build_schema() {
        "\"parents\": one concept per parent feature of the ground truth",
        {true, true}),
       field("data.model_name", &Origin::model_name, none(), "export metadata: model the activations came from"),
-      field("data.hook_name", &Origin::hook_name, none(), "export metadata: hook point of the activations"),
+      field("data.hook_name", &Origin::hook_name, none(), "export metadata: hook point of the activations; saelens: also the cache's activation column (default: its only Array2D column)"),
       field("data.hook_layer", &Origin::hook_layer, at_least(0), "export metadata: layer of the hook"),
       field("data.context_size", &Origin::context_size, at_least(1), "export metadata: context size"),
       field("data.d_in", &Synthetic::d_in, at_least(1), "synthetic: activation dimension"),

@@ -64,16 +64,28 @@ void validate_job(const SweepSpec& spec, const PlannedJob& job) {
   if (c["data.source"] == "files" && c["data.paths"].empty()) {
     fail("data.paths", "data.source = \"files\" needs at least one glob of .safetensors/.npy shards");
   }
+  const bool cache = c["data.source"] == "saelens";
+  if (cache && c["data.path"].get<std::string>().empty()) {
+    fail("data.path", "data.source = \"saelens\" needs the directory of the SAELens activation cache");
+  }
+  if (!cache && !c["data.path"].get<std::string>().empty()) {
+    fail("data.path", "names a SAELens cache's directory, for data.source = \"saelens\"; activation files are given "
+                      "by data.paths");
+  }
+  if (cache && !c["data.paths"].empty()) {
+    fail("data.paths", "lists activation files, for data.source = \"files\"; a SAELens cache is given by data.path");
+  }
   if (c["data.source"] == "synthetic" && !c["data.ground_truth"].get<std::string>().empty()) {
     fail("data.ground_truth", "applies to data.source = \"files\": the synthetic source has its own ground truth");
   }
   const auto labels = c["data.labels"].get<std::string>();
-  if (labels == sharding::kParentLabels && c["data.source"] == "files" && c["data.ground_truth"].get<std::string>().empty()) {
-    fail("data.labels", "\"parents\" labels rows by the parent features of the ground truth, and these files have none; "
+  if (labels == sharding::kParentLabels && c["data.source"] != "synthetic" && c["data.ground_truth"].get<std::string>().empty()) {
+    fail("data.labels", "\"parents\" labels rows by the parent features of the ground truth, and this data has none; "
                         "give data.ground_truth, or a labels file");
   }
   if (!labels.empty() && labels != sharding::kParentLabels && c["data.source"] == "synthetic") {
-    fail("data.labels", "a labels file labels the rows of activation files (data.source = \"files\"); the synthetic "
+    fail("data.labels", "a labels file labels the rows of activation files or a cache (data.source = \"files\" or "
+                        "\"saelens\"); the synthetic "
                         "source labels its rows with data.labels = \"parents\"");
   }
   if (c["data.source"] == "synthetic" && c["data.p_min"].get<double>() > c["data.p_max"].get<double>()) {

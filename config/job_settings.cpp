@@ -28,6 +28,8 @@ sharding::DataConfig to_data_config(const json& c) {
   fill_settings(config_schema(), c, data.synthetic);
   // Not a setting: the launcher estimates it and stores it in the plan's job configurations.
   if (c.contains(kNormalizeFactorKey)) data.normalize_factor = c[kNormalizeFactorKey].get<double>();
+  // data.hook_name names a cache's activation column; left at its default, the cache has only one.
+  if (const auto hook = c["data.hook_name"].get<std::string>(); hook != sae::ActivationOrigin{}.hook_name) data.column = hook;
   return data;
 }
 
@@ -52,7 +54,9 @@ worker::JobConfig to_job_config(const PlannedJob& job) {
   cfg.params = job.params;
   cfg.resolved = c;
   cfg.data = to_data_config(c);
-  cfg.origin.dataset_path = c["data.source"] == "files" ? c["data.paths"].dump() : "synthetic";
+  cfg.origin.dataset_path = cfg.data.source == sharding::DataConfig::Source::Files   ? c["data.paths"].dump()
+                            : cfg.data.source == sharding::DataConfig::Source::Saelens ? cfg.data.path
+                                                                                        : "synthetic";
   // d_in comes from the data: the synthetic setting here, the shards' width for files (set at open).
   cfg.sae.d_in = c["data.d_in"];
   // train.ranks_per_job is the launcher's business: it decides the group a job runs on.

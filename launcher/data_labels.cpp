@@ -9,6 +9,7 @@
 #include "sharding/first_letter.h"
 #include "sharding/labels.h"
 #include "sharding/npy.h"
+#include "sharding/saelens_cache.h"
 
 namespace sweep::launcher {
 namespace {
@@ -20,7 +21,26 @@ constexpr int64_t kFewRows = 8 * 20;
 
 }  // namespace
 
-int write_first_letter_labels(const FirstLetterOptions& options) {
+int write_first_letter_labels(const FirstLetterOptions& given) {
+  FirstLetterOptions options = given;
+  if (options.tokens.empty() == options.cache.empty()) {
+    spdlog::error("give the token ids as --tokens FILE.npy or --cache DIR (a SAELens activation cache)");
+    return kExitInvalidInput;
+  }
+  torch::Tensor tokens;
+  try {
+    if (options.cache.empty()) {
+      tokens = sharding::read_int_vector_npy(options.tokens, "token ids, one per activation row");
+    } else {
+      const auto cache = sharding::open_saelens_cache(options.cache, options.hook_name);
+      tokens = sharding::saelens_token_ids(cache, options.cache);
+      // Each row of a cache is one sequence of context_size positions.
+      if (!options.seq_len && !options.bos_id) options.seq_len = cache.context_size;
+    }
+  } catch (const sharding::DataError& e) {
+    spdlog::error("{}", e.what());
+    return kExitInvalidInput;
+  }
   if (!options.seq_len && !options.bos_id) {
     spdlog::error("give --seq-len N (every sequence is N rows) or --bos-id ID (the token that starts each sequence), so "
                   "that no word runs from one sequence into the next");
@@ -36,7 +56,6 @@ int write_first_letter_labels(const FirstLetterOptions& options) {
   }
   torch::Tensor classes;
   try {
-    const auto tokens = sharding::read_int_vector_npy(options.tokens, "token ids, one per activation row");
     const auto vocab = sharding::read_vocab(options.vocab);
     if (options.bos_id && (*options.bos_id < 0 || *options.bos_id >= static_cast<int64_t>(vocab.size()))) {
       spdlog::error("--bos-id {}: not a token of {} ({} tokens)", *options.bos_id, options.vocab.string(), vocab.size());

@@ -1,5 +1,6 @@
 // `sweep data labels first-letter`: the first-letter labels of the probe-based absorption metric,
-// written from the token id of every activation row and the tokenizer's vocabulary.
+// written from the token id of every activation row (from a .npy or a SAELens cache) and the
+// tokenizer's vocabulary.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,8 @@ namespace sweep::launcher {
 
 struct FirstLetterOptions {
   std::filesystem::path tokens;  // .npy, a token id per activation row
+  std::filesystem::path cache;   // or a SAELens cache, whose token_ids column has them
+  std::string hook_name;         // the cache's activation column; "" for its only one
   std::filesystem::path vocab;   // JSON list or tokenizer.json
   std::filesystem::path out;     // .safetensors
   std::optional<int64_t> seq_len;

@@ -72,9 +72,15 @@ int main(int argc, char** argv) {
   auto* first_letter = labels_cmd->add_subcommand("first-letter", "label each word's rows by its first letter, from token ids");
   sweep::launcher::FirstLetterOptions letters;
   int64_t seq_len = 0, bos_id = 0;
-  first_letter->add_option("--tokens", letters.tokens, "1-D .npy: the token id of every activation row, in row order")
-      ->required()
+  auto* tokens_file = first_letter
+      ->add_option("--tokens", letters.tokens, "1-D .npy: the token id of every activation row, in row order")
       ->check(CLI::ExistingFile);
+  auto* cache_dir = first_letter
+      ->add_option("--cache", letters.cache, "a SAELens activation cache (data.path): its token_ids column, in row order")
+      ->check(CLI::ExistingDirectory);
+  tokens_file->excludes(cache_dir);
+  first_letter->add_option("--hook-name", letters.hook_name, "with --cache: its activation column (default: the only one)")
+      ->needs(cache_dir);
   first_letter->add_option("--vocab", letters.vocab, "the token strings: a JSON list by id, or a tokenizer.json")
       ->required()
       ->check(CLI::ExistingFile);

@@ -35,10 +35,11 @@ void attach_normalize_factors(std::vector<PlannedJob>& jobs, const nlohmann::jso
     auto [it, fresh] = estimated.try_emplace(source.dump(), 0.0);
     if (fresh) {
       try {
-        const auto data = sharding::open_dataset(to_data_config(c));
+        const auto config = to_data_config(c);
+        const auto data = sharding::open_dataset(config);
         it->second = sharding::expected_norm_factor(*data);
         spdlog::info("data.normalize = \"expected_norm\": rows of {} scaled by {:.6g}, to a mean norm of sqrt({}) = {:.4g}",
-                     c["data.source"] == "files" ? c["data.paths"].dump() : std::string("the synthetic data"), it->second,
+                     sharding::source_description(config), it->second,
                      data->d_in(), std::sqrt(static_cast<double>(data->d_in())));
       } catch (const sharding::DataError& e) {
         throw ConfigError(e.what());

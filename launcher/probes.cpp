@@ -11,6 +11,7 @@
 #include "config/config_error.h"
 #include "config/job_settings.h"
 #include "sharding/data_error.h"
+#include "sharding/dataset.h"
 #include "sharding/fingerprint.h"
 #include "sharding/labels.h"
 #include "worker/probe_file.h"
@@ -34,8 +35,9 @@ json probe_settings(const json& resolved) {
 // The files the probes were trained on: the activation files and a labels file, fingerprinted.
 json fingerprints(const json& resolved) {
   json out = json::object();
-  if (resolved["data.source"] == "files") {
-    out["data.paths"] = sharding::fingerprint_files(resolved["data.paths"].get<std::vector<std::string>>());
+  if (resolved["data.source"] != "synthetic") {
+    out[resolved["data.source"] == "files" ? "data.paths" : "data.path"] =
+        sharding::fingerprint_paths(sharding::source_files(to_data_config(resolved)));
   }
   const auto labels = resolved["data.labels"].get<std::string>();
   if (labels != sharding::kParentLabels) out["data.labels"] = sharding::fingerprint_files({labels});

@@ -8,7 +8,9 @@
 #include "common/atomic_file.h"
 #include "common/job_state.h"
 #include "config/config_error.h"
+#include "config/job_settings.h"
 #include "report/files.h"
+#include "sharding/dataset.h"
 #include "sharding/fingerprint.h"
 #include "sharding/labels.h"
 
@@ -76,8 +78,8 @@ void move_aside(const fs::path& out, double stale_after_seconds) {
 }
 
 // The fingerprint of every file the jobs read: each distinct set of activation files by its
-// data.paths, and each ground-truth and labels file by "data.ground_truth: PATH" and
-// "data.labels: PATH".
+// data.paths, each SAELens cache by "data.path: DIR", and each ground-truth and labels file by
+// "data.ground_truth: PATH" and "data.labels: PATH".
 nlohmann::json fingerprint_data(const std::vector<PlannedJob>& jobs) {
   nlohmann::json out = nlohmann::json::object();
   auto add = [&](const std::string& key, const std::vector<std::string>& files) {
@@ -85,8 +87,11 @@ nlohmann::json fingerprint_data(const std::vector<PlannedJob>& jobs) {
   };
   for (const auto& job : jobs) {
     const auto& c = job.resolved;
-    if (c["data.source"] != "files") continue;
-    add(c["data.paths"].dump(), c["data.paths"].get<std::vector<std::string>>());
+    if (c["data.source"] == "synthetic") continue;
+    if (c["data.source"] == "files") add(c["data.paths"].dump(), c["data.paths"].get<std::vector<std::string>>());
+    const auto cache = "data.path: " + c["data.path"].get<std::string>();
+    if (c["data.source"] == "saelens" && !out.contains(cache))
+      out[cache] = sharding::fingerprint_paths(sharding::source_files(to_data_config(c)));
     for (const char* key : {"data.ground_truth", "data.labels"}) {
       const auto file = c[key].get<std::string>();
       if (!file.empty() && file != sharding::kParentLabels) add(std::string(key) + ": " + file, {file});

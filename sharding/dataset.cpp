@@ -1,5 +1,6 @@
 // Dataset implementations: synthetic (held-out rows first, then an endless training stream)
-// and files (seeded permutation; its tail held out, the rest reshuffled every epoch).
+// and files or SAELens caches (seeded permutation; its tail held out, the rest reshuffled every
+// epoch).
 #include "sharding/dataset.h"
 
 #include <limits>
@@ -10,6 +11,7 @@
 #include "sharding/data_error.h"
 #include "sharding/file_source.h"
 #include "sharding/ground_truth_file.h"
+#include "sharding/saelens_cache.h"
 
 namespace sweep::sharding {
 
@@ -98,13 +100,22 @@ class SyntheticDataset : public Dataset {
   RowLabels labels_;
 };
 
+// A SAELens cache's rows as a file source, and what it says of their origin.
+std::pair<FileActivationSource, std::optional<CacheOrigin>> open_rows(const DataConfig& cfg) {
+  if (cfg.source != DataConfig::Source::Saelens) return {FileActivationSource(cfg.paths, cfg.tensor), std::nullopt};
+  SaelensCache cache = open_saelens_cache(cfg.path, cfg.column);
+  CacheOrigin origin{cache.column, cache.context_size};
+  return {FileActivationSource(std::move(cache.runs), std::move(cache.files)), origin};
+}
+
 class FileDataset : public Dataset {
  public:
-  FileDataset(const DataConfig& cfg) : source_(cfg.paths, cfg.tensor), seed_(cfg.seed) {
+  FileDataset(const DataConfig& cfg, std::pair<FileActivationSource, std::optional<CacheOrigin>> opened)
+      : source_(std::move(opened.first)), origin_(std::move(opened.second)), seed_(cfg.seed) {
     int64_t n = source_.num_rows();
     if (cfg.eval_tokens >= n) {
-      throw DataError("data.eval_tokens = " + std::to_string(cfg.eval_tokens) + " but the activation files hold only " +
-                      std::to_string(n) + " rows\nHINT: lower data.eval_tokens or add more shards to data.paths");
+      throw DataError("data.eval_tokens = " + std::to_string(cfg.eval_tokens) + " but " + source_description(cfg) +
+                      " holds only " + std::to_string(n) + " rows\nHINT: lower data.eval_tokens or add more data");
     }
     auto order = permutation(n, seed_);
     train_rows_ = order.narrow(0, 0, n - cfg.eval_tokens).contiguous();
@@ -117,6 +128,7 @@ class FileDataset : public Dataset {
   const std::vector<std::string>& concept_names() const override { return labels_->names(); }
 
   int64_t d_in() const override { return source_.d_in(); }
+  std::optional<CacheOrigin> cache_origin() const override { return origin_; }
   int64_t eval_size() const override { return eval_rows_.size(0); }
   int64_t train_size() const override { return train_rows_.size(0); }
 
@@ -161,6 +173,7 @@ class FileDataset : public Dataset {
   }
 
   FileActivationSource source_;
+  std::optional<CacheOrigin> origin_;
   std::optional<GroundTruthFile> truth_;
   std::optional<RowLabels> labels_;
   uint64_t seed_;
@@ -174,7 +187,34 @@ class FileDataset : public Dataset {
 
 std::unique_ptr<Dataset> open_dataset(const DataConfig& cfg) {
   if (cfg.source == DataConfig::Source::Synthetic) return std::make_unique<SyntheticDataset>(cfg);
-  return std::make_unique<FileDataset>(cfg);
+  return std::make_unique<FileDataset>(cfg, open_rows(cfg));
+}
+
+std::vector<std::filesystem::path> source_files(const DataConfig& cfg) {
+  switch (cfg.source) {
+    case DataConfig::Source::Files:
+      return expand_globs(cfg.paths);
+    case DataConfig::Source::Saelens:
+      return saelens_cache_files(cfg.path);
+    case DataConfig::Source::Synthetic:
+      break;
+  }
+  return {};
+}
+
+std::string source_description(const DataConfig& cfg) {
+  switch (cfg.source) {
+    case DataConfig::Source::Files: {
+      std::string globs;
+      for (const auto& g : cfg.paths) globs += (globs.empty() ? "" : ", ") + g;
+      return "the activation files " + globs;
+    }
+    case DataConfig::Source::Saelens:
+      return "the SAELens cache " + cfg.path;
+    case DataConfig::Source::Synthetic:
+      break;
+  }
+  return "the synthetic data";
 }
 
 }  // namespace sweep::sharding

@@ -21,10 +21,6 @@ namespace {
 constexpr const char* kCorruptHint =
     "the file is corrupt or was not written completely; regenerate it, or leave it out of the glob";
 
-[[noreturn]] void fail(const std::string& subject, const std::string& what, const std::string& hint) {
-  throw DataError(subject + ": " + what + "\nHINT: " + hint);
-}
-
 // Runs `read`, appending a HINT line to any DataError it throws.
 template <typename Read>
 auto with_hint(Read read, const std::string& hint) {
@@ -41,14 +37,14 @@ std::vector<std::string> glob_matches(const std::string& pattern) {
   std::vector<std::string> matches(found.gl_pathv, found.gl_pathv + (rc == 0 ? found.gl_pathc : 0));
   ::globfree(&found);
   if (rc == GLOB_NOMATCH)
-    fail(pattern, "glob pattern matches no file",
+    fail_with_hint(pattern, "glob pattern matches no file",
          std::string("check the path (a relative pattern is resolved from the current directory) and that the "
                      "activation files exist") +
              (pattern.find_first_of("[]") != std::string::npos
                   ? "; [ and ] are glob syntax (x[1].npy matches x1.npy): write a literal [ as [[] and ] as []]"
                   : ""));
   if (rc != 0)
-    fail(pattern, "glob expansion failed", "check that the directories in the pattern are readable");
+    fail_with_hint(pattern, "glob expansion failed", "check that the directories in the pattern are readable");
   return matches;
 }
 
@@ -56,7 +52,7 @@ std::vector<std::string> glob_matches(const std::string& pattern) {
 
 std::vector<std::filesystem::path> expand_globs(const std::vector<std::string>& globs) {
   if (globs.empty())
-    fail("activation files", "no glob patterns given",
+    fail_with_hint("activation files", "no glob patterns given",
          "list the .safetensors/.npy activation files to train on");
   // In data.paths order, each glob's matches sorted (glob() sorts them); a file that two globs
   // match is read once, where the first of them puts it.
@@ -66,7 +62,7 @@ std::vector<std::filesystem::path> expand_globs(const std::vector<std::string>& 
     for (const auto& found : glob_matches(pattern)) {
       // Opening a FIFO would wait for a writer, a device would be read without end.
       if (!std::filesystem::is_regular_file(found))
-        fail(found, "is not a regular file (a directory, FIFO or device, or a link to one)",
+        fail_with_hint(found, "is not a regular file (a directory, FIFO or device, or a link to one)",
              "give data.paths globs that match the activation files only");
       if (seen.insert(found).second) matches.emplace_back(found);
     }
@@ -94,10 +90,10 @@ torch::ScalarType scalar_type(RowDtype dtype) {
 void set_matrix_shape(ShardInfo& shard, const std::vector<int64_t>& shape, const std::string& what) {
   const std::string file = shard.path.string();
   if (shape.size() != 2)
-    fail(file, what + " has shape " + shape_string(shape) + "; activations must be 2-D [rows, d_in]",
+    fail_with_hint(file, what + " has shape " + shape_string(shape) + "; activations must be 2-D [rows, d_in]",
          "store the activations as one [rows, d_in] matrix per file (flatten batch and sequence dimensions)");
   if (shape[0] == 0 || shape[1] == 0)
-    fail(file, what + " has shape " + shape_string(shape) + ", which holds no activations",
+    fail_with_hint(file, what + " has shape " + shape_string(shape) + ", which holds no activations",
          "delete the empty shard or leave it out of the glob");
   shard.rows = shape[0];
   shard.d_in = shape[1];
@@ -114,7 +110,7 @@ std::string pick_tensor(const SafetensorsHeader& header, const std::string& tens
     found += (found.empty() ? "'" : ", '") + name + "' " + shape_string(info.shape);
   }
   if (matrices.size() == 1) return matrices.front();
-  fail(file,
+  fail_with_hint(file,
        "no tensor named '" + tensor_name + "' and " + std::to_string(matrices.size()) +
            " 2-D tensors to fall back on; tensors found: " + (found.empty() ? "(none)" : found),
        "set the activation tensor name to the tensor that holds the [rows, d_in] activations");
@@ -124,7 +120,7 @@ RowDtype safetensors_dtype(const std::string& dtype, const std::string& what, co
   if (dtype == "F32") return RowDtype::F32;
   if (dtype == "F16") return RowDtype::F16;
   if (dtype == "BF16") return RowDtype::BF16;
-  fail(file, what + " has dtype " + dtype + "; activations must be F32, F16 or BF16",
+  fail_with_hint(file, what + " has dtype " + dtype + "; activations must be F32, F16 or BF16",
        "convert the activations to float32, float16 or bfloat16 when saving them");
 }
 
@@ -147,7 +143,7 @@ RowDtype npy_dtype(const std::string& descr, const std::string& file) {
   const bool little = !descr.empty() && std::strchr("<|=", descr[0]) != nullptr;
   if (little && descr.substr(1) == "f4") return RowDtype::F32;
   if (little && descr.substr(1) == "f2") return RowDtype::F16;
-  fail(
+  fail_with_hint(
       file,
       "array has descr '" + descr + "'; activations must be little-endian float32 ('<f4') or float16 ('<f2')",
       "convert before saving, e.g. np.save(path, acts.astype('<f4'))");
@@ -157,7 +153,7 @@ ShardInfo inspect_npy(const MappedFile& file) {
   const std::string path = file.path().string();
   const NpyHeader header = with_hint([&] { return read_npy_header(file); }, kCorruptHint);
   if (header.fortran_order)
-    fail(path, "array is stored in Fortran (column-major) order; rows must be contiguous",
+    fail_with_hint(path, "array is stored in Fortran (column-major) order; rows must be contiguous",
          "save a C-ordered array, e.g. np.save(path, np.ascontiguousarray(acts))");
 
   ShardInfo shard{file.path()};
@@ -175,7 +171,7 @@ struct OpenShard {
 OpenShard open_shard(const std::filesystem::path& path, const std::string& tensor_name) {
   const std::string extension = path.extension().string();
   if (extension != ".safetensors" && extension != ".npy")
-    fail(path.string(),
+    fail_with_hint(path.string(),
          (extension.empty() ? "no extension" : "unknown extension '" + extension + "'") +
              "; expected .safetensors or .npy",
          "convert the activations to safetensors or .npy, or narrow the glob to those files");
@@ -204,21 +200,38 @@ struct RowGather {
 
 }  // namespace
 
-FileActivationSource::FileActivationSource(const std::vector<std::string>& globs,
-                                           const std::string& tensor_name) {
-  row_starts_.push_back(0);
+namespace {
+
+FileActivationSource open_files(const std::vector<std::string>& globs, const std::string& tensor_name) {
+  std::vector<ShardInfo> shards;
+  std::vector<MappedFile> files;
   for (const std::filesystem::path& path : expand_globs(globs)) {
     OpenShard shard = open_shard(path, tensor_name);
-    if (!shards_.empty() && shard.info.d_in != d_in_)
-      fail(path.string(),
-           "d_in " + std::to_string(shard.info.d_in) + " disagrees with d_in " + std::to_string(d_in_) +
+    shard.info.file = files.size();
+    shards.push_back(std::move(shard.info));
+    files.push_back(std::move(shard.file));
+  }
+  return FileActivationSource(std::move(shards), std::move(files));
+}
+
+}  // namespace
+
+FileActivationSource::FileActivationSource(const std::vector<std::string>& globs, const std::string& tensor_name)
+    : FileActivationSource(open_files(globs, tensor_name)) {}
+
+FileActivationSource::FileActivationSource(std::vector<ShardInfo> runs, std::vector<MappedFile> files)
+    : files_(std::move(files)) {
+  row_starts_.push_back(0);
+  for (ShardInfo& run : runs) {
+    if (!shards_.empty() && run.d_in != d_in_)
+      fail_with_hint(run.path.string(),
+           "d_in " + std::to_string(run.d_in) + " disagrees with d_in " + std::to_string(d_in_) +
                " of " + shards_.front().path.string(),
            "all shards must hold activations of the same model and layer; leave out the files that do not "
            "belong");
-    d_in_ = shard.info.d_in;
-    row_starts_.push_back(row_starts_.back() + shard.info.rows);
-    shards_.push_back(std::move(shard.info));
-    files_.push_back(std::move(shard.file));
+    d_in_ = run.d_in;
+    row_starts_.push_back(row_starts_.back() + run.rows);
+    shards_.push_back(std::move(run));
   }
 }
 
@@ -233,7 +246,7 @@ std::pair<size_t, int64_t> FileActivationSource::locate(int64_t global_row) cons
 
 const uint8_t* FileActivationSource::row_bytes(size_t shard, int64_t row) const {
   const ShardInfo& info = shards_[shard];
-  return files_[shard].data() + info.data_start + row * d_in_ * itemsize(info.dtype);
+  return files_[info.file].data() + info.data_start + row * d_in_ * itemsize(info.dtype);
 }
 
 torch::Tensor FileActivationSource::rows(const std::vector<int64_t>& indices) const {
@@ -251,8 +264,8 @@ torch::Tensor FileActivationSource::rows(const std::vector<int64_t>& indices) co
     if (gather.sources.empty()) continue;
     torch::Tensor converted = gather.to_float(static_cast<RowDtype>(d), d_in_, [&](int64_t position) {
       const auto [shard, row] = locate(indices[position]);
-      fail(shards_[shard].path.string(),
-           "reading row " + std::to_string(row) + " raised a bus error: the file was truncated or replaced while the "
+      fail_with_hint(shards_[shard].path.string(),
+           "reading row " + std::to_string(shards_[shard].first_row + row) + " raised a bus error: the file was truncated or replaced while the "
            "sweep was reading it",
            "restore the file and re-run the same command (a resume checks that the data is unchanged)");
     });
@@ -274,8 +287,8 @@ void FileActivationSource::check_finite(const torch::Tensor& rows,
   const int64_t position = bad_rows[0][0].item<int64_t>();
   const auto [shard, row] = locate(indices[position]);
   const bool nan = rows[position].isnan().any().item<bool>();
-  fail(shards_[shard].path.string(),
-       "row " + std::to_string(row) + " (global row " + std::to_string(indices[position]) + ") contains " +
+  fail_with_hint(shards_[shard].path.string(),
+       "row " + std::to_string(shards_[shard].first_row + row) + " (global row " + std::to_string(indices[position]) + ") contains " +
            (nan ? "NaN" : "Inf"),
        "the activations in this shard are corrupt (or overflowed float16); regenerate the shard or leave it "
        "out "

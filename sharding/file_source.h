@@ -1,5 +1,6 @@
 // FileActivationSource: activation rows read straight from memory-mapped .safetensors/.npy
-// shards, every shard validated up front so bad data fails fast with a clear message.
+// shards or SAELens caches, every shard validated up front so bad data fails fast with a clear
+// message.
 #pragma once
 
 #include <torch/torch.h>
@@ -20,12 +21,16 @@ enum class RowDtype { F32, F16, BF16 };
 // kept where it first appears; a pattern matching nothing is a DataError.
 std::vector<std::filesystem::path> expand_globs(const std::vector<std::string>& globs);
 
+// A run of rows stored one after another in one file: a whole .npy/.safetensors shard, or one
+// record batch of a SAELens cache's .arrow file.
 struct ShardInfo {
   std::filesystem::path path;
   RowDtype dtype = RowDtype::F32;
   int64_t rows = 0;
   int64_t d_in = 0;
   uint64_t data_start = 0;  // absolute file offset of row 0
+  size_t file = 0;          // which of the source's mapped files holds the rows
+  int64_t first_row = 0;    // the row within that file of row 0 (what messages call it)
 };
 
 // Every error is a DataError naming the file (or glob pattern) and the problem, followed by a
@@ -37,6 +42,9 @@ class FileActivationSource {
   // else the file's only 2-D tensor; it must be 2-D F32/F16/BF16. A .npy shard must be a 2-D,
   // C-ordered little-endian float32 or float16 array. All shards must agree on d_in.
   FileActivationSource(const std::vector<std::string>& globs, const std::string& tensor_name);
+  // Rows already validated by another reader (a SAELens cache): the runs in order, and the mapped
+  // files they index. All runs must agree on d_in.
+  FileActivationSource(std::vector<ShardInfo> runs, std::vector<MappedFile> files);
 
   int64_t num_rows() const { return row_starts_.back(); }
   int64_t d_in() const { return d_in_; }
@@ -55,7 +63,7 @@ class FileActivationSource {
   void check_finite(const torch::Tensor& rows, const std::vector<int64_t>& indices) const;
 
   std::vector<ShardInfo> shards_;
-  std::vector<MappedFile> files_;    // parallel to shards_
+  std::vector<MappedFile> files_;    // indexed by ShardInfo::file
   std::vector<int64_t> row_starts_;  // global index of each shard's first row, then num_rows
   int64_t d_in_ = 0;
 };

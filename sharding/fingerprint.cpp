@@ -24,9 +24,11 @@ json fingerprint_file(const std::filesystem::path& path) {
 
 }  // namespace
 
-json fingerprint_files(const std::vector<std::string>& globs) {
+json fingerprint_files(const std::vector<std::string>& globs) { return fingerprint_paths(expand_globs(globs)); }
+
+json fingerprint_paths(const std::vector<std::filesystem::path>& files) {
   json shards = json::array();
-  for (const auto& path : expand_globs(globs)) shards.push_back(fingerprint_file(path));
+  for (const auto& path : files) shards.push_back(fingerprint_file(path));
   return shards;
 }
 

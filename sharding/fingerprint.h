@@ -2,6 +2,7 @@
 // each shard's path, size, modification time and a hash of its header and of sampled blocks.
 #pragma once
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,8 @@ namespace sweep::sharding {
 // [{"path", "bytes", "mtime_ns", "sample_hash"}, ...] for the files the globs match (sorted).
 // Reads at most about 200 KiB per shard. Throws DataError as FileActivationSource does.
 nlohmann::json fingerprint_files(const std::vector<std::string>& globs);
+// The same for files named one by one (no globbing).
+nlohmann::json fingerprint_paths(const std::vector<std::filesystem::path>& files);
 
 struct FingerprintChange {
   std::vector<std::string> changed;  // "PATH: what changed", for content that differs

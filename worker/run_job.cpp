@@ -165,6 +165,10 @@ JobOutcome train_and_evaluate(const JobConfig& job, Communicator& comm, const fs
   const sharding::Dataset* data = scaled ? scaled.get() : raw.get();
   JobConfig cfg = job;
   cfg.sae.d_in = data->d_in();  // the data decides the width (activation files carry their own)
+  if (const auto origin = raw->cache_origin()) {  // a SAELens cache knows its hook and context size
+    cfg.origin.hook_name = origin->hook_name;
+    cfg.origin.context_size = origin->context_size;
+  }
   Trainer trainer(cfg, comm, device);
   const auto& train = cfg.train;
   auto resumed = resume_from_checkpoint(trainer.state(), comm, job_dir);
