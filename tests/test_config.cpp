@@ -609,6 +609,23 @@ TEST_F(Config, FilesSourceWithoutPaths) {
   EXPECT_EQ(plan("[data]\nsource = \"files\"\npaths = [\"acts/*.npy\"]\n").size(), 2u);
 }
 
+TEST_F(Config, SaelensSourceTakesOneDirectoryAndNoGlobs) {
+  expect_plan_error("[data]\nsource = \"saelens\"\n",
+                    {"bad.toml", "data.path", "data.source = \"saelens\" needs the directory"});
+  expect_plan_error("[data]\nsource = \"saelens\"\npath = \"cache\"\npaths = [\"a.npy\"]\n",
+                    {"bad.toml", "data.paths", "a SAELens cache is given by data.path"});
+  expect_plan_error("[data]\nsource = \"files\"\npath = \"cache\"\npaths = [\"a.npy\"]\n",
+                    {"bad.toml", "data.path", "activation files are given by data.paths"});
+  const auto jobs = plan("[data]\nsource = \"saelens\"\npath = \"cache\"\nhook_name = \"blocks.2.hook_resid_post\"\n");
+  ASSERT_EQ(jobs.size(), 2u);
+  const auto data = sweep::launcher::to_data_config(jobs[0].resolved);
+  EXPECT_EQ(data.source, sweep::sharding::DataConfig::Source::Saelens);
+  EXPECT_EQ(data.path, "cache");
+  EXPECT_EQ(data.column, "blocks.2.hook_resid_post") << "data.hook_name names the cache's column";
+  EXPECT_EQ(sweep::launcher::to_data_config(plan("[data]\nsource = \"saelens\"\npath = \"cache\"\n")[0].resolved).column, "")
+      << "left at its default, the cache's only Array2D column is taken";
+}
+
 TEST_F(Config, PMinGreaterThanPMax) {
   expect_plan_error(
       "[data]\n"            // 1

@@ -50,11 +50,15 @@ if (o.compress) {
   arrow.compressionRegistry.set(arrow.CompressionType.LZ4_FRAME, {encode: frame, decode: (b) => b.subarray(7)});
 }
 
-// The values of n sequences: activations in the leaf's own storage, and token ids.
+// The values of n sequences: activations in the leaf's own storage (float16 as its bits), and
+// token ids.
+const storage = {float32: Float32Array, float16: Uint16Array, float64: Float64Array}[leafName];
 function makeValues(n) {
-  const count = n * ctx * d;
-  const acts = new Float64Array(count);
-  for (let i = 0; i < count; ++i) acts[i] = (uniform() * 2 - 1) * (1 + (i % d) / d);
+  const acts = new storage(n * ctx * d);
+  for (let i = 0; i < acts.length; ++i) {
+    const value = (uniform() * 2 - 1) * (1 + (i % d) / d);
+    acts[i] = leafName === 'float16' ? arrow.util.float64ToUint16(value) : value;
+  }
   const tokens = new Int32Array(n * ctx);
   for (let i = 0; i < tokens.length; ++i) tokens[i] = Math.floor(uniform() * 1000);
   return {acts, tokens};
@@ -67,10 +71,7 @@ function offsets(n, step) {
 }
 
 function batchOf(values, n) {
-  const leaf = arrow.makeVector(leafName === 'float32' ? Float32Array.from(values.acts)
-                               : leafName === 'float64' ? Float64Array.from(values.acts)
-                               : arrow.vectorFromArray(Array.from(values.acts), new arrow.Float16()).data[0].values).data[0];
-  const leafData = arrow.makeData({type: leafType, length: n * ctx * d, data: leaf.values});
+  const leafData = arrow.makeData({type: leafType, length: n * ctx * d, data: values.acts});
   const inner = arrow.makeData({type: innerType, length: n * ctx, valueOffsets: offsets(n * ctx, d), child: leafData});
   const outer = arrow.makeData({type: outerType, length: n, valueOffsets: offsets(n, ctx), child: inner});
   const children = [outer];
@@ -79,7 +80,7 @@ function batchOf(values, n) {
     children.push(arrow.makeData({type: tokenType, length: n, child: ids}));
   }
   const struct = arrow.makeData({type: new arrow.Struct(fields), length: n, children});
-  return {batch: new arrow.RecordBatch(schema, struct), leafBytes: new Uint8Array(leafData.values.buffer, leafData.values.byteOffset, leafData.values.byteLength)};
+  return new arrow.RecordBatch(schema, struct);
 }
 
 function npy(descr, shape, bytes) {
@@ -103,9 +104,8 @@ o.sequences.forEach((count, s) => {
   for (let first = 0; first < count; first += o.batch_sequences) {
     const n = Math.min(o.batch_sequences, count - first);
     const values = makeValues(n);
-    const {batch, leafBytes} = batchOf(values, n);
-    batches.push(batch);
-    rowBytes.push(Buffer.from(leafBytes));
+    batches.push(batchOf(values, n));
+    rowBytes.push(Buffer.from(values.acts.buffer));
     tokenBytes.push(Buffer.from(values.tokens.buffer));
   }
   const writer = new arrow.RecordBatchStreamWriter({compressionType: o.compress ? arrow.CompressionType.LZ4_FRAME : null});
