@@ -114,8 +114,11 @@ class FileDataset : public Dataset {
       : source_(std::move(opened.first)), origin_(std::move(opened.second)), seed_(cfg.seed) {
     int64_t n = source_.num_rows();
     if (cfg.eval_tokens >= n) {
-      throw DataError("data.eval_tokens = " + std::to_string(cfg.eval_tokens) + " but " + source_description(cfg) +
-                      " holds only " + std::to_string(n) + " rows\nHINT: lower data.eval_tokens or add more data");
+      const bool cache = cfg.source == DataConfig::Source::Saelens;
+      throw DataError("data.eval_tokens = " + std::to_string(cfg.eval_tokens) + " but " +
+                      (cache ? "the SAELens cache " + cfg.path + " holds" : std::string("the activation files hold")) +
+                      " only " + std::to_string(n) + " rows\nHINT: lower data.eval_tokens or add more " +
+                      (cache ? "sequences to the cache" : "shards to data.paths"));
     }
     auto order = permutation(n, seed_);
     train_rows_ = order.narrow(0, 0, n - cfg.eval_tokens).contiguous();

@@ -36,7 +36,10 @@ const leafType = leafTypes[leafName]();
 const innerType = new arrow.List(new arrow.Field('item', leafType, true));
 const outerType = new arrow.List(new arrow.Field('item', innerType, true));
 const tokenType = new arrow.FixedSizeList(ctx, new arrow.Field('item', new arrow.Int32(), true));
-const fields = [new arrow.Field(o.hook, outerType, true)];
+// datasets stores Array2D as an Arrow extension type: its storage type, named in the field's metadata.
+const array2d = new Map([['ARROW:extension:name', 'datasets.features.features.Array2DExtensionType'],
+                         ['ARROW:extension:metadata', JSON.stringify([[ctx, d], o.dtype])]]);
+const fields = [new arrow.Field(o.hook, outerType, true, array2d)];
 if (o.tokens) fields.push(new arrow.Field('token_ids', tokenType, true));
 const features = {[o.hook]: {shape: [ctx, d], dtype: o.dtype, _type: 'Array2D'}};
 if (o.tokens) features.token_ids = {feature: {dtype: 'int32', _type: 'Value'}, length: ctx, _type: 'Sequence'};
