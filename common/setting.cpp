@@ -2,6 +2,7 @@
 #include "common/setting.h"
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 
 namespace sweep::setting_checks {
@@ -9,9 +10,13 @@ namespace {
 
 using nlohmann::json;
 
+// A bound as a message prints it: whole numbers in full (16777216, not 1.67772e+07).
 std::string number(double v) {
   std::ostringstream s;
-  s << v;
+  if (v == std::floor(v) && std::fabs(v) < 1e15)
+    s << static_cast<long long>(v);
+  else
+    s << v;
   return s.str();
 }
 
