@@ -28,6 +28,8 @@ constexpr const char* kRewriteHint =
     "(or restore the file)";
 
 json read_json(const fs::path& file) {
+  if (fs::exists(file) && !fs::is_regular_file(file))  // a FIFO would block the read
+    fail_with_hint(file.string(), "is not a regular file", kLayoutHint);
   std::ifstream in(file);
   if (!in) fail_with_hint(file.string(), std::string("cannot be read: ") + std::strerror(errno), kLayoutHint);
   try {

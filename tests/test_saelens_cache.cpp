@@ -1,9 +1,11 @@
 // SAELens activation caches (data.source = "saelens"), written by apache-arrow's JavaScript
 // implementation, not by sweep: the reader gives the numbers and token ids the writer wrote, for
-// every dtype and with several shards and record batches; damaged and unsupported caches are
-// refused with exit 2 naming the file and the reason; a sweep on a cache trains exactly as on the
+// every dtype and with several shards and record batches; damaged and unsupported caches (and a
+// FIFO where a file belongs) are refused with exit 2 naming the file and the reason; a sweep on a cache trains exactly as on the
 // same rows written as .npy; first-letter labels come from the cache's token ids.
 #include <gtest/gtest.h>
+
+#include <sys/stat.h>
 
 #include <fstream>
 
@@ -134,6 +136,12 @@ TEST(SaelensCache, RefusesDamagedAndUnsupportedCachesWithExit2) {
        },
        "data-00000-of-00003.arrow", "holds 16 entries where 12 are expected"},
       {"missing", options("float32"), [&](const fs::path& d) { fs::remove(d / shard); }, shard, "state.json lists"},
+      {"fifo", options("float32"),
+       [](const fs::path& d) {
+         fs::remove(d / "dataset_info.json");
+         ASSERT_EQ(mkfifo((d / "dataset_info.json").c_str(), 0600), 0);  // reading it would wait for a writer
+       },
+       "dataset_info.json", "is not a regular file"},
       {"dict", options("float32"), [](const fs::path& d) { std::ofstream(d / "dataset_dict.json") << "{}"; },
        "cache_dict", "DatasetDict"},
   };
