@@ -5,6 +5,7 @@
 #include <glob.h>
 
 #include <algorithm>
+#include <cmath>
 #include <array>
 #include <cstring>
 #include <set>
@@ -280,10 +281,12 @@ torch::Tensor FileActivationSource::rows(const std::vector<int64_t>& indices) co
 
 void FileActivationSource::check_finite(const torch::Tensor& rows,
                                         const std::vector<int64_t>& indices) const {
-  // Times 0, a NaN or Inf gives NaN and every other value exactly 0: one pass and a sum, where
-  // isfinite takes four passes (0.5 ms of a 10 ms step at batch 1024, d_in 256).
-  if (rows.mul(0).sum().item<double>() == 0.0) return;
-  const torch::Tensor bad_rows = torch::isfinite(rows).all(1).logical_not().nonzero();  // not empty: some row is
+  // A NaN or Inf makes the sum non-finite: one pass and no temporary as large as the batch (a
+  // fresh one per batch costs its page faults, more than the pass). Finite values whose sum
+  // overflows fall through to the exact check below, which then finds nothing.
+  if (std::isfinite(rows.sum().item<double>())) return;
+  const torch::Tensor bad_rows = torch::isfinite(rows).all(1).logical_not().nonzero();
+  if (bad_rows.numel() == 0) return;
   const int64_t position = bad_rows[0][0].item<int64_t>();
   const auto [shard, row] = locate(indices[position]);
   const bool nan = rows[position].isnan().any().item<bool>();
