@@ -22,6 +22,8 @@ const std::type_index kFilledStructs[] = {
 
 }  // namespace
 
+const char* data_source_key(const json& c) { return c["data.source"] == "files" ? "data.paths" : "data.path"; }
+
 sharding::DataConfig to_data_config(const json& c) {
   sharding::DataConfig data;
   fill_settings(config_schema(), c, data);

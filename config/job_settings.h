@@ -24,6 +24,9 @@ inline constexpr const char* kNormalizeFactorKey = "data.normalize_factor";
 
 worker::JobConfig to_job_config(const PlannedJob& job);
 // The data settings alone (also used by `sweep data export` and the pre-flight data check).
+// The key that names a file or cache source's data: "data.paths" (files) or "data.path" (a cache).
+const char* data_source_key(const nlohmann::json& resolved);
+
 sharding::DataConfig to_data_config(const nlohmann::json& resolved);
 RunSettings to_run_settings(const nlohmann::json& resolved);
 

@@ -19,7 +19,7 @@ std::map<std::string, int64_t> check_data(const SweepSpec& spec, const std::vect
     }
     auto key = c["data.paths"].dump() + c["data.path"].dump() + c["data.hook_name"].dump() + c["data.tensor"].dump() +
                c["data.eval_tokens"].dump() + c["data.ground_truth"].dump() + c["data.labels"].dump();
-    const char* source_key = c["data.source"] == "files" ? "data.paths" : "data.path";
+    const char* source_key = data_source_key(c);
     auto where = spec.where.count(source_key) ? spec.where.at(source_key) : spec.file.filename().string();
     const std::string named = std::string(source_key) + " = " + c[source_key].dump();
     if (!width_of_source.count(key)) {

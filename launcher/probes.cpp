@@ -36,7 +36,7 @@ json probe_settings(const json& resolved) {
 json fingerprints(const json& resolved) {
   json out = json::object();
   if (resolved["data.source"] != "synthetic") {
-    out[resolved["data.source"] == "files" ? "data.paths" : "data.path"] =
+    out[data_source_key(resolved)] =
         sharding::fingerprint_paths(sharding::source_files(to_data_config(resolved)));
   }
   const auto labels = resolved["data.labels"].get<std::string>();
